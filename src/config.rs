@@ -1,0 +1,316 @@
+//! The configuration: defaults, the `key = value` file, command-line overrides and validation.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::limits::MIN_SESSION_TIMEOUT;
+use crate::lock::LockMethod;
+use crate::mbox::{MboxFormat, MboxSettings};
+
+/// Where log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Syslog,
+    Stderr,
+    File(PathBuf),
+}
+
+/// Every setting; see etc/pop3d.conf for each key's meaning.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub user: Option<String>,
+    pub users_file: PathBuf,
+    pub mailbox: String,
+    pub state_dir: PathBuf,
+    pub mbox: MboxSettings,
+    pub apop: bool,
+    pub hostname: String,
+    pub max_sessions: usize,
+    pub max_sessions_per_ip: usize,
+    pub timeout_login: Duration,
+    pub timeout_session: Duration,
+    pub max_bad_commands: u32,
+    pub log: LogTarget,
+    pub log_level: log::LevelFilter,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec!["0.0.0.0:110".parse().unwrap(), "[::]:110".parse().unwrap()],
+            user: Some("mail".into()),
+            users_file: "/etc/pop3d/users".into(),
+            mailbox: "/var/mail/%u".into(),
+            state_dir: "/var/lib/pop3d".into(),
+            mbox: MboxSettings {
+                format: MboxFormat::Mboxrd,
+                locking: vec![LockMethod::Fcntl, LockMethod::Dotlock],
+                lock_timeout: Duration::from_secs(10),
+                max_messages: 1_000_000,
+                max_size: 8 << 30,
+            },
+            apop: false,
+            hostname: system_hostname(),
+            max_sessions: 200,
+            max_sessions_per_ip: 20,
+            timeout_login: Duration::from_secs(60),
+            timeout_session: MIN_SESSION_TIMEOUT,
+            max_bad_commands: 5,
+            log: LogTarget::Syslog,
+            log_level: log::LevelFilter::Info,
+        }
+    }
+}
+
+impl Config {
+    /// Parses a configuration file's text over the defaults. Errors name the line.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let mut config = Config::default();
+        let mut seen = Vec::new();
+        for (no, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| format!("line {}: expected `key = value`", no + 1))?;
+            let key = key.trim();
+            if seen.contains(&key) {
+                return Err(format!("line {}: `{key}` is set twice", no + 1));
+            }
+            seen.push(key);
+            config
+                .set(key, value.trim())
+                .map_err(|e| format!("line {}: {e}", no + 1))?;
+        }
+        Ok(config)
+    }
+
+    /// Sets one key from its text value.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let bad = |what: &str| format!("`{key}`: {what}, got `{value}`");
+        match key {
+            "listen" => {
+                self.listen = list(value)
+                    .map(|a| {
+                        a.parse()
+                            .map_err(|_| bad("expected addresses like 0.0.0.0:110 or [::]:110"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                if self.listen.is_empty() {
+                    return Err(bad("expected at least one address"));
+                }
+            }
+            "user" => self.user = (!value.is_empty()).then(|| value.to_string()),
+            "users_file" => self.users_file = path(value).ok_or_else(|| bad("expected a path"))?,
+            "mailbox" => {
+                if !value.contains("%u") {
+                    return Err(bad("expected a path template containing %u"));
+                }
+                self.mailbox = value.to_string();
+            }
+            "state_dir" => self.state_dir = path(value).ok_or_else(|| bad("expected a path"))?,
+            "mbox_format" => {
+                self.mbox.format = match value {
+                    "mboxrd" => MboxFormat::Mboxrd,
+                    "mboxo" => MboxFormat::Mboxo,
+                    _ => return Err(bad("expected mboxrd or mboxo")),
+                }
+            }
+            "mbox_locking" => {
+                self.mbox.locking = list(value)
+                    .map(|m| {
+                        LockMethod::parse(m)
+                            .ok_or_else(|| bad("expected fcntl, flock and/or dotlock"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "lock_timeout" => {
+                self.mbox.lock_timeout =
+                    Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
+            }
+            "max_messages" => {
+                self.mbox.max_messages =
+                    number(value).ok_or_else(|| bad("expected a number"))? as usize
+            }
+            "max_mailbox_size" => {
+                self.mbox.max_size =
+                    size(value).ok_or_else(|| bad("expected a size like 512M or 8G"))?
+            }
+            "apop" => self.apop = boolean(value).ok_or_else(|| bad("expected yes or no"))?,
+            "hostname" => {
+                if value.is_empty()
+                    || !value
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+                {
+                    return Err(bad("expected a host name"));
+                }
+                self.hostname = value.to_string();
+            }
+            "max_sessions" => {
+                self.max_sessions =
+                    positive(value).ok_or_else(|| bad("expected a number above 0"))?
+            }
+            "max_sessions_per_ip" => {
+                self.max_sessions_per_ip =
+                    positive(value).ok_or_else(|| bad("expected a number above 0"))?
+            }
+            "timeout_login" => {
+                self.timeout_login = Duration::from_secs(
+                    positive(value).ok_or_else(|| bad("expected seconds above 0"))? as u64,
+                )
+            }
+            "timeout_session" => {
+                let t = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?);
+                if t < MIN_SESSION_TIMEOUT {
+                    return Err(bad("RFC 1939 requires at least 600 seconds"));
+                }
+                self.timeout_session = t;
+            }
+            "max_bad_commands" => {
+                self.max_bad_commands =
+                    number(value).ok_or_else(|| bad("expected a number"))? as u32
+            }
+            "log" => {
+                self.log = match value {
+                    "syslog" => LogTarget::Syslog,
+                    "stderr" => LogTarget::Stderr,
+                    _ => LogTarget::File(
+                        path(value)
+                            .ok_or_else(|| bad("expected syslog, stderr or an absolute path"))?,
+                    ),
+                }
+            }
+            "log_level" => {
+                self.log_level = match value {
+                    "error" => log::LevelFilter::Error,
+                    "warn" => log::LevelFilter::Warn,
+                    "info" => log::LevelFilter::Info,
+                    "debug" => log::LevelFilter::Debug,
+                    _ => return Err(bad("expected error, warn, info or debug")),
+                }
+            }
+            _ => return Err(format!("unknown key `{key}`")),
+        }
+        Ok(())
+    }
+
+    /// The settings pop3d cannot run without; checked after overrides.
+    pub fn validate(&self, inetd: bool) -> Result<(), String> {
+        if inetd && self.log == LogTarget::Stderr {
+            return Err(
+                "`log = stderr` is not allowed with -i: stderr may be the client's socket".into(),
+            );
+        }
+        if !self.state_dir.is_dir() {
+            return Err(format!(
+                "state_dir {} is not a directory",
+                self.state_dir.display()
+            ));
+        }
+        let text = std::fs::read_to_string(&self.users_file)
+            .map_err(|e| format!("users_file {}: {e}", self.users_file.display()))?;
+        crate::users::parse(&text)
+            .map_err(|e| format!("users_file {}: {e}", self.users_file.display()))?;
+        Ok(())
+    }
+
+    /// The mbox path of a (validated) user name.
+    pub fn mailbox_path(&self, user: &str) -> PathBuf {
+        let mut out = String::new();
+        let mut chars = self.mailbox.chars();
+        while let Some(c) = chars.next() {
+            match (c, chars.clone().next()) {
+                ('%', Some('u')) => {
+                    out.push_str(user);
+                    chars.next();
+                }
+                ('%', Some('%')) => {
+                    out.push('%');
+                    chars.next();
+                }
+                _ => out.push(c),
+            }
+        }
+        out.into()
+    }
+}
+
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn path(value: &str) -> Option<PathBuf> {
+    (!value.is_empty()).then(|| value.into())
+}
+
+fn number(value: &str) -> Option<u64> {
+    value.parse().ok()
+}
+
+fn positive(value: &str) -> Option<usize> {
+    value.parse().ok().filter(|&n: &usize| n > 0)
+}
+
+fn boolean(value: &str) -> Option<bool> {
+    match value {
+        "yes" | "true" | "on" => Some(true),
+        "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `123`, `64K`, `512M`, `8G` (powers of 1024).
+fn size(value: &str) -> Option<u64> {
+    let (digits, shift) = match value.as_bytes().last()? {
+        b'K' | b'k' => (&value[..value.len() - 1], 10),
+        b'M' | b'm' => (&value[..value.len() - 1], 20),
+        b'G' | b'g' => (&value[..value.len() - 1], 30),
+        _ => (value, 0),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+fn system_hostname() -> String {
+    crate::sys::hostname().unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let c = Config::parse(include_str!("../etc/pop3d.conf")).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.mbox.max_size, 8 << 30);
+        assert_eq!(c.timeout_session, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        assert_eq!(
+            Config::parse("# c\nbogus = 1\n").unwrap_err(),
+            "line 2: unknown key `bogus`"
+        );
+        assert!(Config::parse("timeout_session = 60\n")
+            .unwrap_err()
+            .contains("600"));
+        assert!(Config::parse("apop = yes\napop = no\n")
+            .unwrap_err()
+            .contains("twice"));
+        assert!(Config::parse("listen = nowhere\n").is_err());
+        assert!(Config::parse("mailbox = /var/mail/fixed\n").is_err());
+    }
+
+    #[test]
+    fn mailbox_template() {
+        let mut c = Config::default();
+        c.set("mailbox", "/m/%u/100%%/%u").unwrap();
+        assert_eq!(c.mailbox_path("bob"), PathBuf::from("/m/bob/100%/bob"));
+    }
+}

@@ -1,0 +1,161 @@
+//! Daemon mode: binds the listeners, drops root, then serves one OS thread per connection within session limits.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::limits::{LIMIT_LOG_INTERVAL, SESSION_STACK};
+use crate::{session, sys};
+
+/// Sessions running now, in total and per client address.
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    last_limit_log: Option<Instant>,
+}
+
+/// Releases a session's place in `Counts` when the session thread ends,
+/// however it ends.
+struct Slot {
+    counts: Arc<Mutex<Counts>>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        c.total -= 1;
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Binds every `listen` address, switches to `user` when root, and serves
+/// until killed. `reload` re-reads the configuration on SIGHUP.
+pub fn run(
+    config: Config,
+    reload: impl Fn() -> Result<Config, String> + Send + Sync + 'static,
+) -> Result<(), String> {
+    let mut listeners = Vec::new();
+    for addr in &config.listen {
+        let l = sys::listen(*addr, 128).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = l.local_addr().map_err(|e| e.to_string())?;
+        log::info!("listening on {local}");
+        listeners.push(l);
+    }
+    if sys::is_root() {
+        let user = config
+            .user
+            .as_deref()
+            .ok_or("started as root without `user` to switch to")?;
+        sys::drop_privileges(user)?;
+    }
+    sys::catch_sighup();
+    let shared = Arc::new(Shared {
+        config: RwLock::new(Arc::new(config)),
+        counts: Default::default(),
+        reload: Box::new(reload),
+    });
+    let mut threads = Vec::new();
+    let last = listeners.pop().ok_or("no listen address")?;
+    for l in listeners {
+        let shared = shared.clone();
+        threads.push(std::thread::spawn(move || accept_loop(l, shared)));
+    }
+    accept_loop(last, shared);
+    Ok(())
+}
+
+struct Shared {
+    config: RwLock<Arc<Config>>,
+    counts: Arc<Mutex<Counts>>,
+    reload: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
+}
+
+impl Shared {
+    /// The configuration for a new session, re-read first after a SIGHUP.
+    fn config(&self) -> Arc<Config> {
+        if sys::SIGHUP.swap(false, Ordering::SeqCst) {
+            match (self.reload)() {
+                Ok(new) => {
+                    log::info!("configuration reloaded (listen addresses need a restart)");
+                    *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+                }
+                Err(e) => log::error!("configuration reload failed, keeping the old one: {e}"),
+            }
+        }
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Takes a session slot for `ip`, or None when a limit is reached.
+    fn admit(&self, ip: IpAddr, config: &Config) -> Option<Slot> {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let per_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
+        if c.total >= config.max_sessions || per_ip >= config.max_sessions_per_ip {
+            let now = Instant::now();
+            if c.last_limit_log
+                .map_or(true, |t| now.duration_since(t) >= LIMIT_LOG_INTERVAL)
+            {
+                c.last_limit_log = Some(now);
+                log::warn!(
+                    "session limit reached ({} total, {per_ip} from {ip}): refusing connections",
+                    c.total
+                );
+            }
+            return None;
+        }
+        c.total += 1;
+        *c.per_ip.entry(ip).or_insert(0) += 1;
+        Some(Slot {
+            counts: self.counts.clone(),
+            ip,
+        })
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors or memory: back off instead of spinning.
+                log::error!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let config = shared.config();
+        let Some(slot) = shared.admit(peer.ip(), &config) else {
+            refuse(stream);
+            continue;
+        };
+        let spawned = std::thread::Builder::new()
+            .stack_size(SESSION_STACK)
+            .spawn(move || {
+                let _slot = slot;
+                let _ = stream.set_nodelay(true);
+                session::serve(&config, stream, &peer.to_string());
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start a session thread: {e}");
+        }
+    }
+}
+
+/// Tells a client over the limits to come back later, without waiting on it.
+fn refuse(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.write_all(b"-ERR [SYS/TEMP] too many sessions, try again later\r\n");
+}

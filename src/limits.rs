@@ -1,0 +1,51 @@
+//! Every fixed limit and default of pop3d in one place, each with the reason for it.
+
+use std::time::Duration;
+
+/// RFC 2449 section 4: a command line is at most 255 octets including CRLF.
+pub const MAX_LINE: usize = 255;
+
+/// RFC 1939 section 3: arguments are at most 40 characters. PASS and SASL
+/// responses are exempt (RFC 2449 raised the line limit for them; long
+/// passphrases from password managers are common).
+pub const MAX_ARG: usize = 40;
+
+/// Client input is read in blocks of this size; pipelined commands that
+/// arrive together are answered together.
+pub const READ_BUFFER: usize = 4 * 1024;
+
+/// Replies are collected in a buffer of this size and written in as few
+/// writes as possible (PIPELINING); RETR streams through it in blocks.
+pub const WRITE_BUFFER: usize = 32 * 1024;
+
+/// The mbox is read in blocks of this size while indexing and streaming.
+/// A line longer than this is handled in pieces (never loaded whole).
+pub const MBOX_BLOCK: usize = 64 * 1024;
+
+/// Stack of a session thread: sessions keep their buffers on the heap, so a
+/// small stack keeps 1,000 idle sessions cheap.
+pub const SESSION_STACK: usize = 256 * 1024;
+
+/// RFC 1939 section 3: the autologout timer is at least 10 minutes.
+pub const MIN_SESSION_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// After a failed login the session waits this long times the number of
+/// failures so far (capped), to slow down password guessing.
+pub const AUTH_FAIL_DELAY: Duration = Duration::from_millis(500);
+pub const AUTH_FAIL_DELAY_MAX_STEPS: u32 = 8;
+
+/// Failed logins allowed in one session before it is closed.
+pub const MAX_AUTH_FAILURES: u32 = 5;
+
+/// A dotlock older than this is stale (left by a crashed writer) and is
+/// removed, as procmail and mutt do.
+pub const DOTLOCK_STALE: Duration = Duration::from_secs(300);
+
+/// Pause between attempts to take a mailbox lock held by someone else.
+pub const LOCK_RETRY: Duration = Duration::from_millis(50);
+
+/// A "too many sessions" log line is written at most this often.
+pub const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// RFC 1939: a UIDL is 1 to 70 characters in 0x21..=0x7E.
+pub const MAX_UIDL: usize = 70;

@@ -1,0 +1,238 @@
+//! Mailbox locks shared with delivery agents (fcntl, flock, dotlock) and the per-maildrop session lock behind [IN-USE].
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::limits::{DOTLOCK_STALE, LOCK_RETRY};
+use crate::sys::{self, Locked};
+
+/// One kind of mailbox lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMethod {
+    Fcntl,
+    Flock,
+    Dotlock,
+}
+
+impl LockMethod {
+    pub fn parse(name: &str) -> Option<LockMethod> {
+        match name {
+            "fcntl" => Some(LockMethod::Fcntl),
+            "flock" => Some(LockMethod::Flock),
+            "dotlock" => Some(LockMethod::Dotlock),
+            _ => None,
+        }
+    }
+}
+
+/// Errors taking a lock.
+#[derive(Debug)]
+pub enum LockError {
+    /// Someone else held it for the whole timeout.
+    Busy(LockMethod),
+    Io(LockMethod, io::Error),
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Busy(m) => write!(f, "{m:?} lock busy"),
+            LockError::Io(m, e) => write!(f, "{m:?} lock failed: {e}"),
+        }
+    }
+}
+
+/// The locks held on an mbox; released in reverse order when dropped.
+pub struct MboxLock<'a> {
+    file: &'a File,
+    dotlock: Option<PathBuf>,
+    held: Vec<LockMethod>,
+}
+
+impl<'a> MboxLock<'a> {
+    /// Takes every lock in `methods`, in order, waiting up to `timeout` for
+    /// each. `exclusive` selects a write lock (fcntl/flock need a file open
+    /// for writing then).
+    pub fn acquire(
+        path: &Path,
+        file: &'a File,
+        methods: &[LockMethod],
+        exclusive: bool,
+        timeout: Duration,
+    ) -> Result<MboxLock<'a>, LockError> {
+        let mut lock = MboxLock {
+            file,
+            dotlock: None,
+            held: Vec::new(),
+        };
+        let deadline = Instant::now() + timeout;
+        for &method in methods {
+            match method {
+                LockMethod::Fcntl => retry(method, deadline, || fcntl_lock(file, exclusive))?,
+                LockMethod::Flock => retry(method, deadline, || flock(file, exclusive))?,
+                LockMethod::Dotlock => {
+                    let dot = dotlock_path(path);
+                    retry(method, deadline, || dotlock(&dot))?;
+                    lock.dotlock = Some(dot);
+                }
+            }
+            lock.held.push(method);
+        }
+        Ok(lock)
+    }
+}
+
+impl Drop for MboxLock<'_> {
+    fn drop(&mut self) {
+        for method in self.held.iter().rev() {
+            let fd = self.file.as_raw_fd();
+            match method {
+                LockMethod::Fcntl => {
+                    let _ = sys::fcntl_lock(fd, libc::F_UNLCK);
+                }
+                LockMethod::Flock => {
+                    let _ = sys::flock(fd, libc::LOCK_UN);
+                }
+                LockMethod::Dotlock => {
+                    if let Some(dot) = &self.dotlock {
+                        let _ = fs::remove_file(dot);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Calls `attempt` until it takes the lock (Ok(true)) or `deadline` passes.
+fn retry(
+    method: LockMethod,
+    deadline: Instant,
+    mut attempt: impl FnMut() -> io::Result<bool>,
+) -> Result<(), LockError> {
+    loop {
+        match attempt() {
+            Ok(true) => return Ok(()),
+            Ok(false) if Instant::now() < deadline => std::thread::sleep(LOCK_RETRY),
+            Ok(false) => return Err(LockError::Busy(method)),
+            Err(e) => return Err(LockError::Io(method, e)),
+        }
+    }
+}
+
+fn fcntl_lock(file: &File, exclusive: bool) -> io::Result<bool> {
+    let kind = if exclusive {
+        libc::F_WRLCK
+    } else {
+        libc::F_RDLCK
+    };
+    Ok(matches!(
+        sys::fcntl_lock(file.as_raw_fd(), kind)?,
+        Locked::Yes
+    ))
+}
+
+fn flock(file: &File, exclusive: bool) -> io::Result<bool> {
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
+    Ok(matches!(sys::flock(file.as_raw_fd(), op)?, Locked::Yes))
+}
+
+fn dotlock_path(mbox: &Path) -> PathBuf {
+    let mut p = mbox.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Creates `path` exclusively; removes it first when it is stale.
+fn dotlock(path: &Path) -> io::Result<bool> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+    {
+        Ok(mut f) => {
+            let _ = writeln!(f, "{}", std::process::id());
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let age = fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok());
+            if age.is_some_and(|a| a > DOTLOCK_STALE) {
+                log::warn!("removing stale dotlock {}", path.display());
+                let _ = fs::remove_file(path);
+            }
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Held for a whole session: a second session for the same maildrop, in this
+/// process or another, cannot take it. The kernel drops it if we die.
+pub struct SessionLock {
+    _file: File,
+}
+
+impl SessionLock {
+    /// Ok(None) when another session holds it.
+    pub fn try_acquire(state_dir: &Path, user: &str) -> io::Result<Option<SessionLock>> {
+        let path = state_dir.join(format!("{user}.session"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        Ok(flock(&file, true)?.then_some(SessionLock { _file: file }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_lock_is_exclusive_within_a_process() {
+        let dir = std::env::temp_dir().join(format!("pop3d-lock-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let first = SessionLock::try_acquire(&dir, "u").unwrap();
+        assert!(first.is_some());
+        assert!(SessionLock::try_acquire(&dir, "u").unwrap().is_none());
+        drop(first);
+        assert!(SessionLock::try_acquire(&dir, "u").unwrap().is_some());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dotlock_waits_then_times_out() {
+        let dir = std::env::temp_dir().join(format!("pop3d-dot-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mbox = dir.join("u");
+        let file = File::create(&mbox).unwrap();
+        let held =
+            MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::ZERO).unwrap();
+        assert!(dir.join("u.lock").exists());
+        let second = MboxLock::acquire(
+            &mbox,
+            &file,
+            &[LockMethod::Dotlock],
+            true,
+            Duration::from_millis(120),
+        );
+        assert!(matches!(second, Err(LockError::Busy(LockMethod::Dotlock))));
+        drop(held);
+        assert!(!dir.join("u.lock").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

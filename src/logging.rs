@@ -1,0 +1,88 @@
+//! Log setup: syslog (facility mail, over /dev/log), stderr or a file, through the `log` facade; never a secret.
+
+use std::fs::OpenOptions;
+use std::os::unix::net::UnixDatagram;
+use std::sync::Mutex;
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use simplelog::{ConfigBuilder, WriteLogger};
+
+use crate::config::LogTarget;
+
+/// Installs the global logger. Errors are for the caller to report.
+pub fn init(target: &LogTarget, level: LevelFilter) -> Result<(), String> {
+    let config = ConfigBuilder::new()
+        .set_time_format_rfc3339()
+        .set_thread_level(LevelFilter::Off)
+        .build();
+    let result = match target {
+        LogTarget::Stderr => WriteLogger::init(level, config, std::io::stderr()),
+        LogTarget::File(path) => {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("log file {}: {e}", path.display()))?;
+            WriteLogger::init(level, config, file)
+        }
+        LogTarget::Syslog => {
+            log::set_max_level(level);
+            log::set_boxed_logger(Box::new(Syslog {
+                socket: Mutex::new(None),
+                level,
+            }))
+        }
+    };
+    result.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// Sends RFC 3164 lines to the local syslog daemon; drops lines when there
+/// is none (never falls back to stderr, which may be the client's socket).
+struct Syslog {
+    socket: Mutex<Option<UnixDatagram>>,
+    level: LevelFilter,
+}
+
+/// syslog facility "mail".
+const LOG_MAIL: u8 = 2 << 3;
+
+impl Log for Syslog {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let severity = match record.level() {
+            Level::Error => 3,
+            Level::Warn => 4,
+            Level::Info => 6,
+            Level::Debug | Level::Trace => 7,
+        };
+        let line = format!(
+            "<{}>pop3d[{}]: {}",
+            LOG_MAIL | severity,
+            std::process::id(),
+            record.args()
+        );
+        let Ok(mut socket) = self.socket.lock() else {
+            return;
+        };
+        for _ in 0..2 {
+            if socket.is_none() {
+                *socket = UnixDatagram::unbound()
+                    .and_then(|s| s.connect("/dev/log").map(|_| s))
+                    .ok();
+            }
+            match socket.as_ref().map(|s| s.send(line.as_bytes())) {
+                Some(Ok(_)) | None => return,
+                // syslogd restarted: reconnect once.
+                Some(Err(_)) => *socket = None,
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}

@@ -1,0 +1,158 @@
+//! pop3d's entry point: command-line options, configuration, logging, then inetd mode (-i) or the daemon.
+
+mod config;
+mod daemon;
+mod limits;
+mod lock;
+mod logging;
+mod mbox;
+mod parser;
+mod session;
+mod sys;
+mod transport;
+mod users;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use config::{Config, LogTarget};
+
+const USAGE: &str = "Usage: pop3d [-f FILE] [-i] [-t] [-V] [-l ADDR]... [-o KEY=VALUE]...";
+
+/// What the command line asked for.
+struct Options {
+    config_file: Option<PathBuf>,
+    inetd: bool,
+    check: bool,
+    listen: Vec<String>,
+    overrides: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let mut opts = getopts::Options::new();
+    opts.optopt("f", "", "configuration file (key = value lines)", "FILE");
+    opts.optflag(
+        "i",
+        "",
+        "serve one session on stdin/stdout (inetd, xinetd, tcpserver, systemd Accept=yes)",
+    );
+    opts.optflag("t", "", "check the configuration and exit");
+    opts.optflag("V", "", "print the version and exit");
+    opts.optflag("h", "", "print this help and exit");
+    opts.optmulti(
+        "l",
+        "",
+        "listen on ADDR (replaces `listen`; repeatable)",
+        "ADDR",
+    );
+    opts.optmulti(
+        "o",
+        "",
+        "set configuration KEY to VALUE (repeatable)",
+        "KEY=VALUE",
+    );
+    let m = match opts.parse(std::env::args().skip(1)) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("pop3d: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if m.opt_present("h") {
+        print!("{}", opts.usage(USAGE));
+        return ExitCode::SUCCESS;
+    }
+    if m.opt_present("V") {
+        println!("pop3d {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let options = Options {
+        config_file: m.opt_str("f").map(PathBuf::from),
+        inetd: m.opt_present("i"),
+        check: m.opt_present("t"),
+        listen: m.opt_strs("l"),
+        overrides: m.opt_strs("o"),
+    };
+    match run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => ExitCode::from(e),
+    }
+}
+
+/// Reads the file (if any) and applies the command-line overrides.
+fn load(options: &Options) -> Result<Config, String> {
+    let mut config = match &options.config_file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    for kv in &options.overrides {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("-o {kv}: expected KEY=VALUE"))?;
+        config
+            .set(k.trim(), v.trim())
+            .map_err(|e| format!("-o {kv}: {e}"))?;
+    }
+    if !options.listen.is_empty() {
+        config.set("listen", &options.listen.join(","))?;
+    }
+    config.validate(options.inetd)?;
+    if sys::is_root() && config.user.is_none() {
+        return Err("started as root: set `user` to the account sessions run as".into());
+    }
+    Ok(config)
+}
+
+/// Runs the chosen mode; the error is the exit code, after it was reported.
+fn run(options: Options) -> Result<(), u8> {
+    let config = match load(&options) {
+        Ok(c) => c,
+        Err(e) => {
+            report_early(&options, &e);
+            return Err(1);
+        }
+    };
+    if options.check {
+        println!("pop3d: configuration OK");
+        return Ok(());
+    }
+    if let Err(e) = logging::init(&config.log, config.log_level) {
+        report_early(&options, &e);
+        return Err(1);
+    }
+    std::panic::set_hook(Box::new(|info| {
+        log::error!("internal error (session ended): {info}")
+    }));
+    if options.inetd {
+        if sys::is_root() {
+            if let Err(e) = sys::drop_privileges(config.user.as_deref().unwrap_or("")) {
+                log::error!("{e}");
+                return Err(1);
+            }
+        }
+        session::serve(&config, transport::Stdio::new(), &transport::stdin_peer());
+        return Ok(());
+    }
+    let reload = move || load(&options);
+    daemon::run(config, reload).map_err(|e| {
+        log::error!("{e}");
+        eprintln!("pop3d: {e}");
+        1
+    })
+}
+
+/// Reports an error from before logging was set up: on stderr, except in
+/// inetd mode, where stderr may be the client's socket and syslog is used.
+fn report_early(options: &Options, e: &str) {
+    if options.inetd && !options.check {
+        if logging::init(&LogTarget::Syslog, log::LevelFilter::Error).is_ok() {
+            log::error!("{e}");
+        }
+    } else {
+        eprintln!("pop3d: {e}");
+    }
+}

@@ -1,0 +1,289 @@
+//! Splits mbox bytes into line segments and maps them to POP3 wire lines; shared by indexing and streaming so sizes always match.
+//!
+//! A segment is a line's content with its line end (LF, CRLF or a lone CR)
+//! removed, or a piece of a line longer than the block size. Both the index
+//! scan and RETR/TOP use this one reader and `WireLine::of`, so the size that
+//! LIST announces is, by construction, what RETR sends.
+
+use std::io::{self, Read};
+
+use crate::limits::MBOX_BLOCK;
+
+/// How a segment ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEnd {
+    Lf,
+    CrLf,
+    /// A lone CR: a line end on the wire, but not an mbox line end.
+    Cr,
+    /// No line end: a piece of a long line, or the last line of the input.
+    None,
+}
+
+impl LineEnd {
+    /// Raw octets of the line end in the file.
+    pub fn len(self) -> u64 {
+        match self {
+            LineEnd::Lf | LineEnd::Cr => 1,
+            LineEnd::CrLf => 2,
+            LineEnd::None => 0,
+        }
+    }
+}
+
+/// What precedes a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follows {
+    /// The start of the input or an LF/CRLF: an mbox line start.
+    MboxLine,
+    /// A lone CR: a line start on the wire only.
+    Cr,
+    /// A piece of the same line.
+    Piece,
+}
+
+/// One segment, borrowed from the reader's buffer.
+pub struct Segment<'a> {
+    pub content: &'a [u8],
+    pub end: LineEnd,
+    pub follows: Follows,
+    /// Offset of the first content byte in the input.
+    pub offset: u64,
+}
+
+impl Segment<'_> {
+    /// Raw octets this segment covers in the input.
+    pub fn raw_len(&self) -> u64 {
+        self.content.len() as u64 + self.end.len()
+    }
+
+    /// A `From ` line at an mbox line start: a message separator.
+    pub fn is_separator(&self) -> bool {
+        self.follows == Follows::MboxLine && self.content.starts_with(b"From ")
+    }
+
+    /// An empty line with a line end at a wire line start.
+    pub fn is_blank(&self) -> bool {
+        self.follows != Follows::Piece && self.content.is_empty() && self.end != LineEnd::None
+    }
+}
+
+/// How `>From ` lines are unquoted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MboxFormat {
+    /// One `>` is removed from any line matching `>+From `.
+    Mboxrd,
+    /// `>From ` becomes `From `; deeper quoting is left alone.
+    Mboxo,
+}
+
+/// A segment as it goes on the wire: the content after unquoting, whether it
+/// needs a stuffed `.` before it, and whether CRLF follows it.
+pub struct WireLine<'a> {
+    pub content: &'a [u8],
+    pub stuff_dot: bool,
+    pub crlf: bool,
+}
+
+impl<'a> WireLine<'a> {
+    /// Maps a segment to its wire form. A message whose last segment has no
+    /// line end gets a CRLF after it (see `Message::size`).
+    pub fn of(seg: &Segment<'a>, format: MboxFormat) -> WireLine<'a> {
+        let mut content = seg.content;
+        if seg.follows == Follows::MboxLine && is_quoted_from(content, format) {
+            content = &content[1..];
+        }
+        let stuff_dot = seg.follows != Follows::Piece && content.first() == Some(&b'.');
+        WireLine {
+            content,
+            stuff_dot,
+            crlf: seg.end != LineEnd::None,
+        }
+    }
+
+    /// Octets on the wire before byte-stuffing (the size LIST reports).
+    pub fn size(&self) -> u64 {
+        self.content.len() as u64 + if self.crlf { 2 } else { 0 }
+    }
+}
+
+fn is_quoted_from(line: &[u8], format: MboxFormat) -> bool {
+    match format {
+        MboxFormat::Mboxo => line.starts_with(b">From "),
+        MboxFormat::Mboxrd => {
+            let gts = line.iter().take_while(|&&b| b == b'>').count();
+            gts > 0 && line[gts..].starts_with(b"From ")
+        }
+    }
+}
+
+/// Reads segments from `R` through a fixed block buffer.
+pub struct Segments<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// Input offset of `buf[start]`.
+    offset: u64,
+    follows: Follows,
+}
+
+impl<R: Read> Segments<R> {
+    /// `offset` is the input offset of the first byte `inner` yields; it must
+    /// be an mbox line start.
+    pub fn new(inner: R, offset: u64) -> Self {
+        Segments {
+            inner,
+            buf: vec![0; MBOX_BLOCK].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+            offset,
+            follows: Follows::MboxLine,
+        }
+    }
+
+    /// Moves unread bytes to the front and reads until the buffer is full or
+    /// the input ends. Returns false when nothing could be added.
+    fn refill(&mut self) -> io::Result<bool> {
+        if self.eof || (self.start == 0 && self.end == self.buf.len()) {
+            return Ok(false);
+        }
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        let before = self.end;
+        while self.end < self.buf.len() {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.end > before)
+    }
+
+    /// The next segment, or `None` at the end of the input.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> io::Result<Option<Segment<'_>>> {
+        let (len, end) = loop {
+            let window = &self.buf[self.start..self.end];
+            let found = memchr::memchr2(b'\n', b'\r', window)
+                .map(|i| (i, window[i], window.get(i + 1).copied()));
+            match found {
+                Some((i, b'\n', _)) => break (i, LineEnd::Lf),
+                Some((i, _, Some(b'\n'))) => break (i, LineEnd::CrLf),
+                Some((i, _, Some(_))) => break (i, LineEnd::Cr),
+                // A CR at the end of the buffer: its LF may follow.
+                Some((i, _, None)) => {
+                    if self.eof {
+                        break (i, LineEnd::Cr);
+                    }
+                    if !self.refill()? {
+                        // The buffer is full of one long line ending in CR:
+                        // hand out the piece before the CR and keep the CR.
+                        break (i, LineEnd::None);
+                    }
+                }
+                None => {
+                    if self.start == self.end && self.eof {
+                        return Ok(None);
+                    }
+                    if !self.refill()? {
+                        // Full buffer without a line end, or the last line at EOF.
+                        if self.start == self.end {
+                            return Ok(None);
+                        }
+                        break (self.end - self.start, LineEnd::None);
+                    }
+                }
+            }
+        };
+        let seg_start = self.start;
+        let consumed = len + end.len() as usize;
+        self.start += consumed;
+        let offset = self.offset;
+        self.offset += consumed as u64;
+        let follows = self.follows;
+        self.follows = match end {
+            LineEnd::Lf | LineEnd::CrLf => Follows::MboxLine,
+            LineEnd::Cr => Follows::Cr,
+            LineEnd::None => Follows::Piece,
+        };
+        Ok(Some(Segment {
+            content: &self.buf[seg_start..seg_start + len],
+            end,
+            follows,
+            offset,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(input: &[u8]) -> Vec<(Vec<u8>, LineEnd, Follows, u64)> {
+        let mut s = Segments::new(input, 0);
+        let mut out = Vec::new();
+        while let Some(seg) = s.next().unwrap() {
+            out.push((seg.content.to_vec(), seg.end, seg.follows, seg.offset));
+        }
+        out
+    }
+
+    #[test]
+    fn line_ends() {
+        let segs = collect(b"a\nb\r\nc\rd");
+        assert_eq!(
+            segs,
+            vec![
+                (b"a".to_vec(), LineEnd::Lf, Follows::MboxLine, 0),
+                (b"b".to_vec(), LineEnd::CrLf, Follows::MboxLine, 2),
+                (b"c".to_vec(), LineEnd::Cr, Follows::MboxLine, 5),
+                (b"d".to_vec(), LineEnd::None, Follows::Cr, 7),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_lines_come_in_pieces_and_cover_every_byte() {
+        let mut input = vec![b'x'; MBOX_BLOCK * 2 + 10];
+        input[MBOX_BLOCK - 1] = b'\r';
+        input.extend_from_slice(b"\nshort\n");
+        let segs = collect(&input);
+        let total: usize = segs.iter().map(|s| s.0.len() + s.1.len() as usize).sum();
+        assert_eq!(total, input.len());
+        assert_eq!(segs[0].1, LineEnd::None);
+        assert!(segs
+            .iter()
+            .skip(1)
+            .all(|s| s.2 != Follows::MboxLine || s.0 == b"short"));
+        assert_eq!(segs.last().unwrap().0, b"short");
+    }
+
+    #[test]
+    fn unquoting() {
+        let seg = |c: &'static [u8]| Segment {
+            content: c,
+            end: LineEnd::Lf,
+            follows: Follows::MboxLine,
+            offset: 0,
+        };
+        let rd = MboxFormat::Mboxrd;
+        assert_eq!(WireLine::of(&seg(b">From x"), rd).content, b"From x");
+        assert_eq!(WireLine::of(&seg(b">>From x"), rd).content, b">From x");
+        assert_eq!(
+            WireLine::of(&seg(b">>From x"), MboxFormat::Mboxo).content,
+            b">>From x"
+        );
+        assert_eq!(WireLine::of(&seg(b">Fromx"), rd).content, b">Fromx");
+        let dot = WireLine::of(&seg(b".hidden"), rd);
+        assert!(dot.stuff_dot && dot.crlf && dot.size() == 9);
+    }
+}

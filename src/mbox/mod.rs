@@ -1,0 +1,250 @@
+//! An mbox maildrop for one session: locked only while indexed or rewritten, read by message, updated at QUIT.
+
+mod index;
+mod lines;
+mod stream;
+mod update;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use index::{Message, ScanError};
+pub use lines::MboxFormat;
+pub use stream::Part;
+
+use crate::lock::{LockError, LockMethod, MboxLock};
+
+/// How mailboxes are read and locked (from the configuration).
+#[derive(Debug, Clone)]
+pub struct MboxSettings {
+    pub format: MboxFormat,
+    pub locking: Vec<LockMethod>,
+    pub lock_timeout: Duration,
+    pub max_messages: usize,
+    pub max_size: u64,
+}
+
+/// Why a maildrop cannot be opened or updated; each maps to a response code.
+#[derive(Debug)]
+pub enum MaildropError {
+    /// A delivery agent held the lock too long: try later ([SYS/TEMP]).
+    Locked(LockError),
+    /// Over a configured limit ([SYS/PERM]).
+    TooLarge(String),
+    /// Not an mbox ([SYS/PERM]).
+    Corrupt(String),
+    /// The file changed behind our back; nothing was deleted ([SYS/TEMP]).
+    Changed,
+    Io(io::Error),
+}
+
+impl MaildropError {
+    /// True for problems that go away by themselves ([SYS/TEMP]).
+    pub fn is_temporary(&self) -> bool {
+        !matches!(self, MaildropError::TooLarge(_) | MaildropError::Corrupt(_))
+    }
+}
+
+impl std::fmt::Display for MaildropError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaildropError::Locked(e) => write!(f, "mailbox locked: {e}"),
+            MaildropError::TooLarge(why) => write!(f, "mailbox over limit: {why}"),
+            MaildropError::Corrupt(why) => write!(f, "mailbox unreadable: {why}"),
+            MaildropError::Changed => write!(f, "mailbox was replaced during the session"),
+            MaildropError::Io(e) => write!(f, "mailbox I/O error: {e}"),
+        }
+    }
+}
+
+impl From<io::Error> for MaildropError {
+    fn from(e: io::Error) -> Self {
+        MaildropError::Io(e)
+    }
+}
+
+impl From<LockError> for MaildropError {
+    fn from(e: LockError) -> Self {
+        MaildropError::Locked(e)
+    }
+}
+
+/// The messages of one mbox as they were at login, with deletion marks.
+pub struct Maildrop {
+    path: PathBuf,
+    journal: PathBuf,
+    settings: MboxSettings,
+    /// The file indexed at login (None: no mailbox file, an empty maildrop).
+    file: Option<File>,
+    index: index::Index,
+    deleted: Vec<bool>,
+}
+
+impl Maildrop {
+    /// Locks the mbox at `path`, finishes an interrupted update recorded in
+    /// `journal`, indexes it and unlocks it.
+    pub fn open(
+        path: PathBuf,
+        journal: PathBuf,
+        settings: &MboxSettings,
+    ) -> Result<Maildrop, MaildropError> {
+        let recovering = journal.exists();
+        let file = match OpenOptions::new().read(true).write(recovering).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Maildrop {
+                    path,
+                    journal,
+                    settings: settings.clone(),
+                    file: None,
+                    index: index::Index::default(),
+                    deleted: Vec::new(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let index = {
+            let _lock = MboxLock::acquire(
+                &path,
+                &file,
+                &settings.locking,
+                recovering,
+                settings.lock_timeout,
+            )?;
+            if recovering {
+                update::recover(&file, &journal)?;
+            }
+            let len = file.metadata()?.len();
+            if len > settings.max_size {
+                return Err(MaildropError::TooLarge(format!(
+                    "{len} bytes, limit {}",
+                    settings.max_size
+                )));
+            }
+            index::scan(
+                io::Read::take(&file, len),
+                settings.format,
+                settings.max_messages,
+            )
+            .map_err(|e| match e {
+                ScanError::NotMbox => {
+                    MaildropError::Corrupt("does not start with a From line".into())
+                }
+                ScanError::TooManyMessages(n) => {
+                    MaildropError::TooLarge(format!("more than {n} messages"))
+                }
+                ScanError::Io(e) => MaildropError::Io(e),
+            })?
+        };
+        let deleted = vec![false; index.messages.len()];
+        Ok(Maildrop {
+            path,
+            journal,
+            settings: settings.clone(),
+            file: Some(file),
+            index,
+            deleted,
+        })
+    }
+
+    /// Number of messages at login, deleted ones included (the highest number).
+    pub fn len(&self) -> usize {
+        self.index.messages.len()
+    }
+
+    /// Message `n` (1-based) unless it does not exist or is marked deleted.
+    pub fn get(&self, n: u32) -> Option<&Message> {
+        let i = (n as usize).checked_sub(1)?;
+        if *self.deleted.get(i)? {
+            return None;
+        }
+        self.index.messages.get(i)
+    }
+
+    /// Whether message `n` exists and is marked deleted.
+    pub fn is_deleted(&self, n: u32) -> bool {
+        (n as usize)
+            .checked_sub(1)
+            .and_then(|i| self.deleted.get(i))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Messages not marked deleted, with their numbers.
+    pub fn live(&self) -> impl Iterator<Item = (u32, &Message)> {
+        self.index
+            .messages
+            .iter()
+            .zip(&self.deleted)
+            .enumerate()
+            .filter(|(_, (_, d))| !**d)
+            .map(|(i, (m, _))| (i as u32 + 1, m))
+    }
+
+    /// Count and total size of the messages not marked deleted.
+    pub fn stat(&self) -> (usize, u64) {
+        self.live()
+            .fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size))
+    }
+
+    /// Marks message `n` deleted; false if it does not exist or already is.
+    pub fn delete(&mut self, n: u32) -> bool {
+        if self.get(n).is_none() {
+            return false;
+        }
+        self.deleted[n as usize - 1] = true;
+        true
+    }
+
+    /// Unmarks every message.
+    pub fn reset(&mut self) {
+        self.deleted.iter_mut().for_each(|d| *d = false);
+    }
+
+    /// Marked messages and their total size.
+    pub fn marked(&self) -> (usize, u64) {
+        let (live, size) = self.stat();
+        (
+            self.len() - live,
+            self.index.messages.iter().map(|m| m.size).sum::<u64>() - size,
+        )
+    }
+
+    /// Sends message `n` byte-stuffed (without the final `.` line).
+    /// Returns the octets sent, or None if there is no such message.
+    pub fn send<W: Write>(&self, n: u32, part: Part, out: &mut W) -> Option<io::Result<u64>> {
+        let msg = self.get(n)?;
+        let file = self.file.as_ref()?;
+        Some(stream::send(file, msg, self.settings.format, part, out))
+    }
+
+    /// UPDATE: removes the marked messages. Returns how many were removed.
+    pub fn commit(self) -> Result<usize, MaildropError> {
+        let (marked, _) = self.marked();
+        let Some(scanned) = &self.file else {
+            return Ok(0);
+        };
+        if marked == 0 {
+            return Ok(0);
+        }
+        let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        let _lock = MboxLock::acquire(
+            &self.path,
+            &file,
+            &self.settings.locking,
+            true,
+            self.settings.lock_timeout,
+        )?;
+        let (now, then) = (file.metadata()?, scanned.metadata()?);
+        if now.dev() != then.dev() || now.ino() != then.ino() || now.len() < self.index.scanned_end
+        {
+            return Err(MaildropError::Changed);
+        }
+        let keep: Vec<bool> = self.deleted.iter().map(|d| !d).collect();
+        update::remove_messages(&file, &self.index, &keep, &self.journal)?;
+        Ok(marked)
+    }
+}

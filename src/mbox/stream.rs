@@ -1,0 +1,89 @@
+//! Streams one message (RETR) or its header and first lines (TOP) from the mbox to the client, byte-stuffed, in blocks.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+
+use super::index::Message;
+use super::lines::{MboxFormat, Segments, WireLine};
+
+/// Reads a byte range of a file with positioned reads, leaving the file's
+/// offset alone.
+struct Range<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Range<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf
+            .len()
+            .min((self.end - self.pos).try_into().unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// What to send of a message.
+#[derive(Debug, Clone, Copy)]
+pub enum Part {
+    Whole,
+    /// The header, the blank line, then this many body lines.
+    Top(u32),
+}
+
+/// Writes the message's wire form, byte-stuffed, without the final `.` line.
+/// Returns the octets sent before stuffing (equal to `msg.size` for `Whole`).
+pub fn send<W: Write>(
+    file: &File,
+    msg: &Message,
+    format: MboxFormat,
+    part: Part,
+    out: &mut W,
+) -> io::Result<u64> {
+    let range = Range {
+        file,
+        pos: msg.content,
+        end: msg.end,
+    };
+    let mut segs = Segments::new(range, msg.content);
+    let mut sent = 0;
+    let mut in_header = true;
+    let mut body_lines = 0u32;
+    let mut last_has_crlf = true;
+    while let Some(seg) = segs.next()? {
+        if !in_header {
+            if let Part::Top(limit) = part {
+                if body_lines >= limit {
+                    return Ok(sent);
+                }
+            }
+        }
+        let wire = WireLine::of(&seg, format);
+        if wire.stuff_dot {
+            out.write_all(b".")?;
+        }
+        out.write_all(wire.content)?;
+        if wire.crlf {
+            out.write_all(b"\r\n")?;
+            if !in_header {
+                body_lines += 1;
+            }
+        }
+        sent += wire.size();
+        last_has_crlf = wire.crlf;
+        if in_header && seg.is_blank() {
+            in_header = false;
+        }
+    }
+    if !last_has_crlf {
+        out.write_all(b"\r\n")?;
+        sent += 2;
+    }
+    Ok(sent)
+}

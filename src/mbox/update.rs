@@ -1,0 +1,455 @@
+//! UPDATE for an mbox: removes deleted messages in place through a journal, so a crash at any moment loses no mail.
+//!
+//! In place (not a new file and a rename) so that the inode, owner and mode
+//! stay, and a delivery agent that opened the mailbox before locking it
+//! still appends to the live file. The steps, all under the mailbox locks:
+//!
+//! 1. The bytes from the first deleted message to the end of the file, less
+//!    the deleted messages, are written to a journal (a temporary file, fsync,
+//!    rename): `first`, the old length, the new length and an MD5 of the old
+//!    bytes in `new_len..old_len`, which step 2 never touches.
+//! 2. The journal data is written over the mailbox at `first`, fsync.
+//! 3. The mailbox is truncated to the new length, fsync; the journal removed.
+//!
+//! A journal found later (under the locks, before the mailbox is read) is
+//! finished: if the file is shorter than the old length, or its bytes in
+//! `new_len..old_len` no longer match the MD5, step 3 had happened and the
+//! journal is just removed. Otherwise steps 2-3 are redone, carrying along
+//! any mail a delivery agent appended after the crash.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use md5::{Digest, Md5};
+
+use super::index::{Index, Message};
+use crate::limits::MBOX_BLOCK;
+
+const MAGIC: &str = "POP3D-JOURNAL-1";
+
+/// What a journal says about the rewrite it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Header {
+    dev: u64,
+    ino: u64,
+    first: u64,
+    old_len: u64,
+    new_len: u64,
+    tail_md5: [u8; 16],
+}
+
+impl Header {
+    fn line(&self) -> String {
+        let hex: String = self.tail_md5.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{MAGIC} {} {} {} {} {} {hex}\n",
+            self.dev, self.ino, self.first, self.old_len, self.new_len
+        )
+    }
+
+    fn parse(line: &str) -> Option<Header> {
+        let mut f = line.split_ascii_whitespace();
+        if f.next()? != MAGIC {
+            return None;
+        }
+        let mut num = || f.next()?.parse::<u64>().ok();
+        let (dev, ino, first, old_len, new_len) = (num()?, num()?, num()?, num()?, num()?);
+        let hex = f.next()?;
+        let mut tail_md5 = [0u8; 16];
+        if hex.len() != 32 {
+            return None;
+        }
+        for (i, b) in tail_md5.iter_mut().enumerate() {
+            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Header {
+            dev,
+            ino,
+            first,
+            old_len,
+            new_len,
+            tail_md5,
+        })
+    }
+}
+
+/// A piece of the new mailbox content after `first`.
+enum Piece<'a> {
+    /// Bytes `start..end` of a file.
+    Copy(&'a File, u64, u64),
+    Bytes(Vec<u8>),
+}
+
+impl Piece<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Piece::Copy(_, a, b) => b - a,
+            Piece::Bytes(v) => v.len() as u64,
+        }
+    }
+}
+
+/// Removes the messages whose `keep` flag is false from the mbox `file`
+/// (opened read-write, exclusively locked), which must be the file `index`
+/// was built from. `journal` is the journal's path; its directory must be
+/// writable. Returns false, changing nothing, when nothing is deleted.
+pub fn remove_messages(
+    file: &File,
+    index: &Index,
+    keep: &[bool],
+    journal: &Path,
+) -> io::Result<bool> {
+    let Some(first_gone) = keep.iter().position(|k| !k) else {
+        return Ok(false);
+    };
+    let meta = file.metadata()?;
+    let old_len = meta.len();
+    let first = index.messages[first_gone].start;
+    let kept: Vec<(usize, &Message)> = index
+        .messages
+        .iter()
+        .enumerate()
+        .skip(first_gone)
+        .filter(|(i, _)| keep[*i])
+        .collect();
+    let mut pieces = build_pieces(file, index, &kept, old_len, true);
+    let mut new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
+    if new_len >= old_len {
+        // Stored ids would make the file grow; the journal's recovery rule
+        // needs it to shrink, so leave them out this time.
+        pieces = build_pieces(file, index, &kept, old_len, false);
+        new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
+    }
+    let header = Header {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        first,
+        old_len,
+        new_len,
+        tail_md5: md5_range(file, new_len, old_len)?,
+    };
+    write_journal(journal, &header, &pieces)?;
+    apply(file, journal, &header)?;
+    Ok(true)
+}
+
+/// The new content after `first`: every kept message's raw block, with an
+/// `X-UIDL:` header for ids that depend on deleted copies, then mail
+/// appended since the scan.
+fn build_pieces<'a>(
+    file: &'a File,
+    index: &Index,
+    kept: &[(usize, &Message)],
+    len: u64,
+    store_ids: bool,
+) -> Vec<Piece<'a>> {
+    let mut pieces = Vec::new();
+    for &(i, msg) in kept {
+        let block_end = index.block_end(i);
+        if store_ids && msg.uid.needs_storing() {
+            pieces.push(Piece::Copy(file, msg.start, msg.content));
+            pieces.push(Piece::Bytes(format!("X-UIDL: {}\n", msg.uid).into_bytes()));
+            pieces.push(Piece::Copy(file, msg.content, block_end));
+        } else {
+            pieces.push(Piece::Copy(file, msg.start, block_end));
+        }
+    }
+    if len > index.scanned_end {
+        pieces.push(Piece::Copy(file, index.scanned_end, len));
+    }
+    pieces
+}
+
+/// Writes the journal under a temporary name, syncs it, then renames it into place.
+fn write_journal(journal: &Path, header: &Header, pieces: &[Piece]) -> io::Result<()> {
+    let tmp = journal.with_extension("journal-new");
+    let result = (|| {
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        out.write_all(header.line().as_bytes())?;
+        let mut buf = vec![0u8; MBOX_BLOCK];
+        for piece in pieces {
+            match piece {
+                Piece::Bytes(v) => out.write_all(v)?,
+                Piece::Copy(src, start, end) => copy_range(src, *start, *end, &mut out, &mut buf)?,
+            }
+        }
+        out.sync_all()?;
+        fs::rename(&tmp, journal)?;
+        sync_dir(journal)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Steps 2 and 3: journal data over the mailbox, truncate, remove the journal.
+fn apply(file: &File, journal: &Path, header: &Header) -> io::Result<()> {
+    let mut reader = BufReader::new(File::open(journal)?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut pos = header.first;
+    let mut buf = vec![0u8; MBOX_BLOCK];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        file.write_all_at(&buf[..n], pos)?;
+        pos += n as u64;
+    }
+    if pos != header.new_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "journal is shorter than it says",
+        ));
+    }
+    file.sync_data()?;
+    file.set_len(header.new_len)?;
+    file.sync_all()?;
+    fs::remove_file(journal)?;
+    sync_dir(journal)
+}
+
+/// Finishes an interrupted UPDATE recorded in `journal`, if there is one.
+/// `file` is the mailbox, opened read-write and exclusively locked.
+pub fn recover(file: &File, journal: &Path) -> io::Result<bool> {
+    let jfile = match File::open(journal) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut reader = BufReader::new(jfile);
+    let mut line = String::new();
+    reader.by_ref().take(512).read_line(&mut line)?;
+    let meta = file.metadata()?;
+    let header = match Header::parse(&line) {
+        Some(h) if h.dev == meta.dev() && h.ino == meta.ino() => h,
+        _ => {
+            // Not for this file (the mailbox was replaced): keep it for the operator.
+            let aside = journal.with_extension("journal-stale");
+            fs::rename(journal, &aside)?;
+            log::error!(
+                "journal {} does not match its mailbox; kept as {}",
+                journal.display(),
+                aside.display()
+            );
+            return Ok(false);
+        }
+    };
+    let len = meta.len();
+    if len < header.old_len || md5_range(file, header.new_len, header.old_len)? != header.tail_md5 {
+        // Truncated already: the rewrite was complete.
+        fs::remove_file(journal)?;
+        sync_dir(journal)?;
+        log::warn!(
+            "finished an interrupted update: journal {} was already applied",
+            journal.display()
+        );
+        return Ok(true);
+    }
+    // Not truncated: redo it with a new journal that also carries the mail
+    // appended after the old length.
+    let header_len = line.len() as u64;
+    let data_len = header.new_len - header.first;
+    let jfile = reader.into_inner();
+    let redo = Header {
+        new_len: header.new_len + (len - header.old_len),
+        old_len: len,
+        tail_md5: md5_range(file, header.new_len + (len - header.old_len), len)?,
+        ..header.clone()
+    };
+    let pieces = [
+        Piece::Copy(&jfile, header_len, header_len + data_len),
+        Piece::Copy(file, header.old_len, len),
+    ];
+    write_journal(journal, &redo, &pieces)?;
+    apply(file, journal, &redo)?;
+    log::warn!(
+        "finished an interrupted update of {} bytes from journal {}",
+        data_len,
+        journal.display()
+    );
+    Ok(true)
+}
+
+fn copy_range(
+    src: &File,
+    mut start: u64,
+    end: u64,
+    out: &mut impl Write,
+    buf: &mut [u8],
+) -> io::Result<()> {
+    while start < end {
+        let want = buf.len().min((end - start) as usize);
+        let n = src.read_at(&mut buf[..want], start)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "mailbox shrank while being copied",
+            ));
+        }
+        out.write_all(&buf[..n])?;
+        start += n as u64;
+    }
+    Ok(())
+}
+
+fn md5_range(file: &File, start: u64, end: u64) -> io::Result<[u8; 16]> {
+    struct HashWriter(Md5);
+    impl Write for HashWriter {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.update(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = HashWriter(Md5::new());
+    copy_range(
+        file,
+        start,
+        end.max(start),
+        &mut h,
+        &mut vec![0u8; MBOX_BLOCK],
+    )?;
+    Ok(h.0.finalize().into())
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mbox::index::scan;
+    use crate::mbox::lines::MboxFormat;
+
+    fn tempdir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("pop3d-upd-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    const MBOX: &[u8] = b"From a\nSubject: 1\n\none\n\nFrom b\nSubject: 2\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n";
+
+    #[test]
+    fn removes_in_place_and_keeps_appended_mail() {
+        let dir = tempdir("inplace");
+        let path = dir.join("mbox");
+        fs::write(&path, MBOX).unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let index = scan(&file, MboxFormat::Mboxrd, 100).unwrap();
+        let ino = file.metadata().unwrap().ino();
+        // A delivery after the scan.
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"From d\n\nfour\n\n")
+            .unwrap();
+        assert!(remove_messages(&file, &index, &[true, false, true], &dir.join("j")).unwrap());
+        let after = fs::read(&path).unwrap();
+        assert_eq!(
+            after,
+            b"From a\nSubject: 1\n\none\n\nFrom c\nSubject: 3\n\nthree\n\nFrom d\n\nfour\n\n"
+        );
+        assert_eq!(fs::metadata(&path).unwrap().ino(), ino);
+        assert!(!dir.join("j").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Simulates a crash after the journal is written, at every point of
+    /// step 2 and 3, with and without a delivery after the crash.
+    #[test]
+    fn recovery_from_every_crash_point() {
+        let expected: &[u8] = b"From a\nSubject: 1\n\none\n\nFrom c\nSubject: 3\n\nthree\n\n";
+        let new_mail: &[u8] = b"From e\n\nlate\n\n";
+        for delivered in [false, true] {
+            for written in 0..=expected.len() - 24 {
+                for truncated in [false, true] {
+                    if truncated && written != expected.len() - 24 {
+                        continue;
+                    }
+                    let dir = tempdir(&format!("crash-{delivered}-{written}-{truncated}"));
+                    let path = dir.join("mbox");
+                    let journal = dir.join("j");
+                    fs::write(&path, MBOX).unwrap();
+                    let file = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(&path)
+                        .unwrap();
+                    let index = scan(&file, MboxFormat::Mboxrd, 100).unwrap();
+                    let kept = [(0, &index.messages[0]), (2, &index.messages[2])];
+                    let pieces = build_pieces(&file, &index, &kept[1..], MBOX.len() as u64, true);
+                    let first = index.messages[1].start;
+                    let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
+                    let meta = file.metadata().unwrap();
+                    let header = Header {
+                        dev: meta.dev(),
+                        ino: meta.ino(),
+                        first,
+                        old_len: meta.len(),
+                        new_len,
+                        tail_md5: md5_range(&file, new_len, meta.len()).unwrap(),
+                    };
+                    write_journal(&journal, &header, &pieces).unwrap();
+                    // The crash: part of step 2 done, maybe step 3.
+                    file.write_all_at(&expected[24..24 + written], first)
+                        .unwrap();
+                    if truncated {
+                        file.set_len(new_len).unwrap();
+                    }
+                    if delivered {
+                        OpenOptions::new()
+                            .append(true)
+                            .open(&path)
+                            .unwrap()
+                            .write_all(new_mail)
+                            .unwrap();
+                    }
+                    assert!(recover(&file, &journal).unwrap());
+                    let want = [expected, if delivered { new_mail } else { b"" }].concat();
+                    assert_eq!(
+                        String::from_utf8_lossy(&fs::read(&path).unwrap()),
+                        String::from_utf8_lossy(&want)
+                    );
+                    assert!(!journal.exists());
+                    fs::remove_dir_all(&dir).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn header_round_trip() {
+        let h = Header {
+            dev: 1,
+            ino: 2,
+            first: 3,
+            old_len: 40,
+            new_len: 5,
+            tail_md5: [7; 16],
+        };
+        assert_eq!(Header::parse(&h.line()), Some(h));
+        assert_eq!(Header::parse("garbage"), None);
+    }
+}

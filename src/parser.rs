@@ -1,0 +1,331 @@
+//! Pure, resumable POP3 command parser: bytes in, typed commands out, no I/O.
+//!
+//! Lines end at LF (an optional CR before it is dropped). A line longer than
+//! `MAX_LINE` octets yields exactly one `LineTooLong` and is discarded to its
+//! end, so no command is ever taken from the middle of an overlong line.
+
+use crate::limits::{MAX_ARG, MAX_LINE};
+
+/// A POP3 command with its arguments checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    User(String),
+    /// The rest of the line after `PASS `, spaces included (RFC 1939 s.7).
+    Pass(Vec<u8>),
+    Apop {
+        name: String,
+        digest: String,
+    },
+    Stat,
+    List(Option<u32>),
+    Retr(u32),
+    Dele(u32),
+    Noop,
+    Rset,
+    Quit,
+    Top {
+        msg: u32,
+        lines: u32,
+    },
+    Uidl(Option<u32>),
+    Capa,
+}
+
+/// Why a line is not a command; each gets one `-ERR` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    LineTooLong,
+    /// NUL or a bare CR inside the line.
+    BadBytes,
+    Unknown,
+    /// Too few or too many arguments, or an argument that is not valid.
+    BadArguments,
+    ArgumentTooLong,
+    /// Not a decimal number in 1..=4294967295 (0 allowed for TOP's count).
+    BadNumber,
+}
+
+impl ParseError {
+    /// The text after `-ERR ` for this error.
+    pub fn message(self) -> &'static str {
+        match self {
+            ParseError::LineTooLong => "line too long",
+            ParseError::BadBytes => "invalid characters in command",
+            ParseError::Unknown => "unknown command",
+            ParseError::BadArguments => "invalid arguments",
+            ParseError::ArgumentTooLong => "argument too long",
+            ParseError::BadNumber => "invalid message number",
+        }
+    }
+}
+
+/// Accumulates at most one partial line between calls.
+#[derive(Default)]
+pub struct Parser {
+    line: Vec<u8>,
+    /// Discarding the rest of an overlong line (its error was reported).
+    skipping: bool,
+}
+
+impl Parser {
+    pub fn new() -> Self {
+        Parser {
+            line: Vec::with_capacity(MAX_LINE),
+            skipping: false,
+        }
+    }
+
+    /// Consumes bytes from `input` up to and including the end of one line
+    /// and returns its command or error; returns `None` when `input` is used
+    /// up without completing a line (the partial line is kept).
+    pub fn next(&mut self, input: &mut &[u8]) -> Option<Result<Command, ParseError>> {
+        while !input.is_empty() {
+            let (chunk, found_lf) = match memchr::memchr(b'\n', input) {
+                Some(i) => (&input[..i], true),
+                None => (&input[..], false),
+            };
+            *input = &input[chunk.len() + usize::from(found_lf)..];
+            if self.skipping {
+                if found_lf {
+                    self.skipping = false;
+                }
+                continue;
+            }
+            // The line plus its LF must fit in MAX_LINE octets.
+            if self.line.len() + chunk.len() + 1 > MAX_LINE {
+                self.line.clear();
+                self.skipping = !found_lf;
+                return Some(Err(ParseError::LineTooLong));
+            }
+            self.line.extend_from_slice(chunk);
+            if found_lf {
+                let result = parse_line(&self.line);
+                self.line.clear();
+                return Some(result);
+            }
+        }
+        None
+    }
+}
+
+/// Parses one line without its LF.
+fn parse_line(line: &[u8]) -> Result<Command, ParseError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().any(|&b| b == 0 || b == b'\r') {
+        return Err(ParseError::BadBytes);
+    }
+    let (keyword, rest) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &line[line.len()..]),
+    };
+    let keyword = keyword.to_ascii_uppercase();
+    if keyword == b"PASS" {
+        // The password is everything after the single space, as sent.
+        return if rest.is_empty() {
+            Err(ParseError::BadArguments)
+        } else {
+            Ok(Command::Pass(rest.to_vec()))
+        };
+    }
+    let args = split_args(rest)?;
+    let cmd = match (&keyword[..], args.as_slice()) {
+        (b"USER", [name]) => Command::User(text(name)?),
+        (b"APOP", [name, digest]) => Command::Apop {
+            name: text(name)?,
+            digest: text(digest)?,
+        },
+        (b"STAT", []) => Command::Stat,
+        (b"LIST", []) => Command::List(None),
+        (b"LIST", [n]) => Command::List(Some(msg_number(n)?)),
+        (b"RETR", [n]) => Command::Retr(msg_number(n)?),
+        (b"DELE", [n]) => Command::Dele(msg_number(n)?),
+        (b"NOOP", []) => Command::Noop,
+        (b"RSET", []) => Command::Rset,
+        (b"QUIT", []) => Command::Quit,
+        (b"TOP", [n, lines]) => Command::Top {
+            msg: msg_number(n)?,
+            lines: number(lines)?,
+        },
+        (b"UIDL", []) => Command::Uidl(None),
+        (b"UIDL", [n]) => Command::Uidl(Some(msg_number(n)?)),
+        (b"CAPA", []) => Command::Capa,
+        (
+            b"USER" | b"APOP" | b"STAT" | b"LIST" | b"RETR" | b"DELE" | b"NOOP" | b"RSET" | b"QUIT"
+            | b"TOP" | b"UIDL" | b"CAPA",
+            _,
+        ) => return Err(ParseError::BadArguments),
+        _ => return Err(ParseError::Unknown),
+    };
+    Ok(cmd)
+}
+
+/// Splits arguments on spaces (runs of spaces are tolerated, as clients
+/// differ) and enforces the argument length limit.
+fn split_args(rest: &[u8]) -> Result<Vec<&[u8]>, ParseError> {
+    let args: Vec<&[u8]> = rest
+        .split(|&b| b == b' ')
+        .filter(|a| !a.is_empty())
+        .collect();
+    if args.len() > 2 {
+        return Err(ParseError::BadArguments);
+    }
+    if args.iter().any(|a| a.len() > MAX_ARG) {
+        return Err(ParseError::ArgumentTooLong);
+    }
+    Ok(args)
+}
+
+/// A printable-ASCII argument as a string.
+fn text(arg: &[u8]) -> Result<String, ParseError> {
+    if arg.iter().all(|b| b.is_ascii_graphic()) {
+        Ok(String::from_utf8_lossy(arg).into_owned())
+    } else {
+        Err(ParseError::BadArguments)
+    }
+}
+
+/// A decimal number that fits in u32, built with checked arithmetic.
+fn number(arg: &[u8]) -> Result<u32, ParseError> {
+    if arg.is_empty() {
+        return Err(ParseError::BadNumber);
+    }
+    arg.iter().try_fold(0u32, |n, &b| {
+        if !b.is_ascii_digit() {
+            return Err(ParseError::BadNumber);
+        }
+        n.checked_mul(10)
+            .and_then(|n| n.checked_add(u32::from(b - b'0')))
+            .ok_or(ParseError::BadNumber)
+    })
+}
+
+/// A message number: a number of at least 1.
+fn msg_number(arg: &[u8]) -> Result<u32, ParseError> {
+    match number(arg)? {
+        0 => Err(ParseError::BadNumber),
+        n => Ok(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(parser: &mut Parser, bytes: &[u8]) -> Vec<Result<Command, ParseError>> {
+        let mut input = bytes;
+        let mut out = Vec::new();
+        while let Some(r) = parser.next(&mut input) {
+            out.push(r);
+        }
+        assert!(input.is_empty());
+        out
+    }
+
+    /// Feeds `bytes` in chunks of `size` and returns every result.
+    fn parse_chunked(bytes: &[u8], size: usize) -> Vec<Result<Command, ParseError>> {
+        let mut parser = Parser::new();
+        bytes
+            .chunks(size)
+            .flat_map(|c| parse_all(&mut parser, c))
+            .collect()
+    }
+
+    fn dialogue() -> (Vec<u8>, Vec<Result<Command, ParseError>>) {
+        let long = format!("USER {}\r\n", "x".repeat(300));
+        let mut bytes = Vec::new();
+        let mut expect = Vec::new();
+        let mut add = |line: &[u8], r: Result<Command, ParseError>| {
+            bytes.extend_from_slice(line);
+            expect.push(r);
+        };
+        add(b"CAPA\r\n", Ok(Command::Capa));
+        add(b"user alice\r\n", Ok(Command::User("alice".into())));
+        add(
+            b"PASS pass with spaces \r\n",
+            Ok(Command::Pass(b"pass with spaces ".to_vec())),
+        );
+        add(
+            b"APOP bob c4c9334bac560ecc979e58001b3e22fb\r\n",
+            Ok(Command::Apop {
+                name: "bob".into(),
+                digest: "c4c9334bac560ecc979e58001b3e22fb".into(),
+            }),
+        );
+        add(b"STAT\n", Ok(Command::Stat));
+        add(b"LIST\r\n", Ok(Command::List(None)));
+        add(b"LIST 4294967295\r\n", Ok(Command::List(Some(u32::MAX))));
+        add(b"LIST 4294967297\r\n", Err(ParseError::BadNumber));
+        add(b"LIST 0\r\n", Err(ParseError::BadNumber));
+        add(b"LIST -1\r\n", Err(ParseError::BadNumber));
+        add(b"LIST +1\r\n", Err(ParseError::BadNumber));
+        add(b"retr 007\r\n", Ok(Command::Retr(7)));
+        add(b"DELE 2\r\n", Ok(Command::Dele(2)));
+        add(b"TOP 1 0\r\n", Ok(Command::Top { msg: 1, lines: 0 }));
+        add(b"TOP 1\r\n", Err(ParseError::BadArguments));
+        add(b"UIDL\r\n", Ok(Command::Uidl(None)));
+        add(b"UIDL 3\r\n", Ok(Command::Uidl(Some(3))));
+        add(b"NOOP\r\n", Ok(Command::Noop));
+        add(b"NOOP extra\r\n", Err(ParseError::BadArguments));
+        add(b"RSET\r\n", Ok(Command::Rset));
+        add(b"GET / HTTP/1.1\r\n", Err(ParseError::Unknown));
+        add(b"\r\n", Err(ParseError::Unknown));
+        add(b"STAT\0\r\n", Err(ParseError::BadBytes));
+        add(b"ST\rAT\r\n", Err(ParseError::BadBytes));
+        add(long.as_bytes(), Err(ParseError::LineTooLong));
+        add(
+            format!("USER {}\r\n", "y".repeat(41)).as_bytes(),
+            Err(ParseError::ArgumentTooLong),
+        );
+        add(b"QUIT\r\n", Ok(Command::Quit));
+        (bytes, expect)
+    }
+
+    #[test]
+    fn whole_dialogue_in_every_chunk_size() {
+        let (bytes, expect) = dialogue();
+        let mut size = 1;
+        while size <= 512 {
+            assert_eq!(parse_chunked(&bytes, size), expect, "chunk size {size}");
+            size *= 2;
+        }
+        assert_eq!(parse_chunked(&bytes, bytes.len()), expect);
+    }
+
+    #[test]
+    fn line_limit_counts_the_line_end() {
+        // 253 octets + CRLF = 255: accepted. 254 + CRLF = 256: refused.
+        let ok = format!("PASS {}\r\n", "p".repeat(248));
+        assert_eq!(ok.len(), 255);
+        assert!(matches!(
+            parse_chunked(ok.as_bytes(), 7)[..],
+            [Ok(Command::Pass(_))]
+        ));
+        let long = format!("PASS {}\r\n", "p".repeat(249));
+        assert_eq!(
+            parse_chunked(long.as_bytes(), 7),
+            vec![Err(ParseError::LineTooLong)]
+        );
+    }
+
+    #[test]
+    fn overlong_line_is_one_error_and_never_a_command() {
+        // A command hidden in the middle of a long line must not run.
+        let mut line = "A".repeat(1250).into_bytes();
+        line.extend_from_slice(b"\rDELE 1\r\nQUIT\r\n");
+        for size in [1, 3, 64, 4096] {
+            assert_eq!(
+                parse_chunked(&line, size),
+                vec![Err(ParseError::LineTooLong), Ok(Command::Quit)]
+            );
+        }
+    }
+
+    #[test]
+    fn partial_line_is_kept() {
+        let mut p = Parser::new();
+        let mut input: &[u8] = b"NO";
+        assert_eq!(p.next(&mut input), None);
+        let mut input: &[u8] = b"OP\r\n";
+        assert_eq!(p.next(&mut input), Some(Ok(Command::Noop)));
+    }
+}

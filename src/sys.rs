@@ -1,0 +1,248 @@
+//! The one place with `unsafe`: thin, checked wrappers over the POSIX calls std does not offer.
+//!
+//! Every function here takes and returns safe types; each `unsafe` block
+//! passes only valid pointers to buffers it owns, sized as the call expects.
+
+use std::ffi::CString;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::os::fd::{FromRawFd, RawFd};
+use std::time::Duration;
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Waits until `fd` is ready for `events` (POLLIN/POLLOUT); `TimedOut` after `timeout`.
+pub fn poll(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<()> {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd.
+        match check(unsafe { libc::poll(&mut pfd, 1, ms) }) {
+            Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// read(2) on a descriptor we do not own (stdin).
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: reads at most buf.len() bytes into buf.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// write(2) on a descriptor we do not own (stdout).
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: writes at most buf.len() bytes from buf.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// The peer address of a socket descriptor; None for a pipe or file.
+pub fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
+    // SAFETY: a zeroed sockaddr_storage is valid; getpeername fills at most `len` bytes.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    check(unsafe {
+        libc::getpeername(
+            fd,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    })
+    .ok()?;
+    match addr.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let a: &libc::sockaddr_in =
+                unsafe { &*(&addr as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::new(
+                IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()),
+                u16::from_be(a.sin_port),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let a: &libc::sockaddr_in6 =
+                unsafe { &*(&addr as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::new(
+                IpAddr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Outcome of a non-blocking lock attempt.
+pub enum Locked {
+    Yes,
+    /// Held by someone else.
+    Busy,
+}
+
+/// fcntl(F_SETLK) on the whole file: F_RDLCK, F_WRLCK or F_UNLCK.
+pub fn fcntl_lock(fd: RawFd, kind: libc::c_int) -> io::Result<Locked> {
+    // SAFETY: a zeroed flock is valid (whole file from offset 0).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: F_SETLK with a valid flock struct.
+    match check(unsafe { libc::fcntl(fd, libc::F_SETLK, &fl) }) {
+        Ok(_) => Ok(Locked::Yes),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EAGAIN)) => Ok(Locked::Busy),
+        Err(e) => Err(e),
+    }
+}
+
+/// flock(2) without blocking: LOCK_SH, LOCK_EX or LOCK_UN.
+pub fn flock(fd: RawFd, op: libc::c_int) -> io::Result<Locked> {
+    // SAFETY: flock takes no pointers.
+    match check(unsafe { libc::flock(fd, op | libc::LOCK_NB) }) {
+        Ok(_) => Ok(Locked::Yes),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(Locked::Busy),
+        Err(e) => Err(e),
+    }
+}
+
+/// The system's host name.
+pub fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    check(unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) }).ok()?;
+    let len = buf.iter().position(|&b| b == 0)?;
+    String::from_utf8(buf[..len].to_vec())
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// A listening TCP socket. IPv6 sockets are IPv6-only, so `0.0.0.0:110`
+/// and `[::]:110` can both be bound.
+pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let family = if addr.is_ipv6() {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
+    // SAFETY: socket takes no pointers; the descriptor is owned by `listener` below.
+    let fd = check(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd is a fresh socket we own; TcpListener closes it on drop.
+    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    let opt = |level, name| {
+        // SAFETY: the option value is a valid c_int of the size passed.
+        check(unsafe { libc::setsockopt(fd, level, name, (&one as *const libc::c_int).cast(), 4) })
+    };
+    opt(libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
+    let (storage, len) = sockaddr(addr);
+    if addr.is_ipv6() {
+        opt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
+    }
+    // SAFETY: storage holds a sockaddr of `len` bytes for this family.
+    check(unsafe { libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len) })?;
+    // SAFETY: listen takes no pointers.
+    check(unsafe { libc::listen(fd, backlog) })?;
+    Ok(listener)
+}
+
+fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: a zeroed sockaddr_storage is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+            let sin: &mut libc::sockaddr_in =
+                unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in6.
+            let sin6: &mut libc::sockaddr_in6 =
+                unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// The effective user id is root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Switches the whole process to `user` (its uid, primary gid and no
+/// supplementary groups) for good, and checks that root cannot be regained.
+pub fn drop_privileges(user: &str) -> Result<(), String> {
+    let name = CString::new(user).map_err(|_| format!("invalid user name {user:?}"))?;
+    // SAFETY: a zeroed passwd is valid; getpwnam_r fills it with pointers into `buf`.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe {
+        libc::getpwnam_r(
+            name.as_ptr(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return Err(format!("user {user:?} does not exist"));
+    }
+    let (uid, gid) = (pw.pw_uid, pw.pw_gid);
+    if uid == 0 {
+        return Err(format!("user {user:?} is root; sessions never run as root"));
+    }
+    // SAFETY: setgroups reads one gid from a valid pointer; setgid/setuid take no pointers.
+    unsafe {
+        check(libc::setgroups(1, &gid)).map_err(|e| format!("setgroups: {e}"))?;
+        check(libc::setgid(gid)).map_err(|e| format!("setgid: {e}"))?;
+        check(libc::setuid(uid)).map_err(|e| format!("setuid: {e}"))?;
+        if libc::setuid(0) == 0 {
+            return Err("could regain root after dropping privileges".into());
+        }
+    }
+    Ok(())
+}
+
+/// A flag set by SIGHUP (config reload), polled by the daemon.
+pub static SIGHUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_sighup(_: libc::c_int) {
+    SIGHUP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Sets SIGHUP to raise the `SIGHUP` flag instead of ending the process.
+pub fn catch_sighup() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGHUP, on_sighup as *const () as libc::sighandler_t);
+    }
+}

@@ -1,0 +1,226 @@
+//! The users file and password checks: crypt(3) hashes, plain secrets for APOP, constant time, same path for unknown users.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use md5::{Digest, Md5};
+
+/// A stored credential.
+#[derive(Clone)]
+pub enum Secret {
+    /// A crypt(3) string: `$6$`, `$5$` or `$1$`.
+    Crypt(String),
+    /// A plain secret (needed by APOP).
+    Plain(Vec<u8>),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Secret::Crypt(_) => "Crypt(..)",
+            Secret::Plain(_) => "Plain(..)",
+        })
+    }
+}
+
+/// A SHA512-CRYPT hash of a random string, checked when the user does not
+/// exist so that the answer and its timing are the same.
+const DUMMY_HASH: &str =
+    "$6$pop3dnobody$EY80/em/H.ebsQcz/2eFIrXDp7Rj2gjt.YA0r0BzBXSQVvIkDxzXIXNrhKxTODMFSU1oHWiiiZuMK8S6a95dE/";
+
+/// Checks that `name` is safe to use as a maildrop name in a path: 1-64 of
+/// `[A-Za-z0-9._+@-]`, not starting with `.` (so no `/`, no `..`, no NUL).
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-@".contains(&b))
+}
+
+/// Parses one users file; returns the entries or the first error with its line number.
+pub fn parse(text: &str) -> Result<Vec<(String, Secret)>, String> {
+    let mut users = Vec::new();
+    for (no, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let err = |what: &str| format!("line {}: {what}", no + 1);
+        let (name, rest) = line
+            .split_once(':')
+            .ok_or_else(|| err("expected name:password-hash"))?;
+        let hash = rest.split(':').next().unwrap_or("");
+        if !valid_name(name) {
+            return Err(err("invalid user name"));
+        }
+        users.push((
+            name.to_string(),
+            parse_secret(hash).ok_or_else(|| err("unsupported password hash"))?,
+        ));
+    }
+    Ok(users)
+}
+
+fn parse_secret(hash: &str) -> Option<Secret> {
+    let (scheme, value) = match hash.strip_prefix('{').and_then(|h| h.split_once('}')) {
+        Some((scheme, value)) => (Some(scheme.to_ascii_uppercase()), value),
+        None => (None, hash),
+    };
+    let crypt_prefix = match scheme.as_deref() {
+        Some("PLAIN") => return Some(Secret::Plain(value.as_bytes().to_vec())),
+        Some("SHA512-CRYPT") => "$6$",
+        Some("SHA256-CRYPT") => "$5$",
+        Some("MD5-CRYPT") => "$1$",
+        Some(_) => return None,
+        None => ["$6$", "$5$", "$1$"]
+            .into_iter()
+            .find(|p| value.starts_with(p))?,
+    };
+    (value.starts_with(crypt_prefix) && value.len() > 4).then(|| Secret::Crypt(value.to_string()))
+}
+
+/// Reads the users file and returns `name`'s secret, if any.
+pub fn lookup(path: &Path, name: &str) -> io::Result<Option<Secret>> {
+    let text = fs::read_to_string(path)?;
+    let users = parse(&text).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
+    Ok(users.into_iter().find(|(n, _)| n == name).map(|(_, s)| s))
+}
+
+/// Checks a password. `secret` None (unknown user) does the same work as a
+/// wrong password and fails.
+pub fn check_password(secret: Option<&Secret>, password: &[u8]) -> bool {
+    let (hash, known) = match secret {
+        Some(Secret::Crypt(h)) => (h.as_str(), true),
+        Some(Secret::Plain(p)) => {
+            // Hash anyway so timing does not reveal the scheme.
+            let _ = crypt(DUMMY_HASH, password);
+            return constant_time_eq(p, password);
+        }
+        None => (DUMMY_HASH, false),
+    };
+    match crypt(hash, password) {
+        Some(computed) => constant_time_eq(computed.as_bytes(), hash.as_bytes()) && known,
+        None => false,
+    }
+}
+
+/// crypt(3) of `password` with the salt and parameters of `setting`.
+/// SHA256-CRYPT and MD5-CRYPT are verified, never created: pwhash marks
+/// them deprecated for new passwords, which is not our use.
+#[allow(deprecated)]
+fn crypt(setting: &str, password: &[u8]) -> Option<String> {
+    let r = if setting.starts_with("$6$") {
+        pwhash::sha512_crypt::hash_with(setting, password)
+    } else if setting.starts_with("$5$") {
+        pwhash::sha256_crypt::hash_with(setting, password)
+    } else if setting.starts_with("$1$") {
+        pwhash::md5_crypt::hash_with(setting, password)
+    } else {
+        return None;
+    };
+    r.ok()
+}
+
+/// APOP (RFC 1939 section 7): `digest` must be the hex MD5 of the greeting's
+/// challenge followed by the shared secret. Users without a plain secret fail
+/// after the same work.
+pub fn check_apop(secret: Option<&Secret>, challenge: &str, digest: &str) -> bool {
+    let (plain, known): (&[u8], bool) = match secret {
+        Some(Secret::Plain(p)) => (p, true),
+        _ => (b"", false),
+    };
+    let mut md5 = Md5::new();
+    md5.update(challenge.as_bytes());
+    md5.update(plain);
+    let expect: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    constant_time_eq(expect.as_bytes(), digest.to_ascii_lowercase().as_bytes()) && known
+}
+
+/// Compares without an early exit on the first difference.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const USERS: &str = include_str!("../etc/users.example");
+
+    fn secret(name: &str) -> Option<Secret> {
+        parse(USERS)
+            .unwrap()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s)
+    }
+
+    #[test]
+    fn every_scheme_of_the_example_file() {
+        for name in ["demo", "sha256", "md5", "apopuser"] {
+            let s = secret(name).unwrap();
+            assert!(check_password(Some(&s), b"secret"), "{name}");
+            assert!(!check_password(Some(&s), b"Secret"), "{name}");
+        }
+        assert!(!check_password(None, b"secret"));
+    }
+
+    #[test]
+    fn dovecot_style_prefixes() {
+        let users = parse("a:{SHA512-CRYPT}$6$pop3ddemo$v.qzGaYGZyiFyZXdQJyydnGuFB7rjPJ9J76.Yqf5tjQfl91Phkj8Js1AMDa/DkssDAviSWrahqLEdgzFO7jOA1\n").unwrap();
+        assert!(check_password(Some(&users[0].1), b"secret"));
+        assert!(parse("a:{SSHA}xyz\n").is_err());
+        assert!(parse("a:nohash\n").is_err());
+        assert!(parse("../x:$1$a$b\n").is_err());
+    }
+
+    #[test]
+    fn apop_rfc1939_example() {
+        let s = Secret::Plain(b"tanstaaf".to_vec());
+        let challenge = "<1896.697170952@dbc.mtview.ca.us>";
+        assert!(check_apop(
+            Some(&s),
+            challenge,
+            "c4c9334bac560ecc979e58001b3e22fb"
+        ));
+        assert!(!check_apop(
+            Some(&s),
+            challenge,
+            "c4c9334bac560ecc979e58001b3e22fc"
+        ));
+        assert!(!check_apop(
+            secret("demo").as_ref(),
+            challenge,
+            "c4c9334bac560ecc979e58001b3e22fb"
+        ));
+    }
+
+    #[test]
+    fn names() {
+        for ok in ["alice", "a.b", "user@example.com", "x-1_2+3"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../etc",
+            "a/b",
+            "a\0b",
+            ".hidden",
+            &"x".repeat(65),
+        ] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+}
