@@ -1,0 +1,158 @@
+//! Hostile and broken clients: overlong lines, NUL bytes, huge numbers, garbage, other protocols, vanishing mid-RETR.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpStream;
+
+use common::{from_line, Daemon, Spool, HANG_GUARD};
+
+fn one_message() -> Vec<u8> {
+    format!("{}Subject: x\n\nbody\n", from_line("a@x")).into_bytes()
+}
+
+#[test]
+fn bad_lines_get_exactly_one_err_each_and_the_session_goes_on() {
+    let spool = Spool::new();
+    spool.write_mbox("alice", &one_message());
+    let d = Daemon::start(&spool, &[]);
+    let mut c = d.connect();
+    assert!(c.login("alice", "secret").starts_with("+OK"));
+    // A 10 KB line with a command hidden in it: one -ERR, nothing executed.
+    let mut long = "A".repeat(5000);
+    long.push_str("\rDELE 1\r");
+    long.push_str(&"B".repeat(5000));
+    long.push_str("\r\n");
+    c.send(long.as_bytes());
+    assert_eq!(c.line(), "-ERR line too long");
+    c.send(b"STAT\0\r\n");
+    assert_eq!(c.line(), "-ERR invalid characters in command");
+    c.send(b"RETR 99999999999999999999999999\r\n");
+    assert_eq!(c.line(), "-ERR invalid message number");
+    c.send(b"\xff\xfe\x80garbage\r\n");
+    assert_eq!(c.line(), "-ERR unknown command");
+    c.send(b"\r\n");
+    assert_eq!(c.line(), "-ERR unknown command");
+    assert_eq!(c.cmd("STAT"), "+OK 1 20", "nothing was deleted");
+    assert!(c.cmd("QUIT").starts_with("+OK bye, 0"));
+    assert_eq!(spool.read_mbox("alice"), one_message());
+}
+
+#[test]
+fn another_protocol_on_the_port_is_disconnected() {
+    let spool = Spool::new();
+    let d = Daemon::start(&spool, &["max_bad_commands = 3"]);
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    c.send(b"GET / HTTP/1.1\r\nHost: example\r\nUser-Agent: x\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+    let rest = String::from_utf8(c.rest()).unwrap();
+    let errs = rest.lines().filter(|l| l.starts_with("-ERR")).count();
+    assert_eq!(errs, 5, "4 errors, then the closing one: {rest}");
+    assert!(rest.contains("too many invalid commands"));
+}
+
+#[test]
+fn client_vanishing_mid_retr_or_before_quit_changes_nothing() {
+    let spool = Spool::new();
+    let big = format!(
+        "{}Subject: big\n\n{}\n\n",
+        from_line("a@x"),
+        "0123456789abcdef\n".repeat(400_000)
+    );
+    let mbox = [big.as_bytes(), &one_message()].concat();
+    spool.write_mbox("alice", &mbox);
+    let d = Daemon::start(&spool, &[]);
+    {
+        let mut c = d.connect();
+        assert!(c.login("alice", "secret").starts_with("+OK"));
+        assert!(c.cmd("DELE 2").starts_with("+OK"));
+        c.send(b"RETR 1\r\n");
+        assert!(c.line().starts_with("+OK"));
+        // Gone after reading a little of 7 MB.
+    }
+    d.wait_log("end=Disconnected");
+    {
+        let mut c = d.connect();
+        assert!(c
+            .login("alice", "secret")
+            .starts_with("+OK maildrop has 2 messages"));
+        assert!(c.cmd("DELE 1").starts_with("+OK"));
+        // Gone before QUIT.
+    }
+    // The maildrop lock is free again and nothing was deleted.
+    let mut c = d.connect();
+    assert!(c
+        .login("alice", "secret")
+        .starts_with("+OK maildrop has 2 messages"));
+    assert_eq!(spool.read_mbox("alice"), mbox);
+}
+
+#[test]
+fn login_timeout_closes_the_session() {
+    let spool = Spool::new();
+    let d = Daemon::start(&spool, &["timeout_login = 1"]);
+    let mut s = TcpStream::connect(d.addr).unwrap();
+    s.set_read_timeout(Some(HANG_GUARD)).unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.starts_with("+OK"), "{all}");
+    assert!(all.contains("-ERR autologout"), "{all}");
+    d.wait_log("end=Timeout");
+}
+
+#[test]
+fn session_limits_refuse_with_sys_temp() {
+    let spool = Spool::new();
+    let d = Daemon::start(&spool, &["max_sessions = 2", "max_sessions_per_ip = 1"]);
+    let mut first = d.connect();
+    assert!(first.line().starts_with("+OK"));
+    let mut second = d.connect();
+    assert_eq!(
+        second.line(),
+        "-ERR [SYS/TEMP] too many sessions, try again later"
+    );
+    assert!(second.rest().is_empty());
+    d.wait_log("session limit reached");
+    assert!(first.cmd("QUIT").starts_with("+OK"));
+    assert!(first.rest().is_empty());
+    // The slot is released when the session ends.
+    d.wait_log("session end");
+    let mut third = d.connect();
+    assert!(third.line().starts_with("+OK"));
+}
+
+#[test]
+fn broken_or_oversized_mailboxes_get_sys_perm() {
+    let spool = Spool::new();
+    spool.write_mbox("alice", b"Subject: no From line\n\nbody\n");
+    let many: String = (0..5)
+        .map(|i| format!("{}Subject: {i}\n\n{i}\n\n", from_line("a@x")))
+        .collect();
+    spool.write_mbox("bob", many.as_bytes());
+    let d = Daemon::start(&spool, &["max_messages = 4"]);
+    let reply = d.connect().login("alice", "secret");
+    assert!(reply.starts_with("-ERR [SYS/PERM]"), "{reply}");
+    let reply = d.connect().login("bob", "secret");
+    assert!(
+        reply.starts_with("-ERR [SYS/PERM]") && reply.contains("more than 4 messages"),
+        "{reply}"
+    );
+    let log = d.wait_log("more than 4 messages");
+    assert!(log.contains("does not start with a From line"));
+}
+
+#[test]
+fn a_mailbox_locked_by_a_delivery_agent_gets_sys_temp() {
+    let spool = Spool::new();
+    spool.write_mbox("alice", &one_message());
+    let lock = spool.dir.join("spool").join("alice.lock");
+    std::fs::write(&lock, b"12345\n").unwrap();
+    let d = Daemon::start(&spool, &["lock_timeout = 1"]);
+    let reply = d.connect().login("alice", "secret");
+    assert!(reply.starts_with("-ERR [SYS/TEMP]"), "{reply}");
+    std::fs::remove_file(&lock).unwrap();
+    assert!(d
+        .connect()
+        .login("alice", "secret")
+        .starts_with("+OK maildrop has 1"));
+}
