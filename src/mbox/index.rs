@@ -186,21 +186,63 @@ fn x_uidl_header(line: &[u8]) -> Option<Box<str>> {
     valid.then(|| String::from_utf8_lossy(value).into())
 }
 
+/// A 64-bit fingerprint of an id's text, computed without formatting it for
+/// digest ids (the common case): a header id that reads like a digest id
+/// gets the same fingerprint as that digest id.
+fn fingerprint(uid: &Uid) -> u64 {
+    let (digest, n) = match uid {
+        Uid::Hash(d, n) => (*d, *n),
+        Uid::Header(s) => match parse_digest_id(s) {
+            Some(parsed) => parsed,
+            None => {
+                let mut h = DefaultHasher::new();
+                s.hash(&mut h);
+                return h.finish() | 1 << 63;
+            }
+        },
+    };
+    let head = u64::from_le_bytes(digest[..8].try_into().unwrap_or_default());
+    let tail = u64::from_le_bytes(digest[8..].try_into().unwrap_or_default());
+    (head ^ tail.rotate_left(17) ^ u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15)) & !(1 << 63)
+}
+
+/// `<32 lowercase hex>` or `<32 lowercase hex>-N` (N >= 2) as (digest, N - 1):
+/// the exact text `Uid::Hash` displays.
+fn parse_digest_id(s: &str) -> Option<([u8; 16], u32)> {
+    let (hex, n) = match s.split_once('-') {
+        Some((hex, n)) if !n.starts_with('0') && !n.starts_with('+') => {
+            (hex, n.parse::<u32>().ok().filter(|&n| n >= 2)? - 1)
+        }
+        Some(_) => return None,
+        None => (s, 0),
+    };
+    if hex.len() != 32
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let mut d = [0u8; 16];
+    for (i, b) in d.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some((d, n))
+}
+
 /// Gives every message an id unique in the maildrop.
 #[derive(Default)]
 struct UidAssigner {
     /// How many messages so far share each digest.
     hashes: HashMap<[u8; 16], u32>,
-    /// Fingerprints of every id given out. A false match only moves a
-    /// message to another (still unique) id.
+    /// Fingerprints of every id given out (see `fingerprint`). A false match
+    /// only moves a message to another, still unique, id.
     taken: HashSet<u64>,
 }
 
 impl UidAssigner {
     fn take(&mut self, uid: &Uid) -> bool {
-        let mut h = DefaultHasher::new();
-        uid.to_string().hash(&mut h);
-        self.taken.insert(h.finish())
+        self.taken.insert(fingerprint(uid))
     }
 
     fn finish(&mut self, b: Building, next: u64) -> Message {
