@@ -1,12 +1,13 @@
 //! The configuration: defaults, the `key = value` file, command-line overrides and validation.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::limits::MIN_SESSION_TIMEOUT;
 use crate::lock::LockMethod;
 use crate::mbox::{MboxFormat, MboxSettings};
+use crate::tls::TlsFiles;
 
 /// Where log lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,10 +17,73 @@ pub enum LogTarget {
     File(PathBuf),
 }
 
+/// Where plaintext logins (USER/PASS, APOP, AUTH PLAIN) are allowed without TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plaintext {
+    Never,
+    /// Only from a loopback address (the default).
+    Loopback,
+    Always,
+}
+
+impl Plaintext {
+    fn parse(value: &str) -> Option<Plaintext> {
+        match value {
+            "no" => Some(Plaintext::Never),
+            "loopback" => Some(Plaintext::Loopback),
+            "yes" => Some(Plaintext::Always),
+            _ => None,
+        }
+    }
+
+    /// Whether a client at `peer` may log in without TLS. `None` is a client
+    /// on a pipe or Unix socket (ssh, stunnel): local, like loopback.
+    pub fn allows(self, peer: Option<IpAddr>) -> bool {
+        match self {
+            Plaintext::Never => false,
+            Plaintext::Always => true,
+            Plaintext::Loopback => peer.is_none_or(|ip| ip.to_canonical().is_loopback()),
+        }
+    }
+}
+
+/// One listening address and how sessions on it start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    /// Implicit TLS (port 995): handshake first, then the greeting.
+    pub tls: bool,
+    /// Overrides `plaintext_auth` for this listener.
+    pub plaintext: Option<Plaintext>,
+}
+
+impl Listen {
+    /// `ADDR [tls] [plaintext=yes|no|loopback]`.
+    fn parse(entry: &str) -> Option<Listen> {
+        let mut words = entry.split_ascii_whitespace();
+        let mut listen = Listen { addr: words.next()?.parse().ok()?, tls: false, plaintext: None };
+        for word in words {
+            match word.split_once('=') {
+                None if word == "tls" => listen.tls = true,
+                Some(("plaintext", v)) => listen.plaintext = Some(Plaintext::parse(v)?),
+                _ => return None,
+            }
+        }
+        Some(listen)
+    }
+}
+
 /// Every setting; see etc/pop3d.conf for each key's meaning.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<Listen>,
+    /// `listen` was set; otherwise TLS adds the port 995 listeners.
+    listen_set: bool,
+    pub tls: Option<TlsFiles>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    pub plaintext_auth: Plaintext,
     pub user: Option<String>,
     pub users_file: PathBuf,
     pub mailbox: String,
@@ -39,7 +103,13 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: vec!["0.0.0.0:110".parse().unwrap(), "[::]:110".parse().unwrap()],
+            listen: default_listen(false),
+            listen_set: false,
+            tls: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            plaintext_auth: Plaintext::Loopback,
             user: Some("mail".into()),
             users_file: "/etc/pop3d/users".into(),
             mailbox: "/var/mail/%u".into(),
@@ -74,17 +144,14 @@ impl Config {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| format!("line {}: expected `key = value`", no + 1))?;
+            let (key, value) =
+                line.split_once('=').ok_or_else(|| format!("line {}: expected `key = value`", no + 1))?;
             let key = key.trim();
             if seen.contains(&key) {
                 return Err(format!("line {}: `{key}` is set twice", no + 1));
             }
             seen.push(key);
-            config
-                .set(key, value.trim())
-                .map_err(|e| format!("line {}: {e}", no + 1))?;
+            config.set(key, value.trim()).map_err(|e| format!("line {}: {e}", no + 1))?;
         }
         Ok(config)
     }
@@ -96,13 +163,21 @@ impl Config {
             "listen" => {
                 self.listen = list(value)
                     .map(|a| {
-                        a.parse()
-                            .map_err(|_| bad("expected addresses like 0.0.0.0:110 or [::]:110"))
+                        Listen::parse(a).ok_or_else(|| {
+                            bad("expected entries like `0.0.0.0:110`, `[::]:995 tls` or `0.0.0.0:110 plaintext=yes`")
+                        })
                     })
                     .collect::<Result<_, _>>()?;
                 if self.listen.is_empty() {
                     return Err(bad("expected at least one address"));
                 }
+                self.listen_set = true;
+            }
+            "tls_cert" => self.tls_cert = path(value),
+            "tls_key" => self.tls_key = path(value),
+            "tls_client_ca" => self.tls_client_ca = path(value),
+            "plaintext_auth" => {
+                self.plaintext_auth = Plaintext::parse(value).ok_or_else(|| bad("expected yes, no or loopback"))?
             }
             "user" => self.user = (!value.is_empty()).then(|| value.to_string()),
             "users_file" => self.users_file = path(value).ok_or_else(|| bad("expected a path"))?,
@@ -122,47 +197,30 @@ impl Config {
             }
             "mbox_locking" => {
                 self.mbox.locking = list(value)
-                    .map(|m| {
-                        LockMethod::parse(m)
-                            .ok_or_else(|| bad("expected fcntl, flock and/or dotlock"))
-                    })
+                    .map(|m| LockMethod::parse(m).ok_or_else(|| bad("expected fcntl, flock and/or dotlock")))
                     .collect::<Result<_, _>>()?;
             }
             "lock_timeout" => {
-                self.mbox.lock_timeout =
-                    Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
+                self.mbox.lock_timeout = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
             }
-            "max_messages" => {
-                self.mbox.max_messages =
-                    number(value).ok_or_else(|| bad("expected a number"))? as usize
-            }
+            "max_messages" => self.mbox.max_messages = number(value).ok_or_else(|| bad("expected a number"))? as usize,
             "max_mailbox_size" => {
-                self.mbox.max_size =
-                    size(value).ok_or_else(|| bad("expected a size like 512M or 8G"))?
+                self.mbox.max_size = size(value).ok_or_else(|| bad("expected a size like 512M or 8G"))?
             }
             "apop" => self.apop = boolean(value).ok_or_else(|| bad("expected yes or no"))?,
             "hostname" => {
-                if value.is_empty()
-                    || !value
-                        .bytes()
-                        .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
-                {
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>') {
                     return Err(bad("expected a host name"));
                 }
                 self.hostname = value.to_string();
             }
-            "max_sessions" => {
-                self.max_sessions =
-                    positive(value).ok_or_else(|| bad("expected a number above 0"))?
-            }
+            "max_sessions" => self.max_sessions = positive(value).ok_or_else(|| bad("expected a number above 0"))?,
             "max_sessions_per_ip" => {
-                self.max_sessions_per_ip =
-                    positive(value).ok_or_else(|| bad("expected a number above 0"))?
+                self.max_sessions_per_ip = positive(value).ok_or_else(|| bad("expected a number above 0"))?
             }
             "timeout_login" => {
-                self.timeout_login = Duration::from_secs(
-                    positive(value).ok_or_else(|| bad("expected seconds above 0"))? as u64,
-                )
+                self.timeout_login =
+                    Duration::from_secs(positive(value).ok_or_else(|| bad("expected seconds above 0"))? as u64)
             }
             "timeout_session" => {
                 let t = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?);
@@ -171,18 +229,14 @@ impl Config {
                 }
                 self.timeout_session = t;
             }
-            "max_bad_commands" => {
-                self.max_bad_commands =
-                    number(value).ok_or_else(|| bad("expected a number"))? as u32
-            }
+            "max_bad_commands" => self.max_bad_commands = number(value).ok_or_else(|| bad("expected a number"))? as u32,
             "log" => {
                 self.log = match value {
                     "syslog" => LogTarget::Syslog,
                     "stderr" => LogTarget::Stderr,
-                    _ => LogTarget::File(
-                        path(value)
-                            .ok_or_else(|| bad("expected syslog, stderr or an absolute path"))?,
-                    ),
+                    _ => {
+                        LogTarget::File(path(value).ok_or_else(|| bad("expected syslog, stderr or an absolute path"))?)
+                    }
                 }
             }
             "log_level" => {
@@ -199,23 +253,31 @@ impl Config {
         Ok(())
     }
 
-    /// The settings pop3d cannot run without; checked after overrides.
-    pub fn validate(&self, inetd: bool) -> Result<(), String> {
+    /// Settles what depends on several keys (TLS files, default listeners)
+    /// and checks what pop3d cannot run without; called after overrides.
+    pub fn finish(&mut self, inetd: bool) -> Result<(), String> {
+        self.tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: self.tls_client_ca.clone() })
+            }
+            (None, None) if self.tls_client_ca.is_none() => None,
+            _ => return Err("TLS needs both `tls_cert` and `tls_key` (and they are needed for `tls_client_ca`)".into()),
+        };
+        if !self.listen_set {
+            self.listen = default_listen(self.tls.is_some());
+        }
+        if self.tls.is_none() && self.listen.iter().any(|l| l.tls) {
+            return Err("a `tls` listener needs `tls_cert` and `tls_key`".into());
+        }
         if inetd && self.log == LogTarget::Stderr {
-            return Err(
-                "`log = stderr` is not allowed with -i: stderr may be the client's socket".into(),
-            );
+            return Err("`log = stderr` is not allowed with -i: stderr may be the client's socket".into());
         }
         if !self.state_dir.is_dir() {
-            return Err(format!(
-                "state_dir {} is not a directory",
-                self.state_dir.display()
-            ));
+            return Err(format!("state_dir {} is not a directory", self.state_dir.display()));
         }
         let text = std::fs::read_to_string(&self.users_file)
             .map_err(|e| format!("users_file {}: {e}", self.users_file.display()))?;
-        crate::users::parse(&text)
-            .map_err(|e| format!("users_file {}: {e}", self.users_file.display()))?;
+        crate::users::parse(&text).map_err(|e| format!("users_file {}: {e}", self.users_file.display()))?;
         Ok(())
     }
 
@@ -238,6 +300,15 @@ impl Config {
         }
         out.into()
     }
+}
+
+/// Port 110 on IPv4 and IPv6, and port 995 (implicit TLS) when TLS is set up.
+fn default_listen(tls: bool) -> Vec<Listen> {
+    let mut out = vec!["0.0.0.0:110", "[::]:110"];
+    if tls {
+        out.extend(["0.0.0.0:995 tls", "[::]:995 tls"]);
+    }
+    out.into_iter().filter_map(Listen::parse).collect()
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -287,24 +358,35 @@ mod tests {
     fn the_documented_example_parses() {
         let c = Config::parse(include_str!("../etc/pop3d.conf")).unwrap();
         assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.plaintext_auth, Plaintext::Loopback);
         assert_eq!(c.mbox.max_size, 8 << 30);
         assert_eq!(c.timeout_session, Duration::from_secs(600));
     }
 
     #[test]
     fn errors_name_the_line() {
-        assert_eq!(
-            Config::parse("# c\nbogus = 1\n").unwrap_err(),
-            "line 2: unknown key `bogus`"
-        );
-        assert!(Config::parse("timeout_session = 60\n")
-            .unwrap_err()
-            .contains("600"));
-        assert!(Config::parse("apop = yes\napop = no\n")
-            .unwrap_err()
-            .contains("twice"));
+        assert_eq!(Config::parse("# c\nbogus = 1\n").unwrap_err(), "line 2: unknown key `bogus`");
+        assert!(Config::parse("timeout_session = 60\n").unwrap_err().contains("600"));
+        assert!(Config::parse("apop = yes\napop = no\n").unwrap_err().contains("twice"));
         assert!(Config::parse("listen = nowhere\n").is_err());
         assert!(Config::parse("mailbox = /var/mail/fixed\n").is_err());
+    }
+
+    #[test]
+    fn listeners_and_tls() {
+        let mut c = Config::parse("listen = 127.0.0.1:110 plaintext=yes, [::1]:995 tls\n").unwrap();
+        assert_eq!(c.listen[0].plaintext, Some(Plaintext::Always));
+        assert!(c.listen[1].tls && c.listen[1].plaintext.is_none());
+        assert!(c.finish(false).unwrap_err().contains("tls_cert"));
+        assert!(Config::parse("listen = 127.0.0.1:110 tsl\n").is_err());
+        let mut c = Config::parse("tls_cert = /c\ntls_key = /k\n").unwrap();
+        let _ = c.finish(false);
+        assert_eq!(c.listen.iter().filter(|l| l.tls).count(), 2, "995 is added when TLS is set up");
+        assert!(Plaintext::Loopback.allows(Some("127.0.0.1".parse().unwrap())));
+        assert!(Plaintext::Loopback.allows(Some("::ffff:127.0.0.1".parse().unwrap())));
+        assert!(!Plaintext::Loopback.allows(Some("192.0.2.1".parse().unwrap())));
+        assert!(Plaintext::Loopback.allows(None));
+        assert!(!Plaintext::Never.allows(Some("127.0.0.1".parse().unwrap())));
     }
 
     #[test]

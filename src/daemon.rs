@@ -7,9 +7,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Config, Listen};
 use crate::limits::{LIMIT_LOG_INTERVAL, SESSION_STACK};
-use crate::{session, sys};
+use crate::session::{self, Start};
+use crate::sys;
+use crate::tls::Tls;
 
 /// Sessions running now, in total and per client address.
 #[derive(Default)]
@@ -41,62 +43,74 @@ impl Drop for Slot {
 
 /// Binds every `listen` address, switches to `user` when root, and serves
 /// until killed. `reload` re-reads the configuration on SIGHUP.
-pub fn run(
-    config: Config,
-    reload: impl Fn() -> Result<Config, String> + Send + Sync + 'static,
-) -> Result<(), String> {
+pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + Sync + 'static) -> Result<(), String> {
+    // Certificates are read before root is given up: keys are often root's.
+    let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
     let mut listeners = Vec::new();
-    for addr in &config.listen {
-        let l = sys::listen(*addr, 128).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    for listen in &config.listen {
+        let addr = listen.addr;
+        let l = sys::listen(addr, 128).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = l.local_addr().map_err(|e| e.to_string())?;
-        log::info!("listening on {local}");
-        listeners.push(l);
+        log::info!("listening on {local}{}", if listen.tls { " (TLS)" } else { "" });
+        listeners.push((l, listen.clone()));
     }
     if sys::is_root() {
-        let user = config
-            .user
-            .as_deref()
-            .ok_or("started as root without `user` to switch to")?;
+        let user = config.user.as_deref().ok_or("started as root without `user` to switch to")?;
         sys::drop_privileges(user)?;
     }
     sys::catch_sighup();
     let shared = Arc::new(Shared {
-        config: RwLock::new(Arc::new(config)),
+        current: RwLock::new((Arc::new(config), tls)),
         counts: Default::default(),
         reload: Box::new(reload),
     });
-    let mut threads = Vec::new();
-    let last = listeners.pop().ok_or("no listen address")?;
-    for l in listeners {
+    let (last, last_listen) = listeners.pop().ok_or("no listen address")?;
+    for (l, listen) in listeners {
         let shared = shared.clone();
-        threads.push(std::thread::spawn(move || accept_loop(l, shared)));
+        std::thread::spawn(move || accept_loop(l, listen, shared));
     }
-    accept_loop(last, shared);
+    accept_loop(last, last_listen, shared);
     Ok(())
 }
 
+/// The configuration and TLS setup that new sessions get.
+type Current = (Arc<Config>, Option<Arc<Tls>>);
+
 struct Shared {
-    config: RwLock<Arc<Config>>,
+    current: RwLock<Current>,
     counts: Arc<Mutex<Counts>>,
     reload: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
 }
 
 impl Shared {
-    /// The configuration for a new session, re-read first after a SIGHUP.
-    fn config(&self) -> Arc<Config> {
+    /// The configuration for a new session, re-read first after a SIGHUP
+    /// (with the certificates).
+    fn current(&self) -> Current {
         if sys::SIGHUP.swap(false, Ordering::SeqCst) {
-            match (self.reload)() {
-                Ok(new) => {
-                    log::info!("configuration reloaded (listen addresses need a restart)");
-                    *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
-                }
-                Err(e) => log::error!("configuration reload failed, keeping the old one: {e}"),
-            }
+            self.reload_now();
         }
-        self.config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn reload_now(&self) {
+        let new = match (self.reload)() {
+            Ok(new) => new,
+            Err(e) => return log::error!("configuration reload failed, keeping the old one: {e}"),
+        };
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        let tls = match (&current.1, &new.tls) {
+            (Some(tls), Some(files)) if current.0.tls.as_ref() == Some(files) => {
+                tls.reload();
+                Some(tls.clone())
+            }
+            (_, Some(files)) => match Tls::load(files.clone()) {
+                Ok(tls) => Some(Arc::new(tls)),
+                Err(e) => return log::error!("configuration reload failed, keeping the old one: {e}"),
+            },
+            (_, None) => None,
+        };
+        log::info!("configuration reloaded (listen addresses need a restart)");
+        *current = (Arc::new(new), tls);
     }
 
     /// Takes a session slot for `ip`, or None when a limit is reached.
@@ -105,27 +119,19 @@ impl Shared {
         let per_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
         if c.total >= config.max_sessions || per_ip >= config.max_sessions_per_ip {
             let now = Instant::now();
-            if c.last_limit_log
-                .map_or(true, |t| now.duration_since(t) >= LIMIT_LOG_INTERVAL)
-            {
+            if c.last_limit_log.is_none_or(|t| now.duration_since(t) >= LIMIT_LOG_INTERVAL) {
                 c.last_limit_log = Some(now);
-                log::warn!(
-                    "session limit reached ({} total, {per_ip} from {ip}): refusing connections",
-                    c.total
-                );
+                log::warn!("session limit reached ({} total, {per_ip} from {ip}): refusing connections", c.total);
             }
             return None;
         }
         c.total += 1;
         *c.per_ip.entry(ip).or_insert(0) += 1;
-        Some(Slot {
-            counts: self.counts.clone(),
-            ip,
-        })
+        Some(Slot { counts: self.counts.clone(), ip })
     }
 }
 
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
     loop {
         let (stream, peer) = match listener.accept() {
             Ok(c) => c,
@@ -136,18 +142,19 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let config = shared.config();
+        let (config, tls) = shared.current();
         let Some(slot) = shared.admit(peer.ip(), &config) else {
-            refuse(stream);
+            refuse(stream, listen.tls);
             continue;
         };
-        let spawned = std::thread::Builder::new()
-            .stack_size(SESSION_STACK)
-            .spawn(move || {
-                let _slot = slot;
-                let _ = stream.set_nodelay(true);
-                session::serve(&config, stream, &peer.to_string());
-            });
+        let plaintext = listen.plaintext.unwrap_or(config.plaintext_auth);
+        let implicit_tls = listen.tls;
+        let spawned = std::thread::Builder::new().stack_size(SESSION_STACK).spawn(move || {
+            let _slot = slot;
+            let _ = stream.set_nodelay(true);
+            let start = Start { config: &config, tls: tls.as_deref(), implicit_tls, plaintext, peer: Some(peer) };
+            session::serve(&start, stream);
+        });
         if let Err(e) = spawned {
             log::error!("cannot start a session thread: {e}");
         }
@@ -155,7 +162,11 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// Tells a client over the limits to come back later, without waiting on it.
-fn refuse(mut stream: TcpStream) {
+/// (On a TLS port there is no plaintext to say it in: just close.)
+fn refuse(mut stream: TcpStream, tls: bool) {
+    if tls {
+        return;
+    }
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let _ = stream.write_all(b"-ERR [SYS/TEMP] too many sessions, try again later\r\n");
 }

@@ -64,11 +64,7 @@ impl<'a> MboxLock<'a> {
         exclusive: bool,
         timeout: Duration,
     ) -> Result<MboxLock<'a>, LockError> {
-        let mut lock = MboxLock {
-            file,
-            dotlock: None,
-            held: Vec::new(),
-        };
+        let mut lock = MboxLock { file, dotlock: None, held: Vec::new() };
         let deadline = Instant::now() + timeout;
         for &method in methods {
             match method {
@@ -124,23 +120,12 @@ fn retry(
 }
 
 fn fcntl_lock(file: &File, exclusive: bool) -> io::Result<bool> {
-    let kind = if exclusive {
-        libc::F_WRLCK
-    } else {
-        libc::F_RDLCK
-    };
-    Ok(matches!(
-        sys::fcntl_lock(file.as_raw_fd(), kind)?,
-        Locked::Yes
-    ))
+    let kind = if exclusive { libc::F_WRLCK } else { libc::F_RDLCK };
+    Ok(matches!(sys::fcntl_lock(file.as_raw_fd(), kind)?, Locked::Yes))
 }
 
 fn flock(file: &File, exclusive: bool) -> io::Result<bool> {
-    let op = if exclusive {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_SH
-    };
+    let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
     Ok(matches!(sys::flock(file.as_raw_fd(), op)?, Locked::Yes))
 }
 
@@ -152,12 +137,7 @@ fn dotlock_path(mbox: &Path) -> PathBuf {
 
 /// Creates `path` exclusively; removes it first when it is stale.
 fn dotlock(path: &Path) -> io::Result<bool> {
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(path)
-    {
+    match OpenOptions::new().write(true).create_new(true).mode(0o644).open(path) {
         Ok(mut f) => {
             let _ = writeln!(f, "{}", std::process::id());
             Ok(true)
@@ -187,13 +167,7 @@ impl SessionLock {
     /// Ok(None) when another session holds it.
     pub fn try_acquire(state_dir: &Path, user: &str) -> io::Result<Option<SessionLock>> {
         let path = state_dir.join(format!("{user}.session"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
         Ok(flock(&file, true)?.then_some(SessionLock { _file: file }))
     }
 }
@@ -220,16 +194,9 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let mbox = dir.join("u");
         let file = File::create(&mbox).unwrap();
-        let held =
-            MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::ZERO).unwrap();
+        let held = MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::ZERO).unwrap();
         assert!(dir.join("u.lock").exists());
-        let second = MboxLock::acquire(
-            &mbox,
-            &file,
-            &[LockMethod::Dotlock],
-            true,
-            Duration::from_millis(120),
-        );
+        let second = MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::from_millis(120));
         assert!(matches!(second, Err(LockError::Busy(LockMethod::Dotlock))));
         drop(held);
         assert!(!dir.join("u.lock").exists());

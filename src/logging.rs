@@ -11,10 +11,7 @@ use crate::config::LogTarget;
 
 /// Installs the global logger. Errors are for the caller to report.
 pub fn init(target: &LogTarget, level: LevelFilter) -> Result<(), String> {
-    let config = ConfigBuilder::new()
-        .set_time_format_rfc3339()
-        .set_thread_level(LevelFilter::Off)
-        .build();
+    let config = ConfigBuilder::new().set_time_format_rfc3339().set_thread_level(LevelFilter::Off).build();
     let result = match target {
         LogTarget::Stderr => WriteLogger::init(level, config, std::io::stderr()),
         LogTarget::File(path) => {
@@ -27,10 +24,7 @@ pub fn init(target: &LogTarget, level: LevelFilter) -> Result<(), String> {
         }
         LogTarget::Syslog => {
             log::set_max_level(level);
-            log::set_boxed_logger(Box::new(Syslog {
-                socket: Mutex::new(None),
-                level,
-            }))
+            log::set_boxed_logger(Box::new(Syslog { socket: Mutex::new(None), level }))
         }
     };
     result.map_err(|e| format!("cannot set up logging: {e}"))
@@ -61,20 +55,13 @@ impl Log for Syslog {
             Level::Info => 6,
             Level::Debug | Level::Trace => 7,
         };
-        let line = format!(
-            "<{}>pop3d[{}]: {}",
-            LOG_MAIL | severity,
-            std::process::id(),
-            record.args()
-        );
+        let line = format!("<{}>pop3d[{}]: {}", LOG_MAIL | severity, std::process::id(), record.args());
         let Ok(mut socket) = self.socket.lock() else {
             return;
         };
         for _ in 0..2 {
             if socket.is_none() {
-                *socket = UnixDatagram::unbound()
-                    .and_then(|s| s.connect("/dev/log").map(|_| s))
-                    .ok();
+                *socket = UnixDatagram::unbound().and_then(|s| s.connect("/dev/log").map(|_| s)).ok();
             }
             match socket.as_ref().map(|s| s.send(line.as_bytes())) {
                 Some(Ok(_)) | None => return,

@@ -1,14 +1,18 @@
 //! pop3d's entry point: command-line options, configuration, logging, then inetd mode (-i) or the daemon.
 
 mod config;
+mod conn;
 mod daemon;
+mod der;
 mod limits;
 mod lock;
 mod logging;
 mod mbox;
 mod parser;
+mod sasl;
 mod session;
 mod sys;
+mod tls;
 mod transport;
 mod users;
 
@@ -17,12 +21,13 @@ use std::process::ExitCode;
 
 use config::{Config, LogTarget};
 
-const USAGE: &str = "Usage: pop3d [-f FILE] [-i] [-t] [-V] [-l ADDR]... [-o KEY=VALUE]...";
+const USAGE: &str = "Usage: pop3d [-f FILE] [-i [-s]] [-t] [-V] [-l ADDR]... [-o KEY=VALUE]...";
 
 /// What the command line asked for.
 struct Options {
     config_file: Option<PathBuf>,
     inetd: bool,
+    inetd_tls: bool,
     check: bool,
     listen: Vec<String>,
     overrides: Vec<String>,
@@ -31,26 +36,19 @@ struct Options {
 fn main() -> ExitCode {
     let mut opts = getopts::Options::new();
     opts.optopt("f", "", "configuration file (key = value lines)", "FILE");
-    opts.optflag(
-        "i",
-        "",
-        "serve one session on stdin/stdout (inetd, xinetd, tcpserver, systemd Accept=yes)",
-    );
+    opts.optflag("i", "", "serve one session on stdin/stdout (inetd, xinetd, tcpserver, systemd Accept=yes)");
+    opts.optflag("s", "", "with -i: implicit TLS (port 995): handshake before the greeting");
     opts.optflag("t", "", "check the configuration and exit");
     opts.optflag("V", "", "print the version and exit");
     opts.optflag("h", "", "print this help and exit");
-    opts.optmulti(
-        "l",
+    opts.optopt(
+        "P",
         "",
-        "listen on ADDR (replaces `listen`; repeatable)",
-        "ADDR",
+        "print a users-file line for NAME with SCRAM-SHA-256 keys of the password read from stdin",
+        "NAME",
     );
-    opts.optmulti(
-        "o",
-        "",
-        "set configuration KEY to VALUE (repeatable)",
-        "KEY=VALUE",
-    );
+    opts.optmulti("l", "", "listen on ADDR (replaces `listen`; repeatable)", "ADDR");
+    opts.optmulti("o", "", "set configuration KEY to VALUE (repeatable)", "KEY=VALUE");
     let m = match opts.parse(std::env::args().skip(1)) {
         Ok(m) => m,
         Err(e) => {
@@ -66,9 +64,22 @@ fn main() -> ExitCode {
         println!("pop3d {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    if let Some(name) = m.opt_str("P") {
+        return match users::scram_line(&name, std::io::stdin().lock()) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pop3d: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let options = Options {
         config_file: m.opt_str("f").map(PathBuf::from),
         inetd: m.opt_present("i"),
+        inetd_tls: m.opt_present("s"),
         check: m.opt_present("t"),
         listen: m.opt_strs("l"),
         overrides: m.opt_strs("o"),
@@ -83,24 +94,27 @@ fn main() -> ExitCode {
 fn load(options: &Options) -> Result<Config, String> {
     let mut config = match &options.config_file {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
         None => Config::default(),
     };
     for kv in &options.overrides {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| format!("-o {kv}: expected KEY=VALUE"))?;
-        config
-            .set(k.trim(), v.trim())
-            .map_err(|e| format!("-o {kv}: {e}"))?;
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("-o {kv}: expected KEY=VALUE"))?;
+        config.set(k.trim(), v.trim()).map_err(|e| format!("-o {kv}: {e}"))?;
     }
     if !options.listen.is_empty() {
         config.set("listen", &options.listen.join(","))?;
     }
-    config.validate(options.inetd)?;
+    config.finish(options.inetd)?;
+    if options.inetd_tls && config.tls.is_none() {
+        return Err("-s needs `tls_cert` and `tls_key`".into());
+    }
+    if options.check {
+        if let Some(files) = &config.tls {
+            tls::Tls::load(files.clone())?;
+        }
+    }
     if sys::is_root() && config.user.is_none() {
         return Err("started as root: set `user` to the account sessions run as".into());
     }
@@ -124,18 +138,12 @@ fn run(options: Options) -> Result<(), u8> {
         report_early(&options, &e);
         return Err(1);
     }
-    std::panic::set_hook(Box::new(|info| {
-        log::error!("internal error (session ended): {info}")
-    }));
+    std::panic::set_hook(Box::new(|info| log::error!("internal error (session ended): {info}")));
     if options.inetd {
-        if sys::is_root() {
-            if let Err(e) = sys::drop_privileges(config.user.as_deref().unwrap_or("")) {
-                log::error!("{e}");
-                return Err(1);
-            }
-        }
-        session::serve(&config, transport::Stdio::new(), &transport::stdin_peer());
-        return Ok(());
+        return serve_inetd(&config, options.inetd_tls).map_err(|e| {
+            log::error!("{e}");
+            1
+        });
     }
     let reload = move || load(&options);
     daemon::run(config, reload).map_err(|e| {
@@ -143,6 +151,24 @@ fn run(options: Options) -> Result<(), u8> {
         eprintln!("pop3d: {e}");
         1
     })
+}
+
+/// inetd mode: one session on stdin/stdout, after loading the certificates
+/// and giving up root.
+fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
+    let tls = config.tls.clone().map(tls::Tls::load).transpose()?;
+    if sys::is_root() {
+        sys::drop_privileges(config.user.as_deref().unwrap_or(""))?;
+    }
+    let start = session::Start {
+        config,
+        tls: tls.as_ref(),
+        implicit_tls,
+        plaintext: config.plaintext_auth,
+        peer: sys::peer_addr(0),
+    };
+    session::serve(&start, transport::Stdio::new());
+    Ok(())
 }
 
 /// Reports an error from before logging was set up: on stderr, except in

@@ -29,6 +29,10 @@ pub enum Command {
     },
     Uidl(Option<u32>),
     Capa,
+    Stls,
+    /// AUTH alone lists the SASL mechanisms; otherwise a mechanism and an
+    /// optional initial response (RFC 5034), still base64.
+    Auth(Option<(String, Option<Vec<u8>>)>),
 }
 
 /// Why a line is not a command; each gets one `-ERR` line.
@@ -59,26 +63,50 @@ impl ParseError {
     }
 }
 
+/// A client response during a SASL exchange can exceed the command line limit
+/// (RFC 5034 section 4); it is bounded all the same.
+pub const MAX_SASL_LINE: usize = 8 * 1024;
+
 /// Accumulates at most one partial line between calls.
 #[derive(Default)]
 pub struct Parser {
     line: Vec<u8>,
+    /// `line` holds a whole line already handed out; cleared on the next call.
+    complete: bool,
     /// Discarding the rest of an overlong line (its error was reported).
     skipping: bool,
 }
 
 impl Parser {
     pub fn new() -> Self {
-        Parser {
-            line: Vec::with_capacity(MAX_LINE),
-            skipping: false,
-        }
+        Parser { line: Vec::with_capacity(MAX_LINE), complete: false, skipping: false }
     }
 
     /// Consumes bytes from `input` up to and including the end of one line
     /// and returns its command or error; returns `None` when `input` is used
     /// up without completing a line (the partial line is kept).
     pub fn next(&mut self, input: &mut &[u8]) -> Option<Result<Command, ParseError>> {
+        Some(self.line(input, MAX_LINE)?.and_then(parse_line))
+    }
+
+    /// Like `next`, for the client's lines during a SASL exchange: the line
+    /// as sent, without its line end.
+    pub fn next_sasl(&mut self, input: &mut &[u8]) -> Option<Result<Vec<u8>, ParseError>> {
+        Some(self.line(input, MAX_SASL_LINE)?.and_then(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().any(|&b| b == 0 || b == b'\r') {
+                return Err(ParseError::BadBytes);
+            }
+            Ok(line.to_vec())
+        }))
+    }
+
+    /// One line of at most `limit` octets including its LF, returned without the LF.
+    fn line(&mut self, input: &mut &[u8], limit: usize) -> Option<Result<&[u8], ParseError>> {
+        if self.complete {
+            self.line.clear();
+            self.complete = false;
+        }
         while !input.is_empty() {
             let (chunk, found_lf) = match memchr::memchr(b'\n', input) {
                 Some(i) => (&input[..i], true),
@@ -91,17 +119,16 @@ impl Parser {
                 }
                 continue;
             }
-            // The line plus its LF must fit in MAX_LINE octets.
-            if self.line.len() + chunk.len() + 1 > MAX_LINE {
+            // The line plus its LF must fit in `limit` octets.
+            if self.line.len() + chunk.len() + 1 > limit {
                 self.line.clear();
                 self.skipping = !found_lf;
                 return Some(Err(ParseError::LineTooLong));
             }
             self.line.extend_from_slice(chunk);
             if found_lf {
-                let result = parse_line(&self.line);
-                self.line.clear();
-                return Some(result);
+                self.complete = true;
+                return Some(Ok(&self.line));
             }
         }
         None
@@ -121,19 +148,15 @@ fn parse_line(line: &[u8]) -> Result<Command, ParseError> {
     let keyword = keyword.to_ascii_uppercase();
     if keyword == b"PASS" {
         // The password is everything after the single space, as sent.
-        return if rest.is_empty() {
-            Err(ParseError::BadArguments)
-        } else {
-            Ok(Command::Pass(rest.to_vec()))
-        };
+        return if rest.is_empty() { Err(ParseError::BadArguments) } else { Ok(Command::Pass(rest.to_vec())) };
+    }
+    if keyword == b"AUTH" {
+        return parse_auth(rest);
     }
     let args = split_args(rest)?;
     let cmd = match (&keyword[..], args.as_slice()) {
         (b"USER", [name]) => Command::User(text(name)?),
-        (b"APOP", [name, digest]) => Command::Apop {
-            name: text(name)?,
-            digest: text(digest)?,
-        },
+        (b"APOP", [name, digest]) => Command::Apop { name: text(name)?, digest: text(digest)? },
         (b"STAT", []) => Command::Stat,
         (b"LIST", []) => Command::List(None),
         (b"LIST", [n]) => Command::List(Some(msg_number(n)?)),
@@ -142,16 +165,14 @@ fn parse_line(line: &[u8]) -> Result<Command, ParseError> {
         (b"NOOP", []) => Command::Noop,
         (b"RSET", []) => Command::Rset,
         (b"QUIT", []) => Command::Quit,
-        (b"TOP", [n, lines]) => Command::Top {
-            msg: msg_number(n)?,
-            lines: number(lines)?,
-        },
+        (b"TOP", [n, lines]) => Command::Top { msg: msg_number(n)?, lines: number(lines)? },
         (b"UIDL", []) => Command::Uidl(None),
         (b"UIDL", [n]) => Command::Uidl(Some(msg_number(n)?)),
         (b"CAPA", []) => Command::Capa,
+        (b"STLS", []) => Command::Stls,
         (
-            b"USER" | b"APOP" | b"STAT" | b"LIST" | b"RETR" | b"DELE" | b"NOOP" | b"RSET" | b"QUIT"
-            | b"TOP" | b"UIDL" | b"CAPA",
+            b"USER" | b"APOP" | b"STAT" | b"LIST" | b"RETR" | b"DELE" | b"NOOP" | b"RSET" | b"QUIT" | b"TOP" | b"UIDL"
+            | b"CAPA" | b"STLS",
             _,
         ) => return Err(ParseError::BadArguments),
         _ => return Err(ParseError::Unknown),
@@ -159,13 +180,28 @@ fn parse_line(line: &[u8]) -> Result<Command, ParseError> {
     Ok(cmd)
 }
 
+/// AUTH [mechanism [initial-response]]: the initial response is exempt from
+/// the argument limit (RFC 5034 bounds it by the line limit).
+fn parse_auth(rest: &[u8]) -> Result<Command, ParseError> {
+    let args: Vec<&[u8]> = rest.split(|&b| b == b' ').filter(|a| !a.is_empty()).collect();
+    let mech = |m: &[u8]| -> Result<String, ParseError> {
+        if m.len() > MAX_ARG {
+            return Err(ParseError::ArgumentTooLong);
+        }
+        Ok(text(m)?.to_ascii_uppercase())
+    };
+    match args.as_slice() {
+        [] => Ok(Command::Auth(None)),
+        [m] => Ok(Command::Auth(Some((mech(m)?, None)))),
+        [m, initial] => Ok(Command::Auth(Some((mech(m)?, Some(initial.to_vec()))))),
+        _ => Err(ParseError::BadArguments),
+    }
+}
+
 /// Splits arguments on spaces (runs of spaces are tolerated, as clients
 /// differ) and enforces the argument length limit.
 fn split_args(rest: &[u8]) -> Result<Vec<&[u8]>, ParseError> {
-    let args: Vec<&[u8]> = rest
-        .split(|&b| b == b' ')
-        .filter(|a| !a.is_empty())
-        .collect();
+    let args: Vec<&[u8]> = rest.split(|&b| b == b' ').filter(|a| !a.is_empty()).collect();
     if args.len() > 2 {
         return Err(ParseError::BadArguments);
     }
@@ -193,9 +229,7 @@ fn number(arg: &[u8]) -> Result<u32, ParseError> {
         if !b.is_ascii_digit() {
             return Err(ParseError::BadNumber);
         }
-        n.checked_mul(10)
-            .and_then(|n| n.checked_add(u32::from(b - b'0')))
-            .ok_or(ParseError::BadNumber)
+        n.checked_mul(10).and_then(|n| n.checked_add(u32::from(b - b'0'))).ok_or(ParseError::BadNumber)
     })
 }
 
@@ -224,10 +258,7 @@ mod tests {
     /// Feeds `bytes` in chunks of `size` and returns every result.
     fn parse_chunked(bytes: &[u8], size: usize) -> Vec<Result<Command, ParseError>> {
         let mut parser = Parser::new();
-        bytes
-            .chunks(size)
-            .flat_map(|c| parse_all(&mut parser, c))
-            .collect()
+        bytes.chunks(size).flat_map(|c| parse_all(&mut parser, c)).collect()
     }
 
     fn dialogue() -> (Vec<u8>, Vec<Result<Command, ParseError>>) {
@@ -240,16 +271,10 @@ mod tests {
         };
         add(b"CAPA\r\n", Ok(Command::Capa));
         add(b"user alice\r\n", Ok(Command::User("alice".into())));
-        add(
-            b"PASS pass with spaces \r\n",
-            Ok(Command::Pass(b"pass with spaces ".to_vec())),
-        );
+        add(b"PASS pass with spaces \r\n", Ok(Command::Pass(b"pass with spaces ".to_vec())));
         add(
             b"APOP bob c4c9334bac560ecc979e58001b3e22fb\r\n",
-            Ok(Command::Apop {
-                name: "bob".into(),
-                digest: "c4c9334bac560ecc979e58001b3e22fb".into(),
-            }),
+            Ok(Command::Apop { name: "bob".into(), digest: "c4c9334bac560ecc979e58001b3e22fb".into() }),
         );
         add(b"STAT\n", Ok(Command::Stat));
         add(b"LIST\r\n", Ok(Command::List(None)));
@@ -272,10 +297,12 @@ mod tests {
         add(b"STAT\0\r\n", Err(ParseError::BadBytes));
         add(b"ST\rAT\r\n", Err(ParseError::BadBytes));
         add(long.as_bytes(), Err(ParseError::LineTooLong));
-        add(
-            format!("USER {}\r\n", "y".repeat(41)).as_bytes(),
-            Err(ParseError::ArgumentTooLong),
-        );
+        add(format!("USER {}\r\n", "y".repeat(41)).as_bytes(), Err(ParseError::ArgumentTooLong));
+        add(b"STLS\r\n", Ok(Command::Stls));
+        add(b"AUTH\r\n", Ok(Command::Auth(None)));
+        add(b"auth plain\r\n", Ok(Command::Auth(Some(("PLAIN".into(), None)))));
+        let initial = format!("AUTH PLAIN {}\r\n", "A".repeat(200));
+        add(initial.as_bytes(), Ok(Command::Auth(Some(("PLAIN".into(), Some("A".repeat(200).into_bytes()))))));
         add(b"QUIT\r\n", Ok(Command::Quit));
         (bytes, expect)
     }
@@ -296,15 +323,9 @@ mod tests {
         // 253 octets + CRLF = 255: accepted. 254 + CRLF = 256: refused.
         let ok = format!("PASS {}\r\n", "p".repeat(248));
         assert_eq!(ok.len(), 255);
-        assert!(matches!(
-            parse_chunked(ok.as_bytes(), 7)[..],
-            [Ok(Command::Pass(_))]
-        ));
+        assert!(matches!(parse_chunked(ok.as_bytes(), 7)[..], [Ok(Command::Pass(_))]));
         let long = format!("PASS {}\r\n", "p".repeat(249));
-        assert_eq!(
-            parse_chunked(long.as_bytes(), 7),
-            vec![Err(ParseError::LineTooLong)]
-        );
+        assert_eq!(parse_chunked(long.as_bytes(), 7), vec![Err(ParseError::LineTooLong)]);
     }
 
     #[test]
@@ -313,11 +334,21 @@ mod tests {
         let mut line = "A".repeat(1250).into_bytes();
         line.extend_from_slice(b"\rDELE 1\r\nQUIT\r\n");
         for size in [1, 3, 64, 4096] {
-            assert_eq!(
-                parse_chunked(&line, size),
-                vec![Err(ParseError::LineTooLong), Ok(Command::Quit)]
-            );
+            assert_eq!(parse_chunked(&line, size), vec![Err(ParseError::LineTooLong), Ok(Command::Quit)]);
         }
+    }
+
+    #[test]
+    fn sasl_lines_may_be_longer_but_are_bounded() {
+        let mut p = Parser::new();
+        let long = format!("{}\r\nSTAT\r\n", "B".repeat(4000));
+        let mut input = long.as_bytes();
+        assert_eq!(p.next_sasl(&mut input), Some(Ok("B".repeat(4000).into_bytes())));
+        assert_eq!(p.next(&mut input), Some(Ok(Command::Stat)));
+        let huge = format!("{}\r\n*\r\n", "B".repeat(MAX_SASL_LINE));
+        let mut input = huge.as_bytes();
+        assert_eq!(p.next_sasl(&mut input), Some(Err(ParseError::LineTooLong)));
+        assert_eq!(p.next_sasl(&mut input), Some(Ok(b"*".to_vec())));
     }
 
     #[test]

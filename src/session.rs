@@ -4,13 +4,17 @@ use std::fmt::Write as _;
 use std::io::{self, BufWriter, Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::Config;
-use crate::limits::{
-    AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES, READ_BUFFER, WRITE_BUFFER,
-};
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::config::{Config, Plaintext};
+use crate::conn::Conn;
+use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES, READ_BUFFER, WRITE_BUFFER};
 use crate::lock::SessionLock;
 use crate::mbox::{Maildrop, MaildropError, Part};
 use crate::parser::{Command, Parser};
+use crate::sasl::{self, Exchange, Offer, Outcome};
+use crate::tls::Tls;
 use crate::users;
 
 /// A byte stream to a client that can bound how long a read or write waits.
@@ -30,6 +34,8 @@ pub enum End {
     Disconnected,
     TooManyBadCommands,
     TooManyAuthFailures,
+    /// The TLS handshake or a TLS record failed.
+    TlsError,
     IoError,
 }
 
@@ -47,6 +53,8 @@ enum State {
         user: Option<String>,
         failures: u32,
         bad: u32,
+        /// A SASL exchange waiting for the client's next line.
+        sasl: Option<Exchange>,
     },
     Transaction {
         user: String,
@@ -55,40 +63,61 @@ enum State {
     },
 }
 
+impl State {
+    fn authorization(failures: u32, bad: u32) -> State {
+        State::Authorization { user: None, failures, bad, sasl: None }
+    }
+}
+
 /// What a command handler asks the loop to do next.
 enum Next {
     Continue,
+    /// STLS was answered with +OK: switch to TLS.
+    StartTls,
     Close(End),
 }
 
-/// Serves one session on `io` from greeting to close. `peer` names the
-/// client in the log.
-pub fn serve<T: Transport>(config: &Config, io: T, peer: &str) -> End {
+/// How a session starts: the listener's (or inetd options') settings.
+pub struct Start<'a> {
+    pub config: &'a Config,
+    /// The TLS setup, when certificates are configured.
+    pub tls: Option<&'a Tls>,
+    /// Handshake before the greeting (port 995).
+    pub implicit_tls: bool,
+    /// Where plaintext logins are allowed without TLS.
+    pub plaintext: Plaintext,
+    /// The client's address (None on pipes).
+    pub peer: Option<SocketAddr>,
+}
+
+/// Serves one session on `io` from greeting to close.
+pub fn serve<T: Transport>(start: &Start, io: T) -> End {
+    let config = start.config;
+    let peer = start.peer.map_or_else(|| "stdin".to_string(), |p| p.to_string());
     let mut s = Session {
         config,
-        out: BufWriter::with_capacity(WRITE_BUFFER, io),
-        state: State::Authorization {
-            user: None,
-            failures: 0,
-            bad: 0,
-        },
-        challenge: config
-            .apop
-            .then(|| apop_challenge(&config.hostname))
-            .flatten(),
+        start,
+        out: BufWriter::with_capacity(WRITE_BUFFER, Conn::Plain(io)),
+        state: State::authorization(0, 0),
+        challenge: config.apop.then(|| apop_challenge(&config.hostname)).flatten(),
         stats: Stats::default(),
         logged_in: None,
     };
     let end = s.run().unwrap_or_else(|e| match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-            let _ = s
-                .reply_err("autologout: idle too long")
-                .and_then(|_| s.out.flush());
+            let _ = s.reply_err("autologout: idle too long").and_then(|_| s.out.flush());
+            let _ = s.out.get_mut().close();
             End::Timeout
         }
-        io::ErrorKind::UnexpectedEof
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionReset => End::Disconnected,
+        io::ErrorKind::UnexpectedEof if s.out.get_ref().is_tls() => {
+            log::info!("{peer} closed the TLS connection without close_notify");
+            End::Disconnected
+        }
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => End::Disconnected,
+        _ if s.out.get_ref().is_tls() || matches!(s.out.get_ref(), Conn::Gone) => {
+            log::info!("TLS with {peer} failed: {e}");
+            End::TlsError
+        }
         _ => {
             log::debug!("session I/O error with {peer}: {e}");
             End::IoError
@@ -96,8 +125,9 @@ pub fn serve<T: Transport>(config: &Config, io: T, peer: &str) -> End {
     });
     let st = &s.stats;
     log::info!(
-        "session end: user={} peer={peer} retr={}/{} dele={}/{} end={end:?}",
+        "session end: user={} peer={peer} tls={} retr={}/{} dele={}/{} end={end:?}",
         s.logged_in.as_deref().unwrap_or("-"),
+        s.out.get_ref().tls_summary(),
         st.retrieved,
         st.retrieved_bytes,
         st.deleted,
@@ -108,7 +138,8 @@ pub fn serve<T: Transport>(config: &Config, io: T, peer: &str) -> End {
 
 struct Session<'a, T: Transport> {
     config: &'a Config,
-    out: BufWriter<T>,
+    start: &'a Start<'a>,
+    out: BufWriter<Conn<T>>,
     state: State,
     challenge: Option<String>,
     stats: Stats,
@@ -118,6 +149,9 @@ struct Session<'a, T: Transport> {
 impl<T: Transport> Session<'_, T> {
     fn run(&mut self) -> io::Result<End> {
         self.out.get_mut().set_timeout(self.config.timeout_login)?;
+        if self.start.implicit_tls {
+            self.start_tls()?;
+        }
         let greeting = match &self.challenge {
             Some(c) => format!("POP3 server ready {c}"),
             None => "POP3 server ready".into(),
@@ -135,17 +169,70 @@ impl<T: Transport> Session<'_, T> {
                 Err(e) => return Err(e),
             };
             let mut input = &buf[..n];
-            while let Some(parsed) = parser.next(&mut input) {
-                let next = match parsed {
-                    Ok(cmd) => self.command(cmd)?,
-                    Err(e) => self.bad_command(e.message())?,
+            loop {
+                let next = if self.in_sasl() {
+                    match parser.next_sasl(&mut input) {
+                        None => break,
+                        Some(Ok(line)) => self.sasl_response(&line)?,
+                        Some(Err(e)) => self.sasl_abort(e.message())?,
+                    }
+                } else {
+                    match parser.next(&mut input) {
+                        None => break,
+                        Some(Ok(cmd)) => self.command(cmd)?,
+                        Some(Err(e)) => self.bad_command(e.message())?,
+                    }
                 };
-                if let Next::Close(end) = next {
-                    self.out.flush()?;
-                    return Ok(end);
+                match next {
+                    Next::Continue => {}
+                    Next::StartTls => {
+                        // Whatever the client sent after STLS in plaintext is
+                        // dropped with `input` and the parser: never executed.
+                        self.out.flush()?;
+                        self.start_tls()?;
+                        parser = Parser::new();
+                        break;
+                    }
+                    Next::Close(end) => {
+                        self.out.flush()?;
+                        self.out.get_mut().close()?;
+                        return Ok(end);
+                    }
                 }
             }
         }
+    }
+
+    /// The TLS handshake (after STLS, or first on an implicit-TLS port);
+    /// everything said before it is forgotten.
+    fn start_tls(&mut self) -> io::Result<()> {
+        let tls = self.start.tls.ok_or_else(|| io::Error::other("TLS is not configured"))?;
+        self.out.get_mut().start_tls(tls.config())?;
+        let (failures, bad) = match &self.state {
+            State::Authorization { failures, bad, .. } => (*failures, *bad),
+            State::Transaction { .. } => (0, 0),
+        };
+        self.state = State::authorization(failures, bad);
+        Ok(())
+    }
+
+    fn in_sasl(&self) -> bool {
+        matches!(self.state, State::Authorization { sasl: Some(_), .. })
+    }
+
+    /// Plaintext passwords may be sent now: on TLS, or where policy allows.
+    fn plaintext_allowed(&self) -> bool {
+        self.out.get_ref().is_tls() || self.start.plaintext.allows(self.start.peer.map(|p| p.ip()))
+    }
+
+    /// What SASL can offer on this connection now.
+    fn sasl_offer(&self) -> Offer {
+        let conn = self.out.get_ref();
+        let certificate_user = match self.start.tls {
+            Some(tls) if tls.client_certs() => conn.certificate_user(),
+            _ => None,
+        };
+        Offer { plaintext: self.plaintext_allowed(), certificate_user, channel_binding: conn.channel_binding() }
     }
 
     fn reply_ok(&mut self, text: &str) -> io::Result<()> {
@@ -174,12 +261,23 @@ impl<T: Transport> Session<'_, T> {
     fn command(&mut self, cmd: Command) -> io::Result<Next> {
         match (&self.state, cmd) {
             (_, Command::Capa) => self.capa().map(|_| Next::Continue),
-            (_, Command::Noop) if matches!(self.state, State::Transaction { .. }) => {
-                self.out.write_all(b"+OK\r\n").map(|_| Next::Continue)
-            }
             (State::Authorization { .. }, Command::Quit) => {
                 self.reply_ok("bye")?;
                 Ok(Next::Close(End::Quit))
+            }
+            (State::Authorization { .. }, Command::Stls) => match self.start.tls {
+                Some(_) if !self.out.get_ref().is_tls() => {
+                    self.reply_ok("begin TLS negotiation")?;
+                    Ok(Next::StartTls)
+                }
+                Some(_) => self.bad_command("already using TLS"),
+                None => self.bad_command("TLS is not available"),
+            },
+            (State::Authorization { .. }, Command::User(_) | Command::Pass(_) | Command::Apop { .. })
+                if !self.plaintext_allowed() =>
+            {
+                self.reply_err("[AUTH] plaintext login is not allowed without TLS: use STLS or port 995")?;
+                Ok(Next::Continue)
             }
             (State::Authorization { .. }, Command::User(name)) => {
                 if let State::Authorization { user, .. } = &mut self.state {
@@ -188,48 +286,122 @@ impl<T: Transport> Session<'_, T> {
                 // The same answer whether or not the user exists.
                 self.reply_ok("send PASS").map(|_| Next::Continue)
             }
-            (State::Authorization { user: None, .. }, Command::Pass(_)) => {
-                self.bad_command("give USER first")
-            }
-            (
-                State::Authorization {
-                    user: Some(name), ..
-                },
-                Command::Pass(password),
-            ) => {
+            (State::Authorization { user: None, .. }, Command::Pass(_)) => self.bad_command("give USER first"),
+            (State::Authorization { user: Some(name), .. }, Command::Pass(password)) => {
                 let name = name.clone();
-                let result = users::lookup(&self.config.users_file, &name).map(|secret| {
-                    users::valid_name(&name) && users::check_password(secret.as_ref(), &password)
-                });
-                self.login(name, result)
+                let checked = self.check_password(&name, &password);
+                self.login(name, checked)
             }
-            (State::Authorization { .. }, Command::Apop { name, digest }) => {
-                match &self.challenge {
-                    None => self.bad_command("APOP is not enabled"),
-                    Some(challenge) => {
-                        let result = users::lookup(&self.config.users_file, &name).map(|secret| {
-                            users::valid_name(&name)
-                                && users::check_apop(secret.as_ref(), challenge, &digest)
-                        });
-                        self.login(name, result)
-                    }
+            (State::Authorization { .. }, Command::Apop { name, digest }) => match &self.challenge {
+                None => self.bad_command("APOP is not enabled"),
+                Some(challenge) => {
+                    let result = users::lookup(&self.config.users_file, &name).map(|secret| {
+                        users::valid_name(&name) && users::check_apop(secret.as_ref(), challenge, &digest)
+                    });
+                    self.login(name, result)
                 }
+            },
+            (State::Authorization { .. }, Command::Auth(None)) => {
+                let mut text = String::from("+OK SASL mechanisms follow\r\n");
+                for m in self.sasl_offer().mechanisms() {
+                    let _ = write!(text, "{m}\r\n");
+                }
+                text.push_str(".\r\n");
+                self.out.write_all(text.as_bytes()).map(|_| Next::Continue)
+            }
+            (State::Authorization { .. }, Command::Auth(Some((mechanism, initial)))) => {
+                let initial = match initial.map(|i| sasl::decode(&i)) {
+                    Some(None) => return self.bad_command("malformed base64"),
+                    Some(Some(data)) => Some(data),
+                    None => None,
+                };
+                let offer = self.sasl_offer();
+                let users_file = &self.config.users_file;
+                let (exchange, outcome) =
+                    Exchange::start(&mechanism, initial, &offer, |name| scram_keys(users_file, name));
+                self.sasl_outcome(exchange, outcome)
             }
             (State::Transaction { .. }, cmd) => self.transaction(cmd),
             (State::Authorization { .. }, _) => self.bad_command("command not valid before login"),
         }
     }
 
+    /// A client line during a SASL exchange: `*` cancels (RFC 5034).
+    fn sasl_response(&mut self, line: &[u8]) -> io::Result<Next> {
+        let State::Authorization { sasl, .. } = &mut self.state else {
+            return Ok(Next::Continue);
+        };
+        let Some(exchange) = sasl.take() else {
+            return Ok(Next::Continue);
+        };
+        if line == b"*" {
+            self.reply_err("authentication cancelled")?;
+            return Ok(Next::Continue);
+        }
+        let Some(data) = sasl::decode(line) else {
+            return self.sasl_outcome(None, Outcome::Failure("malformed base64 response"));
+        };
+        let users_file = &self.config.users_file;
+        let (exchange, outcome) = exchange.step(&data, |name| scram_keys(users_file, name));
+        self.sasl_outcome(exchange, outcome)
+    }
+
+    /// An unusable line during a SASL exchange ends the exchange.
+    fn sasl_abort(&mut self, why: &str) -> io::Result<Next> {
+        if let State::Authorization { sasl, .. } = &mut self.state {
+            *sasl = None;
+        }
+        self.reply_err(why).map(|_| Next::Continue)
+    }
+
+    fn sasl_outcome(&mut self, exchange: Option<Exchange>, outcome: Outcome) -> io::Result<Next> {
+        if let State::Authorization { sasl, .. } = &mut self.state {
+            *sasl = exchange;
+        }
+        match outcome {
+            Outcome::Challenge(data) => {
+                write!(self.out, "+ {}\r\n", sasl::encode(&data))?;
+                Ok(Next::Continue)
+            }
+            Outcome::CheckPassword { user, password } => {
+                let checked = self.check_password(&user, &password);
+                self.login(user, checked)
+            }
+            Outcome::Success { user, .. } => {
+                // SCRAM proved the keys; EXTERNAL needs an account too.
+                let exists = users::valid_name(&user)
+                    && users::lookup(&self.config.users_file, &user).map(|s| s.is_some()).unwrap_or(false);
+                self.login(user, Ok(exists))
+            }
+            Outcome::Failure(why) => {
+                log::info!("SASL authentication failed: {why}");
+                self.login(String::new(), Ok(false))
+            }
+        }
+    }
+
+    /// Looks the user up and checks the password, the same way for every
+    /// user name, known or not.
+    fn check_password(&self, name: &str, password: &[u8]) -> io::Result<bool> {
+        users::lookup(&self.config.users_file, name)
+            .map(|secret| users::valid_name(name) && users::check_password(secret.as_ref(), password))
+    }
+
+    /// CAPA lists exactly what works now (RFC 2449).
     fn capa(&mut self) -> io::Result<()> {
         let mut text = String::from("+OK capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n");
         match self.state {
-            State::Authorization { .. } => text.push_str("USER\r\n"),
+            State::Authorization { .. } => {
+                if self.plaintext_allowed() {
+                    text.push_str("USER\r\n");
+                }
+                let _ = write!(text, "SASL {}\r\n", self.sasl_offer().mechanisms().join(" "));
+                if self.start.tls.is_some() && !self.out.get_ref().is_tls() {
+                    text.push_str("STLS\r\n");
+                }
+            }
             State::Transaction { .. } => {
-                let _ = write!(
-                    text,
-                    "IMPLEMENTATION pop3d-{}\r\n",
-                    env!("CARGO_PKG_VERSION")
-                );
+                let _ = write!(text, "IMPLEMENTATION pop3d-{}\r\n", env!("CARGO_PKG_VERSION"));
             }
         }
         text.push_str(".\r\n");
@@ -238,16 +410,14 @@ impl<T: Transport> Session<'_, T> {
 
     /// Finishes USER/PASS or APOP: `checked` is the credential check's result.
     fn login(&mut self, name: String, checked: io::Result<bool>) -> io::Result<Next> {
-        let State::Authorization { user, failures, .. } = &mut self.state else {
+        let State::Authorization { user, failures, sasl, .. } = &mut self.state else {
             return Ok(Next::Continue);
         };
         *user = None;
+        *sasl = None;
         match checked {
             Err(e) => {
-                log::error!(
-                    "cannot read users file {}: {e}",
-                    self.config.users_file.display()
-                );
+                log::error!("cannot read users file {}: {e}", self.config.users_file.display());
                 self.reply_err("[SYS/TEMP] authentication unavailable, try later")?;
                 return Ok(Next::Continue);
             }
@@ -271,10 +441,7 @@ impl<T: Transport> Session<'_, T> {
                 return Ok(Next::Continue);
             }
             Err(e) => {
-                log::error!(
-                    "cannot lock maildrop of {name} in {}: {e}",
-                    self.config.state_dir.display()
-                );
+                log::error!("cannot lock maildrop of {name} in {}: {e}", self.config.state_dir.display());
                 self.reply_err("[SYS/TEMP] maildrop unavailable, try later")?;
                 return Ok(Next::Continue);
             }
@@ -285,14 +452,8 @@ impl<T: Transport> Session<'_, T> {
                 let (n, size) = drop.stat();
                 log::info!("login {name}: {n} messages, {size} octets");
                 self.logged_in = Some(name.clone());
-                self.state = State::Transaction {
-                    user: name,
-                    drop,
-                    _lock: lock,
-                };
-                self.out
-                    .get_mut()
-                    .set_timeout(self.config.timeout_session)?;
+                self.state = State::Transaction { user: name, drop, _lock: lock };
+                self.out.get_mut().set_timeout(self.config.timeout_session)?;
                 self.reply_ok(&format!("maildrop has {n} messages ({size} octets)"))?;
             }
             Err(e) => {
@@ -334,11 +495,7 @@ impl<T: Transport> Session<'_, T> {
             | Command::Top { msg: n, .. }
             | Command::Dele(n) => {
                 let Some(msg) = drop.get(n) else {
-                    let why = if drop.is_deleted(n) {
-                        "message is deleted"
-                    } else {
-                        "no such message"
-                    };
+                    let why = if drop.is_deleted(n) { "message is deleted" } else { "no such message" };
                     write!(out, "-ERR {why}\r\n")?;
                     return Ok(Next::Continue);
                 };
@@ -377,24 +534,18 @@ impl<T: Transport> Session<'_, T> {
                 write!(out, "+OK maildrop has {n} messages ({size} octets)\r\n")?;
             }
             Command::Quit => return self.update(),
-            Command::User(_) | Command::Pass(_) | Command::Apop { .. } => {
+            Command::Noop => out.write_all(b"+OK\r\n")?,
+            Command::User(_) | Command::Pass(_) | Command::Apop { .. } | Command::Auth(_) | Command::Stls => {
                 out.write_all(b"-ERR already logged in\r\n")?;
             }
-            Command::Noop | Command::Capa => unreachable!("answered in every state"),
+            Command::Capa => self.capa()?,
         }
         Ok(Next::Continue)
     }
 
     /// QUIT in TRANSACTION: the UPDATE state.
     fn update(&mut self) -> io::Result<Next> {
-        let state = std::mem::replace(
-            &mut self.state,
-            State::Authorization {
-                user: None,
-                failures: 0,
-                bad: 0,
-            },
-        );
+        let state = std::mem::replace(&mut self.state, State::authorization(0, 0));
         let State::Transaction { user, drop, _lock } = state else {
             return Ok(Next::Close(End::Quit));
         };
@@ -408,10 +559,7 @@ impl<T: Transport> Session<'_, T> {
             }
             Err(e) => {
                 log::error!("update of {user}'s maildrop failed, nothing deleted: {e}");
-                self.reply_err(&format!(
-                    "[{}] could not remove deleted messages: {e}",
-                    code_of(&e)
-                ))?;
+                self.reply_err(&format!("[{}] could not remove deleted messages: {e}", code_of(&e)))?;
                 Ok(Next::Close(End::UpdateFailed))
             }
         }
@@ -430,11 +578,16 @@ fn apop_challenge(hostname: &str) -> Option<String> {
         }
     }
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     Some(format!("<{hex}.{now}@{hostname}>"))
+}
+
+/// A user's SCRAM keys, if the name is valid and the user has them.
+fn scram_keys(users_file: &Path, name: &str) -> Option<sasl::scram::ScramKeys> {
+    if !users::valid_name(name) {
+        return None;
+    }
+    users::lookup(users_file, name).ok().flatten().and_then(|s| s.scram())
 }
 
 /// The response code for a maildrop error.

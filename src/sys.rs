@@ -20,11 +20,7 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 /// Waits until `fd` is ready for `events` (POLLIN/POLLOUT); `TimedOut` after `timeout`.
 pub fn poll(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<()> {
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    let mut pfd = libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
+    let mut pfd = libc::pollfd { fd, events, revents: 0 };
     loop {
         // SAFETY: one valid pollfd.
         match check(unsafe { libc::poll(&mut pfd, 1, ms) }) {
@@ -61,32 +57,17 @@ pub fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
     // SAFETY: a zeroed sockaddr_storage is valid; getpeername fills at most `len` bytes.
     let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    check(unsafe {
-        libc::getpeername(
-            fd,
-            (&mut addr as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    })
-    .ok()?;
+    check(unsafe { libc::getpeername(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) }).ok()?;
     match addr.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
-            let a: &libc::sockaddr_in =
-                unsafe { &*(&addr as *const libc::sockaddr_storage).cast() };
-            Some(SocketAddr::new(
-                IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()),
-                u16::from_be(a.sin_port),
-            ))
+            let a: &libc::sockaddr_in = unsafe { &*(&addr as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::new(IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()), u16::from_be(a.sin_port)))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
-            let a: &libc::sockaddr_in6 =
-                unsafe { &*(&addr as *const libc::sockaddr_storage).cast() };
-            Some(SocketAddr::new(
-                IpAddr::from(a.sin6_addr.s6_addr),
-                u16::from_be(a.sin6_port),
-            ))
+            let a: &libc::sockaddr_in6 = unsafe { &*(&addr as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::new(IpAddr::from(a.sin6_addr.s6_addr), u16::from_be(a.sin6_port)))
         }
         _ => None,
     }
@@ -129,19 +110,13 @@ pub fn hostname() -> Option<String> {
     // SAFETY: gethostname writes at most buf.len() bytes into buf.
     check(unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) }).ok()?;
     let len = buf.iter().position(|&b| b == 0)?;
-    String::from_utf8(buf[..len].to_vec())
-        .ok()
-        .filter(|s| !s.is_empty())
+    String::from_utf8(buf[..len].to_vec()).ok().filter(|s| !s.is_empty())
 }
 
 /// A listening TCP socket. IPv6 sockets are IPv6-only, so `0.0.0.0:110`
 /// and `[::]:110` can both be bound.
 pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-    let family = if addr.is_ipv6() {
-        libc::AF_INET6
-    } else {
-        libc::AF_INET
-    };
+    let family = if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
     // SAFETY: socket takes no pointers; the descriptor is owned by `listener` below.
     let fd = check(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: fd is a fresh socket we own; TcpListener closes it on drop.
@@ -169,8 +144,7 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     let len = match addr {
         SocketAddr::V4(a) => {
             // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
-            let sin: &mut libc::sockaddr_in =
-                unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast() };
+            let sin: &mut libc::sockaddr_in = unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast() };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = a.port().to_be();
             sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
@@ -178,8 +152,7 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
         }
         SocketAddr::V6(a) => {
             // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in6.
-            let sin6: &mut libc::sockaddr_in6 =
-                unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast() };
+            let sin6: &mut libc::sockaddr_in6 = unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast() };
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = a.port().to_be();
             sin6.sin6_addr.s6_addr = a.ip().octets();
@@ -204,15 +177,7 @@ pub fn drop_privileges(user: &str) -> Result<(), String> {
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     let mut result: *mut libc::passwd = std::ptr::null_mut();
-    let rc = unsafe {
-        libc::getpwnam_r(
-            name.as_ptr(),
-            &mut pw,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
+    let rc = unsafe { libc::getpwnam_r(name.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut result) };
     if rc != 0 || result.is_null() {
         return Err(format!("user {user:?} does not exist"));
     }

@@ -23,9 +23,7 @@ pub struct Stdio {
 
 impl Stdio {
     pub fn new() -> Stdio {
-        Stdio {
-            timeout: Duration::from_secs(600),
-        }
+        Stdio { timeout: Duration::from_secs(600) }
     }
 }
 
@@ -52,9 +50,4 @@ impl Transport for Stdio {
         self.timeout = timeout;
         Ok(())
     }
-}
-
-/// The client's address of the socket on stdin, or "stdin" for a pipe.
-pub fn stdin_peer() -> String {
-    sys::peer_addr(0).map_or_else(|| "stdin".into(), |a| a.to_string())
 }

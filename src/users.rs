@@ -6,6 +6,8 @@ use std::path::Path;
 
 use md5::{Digest, Md5};
 
+use crate::sasl::scram::ScramKeys;
+
 /// A stored credential.
 #[derive(Clone)]
 pub enum Secret {
@@ -13,6 +15,18 @@ pub enum Secret {
     Crypt(String),
     /// A plain secret (needed by APOP).
     Plain(Vec<u8>),
+    /// SCRAM-SHA-256 keys (Dovecot's `{SCRAM-SHA-256}` form): no password kept.
+    Scram(ScramKeys),
+}
+
+impl Secret {
+    /// The SCRAM keys, for users who have them.
+    pub fn scram(&self) -> Option<ScramKeys> {
+        match self {
+            Secret::Scram(k) => Some(k.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Secret {
@@ -20,6 +34,7 @@ impl std::fmt::Debug for Secret {
         f.write_str(match self {
             Secret::Crypt(_) => "Crypt(..)",
             Secret::Plain(_) => "Plain(..)",
+            Secret::Scram(_) => "Scram(..)",
         })
     }
 }
@@ -34,9 +49,7 @@ const DUMMY_HASH: &str =
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+-@".contains(&b))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-@".contains(&b))
 }
 
 /// Parses one users file; returns the entries or the first error with its line number.
@@ -48,17 +61,12 @@ pub fn parse(text: &str) -> Result<Vec<(String, Secret)>, String> {
             continue;
         }
         let err = |what: &str| format!("line {}: {what}", no + 1);
-        let (name, rest) = line
-            .split_once(':')
-            .ok_or_else(|| err("expected name:password-hash"))?;
+        let (name, rest) = line.split_once(':').ok_or_else(|| err("expected name:password-hash"))?;
         let hash = rest.split(':').next().unwrap_or("");
         if !valid_name(name) {
             return Err(err("invalid user name"));
         }
-        users.push((
-            name.to_string(),
-            parse_secret(hash).ok_or_else(|| err("unsupported password hash"))?,
-        ));
+        users.push((name.to_string(), parse_secret(hash).ok_or_else(|| err("unsupported password hash"))?));
     }
     Ok(users)
 }
@@ -70,13 +78,12 @@ fn parse_secret(hash: &str) -> Option<Secret> {
     };
     let crypt_prefix = match scheme.as_deref() {
         Some("PLAIN") => return Some(Secret::Plain(value.as_bytes().to_vec())),
+        Some("SCRAM-SHA-256") => return ScramKeys::parse(value).map(Secret::Scram),
         Some("SHA512-CRYPT") => "$6$",
         Some("SHA256-CRYPT") => "$5$",
         Some("MD5-CRYPT") => "$1$",
         Some(_) => return None,
-        None => ["$6$", "$5$", "$1$"]
-            .into_iter()
-            .find(|p| value.starts_with(p))?,
+        None => ["$6$", "$5$", "$1$"].into_iter().find(|p| value.starts_with(p))?,
     };
     (value.starts_with(crypt_prefix) && value.len() > 4).then(|| Secret::Crypt(value.to_string()))
 }
@@ -84,12 +91,8 @@ fn parse_secret(hash: &str) -> Option<Secret> {
 /// Reads the users file and returns `name`'s secret, if any.
 pub fn lookup(path: &Path, name: &str) -> io::Result<Option<Secret>> {
     let text = fs::read_to_string(path)?;
-    let users = parse(&text).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {e}", path.display()),
-        )
-    })?;
+    let users =
+        parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
     Ok(users.into_iter().find(|(n, _)| n == name).map(|(_, s)| s))
 }
 
@@ -103,6 +106,7 @@ pub fn check_password(secret: Option<&Secret>, password: &[u8]) -> bool {
             let _ = crypt(DUMMY_HASH, password);
             return constant_time_eq(p, password);
         }
+        Some(Secret::Scram(keys)) => return keys.verify_password(password),
         None => (DUMMY_HASH, false),
     };
     match crypt(hash, password) {
@@ -143,6 +147,24 @@ pub fn check_apop(secret: Option<&Secret>, challenge: &str, digest: &str) -> boo
     constant_time_eq(expect.as_bytes(), digest.to_ascii_lowercase().as_bytes()) && known
 }
 
+/// A users-file line `name:{SCRAM-SHA-256}...` for the password on the first
+/// line of `input` (a random 16-byte salt, 4096 iterations as RFC 7677 asks).
+pub fn scram_line(name: &str, mut input: impl std::io::BufRead) -> Result<String, String> {
+    if !valid_name(name) {
+        return Err(format!("invalid user name {name:?}"));
+    }
+    let mut password = String::new();
+    input.read_line(&mut password).map_err(|e| format!("reading the password: {e}"))?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err("empty password".into());
+    }
+    let mut salt = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+        .map_err(|_| "no random source for the salt".to_string())?;
+    Ok(format!("{name}:{{SCRAM-SHA-256}}{}", ScramKeys::derive(password.as_bytes(), &salt, 4096).to_text()))
+}
+
 /// Compares without an early exit on the first difference.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -158,11 +180,7 @@ mod tests {
     const USERS: &str = include_str!("../etc/users.example");
 
     fn secret(name: &str) -> Option<Secret> {
-        parse(USERS)
-            .unwrap()
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s)
+        parse(USERS).unwrap().into_iter().find(|(n, _)| n == name).map(|(_, s)| s)
     }
 
     #[test]
@@ -188,21 +206,20 @@ mod tests {
     fn apop_rfc1939_example() {
         let s = Secret::Plain(b"tanstaaf".to_vec());
         let challenge = "<1896.697170952@dbc.mtview.ca.us>";
-        assert!(check_apop(
-            Some(&s),
-            challenge,
-            "c4c9334bac560ecc979e58001b3e22fb"
-        ));
-        assert!(!check_apop(
-            Some(&s),
-            challenge,
-            "c4c9334bac560ecc979e58001b3e22fc"
-        ));
-        assert!(!check_apop(
-            secret("demo").as_ref(),
-            challenge,
-            "c4c9334bac560ecc979e58001b3e22fb"
-        ));
+        assert!(check_apop(Some(&s), challenge, "c4c9334bac560ecc979e58001b3e22fb"));
+        assert!(!check_apop(Some(&s), challenge, "c4c9334bac560ecc979e58001b3e22fc"));
+        assert!(!check_apop(secret("demo").as_ref(), challenge, "c4c9334bac560ecc979e58001b3e22fb"));
+    }
+
+    #[test]
+    fn scram_lines_verify_their_password() {
+        let line = scram_line("carol", &b"pencil\n"[..]).unwrap();
+        let users = parse(&line).unwrap();
+        assert_eq!(users[0].0, "carol");
+        assert!(check_password(Some(&users[0].1), b"pencil"));
+        assert!(!check_password(Some(&users[0].1), b"pencil2"));
+        assert!(users[0].1.scram().is_some());
+        assert!(scram_line("../x", &b"p\n"[..]).is_err());
     }
 
     #[test]
@@ -210,16 +227,7 @@ mod tests {
         for ok in ["alice", "a.b", "user@example.com", "x-1_2+3"] {
             assert!(valid_name(ok), "{ok}");
         }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "../etc",
-            "a/b",
-            "a\0b",
-            ".hidden",
-            &"x".repeat(65),
-        ] {
+        for bad in ["", ".", "..", "../etc", "a/b", "a\0b", ".hidden", &"x".repeat(65)] {
             assert!(!valid_name(bad), "{bad:?}");
         }
     }

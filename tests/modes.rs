@@ -9,18 +9,12 @@ use common::{binary, from_line, Client, Daemon, Spool};
 #[test]
 fn inetd_mode_serves_one_session_on_stdin_stdout_and_keeps_stderr_silent() {
     let spool = Spool::new();
-    let mbox = format!(
-        "{}Subject: x\n\nbody\n\n{}Subject: y\n\n.dot\n",
-        from_line("a@x"),
-        from_line("b@x")
-    );
+    let mbox = format!("{}Subject: x\n\nbody\n\n{}Subject: y\n\n.dot\n", from_line("a@x"), from_line("b@x"));
     spool.write_mbox("alice", mbox.as_bytes());
     let log = spool.dir.join("pop3d.log");
     let log_line = format!("log = {}", log.display());
     let mut c = Client::inetd(&spool, &[&log_line]);
-    assert!(c
-        .login("alice", "secret")
-        .starts_with("+OK maildrop has 2 messages"));
+    assert!(c.login("alice", "secret").starts_with("+OK maildrop has 2 messages"));
     assert!(c.cmd("RETR 2").starts_with("+OK"));
     assert_eq!(c.multi(), b"Subject: y\r\n\r\n.dot\r\n");
     assert!(c.cmd("DELE 1").starts_with("+OK"));
@@ -28,30 +22,17 @@ fn inetd_mode_serves_one_session_on_stdin_stdout_and_keeps_stderr_silent() {
     assert!(c.rest().is_empty());
     let out = c.child.take().unwrap().wait_with_output().unwrap();
     assert!(out.status.success());
-    assert!(
-        out.stderr.is_empty(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        spool.read_mbox("alice"),
-        format!("{}Subject: y\n\n.dot\n", from_line("b@x")).as_bytes()
-    );
+    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(spool.read_mbox("alice"), format!("{}Subject: y\n\n.dot\n", from_line("b@x")).as_bytes());
     let logged = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        logged.contains("session end: user=alice peer=stdin retr=1/"),
-        "{logged}"
-    );
+    assert!(logged.contains("session end: user=alice peer=stdin tls=no retr=1/"), "{logged}");
 }
 
 #[test]
 fn inetd_mode_refuses_stderr_logging() {
     let spool = Spool::new();
     let conf = spool.config(&[]);
-    let out = Command::new(binary())
-        .args(["-i", "-f", conf.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = Command::new(binary()).args(["-i", "-f", conf.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success());
     assert!(out.stderr.is_empty() && out.stdout.is_empty());
 }
@@ -60,41 +41,22 @@ fn inetd_mode_refuses_stderr_logging() {
 fn config_check_and_version() {
     let spool = Spool::new();
     let good = spool.config(&[]);
-    let out = Command::new(binary())
-        .args(["-t", "-f", good.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(binary()).args(["-t", "-f", good.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::write(&good, "timeout_session = 5\n").unwrap();
-    let out = Command::new(binary())
-        .args(["-t", "-f", good.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = Command::new(binary()).args(["-t", "-f", good.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 1") && err.contains("600"), "{err}");
     let good = spool.config(&[]);
     let out = Command::new(binary())
-        .args([
-            "-t",
-            "-f",
-            good.to_str().unwrap(),
-            "-o",
-            "users_file=/nonexistent",
-        ])
+        .args(["-t", "-f", good.to_str().unwrap(), "-o", "users_file=/nonexistent"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
     let out = Command::new(binary()).arg("-V").output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("pop3d {}\n", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("pop3d {}\n", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
@@ -107,11 +69,7 @@ fn mail_delivered_during_a_session_survives_its_update() {
     let mut c = d.connect();
     assert!(c.login("alice", "secret").starts_with("+OK maildrop has 1"));
     spool.deliver("alice", new.as_bytes());
-    assert_eq!(
-        c.cmd("STAT"),
-        "+OK 1 21",
-        "the session sees the maildrop as it was at login"
-    );
+    assert_eq!(c.cmd("STAT"), "+OK 1 21", "the session sees the maildrop as it was at login");
     assert!(c.cmd("DELE 1").starts_with("+OK"));
     assert!(c.cmd("QUIT").starts_with("+OK bye, 1"));
     assert_eq!(spool.read_mbox("alice"), new.as_bytes());

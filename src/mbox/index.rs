@@ -73,9 +73,7 @@ pub struct Index {
 impl Index {
     /// Offset where message `i`'s raw block (with its separator) ends.
     pub fn block_end(&self, i: usize) -> u64 {
-        self.messages
-            .get(i + 1)
-            .map_or(self.scanned_end, |m| m.start)
+        self.messages.get(i + 1).map_or(self.scanned_end, |m| m.start)
     }
 }
 
@@ -109,11 +107,7 @@ struct Building {
 }
 
 /// Scans the whole of `input` (an mbox from offset 0).
-pub fn scan<R: Read>(
-    input: R,
-    format: MboxFormat,
-    max_messages: usize,
-) -> Result<Index, ScanError> {
+pub fn scan<R: Read>(input: R, format: MboxFormat, max_messages: usize) -> Result<Index, ScanError> {
     let mut segs = Segments::new(input, 0);
     let mut index = Index::default();
     let mut cur: Option<Building> = None;
@@ -181,8 +175,7 @@ fn x_uidl_header(line: &[u8]) -> Option<Box<str>> {
         return None;
     }
     let value = line[NAME.len()..].trim_ascii();
-    let valid =
-        (1..=MAX_UIDL).contains(&value.len()) && value.iter().all(|&b| (0x21..=0x7e).contains(&b));
+    let valid = (1..=MAX_UIDL).contains(&value.len()) && value.iter().all(|&b| (0x21..=0x7e).contains(&b));
     valid.then(|| String::from_utf8_lossy(value).into())
 }
 
@@ -216,11 +209,7 @@ fn parse_digest_id(s: &str) -> Option<([u8; 16], u32)> {
         Some(_) => return None,
         None => (s, 0),
     };
-    if hex.len() != 32
-        || !hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return None;
     }
     let mut d = [0u8; 16];
@@ -265,13 +254,7 @@ impl UidAssigner {
             }
             uid
         });
-        Message {
-            start: b.start,
-            content: b.content,
-            end,
-            size,
-            uid,
-        }
+        Message { start: b.start, content: b.content, end, size, uid }
     }
 }
 
@@ -290,10 +273,7 @@ mod tests {
         assert_eq!(idx.messages.len(), 2);
         // "Subject: x\r\n\r\nbody\r\n" = 12 + 2 + 6
         assert_eq!(idx.messages[0].size, 20);
-        assert_eq!(
-            &mbox[idx.messages[0].content as usize..idx.messages[0].end as usize],
-            b"Subject: x\n\nbody\n"
-        );
+        assert_eq!(&mbox[idx.messages[0].content as usize..idx.messages[0].end as usize], b"Subject: x\n\nbody\n");
         // "Subject: y\r\n\r\nno newline\r\n"
         assert_eq!(idx.messages[1].size, 12 + 2 + 12);
         assert_eq!(idx.scanned_end, mbox.len() as u64);
@@ -323,38 +303,21 @@ mod tests {
         assert!(idx.messages[1].uid.needs_storing() && !idx.messages[0].uid.needs_storing());
 
         // A stored id is skipped when a later copy is numbered.
-        let stored = format!(
-            "From a Mon Jan  1 00:00:00 2024\nX-UIDL: {}-2\nSubject: same\n\nsame\n\n",
-            ids[0]
-        );
+        let stored = format!("From a Mon Jan  1 00:00:00 2024\nX-UIDL: {}-2\nSubject: same\n\nsame\n\n", ids[0]);
         let idx = index(&[one.as_slice(), stored.as_bytes(), one.as_slice()].concat());
         let ids2: Vec<String> = idx.messages.iter().map(|m| m.uid.to_string()).collect();
-        assert_eq!(
-            ids2,
-            vec![
-                ids[0].clone(),
-                format!("{}-2", ids[0]),
-                format!("{}-3", ids[0])
-            ]
-        );
+        assert_eq!(ids2, vec![ids[0].clone(), format!("{}-2", ids[0]), format!("{}-3", ids[0])]);
     }
 
     #[test]
     fn not_an_mbox_and_empty_file() {
-        assert!(matches!(
-            scan(&b"Subject: x\n"[..], MboxFormat::Mboxrd, 10),
-            Err(ScanError::NotMbox)
-        ));
+        assert!(matches!(scan(&b"Subject: x\n"[..], MboxFormat::Mboxrd, 10), Err(ScanError::NotMbox)));
         assert_eq!(index(b"").messages.len(), 0);
     }
 
     #[test]
     fn message_limit() {
-        let r = scan(
-            &b"From a\n\nFrom b\n\nFrom c\n\n"[..],
-            MboxFormat::Mboxrd,
-            2,
-        );
+        let r = scan(&b"From a\n\nFrom b\n\nFrom c\n\n"[..], MboxFormat::Mboxrd, 2);
         assert!(matches!(r, Err(ScanError::TooManyMessages(2))));
     }
 }

@@ -94,11 +94,7 @@ impl<'a> WireLine<'a> {
             content = &content[1..];
         }
         let stuff_dot = seg.follows != Follows::Piece && content.first() == Some(&b'.');
-        WireLine {
-            content,
-            stuff_dot,
-            crlf: seg.end != LineEnd::None,
-        }
+        WireLine { content, stuff_dot, crlf: seg.end != LineEnd::None }
     }
 
     /// Octets on the wire before byte-stuffing (the size LIST reports).
@@ -173,8 +169,7 @@ impl<R: Read> Segments<R> {
     pub fn next(&mut self) -> io::Result<Option<Segment<'_>>> {
         let (len, end) = loop {
             let window = &self.buf[self.start..self.end];
-            let found = memchr::memchr2(b'\n', b'\r', window)
-                .map(|i| (i, window[i], window.get(i + 1).copied()));
+            let found = memchr::memchr2(b'\n', b'\r', window).map(|i| (i, window[i], window.get(i + 1).copied()));
             match found {
                 Some((i, b'\n', _)) => break (i, LineEnd::Lf),
                 Some((i, _, Some(b'\n'))) => break (i, LineEnd::CrLf),
@@ -215,12 +210,7 @@ impl<R: Read> Segments<R> {
             LineEnd::Cr => Follows::Cr,
             LineEnd::None => Follows::Piece,
         };
-        Ok(Some(Segment {
-            content: &self.buf[seg_start..seg_start + len],
-            end,
-            follows,
-            offset,
-        }))
+        Ok(Some(Segment { content: &self.buf[seg_start..seg_start + len], end, follows, offset }))
     }
 }
 
@@ -260,28 +250,17 @@ mod tests {
         let total: usize = segs.iter().map(|s| s.0.len() + s.1.len() as usize).sum();
         assert_eq!(total, input.len());
         assert_eq!(segs[0].1, LineEnd::None);
-        assert!(segs
-            .iter()
-            .skip(1)
-            .all(|s| s.2 != Follows::MboxLine || s.0 == b"short"));
+        assert!(segs.iter().skip(1).all(|s| s.2 != Follows::MboxLine || s.0 == b"short"));
         assert_eq!(segs.last().unwrap().0, b"short");
     }
 
     #[test]
     fn unquoting() {
-        let seg = |c: &'static [u8]| Segment {
-            content: c,
-            end: LineEnd::Lf,
-            follows: Follows::MboxLine,
-            offset: 0,
-        };
+        let seg = |c: &'static [u8]| Segment { content: c, end: LineEnd::Lf, follows: Follows::MboxLine, offset: 0 };
         let rd = MboxFormat::Mboxrd;
         assert_eq!(WireLine::of(&seg(b">From x"), rd).content, b"From x");
         assert_eq!(WireLine::of(&seg(b">>From x"), rd).content, b">From x");
-        assert_eq!(
-            WireLine::of(&seg(b">>From x"), MboxFormat::Mboxo).content,
-            b">>From x"
-        );
+        assert_eq!(WireLine::of(&seg(b">>From x"), MboxFormat::Mboxo).content, b">>From x");
         assert_eq!(WireLine::of(&seg(b">Fromx"), rd).content, b">Fromx");
         let dot = WireLine::of(&seg(b".hidden"), rd);
         assert!(dot.stuff_dot && dot.crlf && dot.size() == 9);

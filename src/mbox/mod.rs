@@ -86,11 +86,7 @@ pub struct Maildrop {
 impl Maildrop {
     /// Locks the mbox at `path`, finishes an interrupted update recorded in
     /// `journal`, indexes it and unlocks it.
-    pub fn open(
-        path: PathBuf,
-        journal: PathBuf,
-        settings: &MboxSettings,
-    ) -> Result<Maildrop, MaildropError> {
+    pub fn open(path: PathBuf, journal: PathBuf, settings: &MboxSettings) -> Result<Maildrop, MaildropError> {
         let recovering = journal.exists();
         let file = match OpenOptions::new().read(true).write(recovering).open(&path) {
             Ok(f) => f,
@@ -107,47 +103,22 @@ impl Maildrop {
             Err(e) => return Err(e.into()),
         };
         let index = {
-            let _lock = MboxLock::acquire(
-                &path,
-                &file,
-                &settings.locking,
-                recovering,
-                settings.lock_timeout,
-            )?;
+            let _lock = MboxLock::acquire(&path, &file, &settings.locking, recovering, settings.lock_timeout)?;
             if recovering {
                 update::recover(&file, &journal)?;
             }
             let len = file.metadata()?.len();
             if len > settings.max_size {
-                return Err(MaildropError::TooLarge(format!(
-                    "{len} bytes, limit {}",
-                    settings.max_size
-                )));
+                return Err(MaildropError::TooLarge(format!("{len} bytes, limit {}", settings.max_size)));
             }
-            index::scan(
-                io::Read::take(&file, len),
-                settings.format,
-                settings.max_messages,
-            )
-            .map_err(|e| match e {
-                ScanError::NotMbox => {
-                    MaildropError::Corrupt("does not start with a From line".into())
-                }
-                ScanError::TooManyMessages(n) => {
-                    MaildropError::TooLarge(format!("more than {n} messages"))
-                }
+            index::scan(io::Read::take(&file, len), settings.format, settings.max_messages).map_err(|e| match e {
+                ScanError::NotMbox => MaildropError::Corrupt("does not start with a From line".into()),
+                ScanError::TooManyMessages(n) => MaildropError::TooLarge(format!("more than {n} messages")),
                 ScanError::Io(e) => MaildropError::Io(e),
             })?
         };
         let deleted = vec![false; index.messages.len()];
-        Ok(Maildrop {
-            path,
-            journal,
-            settings: settings.clone(),
-            file: Some(file),
-            index,
-            deleted,
-        })
+        Ok(Maildrop { path, journal, settings: settings.clone(), file: Some(file), index, deleted })
     }
 
     /// Number of messages at login, deleted ones included (the highest number).
@@ -166,11 +137,7 @@ impl Maildrop {
 
     /// Whether message `n` exists and is marked deleted.
     pub fn is_deleted(&self, n: u32) -> bool {
-        (n as usize)
-            .checked_sub(1)
-            .and_then(|i| self.deleted.get(i))
-            .copied()
-            .unwrap_or(false)
+        (n as usize).checked_sub(1).and_then(|i| self.deleted.get(i)).copied().unwrap_or(false)
     }
 
     /// Messages not marked deleted, with their numbers.
@@ -186,8 +153,7 @@ impl Maildrop {
 
     /// Count and total size of the messages not marked deleted.
     pub fn stat(&self) -> (usize, u64) {
-        self.live()
-            .fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size))
+        self.live().fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size))
     }
 
     /// Marks message `n` deleted; false if it does not exist or already is.
@@ -207,10 +173,7 @@ impl Maildrop {
     /// Marked messages and their total size.
     pub fn marked(&self) -> (usize, u64) {
         let (live, size) = self.stat();
-        (
-            self.len() - live,
-            self.index.messages.iter().map(|m| m.size).sum::<u64>() - size,
-        )
+        (self.len() - live, self.index.messages.iter().map(|m| m.size).sum::<u64>() - size)
     }
 
     /// Sends message `n` byte-stuffed (without the final `.` line).
@@ -231,16 +194,9 @@ impl Maildrop {
             return Ok(0);
         }
         let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
-        let _lock = MboxLock::acquire(
-            &self.path,
-            &file,
-            &self.settings.locking,
-            true,
-            self.settings.lock_timeout,
-        )?;
+        let _lock = MboxLock::acquire(&self.path, &file, &self.settings.locking, true, self.settings.lock_timeout)?;
         let (now, then) = (file.metadata()?, scanned.metadata()?);
-        if now.dev() != then.dev() || now.ino() != then.ino() || now.len() < self.index.scanned_end
-        {
+        if now.dev() != then.dev() || now.ino() != then.ino() || now.len() < self.index.scanned_end {
             return Err(MaildropError::Changed);
         }
         let keep: Vec<bool> = self.deleted.iter().map(|d| !d).collect();

@@ -17,9 +17,7 @@ struct Range<'a> {
 
 impl Read for Range<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = buf
-            .len()
-            .min((self.end - self.pos).try_into().unwrap_or(usize::MAX));
+        let want = buf.len().min((self.end - self.pos).try_into().unwrap_or(usize::MAX));
         if want == 0 {
             return Ok(0);
         }
@@ -39,18 +37,8 @@ pub enum Part {
 
 /// Writes the message's wire form, byte-stuffed, without the final `.` line.
 /// Returns the octets sent before stuffing (equal to `msg.size` for `Whole`).
-pub fn send<W: Write>(
-    file: &File,
-    msg: &Message,
-    format: MboxFormat,
-    part: Part,
-    out: &mut W,
-) -> io::Result<u64> {
-    let range = Range {
-        file,
-        pos: msg.content,
-        end: msg.end,
-    };
+pub fn send<W: Write>(file: &File, msg: &Message, format: MboxFormat, part: Part, out: &mut W) -> io::Result<u64> {
+    let range = Range { file, pos: msg.content, end: msg.end };
     let mut segs = Segments::new(range, msg.content);
     let mut sent = 0;
     let mut in_header = true;

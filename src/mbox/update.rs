@@ -43,10 +43,7 @@ struct Header {
 impl Header {
     fn line(&self) -> String {
         let hex: String = self.tail_md5.iter().map(|b| format!("{b:02x}")).collect();
-        format!(
-            "{MAGIC} {} {} {} {} {} {hex}\n",
-            self.dev, self.ino, self.first, self.old_len, self.new_len
-        )
+        format!("{MAGIC} {} {} {} {} {} {hex}\n", self.dev, self.ino, self.first, self.old_len, self.new_len)
     }
 
     fn parse(line: &str) -> Option<Header> {
@@ -64,14 +61,7 @@ impl Header {
         for (i, b) in tail_md5.iter_mut().enumerate() {
             *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
         }
-        Some(Header {
-            dev,
-            ino,
-            first,
-            old_len,
-            new_len,
-            tail_md5,
-        })
+        Some(Header { dev, ino, first, old_len, new_len, tail_md5 })
     }
 }
 
@@ -95,25 +85,15 @@ impl Piece<'_> {
 /// (opened read-write, exclusively locked), which must be the file `index`
 /// was built from. `journal` is the journal's path; its directory must be
 /// writable. Returns false, changing nothing, when nothing is deleted.
-pub fn remove_messages(
-    file: &File,
-    index: &Index,
-    keep: &[bool],
-    journal: &Path,
-) -> io::Result<bool> {
+pub fn remove_messages(file: &File, index: &Index, keep: &[bool], journal: &Path) -> io::Result<bool> {
     let Some(first_gone) = keep.iter().position(|k| !k) else {
         return Ok(false);
     };
     let meta = file.metadata()?;
     let old_len = meta.len();
     let first = index.messages[first_gone].start;
-    let kept: Vec<(usize, &Message)> = index
-        .messages
-        .iter()
-        .enumerate()
-        .skip(first_gone)
-        .filter(|(i, _)| keep[*i])
-        .collect();
+    let kept: Vec<(usize, &Message)> =
+        index.messages.iter().enumerate().skip(first_gone).filter(|(i, _)| keep[*i]).collect();
     let mut pieces = build_pieces(file, index, &kept, old_len, true);
     let mut new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
     if new_len >= old_len {
@@ -166,12 +146,7 @@ fn build_pieces<'a>(
 fn write_journal(journal: &Path, header: &Header, pieces: &[Piece]) -> io::Result<()> {
     let tmp = journal.with_extension("journal-new");
     let result = (|| {
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
         out.write_all(header.line().as_bytes())?;
         let mut buf = vec![0u8; MBOX_BLOCK];
         for piece in pieces {
@@ -206,10 +181,7 @@ fn apply(file: &File, journal: &Path, header: &Header) -> io::Result<()> {
         pos += n as u64;
     }
     if pos != header.new_len {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "journal is shorter than it says",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "journal is shorter than it says"));
     }
     file.sync_data()?;
     file.set_len(header.new_len)?;
@@ -236,11 +208,7 @@ pub fn recover(file: &File, journal: &Path) -> io::Result<bool> {
             // Not for this file (the mailbox was replaced): keep it for the operator.
             let aside = journal.with_extension("journal-stale");
             fs::rename(journal, &aside)?;
-            log::error!(
-                "journal {} does not match its mailbox; kept as {}",
-                journal.display(),
-                aside.display()
-            );
+            log::error!("journal {} does not match its mailbox; kept as {}", journal.display(), aside.display());
             return Ok(false);
         }
     };
@@ -249,10 +217,7 @@ pub fn recover(file: &File, journal: &Path) -> io::Result<bool> {
         // Truncated already: the rewrite was complete.
         fs::remove_file(journal)?;
         sync_dir(journal)?;
-        log::warn!(
-            "finished an interrupted update: journal {} was already applied",
-            journal.display()
-        );
+        log::warn!("finished an interrupted update: journal {} was already applied", journal.display());
         return Ok(true);
     }
     // Not truncated: redo it with a new journal that also carries the mail
@@ -266,35 +231,19 @@ pub fn recover(file: &File, journal: &Path) -> io::Result<bool> {
         tail_md5: md5_range(file, header.new_len + (len - header.old_len), len)?,
         ..header.clone()
     };
-    let pieces = [
-        Piece::Copy(&jfile, header_len, header_len + data_len),
-        Piece::Copy(file, header.old_len, len),
-    ];
+    let pieces = [Piece::Copy(&jfile, header_len, header_len + data_len), Piece::Copy(file, header.old_len, len)];
     write_journal(journal, &redo, &pieces)?;
     apply(file, journal, &redo)?;
-    log::warn!(
-        "finished an interrupted update of {} bytes from journal {}",
-        data_len,
-        journal.display()
-    );
+    log::warn!("finished an interrupted update of {} bytes from journal {}", data_len, journal.display());
     Ok(true)
 }
 
-fn copy_range(
-    src: &File,
-    mut start: u64,
-    end: u64,
-    out: &mut impl Write,
-    buf: &mut [u8],
-) -> io::Result<()> {
+fn copy_range(src: &File, mut start: u64, end: u64, out: &mut impl Write, buf: &mut [u8]) -> io::Result<()> {
     while start < end {
         let want = buf.len().min((end - start) as usize);
         let n = src.read_at(&mut buf[..want], start)?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "mailbox shrank while being copied",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "mailbox shrank while being copied"));
         }
         out.write_all(&buf[..n])?;
         start += n as u64;
@@ -314,13 +263,7 @@ fn md5_range(file: &File, start: u64, end: u64) -> io::Result<[u8; 16]> {
         }
     }
     let mut h = HashWriter(Md5::new());
-    copy_range(
-        file,
-        start,
-        end.max(start),
-        &mut h,
-        &mut vec![0u8; MBOX_BLOCK],
-    )?;
+    copy_range(file, start, end.max(start), &mut h, &mut vec![0u8; MBOX_BLOCK])?;
     Ok(h.0.finalize().into())
 }
 
@@ -351,26 +294,14 @@ mod tests {
         let dir = tempdir("inplace");
         let path = dir.join("mbox");
         fs::write(&path, MBOX).unwrap();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
+        let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
         let index = scan(&file, MboxFormat::Mboxrd, 100).unwrap();
         let ino = file.metadata().unwrap().ino();
         // A delivery after the scan.
-        OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"From d\n\nfour\n\n")
-            .unwrap();
+        OpenOptions::new().append(true).open(&path).unwrap().write_all(b"From d\n\nfour\n\n").unwrap();
         assert!(remove_messages(&file, &index, &[true, false, true], &dir.join("j")).unwrap());
         let after = fs::read(&path).unwrap();
-        assert_eq!(
-            after,
-            b"From a\nSubject: 1\n\none\n\nFrom c\nSubject: 3\n\nthree\n\nFrom d\n\nfour\n\n"
-        );
+        assert_eq!(after, b"From a\nSubject: 1\n\none\n\nFrom c\nSubject: 3\n\nthree\n\nFrom d\n\nfour\n\n");
         assert_eq!(fs::metadata(&path).unwrap().ino(), ino);
         assert!(!dir.join("j").exists());
         fs::remove_dir_all(&dir).unwrap();
@@ -392,11 +323,7 @@ mod tests {
                     let path = dir.join("mbox");
                     let journal = dir.join("j");
                     fs::write(&path, MBOX).unwrap();
-                    let file = OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open(&path)
-                        .unwrap();
+                    let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
                     let index = scan(&file, MboxFormat::Mboxrd, 100).unwrap();
                     let kept = [(0, &index.messages[0]), (2, &index.messages[2])];
                     let pieces = build_pieces(&file, &index, &kept[1..], MBOX.len() as u64, true);
@@ -413,25 +340,16 @@ mod tests {
                     };
                     write_journal(&journal, &header, &pieces).unwrap();
                     // The crash: part of step 2 done, maybe step 3.
-                    file.write_all_at(&expected[24..24 + written], first)
-                        .unwrap();
+                    file.write_all_at(&expected[24..24 + written], first).unwrap();
                     if truncated {
                         file.set_len(new_len).unwrap();
                     }
                     if delivered {
-                        OpenOptions::new()
-                            .append(true)
-                            .open(&path)
-                            .unwrap()
-                            .write_all(new_mail)
-                            .unwrap();
+                        OpenOptions::new().append(true).open(&path).unwrap().write_all(new_mail).unwrap();
                     }
                     assert!(recover(&file, &journal).unwrap());
                     let want = [expected, if delivered { new_mail } else { b"" }].concat();
-                    assert_eq!(
-                        String::from_utf8_lossy(&fs::read(&path).unwrap()),
-                        String::from_utf8_lossy(&want)
-                    );
+                    assert_eq!(String::from_utf8_lossy(&fs::read(&path).unwrap()), String::from_utf8_lossy(&want));
                     assert!(!journal.exists());
                     fs::remove_dir_all(&dir).unwrap();
                 }
@@ -441,14 +359,7 @@ mod tests {
 
     #[test]
     fn header_round_trip() {
-        let h = Header {
-            dev: 1,
-            ino: 2,
-            first: 3,
-            old_len: 40,
-            new_len: 5,
-            tail_md5: [7; 16],
-        };
+        let h = Header { dev: 1, ino: 2, first: 3, old_len: 40, new_len: 5, tail_md5: [7; 16] };
         assert_eq!(Header::parse(&h.line()), Some(h));
         assert_eq!(Header::parse("garbage"), None);
     }

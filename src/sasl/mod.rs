@@ -1,0 +1,238 @@
+//! SASL for AUTH (RFC 5034): the mechanisms usable now, and PLAIN, EXTERNAL and SCRAM exchanges as pure steps.
+
+pub mod scram;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
+use self::scram::{ChannelBinding, ScramServer, Step};
+
+/// What the connection offers right now, which decides the mechanisms.
+#[derive(Debug, Clone, Default)]
+pub struct Offer {
+    /// Plaintext passwords may be sent now (TLS, or allowed by policy).
+    pub plaintext: bool,
+    /// The user a verified client certificate maps to.
+    pub certificate_user: Option<String>,
+    /// tls-exporter data (TLS 1.3).
+    pub channel_binding: Option<[u8; 32]>,
+}
+
+impl Offer {
+    /// Mechanism names for CAPA's SASL line and for a bare AUTH, in order of preference.
+    pub fn mechanisms(&self) -> Vec<&'static str> {
+        let mut m = Vec::new();
+        if self.channel_binding.is_some() {
+            m.push("SCRAM-SHA-256-PLUS");
+        }
+        m.push("SCRAM-SHA-256");
+        if self.plaintext {
+            m.push("PLAIN");
+        }
+        if self.certificate_user.is_some() {
+            m.push("EXTERNAL");
+        }
+        m
+    }
+}
+
+/// One step of an exchange, for the session to act on.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send `+ base64(challenge)` and feed the client's next line.
+    Challenge(Vec<u8>),
+    /// Check this user's password (PLAIN); the session does the lookup.
+    CheckPassword {
+        user: String,
+        password: Vec<u8>,
+    },
+    /// Authenticated as `user` (EXTERNAL, SCRAM). `final_data` (SCRAM's
+    /// server-final message) is sent as one more challenge that the client
+    /// answers with an empty line (RFC 5034 section 4).
+    Success {
+        user: String,
+        final_data: Option<Vec<u8>>,
+    },
+    Failure(&'static str),
+}
+
+/// An exchange in progress.
+pub enum Exchange {
+    /// Waiting for PLAIN's response after an empty challenge.
+    Plain,
+    /// Waiting for EXTERNAL's authorization identity.
+    External(String),
+    /// SCRAM; `started` once the client-first message was fed.
+    Scram { server: Box<ScramServer>, started: bool },
+    /// SCRAM succeeded; waiting for the client's empty line after the
+    /// server-final message.
+    Finishing(String),
+}
+
+impl Exchange {
+    /// Starts `mechanism`, with the decoded initial response if one was
+    /// given. `lookup` finds a user's SCRAM keys. Returns the exchange (if
+    /// it goes on) and what to do now.
+    pub fn start(
+        mechanism: &str,
+        initial: Option<Vec<u8>>,
+        offer: &Offer,
+        lookup: impl FnOnce(&str) -> Option<scram::ScramKeys>,
+    ) -> (Option<Exchange>, Outcome) {
+        let usable = offer.mechanisms().contains(&mechanism);
+        match mechanism {
+            _ if !usable => (None, Outcome::Failure("mechanism not available")),
+            "PLAIN" => match initial {
+                Some(data) => (None, plain(&data)),
+                None => (Some(Exchange::Plain), Outcome::Challenge(Vec::new())),
+            },
+            "EXTERNAL" => {
+                let user = offer.certificate_user.clone().unwrap_or_default();
+                match initial {
+                    Some(authzid) => (None, external(user, &authzid)),
+                    None => (Some(Exchange::External(user)), Outcome::Challenge(Vec::new())),
+                }
+            }
+            "SCRAM-SHA-256" | "SCRAM-SHA-256-PLUS" => {
+                let plus = mechanism.ends_with("-PLUS");
+                let binding = match offer.channel_binding {
+                    Some(cb) => ChannelBinding::TlsExporter(cb),
+                    None => ChannelBinding::None,
+                };
+                let server = Box::new(ScramServer::new(plus, binding));
+                match initial {
+                    Some(first) => Exchange::Scram { server, started: false }.step(&first, lookup),
+                    None => (Some(Exchange::Scram { server, started: false }), Outcome::Challenge(Vec::new())),
+                }
+            }
+            _ => (None, Outcome::Failure("unknown mechanism")),
+        }
+    }
+
+    /// Feeds the client's decoded response.
+    pub fn step(
+        self,
+        data: &[u8],
+        lookup: impl FnOnce(&str) -> Option<scram::ScramKeys>,
+    ) -> (Option<Exchange>, Outcome) {
+        match self {
+            Exchange::Plain => (None, plain(data)),
+            Exchange::External(user) => (None, external(user, data)),
+            Exchange::Scram { mut server, started } => {
+                let outcome = if started {
+                    scram_step(server.client_final(data))
+                } else {
+                    scram_step(server.client_first(data, lookup))
+                };
+                match outcome {
+                    Outcome::Challenge(c) => (Some(Exchange::Scram { server, started: true }), Outcome::Challenge(c)),
+                    Outcome::Success { user, final_data: Some(v) } => {
+                        (Some(Exchange::Finishing(user)), Outcome::Challenge(v))
+                    }
+                    other => (None, other),
+                }
+            }
+            Exchange::Finishing(user) if data.is_empty() => (None, Outcome::Success { user, final_data: None }),
+            Exchange::Finishing(_) => (None, Outcome::Failure("unexpected data after SCRAM success")),
+        }
+    }
+}
+
+fn scram_step(step: Step) -> Outcome {
+    match step {
+        Step::Continue(msg) => Outcome::Challenge(msg),
+        Step::Success { user, server_final } => Outcome::Success { user, final_data: Some(server_final) },
+        Step::Failure(why) => Outcome::Failure(why),
+    }
+}
+
+/// PLAIN (RFC 4616): `authzid NUL authcid NUL password`; an authzid, if
+/// given, must be the authcid (no proxy logins).
+fn plain(data: &[u8]) -> Outcome {
+    let mut parts = data.split(|&b| b == 0);
+    let (Some(authzid), Some(authcid), Some(password), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Outcome::Failure("malformed PLAIN response");
+    };
+    if !authzid.is_empty() && authzid != authcid {
+        return Outcome::Failure("PLAIN authorization identity differs");
+    }
+    match std::str::from_utf8(authcid) {
+        Ok(user) if !user.is_empty() => Outcome::CheckPassword { user: user.to_string(), password: password.to_vec() },
+        _ => Outcome::Failure("malformed PLAIN user name"),
+    }
+}
+
+/// EXTERNAL (RFC 4422 appendix A): the certificate's user, or the
+/// requested authorization identity if it is that same user.
+fn external(user: String, authzid: &[u8]) -> Outcome {
+    if user.is_empty() {
+        return Outcome::Failure("no usable client certificate");
+    }
+    if !authzid.is_empty() && authzid != user.as_bytes() {
+        return Outcome::Failure("EXTERNAL authorization identity differs from the certificate's");
+    }
+    Outcome::Success { user, final_data: None }
+}
+
+/// Decodes a client's base64 line; `=` is the empty initial response.
+pub fn decode(line: &[u8]) -> Option<Vec<u8>> {
+    if line == b"=" {
+        return Some(Vec::new());
+    }
+    BASE64.decode(line).ok()
+}
+
+pub fn encode(data: &[u8]) -> String {
+    BASE64.encode(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(plaintext: bool) -> Offer {
+        Offer { plaintext, certificate_user: Some("alice".into()), channel_binding: None }
+    }
+
+    #[test]
+    fn mechanisms_follow_the_offer() {
+        assert_eq!(offer(false).mechanisms(), ["SCRAM-SHA-256", "EXTERNAL"]);
+        let o = Offer { plaintext: true, certificate_user: None, channel_binding: Some([1; 32]) };
+        assert_eq!(o.mechanisms(), ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN"]);
+    }
+
+    #[test]
+    fn plain_forms() {
+        let (_, o) = Exchange::start("PLAIN", Some(b"\0alice\0pw".to_vec()), &offer(true), |_| None);
+        assert!(matches!(o, Outcome::CheckPassword { ref user, ref password } if user == "alice" && password == b"pw"));
+        let (_, o) = Exchange::start("PLAIN", Some(b"bob\0alice\0pw".to_vec()), &offer(true), |_| None);
+        assert!(matches!(o, Outcome::Failure(_)));
+        let (_, o) = Exchange::start("PLAIN", Some(b"alice\0pw".to_vec()), &offer(true), |_| None);
+        assert!(matches!(o, Outcome::Failure(_)));
+        let (_, o) = Exchange::start("PLAIN", Some(b"\0alice\0pw".to_vec()), &offer(false), |_| None);
+        assert!(matches!(o, Outcome::Failure("mechanism not available")));
+        let (ex, o) = Exchange::start("PLAIN", None, &offer(true), |_| None);
+        assert!(matches!(o, Outcome::Challenge(ref c) if c.is_empty()));
+        let (_, o) = ex.unwrap().step(b"alice\0alice\0pw", |_| None);
+        assert!(matches!(o, Outcome::CheckPassword { .. }));
+    }
+
+    #[test]
+    fn external_forms() {
+        let (_, o) = Exchange::start("EXTERNAL", Some(Vec::new()), &offer(false), |_| None);
+        assert!(matches!(o, Outcome::Success { ref user, .. } if user == "alice"));
+        let (_, o) = Exchange::start("EXTERNAL", Some(b"bob".to_vec()), &offer(false), |_| None);
+        assert!(matches!(o, Outcome::Failure(_)));
+        let no_cert = Offer { certificate_user: None, ..offer(false) };
+        let (_, o) = Exchange::start("EXTERNAL", Some(Vec::new()), &no_cert, |_| None);
+        assert!(matches!(o, Outcome::Failure(_)));
+    }
+
+    #[test]
+    fn base64_lines() {
+        assert_eq!(decode(b"="), Some(Vec::new()));
+        assert_eq!(decode(b"AGFsaWNlAHB3"), Some(b"\0alice\0pw".to_vec()));
+        assert_eq!(decode(b"not base64!"), None);
+    }
+}
