@@ -3,6 +3,8 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
+
+pub mod pki;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -134,7 +136,10 @@ pub fn binary() -> &'static str {
 /// A running daemon; killed when dropped.
 pub struct Daemon {
     child: Child,
+    /// The first plaintext listener (or the TLS one if there is none).
     pub addr: SocketAddr,
+    /// The first implicit-TLS listener.
+    pub tls_addr: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
 }
 
@@ -142,14 +147,19 @@ impl Daemon {
     /// Starts `pop3d -f CONF -l 127.0.0.1:0` and waits for its "listening
     /// on" line.
     pub fn start(spool: &Spool, extra: &[&str]) -> Daemon {
+        Daemon::start_on(spool, extra, &["127.0.0.1:0"])
+    }
+
+    /// Starts pop3d listening on each of `listens` (e.g. "127.0.0.1:0 tls")
+    /// and waits until it reports every address.
+    pub fn start_on(spool: &Spool, extra: &[&str], listens: &[&str]) -> Daemon {
         let conf = spool.config(extra);
-        let mut child = Command::new(binary())
-            .args(["-f", conf.to_str().unwrap(), "-l", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(binary());
+        cmd.args(["-f", conf.to_str().unwrap()]);
+        for l in listens {
+            cmd.args(["-l", l]);
+        }
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
@@ -163,14 +173,27 @@ impl Daemon {
                 log2.lock().unwrap().push('\n');
             }
         });
-        let addr = match rx.recv_timeout(HANG_GUARD) {
-            Ok(a) => a.parse().unwrap(),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("pop3d did not start: {}", log.lock().unwrap());
+        let mut addrs = Vec::new();
+        let mut tls_addrs = Vec::new();
+        while addrs.len() + tls_addrs.len() < listens.len() {
+            match rx.recv_timeout(HANG_GUARD) {
+                Ok(a) => match a.strip_suffix(" (TLS)") {
+                    Some(a) => tls_addrs.push(a.parse().unwrap()),
+                    None => addrs.push(a.parse().unwrap()),
+                },
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("pop3d did not start: {}", log.lock().unwrap());
+                }
             }
-        };
-        Daemon { child, addr, log }
+        }
+        let addr = addrs.first().or(tls_addrs.first()).copied().unwrap();
+        Daemon { child, addr, tls_addr: tls_addrs.first().copied(), log }
+    }
+
+    /// Sends a signal (e.g. libc::SIGHUP) to the daemon.
+    pub fn signal(&self, sig: i32) {
+        Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
     }
 
     pub fn connect(&self) -> Client {
@@ -203,10 +226,35 @@ impl Drop for Daemon {
     }
 }
 
-/// A POP3 client speaking raw protocol lines.
+/// Anything a client can talk through.
+pub trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// A child's stdin and stdout as one stream.
+struct Pipes(ChildStdout, ChildStdin);
+
+impl Read for Pipes {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Pipes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.1.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.1.flush()
+    }
+}
+
+/// A POP3 client speaking raw protocol lines, over TCP, TLS or pipes.
 pub struct Client {
-    reader: BufReader<Box<dyn Read + Send>>,
-    writer: Box<dyn Write + Send>,
+    stream: Box<dyn Stream>,
+    buf: Vec<u8>,
+    /// After TLS: the tls-exporter channel binding (TLS 1.3) and the server's certificate.
+    pub exporter: Option<[u8; 32]>,
+    pub peer_cert: Option<rustls::pki_types::CertificateDer<'static>>,
     pub child: Option<Child>,
 }
 
@@ -214,15 +262,36 @@ impl Client {
     pub fn tcp(addr: SocketAddr) -> Client {
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(HANG_GUARD)).unwrap();
-        let r = s.try_clone().unwrap();
-        Client { reader: BufReader::new(Box::new(r)), writer: Box::new(s), child: None }
+        Client { stream: Box::new(s), buf: Vec::new(), exporter: None, peer_cert: None, child: None }
+    }
+
+    /// Wraps the TCP connection in TLS with `config` (after STLS, or at once
+    /// for port 995) and completes the handshake.
+    pub fn start_tls(&mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Result<(), std::io::Error> {
+        assert!(self.buf.is_empty(), "plaintext left unread before TLS");
+        let plain = std::mem::replace(&mut self.stream, Box::new(std::io::empty()));
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+        let mut tls = rustls::StreamOwned::new(conn, plain);
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock)?;
+        }
+        self.exporter = tls.conn.export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None).ok();
+        self.peer_cert = tls.conn.peer_certificates().and_then(|c| c.first().cloned());
+        self.stream = Box::new(tls);
+        Ok(())
     }
 
     /// `pop3d -i` on pipes, as inetd would run it (stderr captured to check it stays silent).
     pub fn inetd(spool: &Spool, extra: &[&str]) -> Client {
+        Client::inetd_args(spool, extra, &[])
+    }
+
+    pub fn inetd_args(spool: &Spool, extra: &[&str], args: &[&str]) -> Client {
         let conf = spool.config(extra);
         let mut child = Command::new(binary())
             .args(["-i", "-f", conf.to_str().unwrap()])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -230,18 +299,52 @@ impl Client {
             .unwrap();
         let stdin: ChildStdin = child.stdin.take().unwrap();
         let stdout: ChildStdout = child.stdout.take().unwrap();
-        Client { reader: BufReader::new(Box::new(stdout)), writer: Box::new(stdin), child: Some(child) }
+        Client {
+            stream: Box::new(Pipes(stdout, stdin)),
+            buf: Vec::new(),
+            exporter: None,
+            peer_cert: None,
+            child: Some(child),
+        }
+    }
+
+    /// Reads more into the buffer; false at EOF. Over TLS, an EOF without
+    /// close_notify is an error (rustls reports it), so a clean EOF proves
+    /// the server sent close_notify.
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self.stream.read(&mut chunk).expect("read from pop3d (hang guard; TLS: close_notify)");
+        self.buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    /// Reads to EOF, returning the error instead of failing the test.
+    pub fn try_rest(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut out = std::mem::take(&mut self.buf);
+        self.stream.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// The next line with its LF, or what is left at EOF.
+    fn raw_line(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                return self.buf.drain(..=i).collect();
+            }
+            if !self.fill() {
+                return std::mem::take(&mut self.buf);
+            }
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).unwrap();
-        self.writer.flush().unwrap();
+        self.stream.write_all(bytes).unwrap();
+        self.stream.flush().unwrap();
     }
 
     /// One reply line without CRLF (empty at EOF).
     pub fn line(&mut self) -> String {
-        let mut buf = Vec::new();
-        self.reader.read_until(b'\n', &mut buf).expect("read from pop3d (hang guard)");
+        let buf = self.raw_line();
         assert!(buf.is_empty() || buf.ends_with(b"\r\n"), "line not ended by CRLF: {buf:?}");
         String::from_utf8_lossy(&buf).trim_end_matches("\r\n").to_string()
     }
@@ -256,8 +359,7 @@ impl Client {
     pub fn multi(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         loop {
-            let mut buf = Vec::new();
-            self.reader.read_until(b'\n', &mut buf).expect("read from pop3d (hang guard)");
+            let buf = self.raw_line();
             assert!(buf.ends_with(b"\r\n"), "multi-line reply cut short: {:?}", String::from_utf8_lossy(&out));
             if buf == b".\r\n" {
                 return out;
@@ -269,13 +371,18 @@ impl Client {
 
     /// Reads until the server closes; returns what came.
     pub fn rest(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.reader.read_to_end(&mut out).expect("server should close (hang guard)");
-        out
+        while self.fill() {}
+        std::mem::take(&mut self.buf)
     }
 
+    /// Reads the greeting, then USER/PASS; returns PASS's answer.
     pub fn login(&mut self, user: &str, pass: &str) -> String {
         assert!(self.line().starts_with("+OK"), "greeting");
+        self.user_pass(user, pass)
+    }
+
+    /// USER/PASS; returns PASS's answer.
+    pub fn user_pass(&mut self, user: &str, pass: &str) -> String {
         assert!(self.cmd(&format!("USER {user}")).starts_with("+OK"));
         self.cmd(&format!("PASS {pass}"))
     }

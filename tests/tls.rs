@@ -1,0 +1,237 @@
+//! TLS against the real daemon and inetd mode: STLS, implicit TLS, the injection test, plaintext policy, ALPN, close_notify, reload.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::pki::Pki;
+use common::{from_line, Client, Daemon, Spool};
+
+fn setup(extra: &[&str]) -> (Spool, Pki, Vec<String>) {
+    let spool = Spool::new();
+    spool.write_mbox("alice", format!("{}Subject: x\n\nbody\n", from_line("a@x")).as_bytes());
+    let pki = Pki::new(&spool.dir);
+    let mut lines = pki.server_lines();
+    lines.extend(extra.iter().map(|s| s.to_string()));
+    spool.give_to_server();
+    (spool, pki, lines)
+}
+
+fn refs(lines: &[String]) -> Vec<&str> {
+    lines.iter().map(String::as_str).collect()
+}
+
+fn capa(c: &mut Client) -> Vec<String> {
+    assert_eq!(c.cmd("CAPA"), "+OK capability list follows");
+    String::from_utf8(c.multi()).unwrap().lines().map(str::to_string).collect()
+}
+
+#[test]
+fn stls_upgrades_and_capa_follows_the_state() {
+    let (spool, pki, lines) = setup(&["plaintext_auth = no"]);
+    let d = Daemon::start(&spool, &refs(&lines));
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    let before = capa(&mut c);
+    assert!(before.contains(&"STLS".into()), "{before:?}");
+    assert!(!before.contains(&"USER".into()), "USER is hidden while refused: {before:?}");
+    assert!(before.contains(&"SASL SCRAM-SHA-256".into()), "{before:?}");
+    assert_eq!(c.cmd("USER alice"), "-ERR [AUTH] plaintext login is not allowed without TLS: use STLS or port 995");
+    assert!(c.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldA==").starts_with("-ERR [AUTH]"));
+    assert_eq!(c.cmd("STLS"), "+OK begin TLS negotiation");
+    c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
+    let after = capa(&mut c);
+    assert!(!after.contains(&"STLS".into()), "{after:?}");
+    assert!(after.contains(&"USER".into()), "{after:?}");
+    assert!(after.contains(&"SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN".into()), "{after:?}");
+    assert!(c.cmd("STLS").starts_with("-ERR"), "STLS twice");
+    assert!(c.cmd("USER alice").starts_with("+OK"));
+    assert!(c.cmd("PASS secret").starts_with("+OK maildrop has 1"));
+    assert!(c.cmd("RETR 1").starts_with("+OK"));
+    assert_eq!(c.multi(), b"Subject: x\r\n\r\nbody\r\n");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    // A clean EOF through rustls means the server sent close_notify.
+    assert!(c.try_rest().unwrap().is_empty());
+    let log = d.wait_log("session end: user=alice");
+    assert!(log.contains("tls=TLSv1_3/"), "{log}");
+}
+
+#[test]
+fn commands_pipelined_behind_stls_are_never_executed() {
+    let (spool, pki, lines) = setup(&[]);
+    let d = Daemon::start(&spool, &refs(&lines));
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    // The STARTTLS injection: plaintext commands in the same write as STLS.
+    c.send(b"STLS\r\nUSER alice\r\n");
+    assert_eq!(c.line(), "+OK begin TLS negotiation");
+    c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
+    // Had USER run, PASS would log in.
+    assert_eq!(c.cmd("PASS secret"), "-ERR give USER first");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+}
+
+#[test]
+fn implicit_tls_greets_after_the_handshake() {
+    let (spool, pki, lines) = setup(&["plaintext_auth = no"]);
+    let d = Daemon::start_on(&spool, &refs(&lines), &["127.0.0.1:0", "127.0.0.1:0 tls"]);
+    let mut c = Client::tcp(d.tls_addr.unwrap());
+    c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
+    assert!(c.line().starts_with("+OK POP3 server ready"));
+    let caps = capa(&mut c);
+    assert!(!caps.contains(&"STLS".into()) && caps.contains(&"USER".into()), "{caps:?}");
+    assert!(c.user_pass("alice", "secret").starts_with("+OK maildrop has 1"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    assert!(c.try_rest().unwrap().is_empty(), "close_notify before the TCP close");
+    // TLS 1.2 is accepted too.
+    let mut c = Client::tcp(d.tls_addr.unwrap());
+    c.start_tls(pki.client_config_version(&rustls::version::TLS12)).unwrap();
+    assert!(c.line().starts_with("+OK"));
+    // A plaintext client on the TLS port gets no greeting and is closed.
+    let mut c = Client::tcp(d.tls_addr.unwrap());
+    c.send(b"CAPA\r\n");
+    assert!(c.try_rest().map(|b| !b.starts_with(b"+OK")).unwrap_or(true));
+}
+
+#[test]
+fn alpn_other_than_pop3_is_refused() {
+    let (spool, pki, lines) = setup(&[]);
+    let d = Daemon::start_on(&spool, &refs(&lines), &["127.0.0.1:0 tls"]);
+    for (alpn, ok) in [(&[][..], true), (&[&b"pop3"[..]][..], true), (&[&b"http/1.1"[..], &b"imap"[..]][..], false)] {
+        let mut c = Client::tcp(d.addr);
+        let result = c.start_tls(pki.client_config(alpn, None));
+        assert_eq!(result.is_ok(), ok, "ALPN {alpn:?}: {result:?}");
+        if !ok {
+            let e = result.unwrap_err().to_string();
+            assert!(e.contains("NoApplicationProtocol"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn tls_client_closing_without_close_notify_is_logged_and_changes_nothing() {
+    let (spool, pki, lines) = setup(&[]);
+    let d = Daemon::start_on(&spool, &refs(&lines), &["127.0.0.1:0 tls"]);
+    {
+        let mut c = Client::tcp(d.addr);
+        c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
+        assert!(c.login("alice", "secret").starts_with("+OK"));
+        assert!(c.cmd("DELE 1").starts_with("+OK"));
+        // Dropped: TCP closes without close_notify and without QUIT.
+    }
+    d.wait_log("closed the TLS connection without close_notify");
+    let mut c = Client::tcp(d.addr);
+    c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
+    assert!(c.login("alice", "secret").starts_with("+OK maildrop has 1"), "the DELE was not carried out");
+}
+
+#[test]
+fn renewed_certificates_are_used_without_a_restart() {
+    let (spool, mut pki, lines) = setup(&[]);
+    let d = Daemon::start_on(&spool, &refs(&lines), &["127.0.0.1:0 tls"]);
+    let client = pki_config(&pki);
+    let served = |d: &Daemon| {
+        let mut c = Client::tcp(d.addr);
+        c.start_tls(client.clone()).unwrap();
+        c.peer_cert.clone().unwrap()
+    };
+    let first = served(&d);
+    // SIGHUP: the next session uses the new certificate.
+    let renewed = pki.issue_server("renewed");
+    spool.give_to_server();
+    d.signal(1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while served(&d) != renewed {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload the certificate");
+    }
+    // Without a signal: the change time is checked every few seconds.
+    let again = pki.issue_server("renewed again");
+    spool.give_to_server();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while served(&d) != again {
+        assert!(Instant::now() < deadline, "a renewed certificate was not picked up");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_ne!(first, again);
+    // A broken new file keeps the old certificate in use, and says why.
+    std::fs::write(&pki.server_cert, "-----BEGIN CERTIFICATE-----\ngarbage\n").unwrap();
+    d.signal(1);
+    assert_eq!(served(&d), again);
+    d.wait_log("TLS reload failed, keeping the previous certificate");
+}
+
+fn pki_config(pki: &Pki) -> std::sync::Arc<rustls::ClientConfig> {
+    pki.client_config(&[b"pop3"], None)
+}
+
+#[test]
+fn inetd_mode_with_stls_and_with_implicit_tls() {
+    let (spool, pki, mut lines) = setup(&[]);
+    let log = spool.dir.join("inetd.log");
+    lines.push(format!("log = {}", log.display()));
+    lines.push("plaintext_auth = no".into());
+    let mut c = Client::inetd(&spool, &refs(&lines));
+    assert!(c.line().starts_with("+OK"));
+    assert!(c.cmd("USER alice").starts_with("-ERR [AUTH]"));
+    assert!(c.cmd("STLS").starts_with("+OK"));
+    c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
+    assert!(c.cmd("USER alice").starts_with("+OK"));
+    assert!(c.cmd("PASS secret").starts_with("+OK"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    assert!(c.try_rest().unwrap().is_empty());
+    let out = c.child.take().unwrap().wait_with_output().unwrap();
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut c = Client::inetd_args(&spool, &refs(&lines), &["-s"]);
+    c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
+    assert!(c.login("alice", "secret").starts_with("+OK"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    assert!(c.try_rest().unwrap().is_empty());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(logged.matches("session end: user=alice peer=stdin tls=TLSv1_3").count(), 2, "{logged}");
+}
+
+#[test]
+fn certificate_errors_name_the_file() {
+    let (spool, pki, _) = setup(&[]);
+    let conf = spool.config(&[]);
+    let check = |args: &[String]| {
+        let out =
+            Command::new(common::binary()).args(["-t", "-f", conf.to_str().unwrap()]).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let o = |k: &str, v: &std::path::Path| vec!["-o".to_string(), format!("{k}={}", v.display())];
+    let good = [o("tls_cert", &pki.server_cert), o("tls_key", &pki.server_key)].concat();
+    assert!(check(&good).0, "{}", check(&good).1);
+    let missing = spool.dir.join("missing.pem");
+    let (ok, err) = check(&[o("tls_cert", &missing), o("tls_key", &pki.server_key)].concat());
+    assert!(!ok && err.contains("missing.pem"), "{err}");
+    let (ok, err) = check(&[o("tls_cert", &pki.server_cert), o("tls_key", &pki.ca)].concat());
+    assert!(!ok && err.contains("ca.pem"), "{err}");
+    let (ok, err) = check(&o("tls_cert", &pki.server_cert));
+    assert!(!ok && err.contains("tls_key"), "{err}");
+}
+
+#[test]
+fn no_certificate_request_unless_client_certificates_are_configured() {
+    let (spool, pki, lines) = setup(&[]);
+    let d = Daemon::start_on(&spool, &refs(&lines), &["127.0.0.1:0 tls"]);
+    let s_client = |addr: std::net::SocketAddr| {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &addr.to_string(), "-CAfile", pki.ca.to_str().unwrap(), "-alpn", "pop3"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let out = s_client(d.addr);
+    assert!(out.contains("No client certificate CA names sent"), "{out}");
+    assert!(out.contains("ALPN protocol: pop3") && out.contains("Verification: OK"), "{out}");
+    let ca_line = format!("tls_client_ca = {}", pki.ca.display());
+    let mut lines2 = lines.clone();
+    lines2.push(ca_line);
+    let d2 = Daemon::start_on(&spool, &refs(&lines2), &["127.0.0.1:0 tls"]);
+    let out = s_client(d2.addr);
+    assert!(out.contains("Acceptable client certificate CA names"), "{out}");
+}
