@@ -188,6 +188,7 @@ fn inetd_mode_with_stls_and_with_implicit_tls() {
     assert!(c.login("alice", "secret").starts_with("+OK"));
     assert!(c.cmd("QUIT").starts_with("+OK"));
     assert!(c.try_rest().unwrap().is_empty());
+    assert!(c.child.take().unwrap().wait().unwrap().success());
     let logged = std::fs::read_to_string(&log).unwrap();
     assert_eq!(logged.matches("session end: user=alice peer=stdin tls=TLSv1_3").count(), 2, "{logged}");
 }
