@@ -1,0 +1,231 @@
+//! SASL (RFC 5034) against the real daemon: PLAIN, EXTERNAL with client certificates, SCRAM-SHA-256 and -PLUS with channel binding.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use common::pki::Pki;
+use common::{from_line, Client, Daemon, Spool};
+use ring::{digest, hmac, pbkdf2};
+
+/// Adds user `dave` with SCRAM keys for "pencil", made by `pop3d -P`.
+fn add_scram_user(spool: &Spool) {
+    let mut child = Command::new(common::binary())
+        .args(["-P", "dave"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"pencil\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(line.starts_with("dave:{SCRAM-SHA-256}4096,"), "{line}");
+    let users = spool.dir.join("users");
+    let mut text = std::fs::read_to_string(&users).unwrap();
+    text.push_str(&line);
+    std::fs::write(&users, text).unwrap();
+    spool.write_mbox("dave", format!("{}Subject: d\n\nd\n", from_line("a@x")).as_bytes());
+}
+
+/// A SCRAM-SHA-256 client (RFC 5802), for the tests.
+struct ScramClient {
+    password: Vec<u8>,
+    gs2: String,
+    cbind: Vec<u8>,
+    first_bare: String,
+    nonce: String,
+    server_signature: Vec<u8>,
+}
+
+impl ScramClient {
+    fn new(user: &str, password: &str, binding: Option<[u8; 32]>) -> ScramClient {
+        let nonce = "fyko+d2lbbFgONRv9qkxdawL".to_string();
+        let (gs2, cbind) = match binding {
+            Some(b) => ("p=tls-exporter,,".to_string(), b.to_vec()),
+            None => ("n,,".to_string(), Vec::new()),
+        };
+        let first_bare = format!("n={user},r={nonce}");
+        ScramClient { password: password.into(), gs2, cbind, first_bare, nonce, server_signature: Vec::new() }
+    }
+
+    fn first(&self) -> String {
+        B64.encode(format!("{}{}", self.gs2, self.first_bare))
+    }
+
+    /// The client-final message for a base64 server-first challenge.
+    fn finish(&mut self, challenge_b64: &str) -> String {
+        let server_first = String::from_utf8(B64.decode(challenge_b64).unwrap()).unwrap();
+        let field = |k: &str| server_first.split(',').find_map(|f| f.strip_prefix(k)).unwrap().to_string();
+        let (r, s, i) = (field("r="), B64.decode(field("s=")).unwrap(), field("i=").parse::<u32>().unwrap());
+        assert!(r.starts_with(&self.nonce));
+        let mut salted = [0u8; 32];
+        pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, i.try_into().unwrap(), &s, &self.password, &mut salted);
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &salted);
+        let client_key = hmac::sign(&key, b"Client Key");
+        let stored_key = digest::digest(&digest::SHA256, client_key.as_ref());
+        let channel = B64.encode([self.gs2.as_bytes(), &self.cbind].concat());
+        let without_proof = format!("c={channel},r={r}");
+        let auth_message = format!("{},{server_first},{without_proof}", self.first_bare);
+        let signature = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, stored_key.as_ref()), auth_message.as_bytes());
+        let proof: Vec<u8> = client_key.as_ref().iter().zip(signature.as_ref()).map(|(a, b)| a ^ b).collect();
+        let server_key = hmac::sign(&key, b"Server Key");
+        self.server_signature =
+            hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, server_key.as_ref()), auth_message.as_bytes())
+                .as_ref()
+                .to_vec();
+        B64.encode(format!("{without_proof},p={}", B64.encode(proof)))
+    }
+
+    fn check_server_final(&self, challenge_b64: &str) {
+        let v = String::from_utf8(B64.decode(challenge_b64).unwrap()).unwrap();
+        assert_eq!(v, format!("v={}", B64.encode(&self.server_signature)), "server signature");
+    }
+}
+
+/// Runs a SCRAM exchange; returns the final answer line.
+fn scram(c: &mut Client, mech: &str, client: &mut ScramClient, initial: bool) -> String {
+    let mut reply = if initial {
+        c.cmd(&format!("AUTH {mech} {}", client.first()))
+    } else {
+        assert_eq!(c.cmd(&format!("AUTH {mech}")), "+ ");
+        c.cmd(&client.first())
+    };
+    let Some(challenge) = reply.strip_prefix("+ ") else { return reply };
+    reply = c.cmd(&client.finish(challenge));
+    let Some(final_msg) = reply.strip_prefix("+ ") else { return reply };
+    client.check_server_final(final_msg);
+    c.cmd("")
+}
+
+#[test]
+fn plain_with_and_without_initial_response_and_cancel() {
+    let spool = Spool::new();
+    let d = Daemon::start(&spool, &[]);
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    assert_eq!(c.cmd("AUTH"), "+OK SASL mechanisms follow");
+    assert_eq!(c.multi(), b"SCRAM-SHA-256\r\nPLAIN\r\n");
+    assert_eq!(c.cmd("AUTH PLAIN"), "+ ");
+    assert_eq!(c.cmd("*"), "-ERR authentication cancelled");
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {}", B64.encode("\0alice\0wrong"))),
+        "-ERR [AUTH] invalid user name or password"
+    );
+    assert_eq!(c.cmd("AUTH PLAIN"), "+ ");
+    assert!(c.cmd(&B64.encode("alice\0alice\0secret")).starts_with("+OK maildrop has 0"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    assert!(c.cmd("AUTH PLAIN not!base64").starts_with("-ERR"));
+    assert!(c.cmd("AUTH KERBEROS_V4").starts_with("-ERR [AUTH]"));
+    assert!(c.cmd(&format!("AUTH PLAIN {}", B64.encode("\0bob\0secret"))).starts_with("+OK"));
+}
+
+#[test]
+fn scram_sha_256_without_tls_and_with_a_stored_key_user() {
+    let spool = Spool::new();
+    add_scram_user(&spool);
+    let d = Daemon::start(&spool, &[]);
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    let reply = scram(&mut c, "SCRAM-SHA-256", &mut ScramClient::new("dave", "wrong", None), true);
+    assert_eq!(reply, "-ERR [AUTH] invalid user name or password");
+    let reply = scram(&mut c, "SCRAM-SHA-256", &mut ScramClient::new("nobody-here", "pencil", None), false);
+    assert_eq!(reply, "-ERR [AUTH] invalid user name or password");
+    let reply = scram(&mut c, "SCRAM-SHA-256", &mut ScramClient::new("dave", "pencil", None), false);
+    assert_eq!(reply, "+OK maildrop has 1 messages (17 octets)");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    // The stored keys also check a USER/PASS password.
+    assert!(d.connect().login("dave", "pencil").starts_with("+OK"));
+    assert!(d.connect().login("dave", "pencil2").starts_with("-ERR [AUTH]"));
+    // -PLUS is not offered without TLS.
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    let reply = scram(&mut c, "SCRAM-SHA-256-PLUS", &mut ScramClient::new("dave", "pencil", Some([7; 32])), true);
+    assert!(reply.starts_with("-ERR [AUTH]"), "{reply}");
+}
+
+#[test]
+fn scram_plus_binds_to_the_tls_channel() {
+    let spool = Spool::new();
+    add_scram_user(&spool);
+    let pki = Pki::new(&spool.dir);
+    spool.give_to_server();
+    let lines = pki.server_lines();
+    let d = Daemon::start_on(&spool, &lines.iter().map(String::as_str).collect::<Vec<_>>(), &["127.0.0.1:0 tls"]);
+    let connect = || {
+        let mut c = Client::tcp(d.addr);
+        c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
+        assert!(c.line().starts_with("+OK"));
+        c
+    };
+    let mut c = connect();
+    let cb = c.exporter.unwrap();
+    let mut wrong = cb;
+    wrong[0] ^= 1;
+    let reply = scram(&mut c, "SCRAM-SHA-256-PLUS", &mut ScramClient::new("dave", "pencil", Some(wrong)), true);
+    assert!(reply.starts_with("-ERR [AUTH]"), "wrong channel binding: {reply}");
+    // A client that could bind but says it cannot: a downgrade.
+    let mut c = connect();
+    let mut no_binding = ScramClient::new("dave", "pencil", None);
+    no_binding.gs2 = "y,,".into();
+    let reply = scram(&mut c, "SCRAM-SHA-256", &mut no_binding, true);
+    assert!(reply.starts_with("-ERR [AUTH]"), "downgrade: {reply}");
+    let mut c = connect();
+    let cb = c.exporter.unwrap();
+    let reply = scram(&mut c, "SCRAM-SHA-256-PLUS", &mut ScramClient::new("dave", "pencil", Some(cb)), false);
+    assert!(reply.starts_with("+OK maildrop has 1"), "{reply}");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    // Plain SCRAM-SHA-256 over TLS still works (n,,).
+    let mut c = connect();
+    let reply = scram(&mut c, "SCRAM-SHA-256", &mut ScramClient::new("dave", "pencil", None), true);
+    assert!(reply.starts_with("+OK"), "{reply}");
+}
+
+#[test]
+fn external_maps_the_verified_certificate_cn_to_a_user() {
+    let spool = Spool::new();
+    let pki = Pki::new(&spool.dir);
+    let alice = pki.client("alice", false);
+    let mallory = pki.client("mallory", false);
+    let foreign = pki.client("alice", true);
+    spool.give_to_server();
+    let mut lines = pki.server_lines();
+    lines.push(format!("tls_client_ca = {}", pki.ca.display()));
+    let d = Daemon::start_on(&spool, &lines.iter().map(String::as_str).collect::<Vec<_>>(), &["127.0.0.1:0 tls"]);
+    let connect = |cert| {
+        let mut c = Client::tcp(d.addr);
+        c.start_tls(pki.client_config(&[b"pop3"], cert)).map(|_| c)
+    };
+    let mut c = connect(Some(&alice)).unwrap();
+    assert!(c.line().starts_with("+OK"));
+    assert_eq!(c.cmd("CAPA"), "+OK capability list follows");
+    assert!(String::from_utf8(c.multi()).unwrap().contains("SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN EXTERNAL"));
+    assert!(c.cmd(&format!("AUTH EXTERNAL {}", B64.encode("bob"))).starts_with("-ERR [AUTH]"), "not bob");
+    assert!(c.cmd("AUTH EXTERNAL =").starts_with("+OK maildrop"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    // The continuation form with an authorization identity equal to the CN.
+    let mut c = connect(Some(&alice)).unwrap();
+    assert!(c.line().starts_with("+OK"));
+    assert_eq!(c.cmd("AUTH EXTERNAL"), "+ ");
+    assert!(c.cmd(&B64.encode("alice")).starts_with("+OK"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    // A certificate for a name that is not an account.
+    let mut c = connect(Some(&mallory)).unwrap();
+    assert!(c.line().starts_with("+OK"));
+    assert!(c.cmd("AUTH EXTERNAL =").starts_with("-ERR [AUTH]"));
+    // No certificate: no EXTERNAL.
+    let mut c = connect(None).unwrap();
+    assert!(c.line().starts_with("+OK"));
+    assert_eq!(c.cmd("CAPA"), "+OK capability list follows");
+    assert!(!String::from_utf8(c.multi()).unwrap().contains("EXTERNAL"));
+    assert!(c.cmd("AUTH EXTERNAL =").starts_with("-ERR [AUTH]"));
+    // A certificate from another CA is refused in the handshake (TLS 1.3
+    // reports it at the first read).
+    let refused = connect(Some(&foreign)).and_then(|mut c| c.try_rest());
+    assert!(refused.is_err(), "{refused:?}");
+}
