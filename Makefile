@@ -9,18 +9,23 @@ CROSS_TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf mipse
 build:
 	$(CARGO) build --release
 
-# A demo on 127.0.0.1:1110: user `demo`, password `secret`, two messages.
-#   curl -u demo:secret pop3://127.0.0.1:1110/      (list)
-#   curl -u demo:secret pop3://127.0.0.1:1110/1     (retrieve)
+# A demo on 127.0.0.1:1110 (STLS) and 127.0.0.1:1995 (implicit TLS, a
+# self-signed certificate made here): user `demo`, password `secret`.
+#   curl -u demo:secret pop3://127.0.0.1:1110/          (list)
+#   curl -u demo:secret pop3://127.0.0.1:1110/1         (retrieve)
+#   curl -k -u demo:secret pop3s://127.0.0.1:1995/1     (over TLS)
 run: build
 	rm -rf $(DEMO) && mkdir -p $(DEMO)/spool $(DEMO)/state
 	cp etc/users.example $(DEMO)/users
 	cp etc/demo.mbox $(DEMO)/spool/demo
-	printf '%s\n' 'listen = 127.0.0.1:1110' 'users_file = $(DEMO)/users' \
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+	  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+	  -keyout $(DEMO)/key.pem -out $(DEMO)/cert.pem 2>/dev/null
+	printf '%s\n' 'listen = 127.0.0.1:1110, 127.0.0.1:1995 tls' 'users_file = $(DEMO)/users' \
 	  'mailbox = $(DEMO)/spool/%u' 'state_dir = $(DEMO)/state' 'log = stderr' \
-	  'user = nobody' > $(DEMO)/pop3d.conf
+	  'tls_cert = $(DEMO)/cert.pem' 'tls_key = $(DEMO)/key.pem' 'user = nobody' > $(DEMO)/pop3d.conf
 	if [ "$$(id -u)" = 0 ]; then chown -R nobody $(DEMO); chmod 755 $(DEMO); fi
-	@echo "pop3d demo on 127.0.0.1:1110 (user demo, password secret); Ctrl-C stops it"
+	@echo "pop3d demo on 127.0.0.1:1110 and pop3s on 127.0.0.1:1995 (user demo, password secret); Ctrl-C stops it"
 	target/release/pop3d -f $(DEMO)/pop3d.conf
 
 # Every test: unit, integration (real binary, both modes) and real clients.

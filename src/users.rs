@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn every_scheme_of_the_example_file() {
-        for name in ["demo", "sha256", "md5", "apopuser"] {
+        for name in ["demo", "sha256", "md5", "apopuser", "scram"] {
             let s = secret(name).unwrap();
             assert!(check_password(Some(&s), b"secret"), "{name}");
             assert!(!check_password(Some(&s), b"Secret"), "{name}");
