@@ -23,10 +23,12 @@ pub enum Uid {
 }
 
 impl Uid {
-    /// True when the id depends on other messages and must be stored in the
-    /// message when the mailbox is rewritten.
-    pub fn needs_storing(&self) -> bool {
-        matches!(self, Uid::Hash(_, n) if *n > 0)
+    /// The digest and copy number of a digest id.
+    pub fn digest(&self) -> Option<([u8; 16], u32)> {
+        match self {
+            Uid::Hash(d, n) => Some((*d, *n)),
+            Uid::Header(_) => None,
+        }
     }
 }
 
@@ -300,7 +302,8 @@ mod tests {
         assert_eq!(ids[2], "kept-id");
         // A repeated header id falls back to a digest id.
         assert_eq!(ids[3].len(), 32);
-        assert!(idx.messages[1].uid.needs_storing() && !idx.messages[0].uid.needs_storing());
+        assert_eq!(idx.messages[1].uid.digest().map(|(_, n)| n), Some(1));
+        assert_eq!(idx.messages[0].uid.digest().map(|(_, n)| n), Some(0));
 
         // A stored id is skipped when a later copy is numbered.
         let stored = format!("From a Mon Jan  1 00:00:00 2024\nX-UIDL: {}-2\nSubject: same\n\nsame\n\n", ids[0]);

@@ -24,7 +24,9 @@ use std::path::Path;
 
 use md5::{Digest, Md5};
 
-use super::index::{Index, Message};
+use std::collections::HashSet;
+
+use super::index::Index;
 use crate::limits::MBOX_BLOCK;
 
 const MAGIC: &str = "POP3D-JOURNAL-1";
@@ -92,14 +94,12 @@ pub fn remove_messages(file: &File, index: &Index, keep: &[bool], journal: &Path
     let meta = file.metadata()?;
     let old_len = meta.len();
     let first = index.messages[first_gone].start;
-    let kept: Vec<(usize, &Message)> =
-        index.messages.iter().enumerate().skip(first_gone).filter(|(i, _)| keep[*i]).collect();
-    let mut pieces = build_pieces(file, index, &kept, old_len, true);
+    let mut pieces = build_pieces(file, index, keep, first_gone, old_len, true);
     let mut new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
     if new_len >= old_len {
         // Stored ids would make the file grow; the journal's recovery rule
         // needs it to shrink, so leave them out this time.
-        pieces = build_pieces(file, index, &kept, old_len, false);
+        pieces = build_pieces(file, index, keep, first_gone, old_len, false);
         new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
     }
     let header = Header {
@@ -115,20 +115,30 @@ pub fn remove_messages(file: &File, index: &Index, keep: &[bool], journal: &Path
     Ok(true)
 }
 
-/// The new content after `first`: every kept message's raw block, with an
-/// `X-UIDL:` header for ids that depend on deleted copies, then mail
-/// appended since the scan.
+/// The new content after `first` (the start of message `first_gone`, the
+/// first deleted one): every kept message's raw block, then mail appended
+/// since the scan. A kept copy whose earlier identical copy is deleted would
+/// be renumbered (`<md5>-2` becoming `<md5>`), so its id is stored in an
+/// `X-UIDL:` header; no other message is changed.
 fn build_pieces<'a>(
     file: &'a File,
     index: &Index,
-    kept: &[(usize, &Message)],
+    keep: &[bool],
+    first_gone: usize,
     len: u64,
     store_ids: bool,
 ) -> Vec<Piece<'a>> {
     let mut pieces = Vec::new();
-    for &(i, msg) in kept {
+    let mut gone_digests = HashSet::new();
+    for (i, msg) in index.messages.iter().enumerate().skip(first_gone) {
+        let digest = msg.uid.digest();
+        if !keep[i] {
+            gone_digests.extend(digest.map(|(d, _)| d));
+            continue;
+        }
         let block_end = index.block_end(i);
-        if store_ids && msg.uid.needs_storing() {
+        let renumbered = digest.is_some_and(|(d, n)| n > 0 && gone_digests.contains(&d));
+        if store_ids && renumbered {
             pieces.push(Piece::Copy(file, msg.start, msg.content));
             pieces.push(Piece::Bytes(format!("X-UIDL: {}\n", msg.uid).into_bytes()));
             pieces.push(Piece::Copy(file, msg.content, block_end));
@@ -325,8 +335,7 @@ mod tests {
                     fs::write(&path, MBOX).unwrap();
                     let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
                     let index = scan(&file, MboxFormat::Mboxrd, 100).unwrap();
-                    let kept = [(0, &index.messages[0]), (2, &index.messages[2])];
-                    let pieces = build_pieces(&file, &index, &kept[1..], MBOX.len() as u64, true);
+                    let pieces = build_pieces(&file, &index, &[true, false, true], 1, MBOX.len() as u64, true);
                     let first = index.messages[1].start;
                     let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
                     let meta = file.metadata().unwrap();
@@ -355,6 +364,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn only_a_renumbered_copy_gets_a_stored_id() {
+        // Copies larger than the header line they may gain, as real mail is.
+        let copy = format!("From b\nSubject: same\n\n{}\n\n", "same ".repeat(20));
+        let copy = copy.as_bytes();
+        let mbox = [b"From a\nSubject: 1\n\none\n\n".as_slice(), copy, copy].concat();
+        let dir = tempdir("renumber");
+        let path = dir.join("mbox");
+        for (keep, expect) in [
+            ([false, true, true], [copy, copy].concat()),
+            ([true, false, true], [&mbox[..24], b"From b\nX-UIDL: \n", &copy[7..]].concat()),
+        ] {
+            fs::write(&path, &mbox).unwrap();
+            let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+            let index = scan(&file, MboxFormat::Mboxrd, 100).unwrap();
+            let id = index.messages[2].uid.to_string();
+            remove_messages(&file, &index, &keep, &dir.join("j")).unwrap();
+            let after = fs::read(&path).unwrap();
+            let expect = String::from_utf8(expect.clone()).unwrap().replace("X-UIDL: ", &format!("X-UIDL: {id}"));
+            assert_eq!(String::from_utf8(after).unwrap(), expect);
+            // The kept copy's id did not change.
+            let again = scan(File::open(&path).unwrap(), MboxFormat::Mboxrd, 100).unwrap();
+            assert_eq!(again.messages.last().unwrap().uid.to_string(), id);
+        }
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
