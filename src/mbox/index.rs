@@ -115,7 +115,18 @@ pub fn scan<R: Read>(input: R, format: MboxFormat, max_messages: usize) -> Resul
     let mut cur: Option<Building> = None;
     let mut ids = UidAssigner::default();
     let mut end = 0;
-    while let Some(seg) = segs.next()? {
+    loop {
+        // Body fast path: ordinary lines are counted in bulk.
+        if let Some(b) = cur.as_mut().filter(|b| !b.in_header && !b.in_from_line) {
+            let (raw, lines) = segs.take_plain_lines();
+            if lines > 0 {
+                b.size += raw + lines;
+                b.blank = None;
+                b.last_has_crlf = true;
+                end += raw;
+            }
+        }
+        let Some(seg) = segs.next()? else { break };
         end = seg.offset + seg.raw_len();
         if seg.is_separator() {
             if let Some(b) = cur.take() {

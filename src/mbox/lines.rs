@@ -164,6 +164,33 @@ impl<R: Read> Segments<R> {
         Ok(self.end > before)
     }
 
+    /// Consumes the run of "plain" lines at the front of the buffer: whole
+    /// lines at an mbox line start that end in a bare LF, contain no CR and
+    /// start with none of `F` (a separator), `>` (quoting), LF or CR (blank).
+    /// Each is what `next` would return with `LineEnd::Lf` and a wire size
+    /// one more than its raw size, so the caller can count them in bulk.
+    /// Returns (raw octets, lines). Used by the index scan's body fast path.
+    pub fn take_plain_lines(&mut self) -> (u64, u64) {
+        if self.follows != Follows::MboxLine {
+            return (0, 0);
+        }
+        let window = &self.buf[self.start..self.end];
+        let limit = memchr::memchr(b'\r', window).unwrap_or(window.len());
+        let (mut pos, mut lines) = (0, 0u64);
+        while pos < limit && !matches!(window[pos], b'F' | b'>' | b'\n' | b'\r') {
+            match memchr::memchr(b'\n', &window[pos..limit]) {
+                Some(i) => {
+                    pos += i + 1;
+                    lines += 1;
+                }
+                None => break,
+            }
+        }
+        self.start += pos;
+        self.offset += pos as u64;
+        (pos as u64, lines)
+    }
+
     /// The next segment, or `None` at the end of the input.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> io::Result<Option<Segment<'_>>> {
@@ -252,6 +279,24 @@ mod tests {
         assert_eq!(segs[0].1, LineEnd::None);
         assert!(segs.iter().skip(1).all(|s| s.2 != Follows::MboxLine || s.0 == b"short"));
         assert_eq!(segs.last().unwrap().0, b"short");
+    }
+
+    #[test]
+    fn plain_lines_in_bulk_match_one_by_one() {
+        let input = b"plain one\nplain two\nFrom x\nafter\n>q\nz\n\ncr\r\nlast";
+        let mut s = Segments::new(&input[..], 0);
+        let first = s.next().unwrap().unwrap().content.to_vec();
+        assert_eq!(first, b"plain one");
+        assert_eq!(s.take_plain_lines(), (10, 1));
+        assert_eq!(s.next().unwrap().unwrap().content, b"From x");
+        assert_eq!(s.take_plain_lines(), (6, 1));
+        assert_eq!(s.take_plain_lines(), (0, 0), "a quoted line is not plain");
+        assert_eq!(s.next().unwrap().unwrap().content, b">q");
+        assert_eq!(s.take_plain_lines(), (2, 1));
+        assert_eq!(s.next().unwrap().unwrap().content, b"");
+        assert_eq!(s.take_plain_lines(), (0, 0), "a line with a CR is not plain");
+        let seg = s.next().unwrap().unwrap();
+        assert_eq!((seg.content, seg.end, seg.offset), (&b"cr"[..], LineEnd::CrLf, 39));
     }
 
     #[test]
