@@ -1,0 +1,512 @@
+# run.sh: `make bench` -- measures pop3d against Dovecot and popa3d side by side on 127.0.0.1.
+# shellcheck shell=bash
+#
+# Usage (as root; it installs what it needs with apt-get and creates bench system users):
+#   bash bench/run.sh                 run everything, print the table
+#   bash bench/run.sh --remove-users  delete the bench system users (pb0000..pb0999, pbretr, pbbig)
+# Environment:
+#   BENCH_DIR=/tmp/pop3d-bench   work dir (packages, generated mboxes, server state; kept for re-runs)
+#   BENCH_SECS=5                 seconds per login-rate measurement
+#   BENCH_IDLE=1000              idle sessions in the RSS test
+#   BENCH_DOVECOT_PORT=21110 BENCH_POPA3D_PORT=21111   loopback ports (pop3d picks a free one)
+#   BENCH_ONLY="pop3d dovecot popa3d"  servers to run
+# Nothing is committed; results are printed only. All traffic goes to 127.0.0.1, every load
+# loop is bounded in count and time, and the servers are stopped on exit.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+W=${BENCH_DIR:-/tmp/pop3d-bench}
+SECS=${BENCH_SECS:-5}
+NIDLE=${BENCH_IDLE:-1000}
+DPORT=${BENCH_DOVECOT_PORT:-21110}
+PPORT=${BENCH_POPA3D_PORT:-21111}
+SERVERS=${BENCH_ONLY:-pop3d dovecot popa3d}
+PASS=benchpass
+SALT=pop3bench
+NUSERS=1000                       # pb0000 .. pb0999: login and idle accounts (small mailbox)
+MAXLOGIN=50000                    # sessions per login-rate measurement, at most
+BENCHGROUP=pop3bench
+
+log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+all_users() { seq -f 'pb%04g' 0 $((NUSERS - 1)); echo pbretr; echo pbbig; }
+
+if [ "${1:-}" = "--remove-users" ]; then
+    for u in $(all_users); do id "$u" >/dev/null 2>&1 && userdel "$u"; done
+    getent group "$BENCHGROUP" >/dev/null && groupdel "$BENCHGROUP"
+    rm -rf /var/lib/pop3bench-home
+    exit 0
+fi
+
+[ "$(id -u)" = 0 ] || die "must run as root (installs packages, creates bench users, runs popa3d)"
+[ "$(uname -s)" = Linux ] || die "Linux only (reads /proc)"
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+[ "$(ulimit -n)" -ge $((NIDLE * 2 + 100)) ] || die "need ulimit -n >= $((NIDLE * 2 + 100))"
+
+mkdir -p "$W"/{pkgs,bin,data}
+chmod 755 "$W"
+BIN=$W/bin/pop3bench
+P3D=$ROOT/target/release/pop3d
+DV=$W/root/dovecot
+TCPSERVER=tcpserver
+PA=$W/root/popa3d
+
+# ------------------------------------------------------------------ cleanup on exit
+PIDS=()              # server pids we started (killed on exit)
+PAM_INSTALLED=0
+MADE_LIBDIR=0
+kill_popa3d_sessions() { # popa3d session processes of the bench users (they outlive tcpserver)
+    local pids
+    pids=$(ps -eo pid=,user:32=,comm= | awk '$3 == "popa3d" && $2 ~ /^pb([0-9][0-9][0-9][0-9]|retr|big)$/ { print $1 }')
+    # shellcheck disable=SC2086
+    [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+}
+cleanup() {
+    set +e
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+    done
+    kill_popa3d_sessions
+    rm -f /var/mail/pb[0-9][0-9][0-9][0-9] /var/mail/pbretr /var/mail/pbbig /var/mail/pb*.lock
+    [ "$PAM_INSTALLED" = 1 ] && rm -f /etc/pam.d/popa3d
+    [ "$MADE_LIBDIR" = 1 ] && rmdir /usr/lib/dovecot
+    # the mailbox copies go; configs and logs stay in $W/srv for a look after the run
+    rm -rf "$W"/srv/*/spool "$W"/srv/*/index "$W"/srv/*/home "$W"/srv/*/state
+    wait 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------------ packages
+setup_packages() {
+    log "apt-get update / install (ucspi-tcp, openssl, the libraries Dovecot needs)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null || die "apt-get update failed"
+    (cd "$W/pkgs" && chown _apt "$W/pkgs" 2>/dev/null; \
+        ls dovecot-core_*.deb dovecot-pop3d_*.deb popa3d_*.deb >/dev/null 2>&1 \
+        || apt-get download -qq dovecot-core dovecot-pop3d popa3d) || die "apt-get download failed"
+    local deps
+    deps=$(for f in "$W"/pkgs/*.deb; do dpkg-deb -f "$f" Depends; done | tr ',' '\n' \
+        | sed 's/(.*//; s/|.*//; s/ //g' | grep -E '^lib' | grep -v '^libpam-runtime$' | sort -u)
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends ucspi-tcp openssl procps libpam-modules $deps >/dev/null \
+        || die "apt-get install failed"
+    if [ ! -x "$DV/usr/sbin/dovecot" ] || [ ! -x "$PA/usr/sbin/popa3d" ]; then
+        rm -rf "$W/root"; mkdir -p "$DV" "$PA"
+        for f in "$W"/pkgs/dovecot-*.deb; do dpkg-deb -x "$f" "$DV"; done
+        dpkg-deb -x "$W"/pkgs/popa3d_*.deb "$PA"
+    fi
+    TCPSERVER=$(command -v tcpserver) || die "tcpserver missing"
+}
+
+build_tools() {
+    log "building the load client (examples/pop3bench.rs, std only)"
+    if [ ! -x "$BIN" ] || [ "$ROOT/examples/pop3bench.rs" -nt "$BIN" ]; then
+        rustc --edition 2021 -C opt-level=3 -C debuginfo=0 "$ROOT/examples/pop3bench.rs" -o "$BIN" \
+            || die "cannot build pop3bench"
+    fi
+    if [[ " $SERVERS " == *" pop3d "* ]] && [ ! -x "$P3D" ]; then
+        log "target/release/pop3d missing: cargo build --release"
+        (cd "$ROOT" && cargo build --release -q) || die "cargo build --release failed"
+    fi
+}
+
+gen_data() {
+    # generated once, deterministic; regenerated when the generator changes
+    local stamp=gen-v1   # bump when the generator in pop3bench.rs changes
+    if [ "$(cat "$W/data/stamp" 2>/dev/null)" != "$stamp" ] || [ ! -f "$W/data/retr.mbox" ] \
+        || [ ! -f "$W/data/big.mbox" ] || [ ! -f "$W/data/small.mbox" ]; then
+        log "generating mboxes (100 MB / 2,000 messages; 1 GB / 100,000 messages; small 10 messages)"
+        rm -f "$W"/data/*
+        "$BIN" gen --out "$W/data/retr.mbox" --messages 2000 --bytes 100000000 --seed 1 >/dev/null
+        "$BIN" gen --out "$W/data/big.mbox" --messages 100000 --bytes 1000000000 --seed 2 >/dev/null
+        "$BIN" gen --out "$W/data/small.mbox" --messages 10 --bytes 40000 --seed 3 >/dev/null
+        echo "$stamp" > "$W/data/stamp"
+    fi
+}
+
+# ------------------------------------------------------------------ accounts and mailboxes
+HASH=
+setup_users() {
+    HASH=$(openssl passwd -6 -salt "$SALT" "$PASS")
+    getent group "$BENCHGROUP" >/dev/null || groupadd "$BENCHGROUP"
+    local gid missing=()
+    gid=$(getent group "$BENCHGROUP" | cut -d: -f3)
+    # system users Dovecot's and popa3d's packages would create
+    id dovecot  >/dev/null 2>&1 || useradd -r -M -d /nonexistent -s /usr/sbin/nologin dovecot
+    id dovenull >/dev/null 2>&1 || useradd -r -M -d /nonexistent -s /usr/sbin/nologin dovenull
+    id popa3d   >/dev/null 2>&1 || useradd -r -M -d /var/lib/popa3d -s /usr/sbin/nologin popa3d
+    mkdir -p /var/lib/popa3d && chown root:root /var/lib/popa3d && chmod 755 /var/lib/popa3d
+    if [ ! -e /etc/pam.d/popa3d ]; then
+        cp "$PA/etc/pam.d/popa3d" /etc/pam.d/popa3d && PAM_INSTALLED=1
+    fi
+    # real system users for popa3d (PAM -> pam_unix -> /etc/shadow, mailbox /var/mail/USER);
+    # created once (newusers is slow: ~30 s for 1,000) and kept for re-runs
+    for u in $(all_users); do id "$u" >/dev/null 2>&1 || missing+=("$u"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "creating ${#missing[@]} bench system users (once; remove with: bash bench/run.sh --remove-users)"
+        mkdir -p /var/lib/pop3bench-home
+        for u in "${missing[@]}"; do
+            echo "$u:*::$gid:pop3d bench:/var/lib/pop3bench-home:/usr/sbin/nologin"
+        done | newusers || die "newusers failed"
+    fi
+    for u in $(all_users); do echo "$u:$HASH"; done | chpasswd -e || die "chpasswd failed"
+}
+
+# copy_mailboxes DIR OWNER: every bench account's mailbox under DIR (name = user)
+copy_mailboxes() {
+    local dir=$1 owner=$2 u
+    mkdir -p "$dir"
+    for u in $(seq -f 'pb%04g' 0 $((NUSERS - 1))); do cp "$W/data/small.mbox" "$dir/$u"; done
+    cp "$W/data/retr.mbox" "$dir/pbretr"
+    cp "$W/data/big.mbox" "$dir/pbbig"
+    chmod 600 "$dir"/pb*
+    [ -n "$owner" ] && chown -R "$owner" "$dir"
+    return 0
+}
+
+setup_mailboxes() {
+    log "copying mailboxes (each server its own copy: 1,000 x small, 100 MB, 1 GB)"
+    rm -rf "$W/srv"; mkdir -p "$W/srv"
+    local s
+    for s in $SERVERS; do
+        case $s in
+            pop3d)
+                mkdir -p "$W/srv/pop3d/state"
+                copy_mailboxes "$W/srv/pop3d/spool" nobody:nogroup
+                chown nobody:nogroup "$W/srv/pop3d/state"; chmod 700 "$W/srv/pop3d/state"
+                for u in $(all_users); do echo "$u:$HASH"; done > "$W/srv/pop3d/users"
+                ;;
+            dovecot)
+                mkdir -p "$W/srv/dovecot"/{run,state,home,index}
+                copy_mailboxes "$W/srv/dovecot/spool" nobody:nogroup
+                chown nobody:nogroup "$W/srv/dovecot"/{home,index}
+                for u in $(all_users); do echo "$u:{SHA512-CRYPT}$HASH"; done > "$W/srv/dovecot/users"
+                chmod 644 "$W/srv/dovecot/users"
+                ;;
+            popa3d)
+                for u in $(all_users); do rm -f "/var/mail/$u"; done
+                local u
+                for u in $(seq -f 'pb%04g' 0 $((NUSERS - 1))); do cp "$W/data/small.mbox" "/var/mail/$u"; done
+                cp "$W/data/retr.mbox" /var/mail/pbretr
+                cp "$W/data/big.mbox" /var/mail/pbbig
+                for u in $(all_users); do chown "$u:mail" "/var/mail/$u"; chmod 600 "/var/mail/$u"; done
+                ;;
+        esac
+    done
+    sync
+}
+
+# ------------------------------------------------------------------ servers
+declare -A ADDR PID
+POP3D_STARTS=0
+port_free() { # port_free PORT: nothing listens on 127.0.0.1:PORT
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || die "127.0.0.1:$1 is in use (set BENCH_DOVECOT_PORT / BENCH_POPA3D_PORT)"
+}
+wait_port() { # wait_port HOST PORT: until it accepts (10 s)
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+start_pop3d() {
+    local d=$W/srv/pop3d
+    cat > "$d/pop3d.conf" <<EOF
+# pop3d.conf for the benchmark (generated by bench/run.sh)
+listen = 127.0.0.1:0
+user = nobody
+users_file = $d/users
+mailbox = $d/spool/%u
+state_dir = $d/state
+max_sessions = $((NIDLE * 2))
+max_sessions_per_ip = $((NIDLE * 2))
+log = stderr
+EOF
+    POP3D_STARTS=$((POP3D_STARTS + 1))
+    local lf=$d/pop3d.$POP3D_STARTS.log
+    "$P3D" -f "$d/pop3d.conf" -o log=stderr 2>"$lf" &
+    PID[pop3d]=$!; PIDS+=("$!")
+    local a=
+    for _ in $(seq 100); do
+        a=$(grep -oE 'listening on [^ ]+' "$lf" | head -1 | cut -d' ' -f3) && [ -n "$a" ] && break
+        kill -0 "${PID[pop3d]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$a" ] || { cat "$lf" >&2; die "pop3d did not start"; }
+    ADDR[pop3d]=$a
+}
+
+start_dovecot() {
+    local d=$W/srv/dovecot lib=$DV/usr/lib/dovecot conf=$W/srv/dovecot/dovecot.conf
+    cat > "$conf" <<EOF
+# dovecot.conf for the benchmark (generated by bench/run.sh): POP3 only, plaintext, mbox
+protocols = pop3
+listen = 127.0.0.1
+instance_name = pop3bench
+base_dir = $d/run
+state_dir = $d/state
+log_path = $d/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_process_limit = $((NIDLE + 200))
+default_client_limit = $((NIDLE * 4 + 1000))
+default_vsz_limit = 2G
+first_valid_uid = 1
+mail_location = mbox:$d/home/%u/mail:INBOX=$d/spool/%u:INDEX=$d/index/%u
+passdb {
+  driver = passwd-file
+  args = scheme=SHA512-CRYPT $d/users
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$d/home/%u
+}
+protocol pop3 {
+  mail_max_userip_connections = $((NIDLE * 2))
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $DPORT
+  }
+}
+EOF
+    # The package was extracted privately, not installed, and Dovecot has /usr/lib/dovecot
+    # compiled in (services, modules, libraries): run it in a private mount namespace where
+    # that path is a bind mount of the extracted tree. doveconf -e reads the config and execs
+    # the master (which would otherwise exec /usr/bin/doveconf).
+    if [ ! -d /usr/lib/dovecot ]; then mkdir /usr/lib/dovecot; MADE_LIBDIR=1; fi
+    port_free "$DPORT"
+    # shellcheck disable=SC2016
+    unshare -m --propagation private sh -c 'mount --bind "$0" /usr/lib/dovecot && exec "$@"' "$lib" \
+        "$DV/usr/bin/doveconf" -c "$conf" -e "$DV/usr/sbin/dovecot" -F -c "$conf" >>"$d/dovecot.log" 2>&1 &
+    PID[dovecot]=$!; PIDS+=("$!")
+    wait_port 127.0.0.1 "$DPORT" || { cat "$d/dovecot.log" >&2; die "dovecot did not start"; }
+    ADDR[dovecot]=127.0.0.1:$DPORT
+}
+
+start_popa3d() {
+    # Debian's popa3d: inetd-style, PAM service "popa3d" (pam_unix: /etc/shadow), mail in
+    # /var/mail/USER, privilege separation with user popa3d chrooted to /var/lib/popa3d.
+    # -D sets TCP_NODELAY: popa3d does not, and without it every RETR waits ~40 ms for the
+    # client's delayed ACK (Nagle), which measures the TCP stack, not popa3d (~1.3 MB/s here).
+    port_free "$PPORT"
+    "$TCPSERVER" -q -D -HRl0 -c $((NIDLE + 100)) -b 256 127.0.0.1 "$PPORT" "$PA/usr/sbin/popa3d" &
+    PID[popa3d]=$!; PIDS+=("$!")
+    wait_port 127.0.0.1 "$PPORT" || die "tcpserver/popa3d did not start"
+    ADDR[popa3d]=127.0.0.1:$PPORT
+}
+
+stop_server() {
+    local s=$1 p=${PID[$1]:-}
+    [ -n "$p" ] || return 0
+    kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    [ "$s" = popa3d ] && kill_popa3d_sessions   # sessions outlive tcpserver
+    PID[$s]=
+    return 0
+}
+
+start_server() {
+    case $1 in
+        pop3d) start_pop3d ;; dovecot) start_dovecot ;; popa3d) start_popa3d ;;
+    esac
+    log "$1 listening on ${ADDR[$1]} (pid ${PID[$1]})"
+}
+
+# ------------------------------------------------------------------ measurements
+declare -A R        # R[metric,server] = figure
+kv() { # kv KEY LINE -> value of KEY=... in LINE
+    sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"
+}
+
+# check_login SERVER: one login, to fail early with a clear message
+check_login() {
+    local out
+    out=$(timeout 30 "$BIN" logins --addr "${ADDR[$1]}" --prefix pb --users 1 --pass "$PASS" \
+        --conc 1 --secs 1 --max 1 2>&1) || true
+    [ "$(kv sessions "$(grep RESULT <<<"$out")")" = 1 ] || { echo "$out" >&2; return 1; }
+}
+
+# proc_mem SERVER [COMM] -> RESULT line of `pop3bench mem` for the server's process tree
+proc_mem() { "$BIN" mem --pid "${PID[$1]}" ${2:+--comm "$2"}; }
+
+bigstat() { # bigstat SERVER TAG: connect + login + STAT on the 1 GB mbox, with peak RSS
+    local s=$1 tag=$2 line res hwm
+    coproc STATC { timeout 300 "$BIN" stat --addr "${ADDR[$s]}" --user pbbig --pass "$PASS" --hold 120; }
+    local in=${STATC[0]} outfd=${STATC[1]} cpid=$STATC_PID
+    IFS= read -r -t 300 line <&"$in" || true
+    case $s in
+        pop3d)   hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/${PID[pop3d]}/status") ;;
+        dovecot) hwm=$(kv comm_hwm_max_kb "$(proc_mem dovecot pop3)") ;;
+        popa3d)  hwm=$(kv comm_hwm_max_kb "$(proc_mem popa3d popa3d)") ;;
+    esac
+    echo quit >&"$outfd"
+    IFS= read -r -t 60 res <&"$in" || true
+    wait "$cpid" 2>/dev/null || true
+    [ "$(kv error "$res")" = 1 ] || [ -z "$res" ] && { log "$s: STAT on the 1 GB mbox failed"; return 0; }
+    R[stat$tag,$s]=$(kv stat_ms "$res")
+    R[statrss$tag,$s]=$hwm
+    log "$s: 1 GB mbox ($tag): STAT after $(kv stat_ms "$res") ms (login answered after $(kv login_ms "$res") ms), $(kv messages "$res") messages, peak RSS ${hwm} kB"
+}
+
+login_rate() { # login_rate SERVER CONC
+    local s=$1 c=$2 out res
+    out=$(timeout $((SECS + 60)) "$BIN" logins --addr "${ADDR[$s]}" --prefix pb --users "$NUSERS" \
+        --pass "$PASS" --conc "$c" --secs "$SECS" --max "$MAXLOGIN" 2> "$W/srv/err.txt") || true
+    res=$(grep RESULT <<<"$out" || true)
+    R[login$c,$s]=$(kv rate "$res")
+    log "$s: login+STAT+QUIT x$c: $(kv sessions "$res") sessions in $(kv secs "$res") s = $(kv rate "$res")/s (p50 $(kv p50_ms "$res") ms, p99 $(kv p99_ms "$res") ms, errors $(kv errors "$res"))"
+    [ "$(kv errors "$res")" = 0 ] || sed 's/^/    /' "$W/srv/err.txt" >&2
+}
+
+retr_rate() { # retr_rate SERVER WINDOW
+    local s=$1 w=$2 out res
+    out=$(timeout 120 "$BIN" retr --addr "${ADDR[$s]}" --user pbretr --pass "$PASS" --passes 5 --secs 30 \
+        --window "$w" 2> "$W/srv/err.txt") || true
+    res=$(grep RESULT <<<"$out" || true)
+    if [ "$(kv skipped "$res")" = 1 ]; then
+        log "$s: RETR, window $w: skipped (CAPA does not list PIPELINING)"
+        return 0
+    fi
+    if [ "$(kv error "$res")" = 1 ] || [ -z "$res" ]; then
+        log "$s: RETR (window $w): $(grep -v '^pop3bench retr: pass' "$W/srv/err.txt" | tail -1)"
+        return 0
+    fi
+    R[retr$w,$s]=$(kv mbs "$res")
+    R[retrmis,$s]=$(( ${R[retrmis,$s]:-0} + $(kv size_mismatches "$res") ))
+    log "$s: RETR all, window $w: $(kv messages "$res") messages, $(kv bytes "$res") octets in $(kv secs "$res") s = $(kv mbs "$res") MB/s (best of 5; LIST/RETR size mismatches: $(kv size_mismatches "$res"))"
+    grep -v '^pop3bench retr: pass' "$W/srv/err.txt" | sed 's/^/    /' >&2 || true
+}
+
+idle_rss() {
+    local s=$1 before after line res n
+    sleep 0.5
+    before=$(proc_mem "$s")
+    coproc IDLEC { timeout 600 "$BIN" idle --addr "${ADDR[$s]}" --prefix pb --users "$NIDLE" --pass "$PASS" --conc 8 --hold 300; }
+    local in=${IDLEC[0]} outfd=${IDLEC[1]} cpid=$IDLEC_PID
+    IFS= read -r -t 600 line <&"$in" || true
+    sleep 1
+    after=$(proc_mem "$s")
+    n=$(kv sessions "$line")
+    echo quit >&"$outfd"
+    IFS= read -r -t 120 res <&"$in" || true
+    wait "$cpid" 2>/dev/null || true
+    if [ -z "$n" ] || [ "$n" = 0 ]; then log "$s: idle sessions failed ($line)"; return 0; fi
+    local drss dpss
+    drss=$(( $(kv rss_kb "$after") - $(kv rss_kb "$before") ))
+    dpss=$(( $(kv pss_kb "$after") - $(kv pss_kb "$before") ))
+    R[idlerss,$s]=$(awk -v d="$drss" -v n="$n" 'BEGIN { printf "%.1f", d / n }')
+    R[idlepss,$s]=$(awk -v d="$dpss" -v n="$n" 'BEGIN { printf "%.1f", d / n }')
+    R[idlen,$s]=$n
+    log "$s: $n idle sessions (opened in $(kv secs "$line") s, errors $(kv errors "$line")): processes $(kv procs "$before") -> $(kv procs "$after"), RSS sum +$drss kB, PSS sum +$dpss kB"
+}
+
+# ------------------------------------------------------------------ run
+T0=$(date +%s)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+awk -v l="${LOAD0%% *}" 'BEGIN { exit !(l > 1.0) }' \
+    && log "warning: load average is $LOAD0 before the run: other work on this machine will skew the figures"
+setup_packages
+build_tools
+gen_data
+setup_users
+setup_mailboxes
+
+for s in $SERVERS; do
+    start_server "$s"
+    check_login "$s" || die "$s: a test login failed (see above)"
+done
+
+log "1/4: first STAT on a 1 GB / 100,000-message mbox (cold: first session ever on it, file in page cache)"
+for s in $SERVERS; do bigstat "$s" cold; bigstat "$s" warm; done
+
+log "2/4: login+STAT+QUIT sessions per second (${SECS} s or $MAXLOGIN sessions per figure)"
+for c in 8 64; do for s in $SERVERS; do login_rate "$s" "$c"; done; done
+
+log "3/4: RETR of every message of a 100 MB / 2,000-message mbox"
+for s in $SERVERS; do retr_rate "$s" 1; retr_rate "$s" 8; done
+
+log "4/4: memory with $NIDLE idle logged-in sessions (servers restarted fresh)"
+for s in $SERVERS; do stop_server "$s"; start_server "$s"; idle_rss "$s"; stop_server "$s"; done
+
+# binary sizes
+SMALL=$ROOT/target/release-small/pop3d
+if [[ " $SERVERS " == *" pop3d "* ]] && [ ! -f "$SMALL" ]; then
+    log "target/release-small/pop3d missing: cargo build --profile release-small"
+    (cd "$ROOT" && cargo build --profile release-small -q) || log "release-small build failed"
+fi
+[ -f "$SMALL" ] && R[size,pop3d]=$(stat -c %s "$SMALL")
+R[size,popa3d]=$(stat -c %s "$PA/usr/sbin/popa3d")
+R[size,dovecot]=$(du -cb "$DV/usr/sbin/dovecot" "$DV"/usr/lib/dovecot/{pop3,pop3-login,auth,config,log,anvil} \
+    "$DV"/usr/lib/dovecot/libdovecot{,-storage,-login}.so.0.0.0 | tail -1 | cut -f1)
+
+# ------------------------------------------------------------------ table
+g() { echo "${R[$1,$2]:-n/a}"; }
+num() { [[ "$1" =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; }
+verdict() { # verdict EXPR-in-awk VALUES...: yes/NO/n/a
+    local expr=$1; shift
+    local v; for v in "$@"; do num "$v" || { echo "n/a"; return; }; done
+    awk -v a="${1:-0}" -v b="${2:-0}" "BEGIN { print (($expr) ? \"yes\" : \"NO\") }"
+}
+row() { printf '| %-44s | %12s | %12s | %12s | %-24s | %-4s |\n' "$@"; }
+kib() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.1f MiB", v / 1024 }' || echo n/a; }
+
+echo
+echo "pop3d benchmark: $(date -u +%FT%TZ), $(nproc) CPUs, $(uname -r), load average $LOAD0 at start;" \
+     "all on 127.0.0.1; MB = 10^6 bytes"
+echo "dovecot $(LD_LIBRARY_PATH=$DV/usr/lib/dovecot "$DV/usr/sbin/dovecot" --version 2>/dev/null | head -1) (Debian, default settings, mbox, private config);" \
+     "popa3d $(dpkg-deb -f "$W"/pkgs/popa3d_*.deb Version) (Debian, under tcpserver)"
+echo
+row "metric" "pop3d" "dovecot" "popa3d" "target (pop3d)" "met"
+row "--------------------------------------------" "------------" "------------" "------------" "------------------------" "----"
+row "login+STAT+QUIT/s, 8 clients" "$(g login8 pop3d)" "$(g login8 dovecot)" "$(g login8 popa3d)" "-" ""
+row "login+STAT+QUIT/s, 64 clients" "$(g login64 pop3d)" "$(g login64 dovecot)" "$(g login64 popa3d)" "-" ""
+row "RETR all of 100 MB / 2,000 msgs, MB/s" "$(g retr1 pop3d)" "$(g retr1 dovecot)" "$(g retr1 popa3d)" \
+    ">= 5x dovecot" "$(verdict 'a >= 5 * b' "$(g retr1 pop3d)" "$(g retr1 dovecot)")"
+row "  same, pipelined 8 deep, MB/s" "$(g retr8 pop3d)" "$(g retr8 dovecot)" "$(g retr8 popa3d)" \
+    ">= 5x dovecot" "$(verdict 'a >= 5 * b' "$(g retr8 pop3d)" "$(g retr8 dovecot)")"
+row "  LIST vs RETR size mismatches" "$(g retrmis pop3d)" "$(g retrmis dovecot)" "$(g retrmis popa3d)" "0" \
+    "$(verdict 'a == 0' "$(g retrmis pop3d)")"
+row "first STAT, 1 GB / 100k msgs, cold, ms" "$(g statcold pop3d)" "$(g statcold dovecot)" "$(g statcold popa3d)" \
+    "< 1000 ms" "$(verdict 'a < 1000' "$(g statcold pop3d)")"
+row "  peak RSS of the serving process, cold" "$(kib "$(g statrsscold pop3d)")" "$(kib "$(g statrsscold dovecot)")" \
+    "$(kib "$(g statrsscold popa3d)")" "< 32 MiB" "$(verdict 'a < 32768' "$(g statrsscold pop3d)")"
+row "STAT again (2nd session), ms" "$(g statwarm pop3d)" "$(g statwarm dovecot)" "$(g statwarm popa3d)" "-" ""
+row "RSS per idle session, KiB (RSS sum delta)" "$(g idlerss pop3d)" "$(g idlerss dovecot)" "$(g idlerss popa3d)" \
+    "< 100 KiB" "$(verdict 'a < 100' "$(g idlerss pop3d)")"
+row "  same, PSS sum delta, KiB" "$(g idlepss pop3d)" "$(g idlepss dovecot)" "$(g idlepss popa3d)" "-" ""
+row "binary size, bytes" "$(g size pop3d)" "$(g size dovecot)" "$(g size popa3d)" \
+    "< 1,500,000" "$(verdict 'a < 1500000' "$(g size pop3d)")"
+echo
+cat <<EOF
+Notes:
+- login rate: each client thread loops connect, greeting, USER, PASS, STAT, QUIT with its own account
+  (pop3d locks a maildrop per session), for $SECS s or $MAXLOGIN sessions; SHA512-CRYPT (5000 rounds) everywhere.
+- RETR: one session, LIST, then RETR 1..2000 one after another (the wait for each answer is in the
+  figure), and again with 8 RETRs outstanding where CAPA lists PIPELINING (popa3d does not: n/a);
+  MB/s of message octets (after dot-unstuffing) over the RETR phase, best of 5 sessions within 30 s;
+  every RETR's size is checked against LIST. popa3d runs under tcpserver -D (TCP_NODELAY): without
+  it each RETR stalls ~40 ms on Nagle + delayed ACK (about 1.3 MB/s measured here).
+- first STAT: time from connect to the STAT answer (includes the login). "cold" is the first session
+  on that mailbox since the server's copy was made (Dovecot builds its index files then); "2nd" is the
+  next session. Peak RSS: pop3d = VmHWM of the daemon (fresh, nothing else served before);
+  dovecot = VmHWM of its "pop3" process; popa3d = largest VmHWM of the popa3d processes of the session.
+- idle sessions: $NIDLE logged-in sessions held open; (memory of the server's whole process tree with
+  them) - (before), divided by the sessions. pop3d is one process (threads); dovecot one pop3 process
+  per session (plus its master/auth/log); popa3d one process per session under tcpserver. RSS sums
+  count shared library pages once per process; PSS shares them out.
+- binary size: pop3d = target/release-small/pop3d (stripped); dovecot = master + pop3 + pop3-login +
+  auth + config + log + anvil + libdovecot, -storage, -login (the files a POP3-only install runs);
+  popa3d = /usr/sbin/popa3d. Dynamically linked against libc in all cases.
+EOF
+log "done in $(( $(date +%s) - T0 )) s"
