@@ -15,8 +15,9 @@ pub const MAX_ARG: usize = 40;
 pub const READ_BUFFER: usize = 4 * 1024;
 
 /// Replies are collected in a buffer of this size and written in as few
-/// writes as possible (PIPELINING); RETR streams through it in blocks.
-pub const WRITE_BUFFER: usize = 32 * 1024;
+/// writes as possible (PIPELINING); RETR streams through it in blocks, so a
+/// typical message leaves in one write. (Pages are touched only as used.)
+pub const WRITE_BUFFER: usize = 128 * 1024;
 
 /// The mbox is read in blocks of this size while indexing and streaming.
 /// A line longer than this is handled in pieces (never loaded whole).
