@@ -11,7 +11,7 @@ use crate::config::{Config, Plaintext};
 use crate::conn::Conn;
 use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES, READ_BUFFER, WRITE_BUFFER};
 use crate::lock::SessionLock;
-use crate::mbox::{Maildrop, MaildropError, Part};
+use crate::mbox::{Maildrop, MaildropError, Part, StatePaths};
 use crate::parser::{Command, Parser};
 use crate::sasl::{self, Exchange, Offer, Outcome};
 use crate::tls::Tls;
@@ -388,21 +388,20 @@ impl<T: Transport> Session<'_, T> {
     }
 
     /// CAPA lists exactly what works now (RFC 2449).
+    /// The login capabilities (USER, SASL, STLS) are what this connection
+    /// offers in AUTHORIZATION; RFC 2449 section 5 has them announced in the
+    /// TRANSACTION state too. IMPLEMENTATION only after login.
     fn capa(&mut self) -> io::Result<()> {
         let mut text = String::from("+OK capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n");
-        match self.state {
-            State::Authorization { .. } => {
-                if self.plaintext_allowed() {
-                    text.push_str("USER\r\n");
-                }
-                let _ = write!(text, "SASL {}\r\n", self.sasl_offer().mechanisms().join(" "));
-                if self.start.tls.is_some() && !self.out.get_ref().is_tls() {
-                    text.push_str("STLS\r\n");
-                }
-            }
-            State::Transaction { .. } => {
-                let _ = write!(text, "IMPLEMENTATION pop3d-{}\r\n", env!("CARGO_PKG_VERSION"));
-            }
+        if self.plaintext_allowed() {
+            text.push_str("USER\r\n");
+        }
+        let _ = write!(text, "SASL {}\r\n", self.sasl_offer().mechanisms().join(" "));
+        if self.start.tls.is_some() && !self.out.get_ref().is_tls() {
+            text.push_str("STLS\r\n");
+        }
+        if let State::Transaction { .. } = self.state {
+            let _ = write!(text, "IMPLEMENTATION pop3d-{}\r\n", env!("CARGO_PKG_VERSION"));
         }
         text.push_str(".\r\n");
         self.out.write_all(text.as_bytes())
@@ -446,8 +445,11 @@ impl<T: Transport> Session<'_, T> {
                 return Ok(Next::Continue);
             }
         };
-        let journal = self.config.state_dir.join(format!("{name}.journal"));
-        match Maildrop::open(self.config.mailbox_path(&name), journal, &self.config.mbox) {
+        let state = StatePaths {
+            journal: self.config.state_dir.join(format!("{name}.journal")),
+            copies: self.config.state_dir.join(format!("{name}.uids")),
+        };
+        match Maildrop::open(self.config.mailbox_path(&name), state, &self.config.mbox) {
             Ok(drop) => {
                 let (n, size) = drop.stat();
                 log::info!("login {name}: {n} messages, {size} octets");

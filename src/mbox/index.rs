@@ -109,11 +109,18 @@ struct Building {
 }
 
 /// Scans the whole of `input` (an mbox from offset 0).
-pub fn scan<R: Read>(input: R, format: MboxFormat, max_messages: usize) -> Result<Index, ScanError> {
+/// `copies` gives, for a digest, the copy numbers its identical copies had
+/// when an earlier copy was deleted (see `CopyNumbers`), so they keep their ids.
+pub fn scan<R: Read>(
+    input: R,
+    format: MboxFormat,
+    max_messages: usize,
+    copies: &CopyNumbers,
+) -> Result<Index, ScanError> {
     let mut segs = Segments::new(input, 0);
     let mut index = Index::default();
     let mut cur: Option<Building> = None;
-    let mut ids = UidAssigner::default();
+    let mut ids = UidAssigner { copies: copies.0.clone(), ..Default::default() };
     let mut end = 0;
     loop {
         // Body fast path: ordinary lines are counted in bulk.
@@ -232,11 +239,64 @@ fn parse_digest_id(s: &str) -> Option<([u8; 16], u32)> {
     Some((d, n))
 }
 
+/// The copy numbers of byte-identical messages whose earlier copies were
+/// deleted, kept in `state_dir` so that the copies left keep their ids
+/// (`<md5>-3` stays `<md5>-3` when the copy before it goes). Only digests
+/// whose copies are not numbered 0, 1, 2... are listed; without the file,
+/// ids are as a fresh scan gives them, still unique.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CopyNumbers(pub HashMap<[u8; 16], Vec<u32>>);
+
+impl CopyNumbers {
+    /// Reads the `<hex digest> <n> <n>...` lines written by `to_text`;
+    /// malformed lines are skipped.
+    pub fn parse(text: &str) -> CopyNumbers {
+        let mut map = HashMap::new();
+        for line in text.lines() {
+            let mut words = line.split_ascii_whitespace();
+            let Some((digest, 0)) = words.next().and_then(parse_digest_id) else { continue };
+            let numbers: Option<Vec<u32>> = words.map(|w| w.parse().ok()).collect();
+            if let Some(numbers) = numbers.filter(|n| !n.is_empty()) {
+                map.insert(digest, numbers);
+            }
+        }
+        CopyNumbers(map)
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|(d, n)| {
+                let numbers: Vec<String> = n.iter().map(u32::to_string).collect();
+                format!("{} {}\n", Uid::Hash(*d, 0), numbers.join(" "))
+            })
+            .collect();
+        lines.sort();
+        lines.concat()
+    }
+
+    /// The copy numbers of the messages `index` keeps (`keep`), for every
+    /// digest whose copies would not be numbered 0, 1, 2... by a fresh scan.
+    pub fn of_survivors(index: &Index, keep: &[bool]) -> CopyNumbers {
+        let mut all: HashMap<[u8; 16], Vec<u32>> = HashMap::new();
+        for (msg, _) in index.messages.iter().zip(keep).filter(|(_, k)| **k) {
+            if let Some((d, n)) = msg.uid.digest() {
+                all.entry(d).or_default().push(n);
+            }
+        }
+        all.retain(|_, numbers| numbers.iter().enumerate().any(|(i, &n)| n as usize != i));
+        CopyNumbers(all)
+    }
+}
+
 /// Gives every message an id unique in the maildrop.
 #[derive(Default)]
 struct UidAssigner {
     /// How many messages so far share each digest.
     hashes: HashMap<[u8; 16], u32>,
+    /// Copy numbers still to hand out to the next copies of a digest.
+    copies: HashMap<[u8; 16], Vec<u32>>,
     /// Fingerprints of every id given out (see `fingerprint`). A false match
     /// only moves a message to another, still unique, id.
     taken: HashSet<u64>,
@@ -256,7 +316,13 @@ impl UidAssigner {
         };
         let digest: [u8; 16] = b.hasher.finalize().into();
         let header = b.x_uidl.map(Uid::Header).filter(|u| self.take(u));
-        let uid = header.unwrap_or_else(|| {
+        let kept = self.copies.get_mut(&digest).filter(|c| !c.is_empty()).map(|c| c.remove(0));
+        if let Some(n) = kept {
+            // Later new copies are numbered after every kept one.
+            let next = self.hashes.entry(digest).or_insert(0);
+            *next = (*next).max(n + 1);
+        }
+        let uid = header.or_else(|| kept.map(|n| Uid::Hash(digest, n)).filter(|u| self.take(u))).unwrap_or_else(|| {
             let n = self.hashes.entry(digest).or_insert(0);
             let mut uid = Uid::Hash(digest, *n);
             *n += 1;
@@ -276,7 +342,29 @@ mod tests {
     use super::*;
 
     fn index(mbox: &[u8]) -> Index {
-        scan(mbox, MboxFormat::Mboxrd, 1000).unwrap()
+        scan(mbox, MboxFormat::Mboxrd, 1000, &CopyNumbers::default()).unwrap()
+    }
+
+    #[test]
+    fn copy_numbers_keep_ids_of_identical_copies() {
+        let one = b"From a Mon Jan  1 00:00:00 2024\nSubject: same\n\nsame\n\n";
+        let three = [one.as_slice(), one, one].concat();
+        let before = index(&three);
+        let ids: Vec<String> = before.messages.iter().map(|m| m.uid.to_string()).collect();
+        // The first copy is deleted: the other two keep their numbers.
+        let copies = CopyNumbers::of_survivors(&before, &[false, true, true]);
+        let text = copies.to_text();
+        assert_eq!(CopyNumbers::parse(&text), copies);
+        let after = scan(&[one.as_slice(), one, one].concat()[one.len()..], MboxFormat::Mboxrd, 10, &copies).unwrap();
+        let after_ids: Vec<String> = after.messages.iter().map(|m| m.uid.to_string()).collect();
+        assert_eq!(after_ids, ids[1..]);
+        // A new copy gets a number after every kept one.
+        let more = scan(&three[..], MboxFormat::Mboxrd, 10, &copies).unwrap();
+        let more_ids: Vec<String> = more.messages.iter().map(|m| m.uid.to_string()).collect();
+        assert_eq!(more_ids, vec![ids[1].clone(), ids[2].clone(), format!("{}-4", ids[0])]);
+        // Deleting the last copy needs no record.
+        assert!(CopyNumbers::of_survivors(&before, &[true, true, false]).0.is_empty());
+        assert!(CopyNumbers::parse("garbage\n0123 x\n").0.is_empty());
     }
 
     #[test]
@@ -325,13 +413,16 @@ mod tests {
 
     #[test]
     fn not_an_mbox_and_empty_file() {
-        assert!(matches!(scan(&b"Subject: x\n"[..], MboxFormat::Mboxrd, 10), Err(ScanError::NotMbox)));
+        assert!(matches!(
+            scan(&b"Subject: x\n"[..], MboxFormat::Mboxrd, 10, &CopyNumbers::default()),
+            Err(ScanError::NotMbox)
+        ));
         assert_eq!(index(b"").messages.len(), 0);
     }
 
     #[test]
     fn message_limit() {
-        let r = scan(&b"From a\n\nFrom b\n\nFrom c\n\n"[..], MboxFormat::Mboxrd, 2);
+        let r = scan(&b"From a\n\nFrom b\n\nFrom c\n\n"[..], MboxFormat::Mboxrd, 2, &CopyNumbers::default());
         assert!(matches!(r, Err(ScanError::TooManyMessages(2))));
     }
 }

@@ -11,6 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use index::CopyNumbers;
 pub use index::{Message, ScanError};
 pub use lines::MboxFormat;
 pub use stream::Part;
@@ -72,10 +73,35 @@ impl From<LockError> for MaildropError {
     }
 }
 
+/// Files pop3d keeps per maildrop in `state_dir`.
+pub struct StatePaths {
+    /// The UPDATE journal (see `update`).
+    pub journal: PathBuf,
+    /// The copy numbers of identical messages (see `CopyNumbers`).
+    pub copies: PathBuf,
+}
+
+/// Writes `copies` atomically, or removes the file when there is nothing to keep.
+fn save_copies(path: &std::path::Path, copies: &CopyNumbers) -> io::Result<()> {
+    if copies.0.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let tmp = path.with_extension("uids-new");
+    let mut f = File::create(&tmp)?;
+    f.write_all(copies.to_text().as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 /// The messages of one mbox as they were at login, with deletion marks.
 pub struct Maildrop {
     path: PathBuf,
     journal: PathBuf,
+    /// Where the copy numbers of identical messages are kept (see `CopyNumbers`).
+    copies_path: PathBuf,
     settings: MboxSettings,
     /// The file indexed at login (None: no mailbox file, an empty maildrop).
     file: Option<File>,
@@ -85,8 +111,9 @@ pub struct Maildrop {
 
 impl Maildrop {
     /// Locks the mbox at `path`, finishes an interrupted update recorded in
-    /// `journal`, indexes it and unlocks it.
-    pub fn open(path: PathBuf, journal: PathBuf, settings: &MboxSettings) -> Result<Maildrop, MaildropError> {
+    /// `state.journal`, indexes it and unlocks it.
+    pub fn open(path: PathBuf, state: StatePaths, settings: &MboxSettings) -> Result<Maildrop, MaildropError> {
+        let StatePaths { journal, copies: copies_path } = state;
         let recovering = journal.exists();
         let file = match OpenOptions::new().read(true).write(recovering).open(&path) {
             Ok(f) => f,
@@ -94,6 +121,7 @@ impl Maildrop {
                 return Ok(Maildrop {
                     path,
                     journal,
+                    copies_path,
                     settings: settings.clone(),
                     file: None,
                     index: index::Index::default(),
@@ -111,14 +139,21 @@ impl Maildrop {
             if len > settings.max_size {
                 return Err(MaildropError::TooLarge(format!("{len} bytes, limit {}", settings.max_size)));
             }
-            index::scan(io::Read::take(&file, len), settings.format, settings.max_messages).map_err(|e| match e {
-                ScanError::NotMbox => MaildropError::Corrupt("does not start with a From line".into()),
-                ScanError::TooManyMessages(n) => MaildropError::TooLarge(format!("more than {n} messages")),
-                ScanError::Io(e) => MaildropError::Io(e),
+            let copies = match std::fs::read_to_string(&copies_path) {
+                Ok(text) => CopyNumbers::parse(&text),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => CopyNumbers::default(),
+                Err(e) => return Err(e.into()),
+            };
+            index::scan(io::Read::take(&file, len), settings.format, settings.max_messages, &copies).map_err(|e| {
+                match e {
+                    ScanError::NotMbox => MaildropError::Corrupt("does not start with a From line".into()),
+                    ScanError::TooManyMessages(n) => MaildropError::TooLarge(format!("more than {n} messages")),
+                    ScanError::Io(e) => MaildropError::Io(e),
+                }
             })?
         };
         let deleted = vec![false; index.messages.len()];
-        Ok(Maildrop { path, journal, settings: settings.clone(), file: Some(file), index, deleted })
+        Ok(Maildrop { path, journal, copies_path, settings: settings.clone(), file: Some(file), index, deleted })
     }
 
     /// Number of messages at login, deleted ones included (the highest number).
@@ -201,6 +236,11 @@ impl Maildrop {
         }
         let keep: Vec<bool> = self.deleted.iter().map(|d| !d).collect();
         update::remove_messages(&file, &self.index, &keep, &self.journal)?;
+        // Still under the locks: record the copy numbers for the next scan.
+        // Failing here loses no mail, only the numbering of identical copies.
+        if let Err(e) = save_copies(&self.copies_path, &CopyNumbers::of_survivors(&self.index, &keep)) {
+            log::warn!("cannot save {}: {e}", self.copies_path.display());
+        }
         Ok(marked)
     }
 }
@@ -280,7 +320,8 @@ mod tests {
             let mbox = random_mbox(&mut rng);
             let path = dir.join("mbox");
             std::fs::write(&path, &mbox).unwrap();
-            let drop = Maildrop::open(path, dir.join("journal"), &settings).unwrap();
+            let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
+            let drop = Maildrop::open(path, state, &settings).unwrap();
             for (n, msg) in drop.live() {
                 let mut out = Vec::new();
                 drop.send(n, Part::Whole, &mut out).unwrap().unwrap();

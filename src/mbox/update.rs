@@ -24,8 +24,6 @@ use std::path::Path;
 
 use md5::{Digest, Md5};
 
-use std::collections::HashSet;
-
 use super::index::Index;
 use crate::limits::MBOX_BLOCK;
 
@@ -67,19 +65,12 @@ impl Header {
     }
 }
 
-/// A piece of the new mailbox content after `first`.
-enum Piece<'a> {
-    /// Bytes `start..end` of a file.
-    Copy(&'a File, u64, u64),
-    Bytes(Vec<u8>),
-}
+/// A piece of the new mailbox content after `first`: bytes `start..end` of a file.
+struct Piece<'a>(&'a File, u64, u64);
 
 impl Piece<'_> {
     fn len(&self) -> u64 {
-        match self {
-            Piece::Copy(_, a, b) => b - a,
-            Piece::Bytes(v) => v.len() as u64,
-        }
+        self.2 - self.1
     }
 }
 
@@ -94,14 +85,10 @@ pub fn remove_messages(file: &File, index: &Index, keep: &[bool], journal: &Path
     let meta = file.metadata()?;
     let old_len = meta.len();
     let first = index.messages[first_gone].start;
-    let mut pieces = build_pieces(file, index, keep, first_gone, old_len, true);
-    let mut new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
-    if new_len >= old_len {
-        // Stored ids would make the file grow; the journal's recovery rule
-        // needs it to shrink, so leave them out this time.
-        pieces = build_pieces(file, index, keep, first_gone, old_len, false);
-        new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
-    }
+    let pieces = build_pieces(file, index, keep, first_gone, old_len);
+    // At least one message (its `From ` line) goes: the file shrinks, which
+    // the journal's recovery rule relies on.
+    let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
     let header = Header {
         dev: meta.dev(),
         ino: meta.ino(),
@@ -116,38 +103,15 @@ pub fn remove_messages(file: &File, index: &Index, keep: &[bool], journal: &Path
 }
 
 /// The new content after `first` (the start of message `first_gone`, the
-/// first deleted one): every kept message's raw block, then mail appended
-/// since the scan. A kept copy whose earlier identical copy is deleted would
-/// be renumbered (`<md5>-2` becoming `<md5>`), so its id is stored in an
-/// `X-UIDL:` header; no other message is changed.
-fn build_pieces<'a>(
-    file: &'a File,
-    index: &Index,
-    keep: &[bool],
-    first_gone: usize,
-    len: u64,
-    store_ids: bool,
-) -> Vec<Piece<'a>> {
-    let mut pieces = Vec::new();
-    let mut gone_digests = HashSet::new();
-    for (i, msg) in index.messages.iter().enumerate().skip(first_gone) {
-        let digest = msg.uid.digest();
-        if !keep[i] {
-            gone_digests.extend(digest.map(|(d, _)| d));
-            continue;
-        }
-        let block_end = index.block_end(i);
-        let renumbered = digest.is_some_and(|(d, n)| n > 0 && gone_digests.contains(&d));
-        if store_ids && renumbered {
-            pieces.push(Piece::Copy(file, msg.start, msg.content));
-            pieces.push(Piece::Bytes(format!("X-UIDL: {}\n", msg.uid).into_bytes()));
-            pieces.push(Piece::Copy(file, msg.content, block_end));
-        } else {
-            pieces.push(Piece::Copy(file, msg.start, block_end));
-        }
-    }
+/// first deleted one): every kept message's raw block, unchanged, then mail
+/// appended since the scan.
+fn build_pieces<'a>(file: &'a File, index: &Index, keep: &[bool], first_gone: usize, len: u64) -> Vec<Piece<'a>> {
+    let mut pieces: Vec<Piece> = (first_gone..index.messages.len())
+        .filter(|&i| keep[i])
+        .map(|i| Piece(file, index.messages[i].start, index.block_end(i)))
+        .collect();
     if len > index.scanned_end {
-        pieces.push(Piece::Copy(file, index.scanned_end, len));
+        pieces.push(Piece(file, index.scanned_end, len));
     }
     pieces
 }
@@ -160,10 +124,7 @@ fn write_journal(journal: &Path, header: &Header, pieces: &[Piece]) -> io::Resul
         out.write_all(header.line().as_bytes())?;
         let mut buf = vec![0u8; MBOX_BLOCK];
         for piece in pieces {
-            match piece {
-                Piece::Bytes(v) => out.write_all(v)?,
-                Piece::Copy(src, start, end) => copy_range(src, *start, *end, &mut out, &mut buf)?,
-            }
+            copy_range(piece.0, piece.1, piece.2, &mut out, &mut buf)?;
         }
         out.sync_all()?;
         fs::rename(&tmp, journal)?;
@@ -241,7 +202,7 @@ pub fn recover(file: &File, journal: &Path) -> io::Result<bool> {
         tail_md5: md5_range(file, header.new_len + (len - header.old_len), len)?,
         ..header.clone()
     };
-    let pieces = [Piece::Copy(&jfile, header_len, header_len + data_len), Piece::Copy(file, header.old_len, len)];
+    let pieces = [Piece(&jfile, header_len, header_len + data_len), Piece(file, header.old_len, len)];
     write_journal(journal, &redo, &pieces)?;
     apply(file, journal, &redo)?;
     log::warn!("finished an interrupted update of {} bytes from journal {}", data_len, journal.display());
@@ -287,7 +248,7 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mbox::index::scan;
+    use crate::mbox::index::{scan, CopyNumbers};
     use crate::mbox::lines::MboxFormat;
 
     fn tempdir(name: &str) -> std::path::PathBuf {
@@ -305,7 +266,7 @@ mod tests {
         let path = dir.join("mbox");
         fs::write(&path, MBOX).unwrap();
         let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        let index = scan(&file, MboxFormat::Mboxrd, 100).unwrap();
+        let index = scan(&file, MboxFormat::Mboxrd, 100, &CopyNumbers::default()).unwrap();
         let ino = file.metadata().unwrap().ino();
         // A delivery after the scan.
         OpenOptions::new().append(true).open(&path).unwrap().write_all(b"From d\n\nfour\n\n").unwrap();
@@ -334,8 +295,8 @@ mod tests {
                     let journal = dir.join("j");
                     fs::write(&path, MBOX).unwrap();
                     let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-                    let index = scan(&file, MboxFormat::Mboxrd, 100).unwrap();
-                    let pieces = build_pieces(&file, &index, &[true, false, true], 1, MBOX.len() as u64, true);
+                    let index = scan(&file, MboxFormat::Mboxrd, 100, &CopyNumbers::default()).unwrap();
+                    let pieces = build_pieces(&file, &index, &[true, false, true], 1, MBOX.len() as u64);
                     let first = index.messages[1].start;
                     let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
                     let meta = file.metadata().unwrap();
@@ -364,33 +325,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn only_a_renumbered_copy_gets_a_stored_id() {
-        // Copies larger than the header line they may gain, as real mail is.
-        let copy = format!("From b\nSubject: same\n\n{}\n\n", "same ".repeat(20));
-        let copy = copy.as_bytes();
-        let mbox = [b"From a\nSubject: 1\n\none\n\n".as_slice(), copy, copy].concat();
-        let dir = tempdir("renumber");
-        let path = dir.join("mbox");
-        for (keep, expect) in [
-            ([false, true, true], [copy, copy].concat()),
-            ([true, false, true], [&mbox[..24], b"From b\nX-UIDL: \n", &copy[7..]].concat()),
-        ] {
-            fs::write(&path, &mbox).unwrap();
-            let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-            let index = scan(&file, MboxFormat::Mboxrd, 100).unwrap();
-            let id = index.messages[2].uid.to_string();
-            remove_messages(&file, &index, &keep, &dir.join("j")).unwrap();
-            let after = fs::read(&path).unwrap();
-            let expect = String::from_utf8(expect.clone()).unwrap().replace("X-UIDL: ", &format!("X-UIDL: {id}"));
-            assert_eq!(String::from_utf8(after).unwrap(), expect);
-            // The kept copy's id did not change.
-            let again = scan(File::open(&path).unwrap(), MboxFormat::Mboxrd, 100).unwrap();
-            assert_eq!(again.messages.last().unwrap().uid.to_string(), id);
-        }
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

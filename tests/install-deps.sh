@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs the real POP3 clients and tools used by tests/interop on Debian (run as root; idempotent, quiet).
+set -euo pipefail
+
+# curl/fetchmail/mpop/getmail6: real clients; ucspi-tcp: tcpserver for inetd mode; openssl: password hashes.
+PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail openssl python3 ca-certificates"
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+run() {
+    if ! "$@" >>"$log" 2>&1; then
+        echo "install-deps.sh: failed: $*" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+}
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps.sh: need root to install:$missing" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    run apt-get update -qq
+    # shellcheck disable=SC2086
+    run apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# pytest for whichever python3 runs the suite (pyenv, venv or Debian's own).
+if ! python3 -c 'import pytest' >/dev/null 2>&1; then
+    if ! python3 -m pip install -q --disable-pip-version-check pytest >>"$log" 2>&1 \
+        && ! python3 -m pip install -q --disable-pip-version-check --break-system-packages pytest >>"$log" 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        run apt-get update -qq
+        run apt-get install -y -qq --no-install-recommends python3-pytest
+    fi
+    if ! python3 -c 'import pytest' >/dev/null 2>&1; then
+        echo "install-deps.sh: pytest is not importable by $(command -v python3)" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+fi
