@@ -1,12 +1,12 @@
-// pop3bench: std-only POP3 load client and mbox generator used by bench/run.sh (`make bench`).
+// pop3bench: POP3 load client (plaintext or TLS through rustls) and mbox generator used by bench/run.sh (`make bench`).
 //
 // Modes (all traffic goes to the address given, which bench/run.sh keeps on 127.0.0.1):
 //   pop3bench gen    --out FILE --messages N --bytes B [--seed S]
 //       Write a deterministic mbox (mboxrd quoting) of N messages totalling about B bytes.
-//   pop3bench logins --addr A --prefix P --users N --pass PW --conc C --secs S --max M
+//   pop3bench logins --addr A --prefix P --users N --pass PW --conc C --secs S --max M [--tls CERT]
 //       C client threads loop login(USER/PASS)+STAT+QUIT, thread i using account P<i mod N>,
 //       for at most S seconds and at most M sessions in all. Prints sessions/s.
-//   pop3bench retr   --addr A --user U --pass PW [--passes K] [--secs S] [--window W]
+//   pop3bench retr   --addr A --user U --pass PW [--passes K] [--secs S] [--window W] [--tls CERT]
 //       Log in, LIST, RETR every message one after the other (or W at a time, pipelined,
 //       if CAPA lists PIPELINING), QUIT; K passes (best is reported) within S seconds;
 //       checks every RETR's unstuffed size against LIST.
@@ -18,7 +18,12 @@
 //       line (or EOF) on stdin or S seconds, then QUIT them all.
 //   pop3bench mem    --pid P [--comm NAME]
 //       Memory of process P and all its descendants (Linux /proc): sums of VmRSS and Pss,
-//       and the largest VmHWM / VmRSS among the processes whose comm is NAME.
+//       and the largest VmHWM / VmRSS among the processes whose comm is NAME; and the CPU time
+//       of the tree in clock ticks (utime+stime of each process, plus its reaped children's).
+// --tls CERT: implicit TLS (POP3S) to A, trusting only the PEM certificate CERT (the bench's
+// self-signed one; it must name A's IP address), ALPN "pop3", rustls with the ring provider.
+// Session resumption is disabled, so every connection is a full handshake (the RESULT line
+// counts the handshakes that were not); the client sends close_notify after QUIT.
 // Output: one `RESULT key=value ...` line on stdout (READY / STATDONE lines before it for the
 // holding modes); diagnostics on stderr. Exit status 0 unless the run could not be done.
 
@@ -33,6 +38,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use rustls::client::Resumption;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
 
 type Res<T> = Result<T, String>;
 
@@ -66,6 +76,10 @@ impl Args {
         let a = self.s("addr");
         a.to_socket_addrs().ok().and_then(|mut it| it.next()).unwrap_or_else(|| die(&format!("bad --addr {}", a)))
     }
+    /// The TLS client for `--tls CERT`, or None for plaintext.
+    fn tls(&self) -> Option<Arc<ClientConfig>> {
+        self.0.get("tls").map(|cert| tls_config(cert).unwrap_or_else(|e| die(&format!("--tls {}: {}", cert, e))))
+    }
 }
 
 fn die(msg: &str) -> ! {
@@ -94,22 +108,147 @@ fn user_name(prefix: &str, i: u64) -> String {
     format!("{}{:04}", prefix, i)
 }
 
-// ---------------------------------------------------------------- POP3 connection
+// ---------------------------------------------------------------- TLS
 
-struct Conn {
+/// A client configuration that trusts only the certificate in `cert` (PEM), offers ALPN
+/// "pop3" and never resumes a session: every handshake is a full one.
+fn tls_config(cert: &str) -> Res<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(cert).map_err(|e| format!("{:?}", e))? {
+        roots.add(c.map_err(|e| format!("{:?}", e))?).map_err(|e| e.to_string())?;
+    }
+    if roots.is_empty() {
+        return Err("no certificate in the file".into());
+    }
+    let mut config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption = Resumption::disabled();
+    config.alpn_protocols = vec![b"pop3".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The socket under the TLS layer, read through a large buffer: rustls reads ciphertext a
+/// few KiB at a time, and one recv per 4 KiB would make the client, not the server, the
+/// limit of the TLS RETR figure.
+struct BufSock {
     s: TcpStream,
     buf: Vec<u8>,
     start: usize,
     end: usize,
 }
 
+impl Read for BufSock {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = self.s.read(&mut self.buf)?;
+        }
+        let n = out.len().min(self.end - self.start);
+        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
+    }
+}
+
+impl Write for BufSock {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.s.write(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.s.flush()
+    }
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, BufSock>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(b),
+            Stream::Tls(s) => s.read(b),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(b),
+            Stream::Tls(s) => s.write(b),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// What a TLS connection negotiated.
+struct Handshake {
+    /// "TLSv1_3/TLS13_AES_256_GCM_SHA384/X25519": version, cipher suite, key exchange group.
+    summary: String,
+    full: bool,
+    /// From the start of connect to the end of the handshake.
+    time: Duration,
+}
+
+// ---------------------------------------------------------------- POP3 connection
+
+struct Conn {
+    s: Stream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    handshake: Option<Handshake>,
+}
+
 impl Conn {
-    fn connect(addr: &SocketAddr, timeout: Duration) -> Res<Conn> {
+    /// Connects, and with `tls` completes the TLS handshake before returning (implicit TLS).
+    fn connect(addr: &SocketAddr, timeout: Duration, tls: Option<&Arc<ClientConfig>>) -> Res<Conn> {
+        let t0 = Instant::now();
         let s = TcpStream::connect_timeout(addr, timeout).map_err(|e| format!("connect: {}", e))?;
         s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
         s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
         let _ = s.set_nodelay(true);
-        Ok(Conn { s, buf: vec![0u8; 256 * 1024], start: 0, end: 0 })
+        let (s, handshake) = match tls {
+            None => (Stream::Plain(s), None),
+            Some(config) => {
+                let name = ServerName::IpAddress(addr.ip().into());
+                let conn = ClientConnection::new(config.clone(), name).map_err(|e| format!("TLS: {}", e))?;
+                let sock = BufSock { s, buf: vec![0u8; 256 * 1024], start: 0, end: 0 };
+                let mut t = StreamOwned::new(conn, sock);
+                while t.conn.is_handshaking() {
+                    t.conn.complete_io(&mut t.sock).map_err(|e| format!("TLS handshake: {}", e))?;
+                }
+                let c = &t.conn;
+                let summary = format!(
+                    "{:?}/{:?}/{:?}",
+                    c.protocol_version().ok_or("TLS: no version")?,
+                    c.negotiated_cipher_suite().ok_or("TLS: no cipher suite")?.suite(),
+                    c.negotiated_key_exchange_group().ok_or("TLS: no key exchange group")?.name()
+                );
+                let full =
+                    matches!(c.handshake_kind(), Some(HandshakeKind::Full | HandshakeKind::FullWithHelloRetryRequest));
+                (Stream::Tls(Box::new(t)), Some(Handshake { summary, full, time: t0.elapsed() }))
+            }
+        };
+        Ok(Conn { s, buf: vec![0u8; 256 * 1024], start: 0, end: 0, handshake })
+    }
+
+    /// Ends the connection after QUIT: over TLS, close_notify before the socket is closed.
+    fn close(mut self) {
+        if let Stream::Tls(t) = &mut self.s {
+            t.conn.send_close_notify();
+            let _ = t.conn.complete_io(&mut t.sock);
+        }
     }
 
     fn fill(&mut self) -> Res<()> {
@@ -271,6 +410,33 @@ fn ms(d: Duration) -> f64 {
 
 // ---------------------------------------------------------------- logins
 
+/// What one `logins` client thread did.
+#[derive(Default)]
+struct LoginStats {
+    ok: u64,
+    errors: u64,
+    first_errors: Vec<String>,
+    /// Session times (connect to QUIT answer) and TLS handshake times, microseconds.
+    lat: Vec<u32>,
+    hs_lat: Vec<u32>,
+    /// TLS handshakes that were not full ones (resumed), and what was negotiated.
+    not_full: u64,
+    negotiated: Vec<String>,
+}
+
+fn micros(d: Duration) -> u32 {
+    d.as_micros().min(u32::MAX as u128) as u32
+}
+
+/// The p-th percentile of sorted microsecond samples, in milliseconds.
+fn pct_ms(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        0.0
+    } else {
+        sorted[((sorted.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+    }
+}
+
 fn logins(a: &Args) {
     let addr = a.addr();
     let prefix = a.s("prefix");
@@ -279,72 +445,97 @@ fn logins(a: &Args) {
     let conc = a.n("conc", 8).max(1);
     let secs = a.n("secs", 5);
     let max = a.n("max", 100_000);
+    let tls = a.tls();
     let started = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(secs);
     let mut hs = Vec::new();
     for t in 0..conc {
-        let (prefix, pass, started) = (prefix.clone(), pass.clone(), started.clone());
+        let (prefix, pass, started, tls) = (prefix.clone(), pass.clone(), started.clone(), tls.clone());
         hs.push(thread::spawn(move || {
             let user = user_name(&prefix, t % users);
-            let mut ok = 0u64;
-            let mut errs: Vec<String> = Vec::new();
-            let mut nerr = 0u64;
-            let mut lat: Vec<u32> = Vec::new();
+            let mut st = LoginStats::default();
             while Instant::now() < deadline && started.fetch_add(1, Ordering::Relaxed) < max {
                 let s0 = Instant::now();
-                let r = (|| -> Res<()> {
-                    let mut c = Conn::connect(&addr, Duration::from_secs(30))?;
+                let r = (|| -> Res<Option<Handshake>> {
+                    let mut c = Conn::connect(&addr, Duration::from_secs(30), tls.as_ref())?;
                     c.login(&user, &pass)?;
                     c.cmd_ok("STAT")?;
                     c.cmd_ok("QUIT")?;
-                    Ok(())
+                    let h = c.handshake.take();
+                    c.close();
+                    Ok(h)
                 })();
                 match r {
-                    Ok(()) => {
-                        ok += 1;
-                        lat.push(s0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    Ok(h) => {
+                        st.ok += 1;
+                        st.lat.push(micros(s0.elapsed()));
+                        if let Some(h) = h {
+                            st.hs_lat.push(micros(h.time));
+                            st.not_full += u64::from(!h.full);
+                            if !st.negotiated.contains(&h.summary) {
+                                st.negotiated.push(h.summary);
+                            }
+                        }
                     }
                     Err(e) => {
-                        nerr += 1;
-                        if errs.len() < 3 {
-                            errs.push(e);
+                        st.errors += 1;
+                        if st.first_errors.len() < 3 {
+                            st.first_errors.push(e);
                         }
                         thread::sleep(Duration::from_millis(20));
                     }
                 }
             }
-            (ok, nerr, errs, lat)
+            st
         }));
     }
-    let (mut ok, mut nerr, mut errs, mut lat) = (0u64, 0u64, Vec::new(), Vec::new());
+    let mut all = LoginStats::default();
     for h in hs {
-        let (o, n, e, l) = h.join().unwrap_or((0, 1, vec!["thread panicked".into()], vec![]));
-        ok += o;
-        nerr += n;
-        errs.extend(e);
-        lat.extend(l);
+        let st = h.join().unwrap_or_else(|_| LoginStats {
+            errors: 1,
+            first_errors: vec!["thread panicked".into()],
+            ..Default::default()
+        });
+        all.ok += st.ok;
+        all.errors += st.errors;
+        all.first_errors.extend(st.first_errors);
+        all.lat.extend(st.lat);
+        all.hs_lat.extend(st.hs_lat);
+        all.not_full += st.not_full;
+        for n in st.negotiated {
+            if !all.negotiated.contains(&n) {
+                all.negotiated.push(n);
+            }
+        }
     }
     let el = t0.elapsed().as_secs_f64();
-    lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            0.0
-        } else {
-            lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1000.0
-        }
-    };
-    for e in errs.iter().take(3) {
+    all.lat.sort_unstable();
+    all.hs_lat.sort_unstable();
+    for e in all.first_errors.iter().take(3) {
         eprintln!("pop3bench logins: error: {}", e);
     }
+    let tls_part = if tls.is_some() {
+        format!(
+            " tls={} full_handshakes={} resumed={} hs_p50_ms={:.2} hs_p99_ms={:.2}",
+            if all.negotiated.is_empty() { "-".into() } else { all.negotiated.join(",") },
+            all.hs_lat.len() as u64 - all.not_full,
+            all.not_full,
+            pct_ms(&all.hs_lat, 0.5),
+            pct_ms(&all.hs_lat, 0.99)
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "RESULT sessions={} errors={} secs={:.3} rate={:.1} p50_ms={:.2} p99_ms={:.2}",
-        ok,
-        nerr,
+        "RESULT sessions={} errors={} secs={:.3} rate={:.1} p50_ms={:.2} p99_ms={:.2}{}",
+        all.ok,
+        all.errors,
         el,
-        ok as f64 / el,
-        pct(0.5),
-        pct(0.99)
+        all.ok as f64 / el,
+        pct_ms(&all.lat, 0.5),
+        pct_ms(&all.lat, 0.99),
+        tls_part
     );
 }
 
@@ -357,19 +548,24 @@ fn retr(a: &Args) {
     let passes = a.n("passes", 3).max(1);
     let secs = a.n("secs", 120);
     let window = a.n("window", 1).max(1);
+    let tls = a.tls();
+    let mut negotiated = String::from("-");
     let t_all = Instant::now();
     let mut best: Option<(f64, u64, u64, f64)> = None; // (MB/s, bytes, messages, secs)
     let mut mismatches = 0u64;
+    let mut total_bytes = 0u64; // over every pass, for CPU per byte
     if window > 1 {
         // pipelining only where the server offers it (RFC 2449)
         let capa = (|| -> Res<bool> {
-            let mut c = Conn::connect(&addr, Duration::from_secs(30))?;
+            let mut c = Conn::connect(&addr, Duration::from_secs(30), tls.as_ref())?;
             c.line()?;
             if c.cmd_ok("CAPA").is_err() {
                 return Ok(false);
             }
             let yes = c.multiline_lines()?.iter().any(|l| l.eq_ignore_ascii_case("PIPELINING"));
-            let _ = c.cmd_ok("QUIT");
+            if c.cmd_ok("QUIT").is_ok() {
+                c.close();
+            }
             Ok(yes)
         })();
         match capa {
@@ -391,7 +587,10 @@ fn retr(a: &Args) {
             break;
         }
         let r = (|| -> Res<(u64, u64, f64, u64)> {
-            let mut c = Conn::connect(&addr, Duration::from_secs(120))?;
+            let mut c = Conn::connect(&addr, Duration::from_secs(120), tls.as_ref())?;
+            if let Some(h) = &c.handshake {
+                negotiated.clone_from(&h.summary);
+            }
             c.login(&user, &pass)?;
             let st = c.cmd_ok("STAT")?;
             let (n, _) = parse_stat(&st);
@@ -445,11 +644,13 @@ fn retr(a: &Args) {
             }
             let el = t0.elapsed().as_secs_f64();
             c.cmd_ok("QUIT")?;
+            c.close();
             Ok((bytes, done, el, mism))
         })();
         match r {
             Ok((bytes, done, el, mism)) => {
                 mismatches = mismatches.max(mism);
+                total_bytes += bytes;
                 let mbs = bytes as f64 / 1e6 / el;
                 eprintln!(
                     "pop3bench retr: pass {}: {} messages, {} bytes in {:.3} s = {:.1} MB/s",
@@ -471,7 +672,11 @@ fn retr(a: &Args) {
         }
     }
     let (mbs, bytes, done, el) = best.unwrap_or((0.0, 0, 0, 0.0));
-    println!("RESULT mbs={:.1} bytes={} messages={} secs={:.3} size_mismatches={}", mbs, bytes, done, el, mismatches);
+    let tls_part = if tls.is_some() { format!(" tls={}", negotiated) } else { String::new() };
+    println!(
+        "RESULT mbs={:.1} bytes={} messages={} secs={:.3} size_mismatches={} total_bytes={}{}",
+        mbs, bytes, done, el, mismatches, total_bytes, tls_part
+    );
 }
 
 // ---------------------------------------------------------------- stat / idle
@@ -494,7 +699,7 @@ fn stat(a: &Args) {
     let hold = a.n("hold", 60);
     let t0 = Instant::now();
     let r = (|| -> Res<(Conn, f64, f64, String)> {
-        let mut c = Conn::connect(&addr, Duration::from_secs(300))?;
+        let mut c = Conn::connect(&addr, Duration::from_secs(300), None)?;
         c.login(&user, &pass)?;
         let t_login = t0.elapsed();
         let st = c.cmd_ok("STAT")?;
@@ -543,7 +748,7 @@ fn idle(a: &Args) {
             }
             let user = user_name(&prefix, i);
             let r = (|| -> Res<Conn> {
-                let mut c = Conn::connect(&addr, Duration::from_secs(60))?;
+                let mut c = Conn::connect(&addr, Duration::from_secs(60), None)?;
                 c.login(&user, &pass)?;
                 Ok(c)
             })();
@@ -1012,8 +1217,8 @@ fn status_kb(text: &str, key: &str) -> u64 {
 fn mem(a: &Args) {
     let root = a.n("pid", 0) as u32;
     let comm = a.0.get("comm").cloned();
-    // pid -> (ppid, comm) for every process
-    let mut procs: Vec<(u32, u32, String)> = Vec::new();
+    // (pid, ppid, comm, CPU ticks) for every process
+    let mut procs: Vec<(u32, u32, String, u64)> = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
             let pid: u32 = match e.file_name().to_str().and_then(|n| n.parse().ok()) {
@@ -1029,15 +1234,21 @@ fn mem(a: &Args) {
                 _ => continue,
             };
             let name = st[open + 1..close].to_string();
-            let ppid: u32 = st[close + 1..].split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-            procs.push((pid, ppid, name));
+            // after the comm: state ppid ... utime(11) stime cutime cstime(14)
+            let fields: Vec<&str> = st[close + 1..].split_whitespace().collect();
+            let field = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
+            let ppid = field(1) as u32;
+            let ticks = (11..=14).map(field).sum();
+            procs.push((pid, ppid, name, ticks));
         }
     }
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     let mut names: HashMap<u32, String> = HashMap::new();
-    for (pid, ppid, name) in procs {
+    let mut cpu: HashMap<u32, u64> = HashMap::new();
+    for (pid, ppid, name, ticks) in procs {
         children.entry(ppid).or_default().push(pid);
         names.insert(pid, name);
+        cpu.insert(pid, ticks);
     }
     let mut tree = vec![root];
     let mut i = 0;
@@ -1048,6 +1259,7 @@ fn mem(a: &Args) {
         i += 1;
     }
     let (mut rss, mut pss, mut n, mut nc, mut hwm_max, mut rss_max) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let cpu_ticks: u64 = tree.iter().filter_map(|p| cpu.get(p)).sum();
     for pid in &tree {
         let st = match std::fs::read_to_string(format!("/proc/{}/status", pid)) {
             Ok(s) => s,
@@ -1067,7 +1279,7 @@ fn mem(a: &Args) {
         }
     }
     println!(
-        "RESULT procs={} rss_kb={} pss_kb={} comm_procs={} comm_hwm_max_kb={} comm_rss_max_kb={}",
-        n, rss, pss, nc, hwm_max, rss_max
+        "RESULT procs={} rss_kb={} pss_kb={} comm_procs={} comm_hwm_max_kb={} comm_rss_max_kb={} cpu_ticks={}",
+        n, rss, pss, nc, hwm_max, rss_max, cpu_ticks
     );
 }

@@ -2,7 +2,8 @@
 # Installs the real POP3 clients and tools used by tests/interop on Debian (run as root; idempotent, quiet).
 set -euo pipefail
 
-# curl/fetchmail/mpop/getmail6: real clients; ucspi-tcp: tcpserver for inetd mode; openssl: password hashes.
+# curl/fetchmail/mpop/getmail6: real clients; ucspi-tcp: tcpserver for inetd mode; openssl: password hashes,
+# the test PKI of the TLS tests and s_client.
 PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail openssl python3 ca-certificates"
 
 log=$(mktemp)
@@ -43,6 +44,21 @@ if ! python3 -c 'import pytest' >/dev/null 2>&1; then
     fi
     if ! python3 -c 'import pytest' >/dev/null 2>&1; then
         echo "install-deps.sh: pytest is not importable by $(command -v python3)" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+fi
+
+# scramp (PyPI): a real SCRAM-SHA-256 client library for test_tls_sasl.py.
+if ! python3 -c 'import scramp' >/dev/null 2>&1; then
+    if ! python3 -m pip install -q --disable-pip-version-check scramp >>"$log" 2>&1 \
+        && ! python3 -m pip install -q --disable-pip-version-check --break-system-packages scramp >>"$log" 2>&1; then
+        echo "install-deps.sh: pip could not install scramp for $(command -v python3)" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+    if ! python3 -c 'import scramp' >/dev/null 2>&1; then
+        echo "install-deps.sh: scramp is not importable by $(command -v python3)" >&2
         cat "$log" >&2
         exit 1
     fi

@@ -125,7 +125,7 @@ pub fn scan<R: Read>(
     loop {
         // Body fast path: ordinary lines are counted in bulk.
         if let Some(b) = cur.as_mut().filter(|b| !b.in_header && !b.in_from_line) {
-            let (raw, lines) = segs.take_plain_lines();
+            let (raw, lines) = segs.take_plain_lines(u64::MAX, |_| Ok(()))?;
             if lines > 0 {
                 b.size += raw + lines;
                 b.blank = None;

@@ -164,31 +164,34 @@ impl<R: Read> Segments<R> {
         Ok(self.end > before)
     }
 
-    /// Consumes the run of "plain" lines at the front of the buffer: whole
-    /// lines at an mbox line start that end in a bare LF, contain no CR and
-    /// start with none of `F` (a separator), `>` (quoting), LF or CR (blank).
-    /// Each is what `next` would return with `LineEnd::Lf` and a wire size
-    /// one more than its raw size, so the caller can count them in bulk.
-    /// Returns (raw octets, lines). Used by the index scan's body fast path.
-    pub fn take_plain_lines(&mut self) -> (u64, u64) {
+    /// Consumes the run of "plain" lines at the front of the buffer, at
+    /// most `max_lines`: whole lines at an mbox line start that end in a bare
+    /// LF, contain no CR and start with none of `F` (a separator), `>`
+    /// (quoting), `.` (stuffing), LF or CR (blank). Each is exactly what
+    /// `next` would return with `LineEnd::Lf`, needing no change on the wire
+    /// but CRLF for LF, so a wire size one more than its raw size. `each`
+    /// gets every line without its LF. Returns (raw octets, lines). This is
+    /// the fast path of the index scan and of RETR/TOP.
+    pub fn take_plain_lines(
+        &mut self,
+        max_lines: u64,
+        mut each: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<(u64, u64)> {
         if self.follows != Follows::MboxLine {
-            return (0, 0);
+            return Ok((0, 0));
         }
         let window = &self.buf[self.start..self.end];
         let limit = memchr::memchr(b'\r', window).unwrap_or(window.len());
         let (mut pos, mut lines) = (0, 0u64);
-        while pos < limit && !matches!(window[pos], b'F' | b'>' | b'\n' | b'\r') {
-            match memchr::memchr(b'\n', &window[pos..limit]) {
-                Some(i) => {
-                    pos += i + 1;
-                    lines += 1;
-                }
-                None => break,
-            }
+        while lines < max_lines && pos < limit && !matches!(window[pos], b'F' | b'>' | b'.' | b'\n' | b'\r') {
+            let Some(i) = memchr::memchr(b'\n', &window[pos..limit]) else { break };
+            each(&window[pos..pos + i])?;
+            pos += i + 1;
+            lines += 1;
         }
         self.start += pos;
         self.offset += pos as u64;
-        (pos as u64, lines)
+        Ok((pos as u64, lines))
     }
 
     /// The next segment, or `None` at the end of the input.
@@ -285,16 +288,17 @@ mod tests {
     fn plain_lines_in_bulk_match_one_by_one() {
         let input = b"plain one\nplain two\nFrom x\nafter\n>q\nz\n\ncr\r\nlast";
         let mut s = Segments::new(&input[..], 0);
+        let mut plain = |s: &mut Segments<&[u8]>| s.take_plain_lines(u64::MAX, |_| Ok(())).unwrap();
         let first = s.next().unwrap().unwrap().content.to_vec();
         assert_eq!(first, b"plain one");
-        assert_eq!(s.take_plain_lines(), (10, 1));
+        assert_eq!(plain(&mut s), (10, 1));
         assert_eq!(s.next().unwrap().unwrap().content, b"From x");
-        assert_eq!(s.take_plain_lines(), (6, 1));
-        assert_eq!(s.take_plain_lines(), (0, 0), "a quoted line is not plain");
+        assert_eq!(plain(&mut s), (6, 1));
+        assert_eq!(plain(&mut s), (0, 0), "a quoted line is not plain");
         assert_eq!(s.next().unwrap().unwrap().content, b">q");
-        assert_eq!(s.take_plain_lines(), (2, 1));
+        assert_eq!(plain(&mut s), (2, 1));
         assert_eq!(s.next().unwrap().unwrap().content, b"");
-        assert_eq!(s.take_plain_lines(), (0, 0), "a line with a CR is not plain");
+        assert_eq!(plain(&mut s), (0, 0), "a line with a CR is not plain");
         let seg = s.next().unwrap().unwrap();
         assert_eq!((seg.content, seg.end, seg.offset), (&b"cr"[..], LineEnd::CrLf, 39));
     }

@@ -334,6 +334,15 @@ mod tests {
                 assert!(out.is_empty() || out.ends_with(b"\r\n"), "round {round} message {n}: {out:?}");
                 assert!(!out.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n'), "bare CR on the wire");
                 assert!(!out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'), "bare LF on the wire");
+                // TOP k: the header, the blank line, then k body lines of the same bytes.
+                let lines: Vec<&[u8]> = out.split_inclusive(|&b| b == b'\n').collect();
+                let header_end = lines.iter().position(|l| *l == b"\r\n").map_or(lines.len(), |i| i + 1);
+                for k in [0usize, 1, 3] {
+                    let mut top = Vec::new();
+                    drop.send(n, Part::Top(k as u32), &mut top).unwrap().unwrap();
+                    let want: Vec<u8> = lines[..(header_end + k).min(lines.len())].concat();
+                    assert_eq!(top, want, "round {round} message {n} TOP {k}");
+                }
             }
         }
         std::fs::remove_dir_all(&dir).unwrap();

@@ -44,14 +44,29 @@ pub fn send<W: Write>(file: &File, msg: &Message, format: MboxFormat, part: Part
     let mut in_header = true;
     let mut body_lines = 0u32;
     let mut last_has_crlf = true;
-    while let Some(seg) = segs.next()? {
-        if !in_header {
-            if let Part::Top(limit) = part {
-                if body_lines >= limit {
-                    return Ok(sent);
-                }
-            }
+    loop {
+        // Lines TOP may still send (header lines do not count).
+        let room = match part {
+            Part::Top(limit) if !in_header => u64::from(limit.saturating_sub(body_lines)),
+            _ => u64::MAX,
+        };
+        if room == 0 {
+            return Ok(sent);
         }
+        // Fast path: ordinary lines need only CRLF for LF.
+        let (raw, lines) = segs.take_plain_lines(room, |line| {
+            out.write_all(line)?;
+            out.write_all(b"\r\n")
+        })?;
+        if lines > 0 {
+            sent += raw + lines;
+            last_has_crlf = true;
+            if !in_header {
+                body_lines += lines as u32;
+            }
+            continue;
+        }
+        let Some(seg) = segs.next()? else { break };
         let wire = WireLine::of(&seg, format);
         if wire.stuff_dot {
             out.write_all(b".")?;

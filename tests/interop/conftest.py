@@ -1,5 +1,7 @@
-# pytest fixtures for the pop3d interop tests: a temp environment per test and a running daemon.
+# pytest fixtures for the pop3d interop tests: a temp environment per test and a running daemon (plain or TLS).
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -41,3 +43,21 @@ def alice_mbox(env, messages):
 @pytest.fixture
 def server(env, alice_mbox):
     return env.start()
+
+
+@pytest.fixture(scope="session")
+def pki():
+    """One throw-away test PKI (CA, server and client certificates) for the whole run."""
+    d = tempfile.mkdtemp(prefix="pop3d-interop-pki-")
+    try:
+        yield lib.Pki(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def tls_server(env, alice_mbox, pki):
+    """A daemon with a plaintext listener (`port`, STLS offered) and an implicit-TLS one (`tls_port`), where
+    logins that send a password need TLS (plaintext_auth = no)."""
+    env.use_tls(pki, plaintext_auth="no")
+    return env.start(listen=("127.0.0.1:0", "127.0.0.1:0 tls"))

@@ -267,6 +267,7 @@ class Env:
         self.conf = os.path.join(self.srv, "pop3d.conf")
         self.daemons = []
         self.cleanups = []
+        self.conf_keys = {}  # kept by every write_conf (set by use_tls)
         with open(self.users_file, "w") as f:
             f.write(users_file_text())
         os.chmod(self.users_file, 0o600)
@@ -285,6 +286,7 @@ class Env:
         }
         if IS_ROOT:
             keys["user"] = RUN_AS
+        keys.update(getattr(self, "conf_keys", {}))
         keys.update(extra)
         with open(self.conf, "w") as f:
             f.write("# pop3d config written by the interop tests\n")
@@ -294,6 +296,29 @@ class Env:
     def fix_perms(self):
         if IS_ROOT:
             _chown_tree(self.srv, pwd.getpwnam(RUN_AS).pw_uid)
+
+    def use_tls(self, pki, client_ca=False, **extra):
+        """Copy the server certificate and key of `pki` (and its CA, for client certificates) into srv/tls
+        and keep tls_cert/tls_key (and tls_client_ca) plus `extra` in the config from now on."""
+        d = os.path.join(self.srv, "tls")
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        keys = {"tls_cert": os.path.join(d, "cert.pem"), "tls_key": os.path.join(d, "key.pem")}
+        shutil.copyfile(pki.server_cert, keys["tls_cert"])
+        shutil.copyfile(pki.server_key, keys["tls_key"])
+        os.chmod(keys["tls_key"], 0o600)
+        if client_ca:
+            keys["tls_client_ca"] = os.path.join(d, "client-ca.pem")
+            shutil.copyfile(pki.ca, keys["tls_client_ca"])
+        keys.update(extra)
+        self.conf_keys.update(keys)
+        self.write_conf()
+        self.fix_perms()
+
+    def add_user_line(self, line):
+        """Append one `name:hash` line to the users file."""
+        with open(self.users_file, "a") as f:
+            f.write(line if line.endswith("\n") else line + "\n")
+        self.fix_perms()
 
     def mbox_path(self, user):
         return os.path.join(self.spool, user)
@@ -318,8 +343,8 @@ class Env:
         except FileNotFoundError:
             return None
 
-    def start(self, *opts):
-        d = Daemon(self, opts)
+    def start(self, *opts, listen=("127.0.0.1:0",)):
+        d = Daemon(self, opts, listen)
         self.daemons.append(d)
         return d
 
@@ -333,10 +358,16 @@ class Env:
 
 
 class Daemon:
-    def __init__(self, env, opts=()):
+    """pop3d in daemon mode. `listen`: its -l entries (e.g. "127.0.0.1:0 tls"); after start, `port` is the
+    first plaintext listener's port and `tls_port` the first implicit-TLS one's (None if there is none)."""
+
+    def __init__(self, env, opts=(), listen=("127.0.0.1:0",)):
         if not os.path.exists(POP3D_BIN):
             raise RuntimeError("pop3d binary not found at %s (cargo build, or set POP3D_BIN)" % POP3D_BIN)
-        cmd = [POP3D_BIN, "-f", env.conf, "-l", "127.0.0.1:0", "-o", "log=stderr"]
+        cmd = [POP3D_BIN, "-f", env.conf]
+        for a in listen:
+            cmd += ["-l", a]
+        cmd += ["-o", "log=stderr"]
         for o in opts:
             cmd += ["-o", o]
         self.cmd = cmd
@@ -354,7 +385,9 @@ class Daemon:
         self.thread = threading.Thread(target=pump, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + START_TIMEOUT
-        while True:
+        self.port = self.tls_port = None
+        self.listeners = []  # (port, is_tls) in the order logged
+        while len(self.listeners) < len(listen):
             try:
                 line = q.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
@@ -365,13 +398,17 @@ class Daemon:
                 rc = self.proc.wait()
                 raise RuntimeError("pop3d exited (%s) before listening: %s\nstderr:\n%s"
                                    % (rc, " ".join(cmd), self.stderr()))
-            m = re.search(rb"listening on (\S+)", line)
+            m = re.search(rb"listening on (\S+)( \(TLS\))?", line)
             if m:
                 addr = m.group(1).decode()
                 host, port = addr.rsplit(":", 1)
                 self.host = host.strip("[]")
-                self.port = int(port)
-                break
+                is_tls = m.group(2) is not None
+                self.listeners.append((int(port), is_tls))
+                if is_tls and self.tls_port is None:
+                    self.tls_port = int(port)
+                elif not is_tls and self.port is None:
+                    self.port = int(port)
 
     def stderr(self):
         return b"".join(self.lines).decode("utf-8", "replace")
@@ -543,3 +580,121 @@ def strip_first_header(msg, name):
 
 def mda_cmd(outdir):
     return "%s %s %s" % (sys.executable, DELIVER, outdir)
+
+
+# ---------------------------------------------------------------------------
+# TLS: a throw-away PKI made with the openssl CLI, and client helpers
+# ---------------------------------------------------------------------------
+
+def _openssl(*args):
+    r = subprocess.run([need_tool("openssl")] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=30)
+    if r.returncode != 0:
+        raise RuntimeError("openssl %s failed: %s" % (" ".join(args), r.stderr.decode(errors="replace")))
+
+
+class Pki:
+    """In `dirpath`: a test CA (ca.pem), a server certificate for DNS:localhost and IP:127.0.0.1 signed by it
+    (server.pem, server.key), and on demand client certificates (subject CN) from that CA or from another,
+    unrelated CA. EC P-256 keys (fast to make), PKCS#8 PEM."""
+
+    def __init__(self, dirpath):
+        self.dir = dirpath
+        self.ca, self.ca_key = self._ca("ca", "pop3d interop test CA")
+        self.server_cert, self.server_key = self._leaf(
+            "server", "localhost", self.ca, self.ca_key,
+            ["subjectAltName=DNS:localhost,IP:127.0.0.1", "extendedKeyUsage=serverAuth"])
+        self._other = None
+        self._clients = {}
+
+    def _ca(self, name, cn):
+        cert, key = os.path.join(self.dir, name + ".pem"), os.path.join(self.dir, name + ".key")
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", key, "-out", cert, "-days", "7", "-subj", "/CN=" + cn,
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        return cert, key
+
+    def _leaf(self, name, cn, ca, ca_key, exts):
+        cert, key = os.path.join(self.dir, name + ".pem"), os.path.join(self.dir, name + ".key")
+        args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key, "-out", cert, "-days", "7", "-subj", "/CN=" + cn, "-CA", ca, "-CAkey", ca_key,
+                "-addext", "basicConstraints=critical,CA:FALSE",
+                "-addext", "keyUsage=critical,digitalSignature"]
+        for e in exts:
+            args += ["-addext", e]
+        _openssl(*args)
+        return cert, key
+
+    def other_ca(self):
+        """(cert, key) of a second CA, unrelated to the one that issued the server certificate."""
+        if self._other is None:
+            self._other = self._ca("other-ca", "some other CA")
+        return self._other
+
+    def client(self, cn, foreign=False):
+        """(cert, key) PEM paths of a client certificate with subject CN `cn`, issued by the test CA or,
+        when `foreign`, by another CA that the server does not trust."""
+        k = (cn, foreign)
+        if k not in self._clients:
+            if foreign:
+                ca, ca_key = self.other_ca()
+            else:
+                ca, ca_key = self.ca, self.ca_key
+            self._clients[k] = self._leaf("client-%s-%s" % (cn, "foreign" if foreign else "ours"), cn, ca, ca_key,
+                                          ["extendedKeyUsage=clientAuth"])
+        return self._clients[k]
+
+    def context(self, cert=None):
+        """A Python ssl client context that trusts only the test CA and checks the host name."""
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.ca)
+        if cert is not None:
+            ctx.load_cert_chain(*cert)
+        return ctx
+
+
+def pop_ssl(port, context):
+    return poplib.POP3_SSL("127.0.0.1", port, timeout=IO_TIMEOUT, context=context)
+
+
+def auth_sasl(p, mech, initial=None):
+    """Start `AUTH mech [initial]` on a poplib connection; returns the reply line (a `+ ...` continuation or
+    `+OK`; a `-ERR` raises poplib.error_proto)."""
+    return p._shortcmd("AUTH %s %s" % (mech, initial) if initial is not None else "AUTH " + mech)
+
+
+class TcpServer:
+    """ucspi-tcp's tcpserver on 127.0.0.1 and a port it picks, running `pop3d -i ARGS -f CONF` per connection;
+    pop3d inherits tcpserver's stderr, kept in a file (pop3d -i must never write there)."""
+
+    def __init__(self, env, *pop3d_args):
+        tcpserver = need_tool("tcpserver")
+        self.errfile = os.path.join(env.cli, "tcpserver-%d.stderr" % len(env.cleanups))
+        with open(self.errfile, "wb") as err:
+            self.proc = subprocess.Popen([tcpserver, "-1", "-q", "-R", "-H", "-l", "localhost", "127.0.0.1", "0",
+                                          POP3D_BIN, "-i"] + list(pop3d_args) + ["-f", env.conf],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                                         start_new_session=True)
+        env.cleanups.append(self.stop)
+        import select
+        ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT)
+        if not ready:
+            self.stop()
+            raise RuntimeError("tcpserver did not report its port")
+        self.port = int(self.proc.stdout.readline().strip())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            kill_group(self.proc, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                kill_group(self.proc)
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def stderr(self):
+        with open(self.errfile, "rb") as f:
+            return f.read()
