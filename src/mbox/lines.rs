@@ -288,7 +288,7 @@ mod tests {
     fn plain_lines_in_bulk_match_one_by_one() {
         let input = b"plain one\nplain two\nFrom x\nafter\n>q\nz\n\ncr\r\nlast";
         let mut s = Segments::new(&input[..], 0);
-        let mut plain = |s: &mut Segments<&[u8]>| s.take_plain_lines(u64::MAX, |_| Ok(())).unwrap();
+        let plain = |s: &mut Segments<&[u8]>| s.take_plain_lines(u64::MAX, |_| Ok(())).unwrap();
         let first = s.next().unwrap().unwrap().content.to_vec();
         assert_eq!(first, b"plain one");
         assert_eq!(plain(&mut s), (10, 1));
