@@ -236,3 +236,19 @@ fn no_certificate_request_unless_client_certificates_are_configured() {
     let out = s_client(d2.addr);
     assert!(out.contains("Acceptable client certificate CA names"), "{out}");
 }
+
+#[test]
+fn apop_is_refused_without_tls_under_the_default_policy() {
+    use md5::{Digest, Md5};
+    let (spool, pki, lines) = setup(&["apop = yes", "plaintext_auth = no"]);
+    let d = Daemon::start(&spool, &refs(&lines));
+    let mut c = d.connect();
+    let greeting = c.line();
+    let challenge = &greeting[greeting.find('<').unwrap()..=greeting.find('>').unwrap()];
+    let digest: String =
+        Md5::digest(format!("{challenge}tanstaaf").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert!(c.cmd(&format!("APOP carol {digest}")).starts_with("-ERR [AUTH] plaintext login is not allowed"));
+    assert!(c.cmd("STLS").starts_with("+OK"));
+    c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
+    assert!(c.cmd(&format!("APOP carol {digest}")).starts_with("+OK maildrop"), "the greeting's challenge still holds");
+}
