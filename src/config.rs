@@ -272,8 +272,14 @@ impl Config {
         if inetd && self.log == LogTarget::Stderr {
             return Err("`log = stderr` is not allowed with -i: stderr may be the client's socket".into());
         }
-        if !self.state_dir.is_dir() {
-            return Err(format!("state_dir {} is not a directory", self.state_dir.display()));
+        match std::fs::metadata(&self.state_dir) {
+            Ok(m) if !m.is_dir() => return Err(format!("state_dir {} is not a directory", self.state_dir.display())),
+            // Journals and locks there decide what UPDATE writes into mailboxes.
+            Ok(m) if std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o002 != 0 => {
+                return Err(format!("state_dir {} must not be world-writable", self.state_dir.display()))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("state_dir {}: {e}", self.state_dir.display())),
         }
         let text = std::fs::read_to_string(&self.users_file)
             .map_err(|e| format!("users_file {}: {e}", self.users_file.display()))?;
