@@ -389,6 +389,19 @@ proc_mem() { "$BIN" mem --pid "${PID[$1]}" ${2:+--comm "$2"}; }
 # proc_cpu SERVER -> CPU clock ticks used so far by the server's process tree (with reaped children)
 proc_cpu() { kv cpu_ticks "$(proc_mem "$1")"; }
 TICK=$(getconf CLK_TCK)
+# cpu_mark -> "BUSY TOTAL OURS": machine-wide busy (user+nice+system+steal) and total CPU ticks
+# from /proc/stat, and the ticks of this script's process tree (servers, clients, with reaped
+# children). other_cpu MARK0 MARK1 -> % of all CPUs that other work (builds, other jobs, the
+# hypervisor's steal) used in between: what skews the rates on a shared machine.
+cpu_mark() {
+    echo "$(awk '/^cpu / { print $2 + $3 + $4 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)" \
+        "$(kv cpu_ticks "$("$BIN" mem --pid $$)")"
+}
+other_cpu() {
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]
+        o = (y[1] - x[1]) - (y[3] - x[3]); if (o < 0) o = 0
+        if (t > 0) printf "%.0f", 100 * o / t; else print "n/a" }'
+}
 # keep_best KEY VALUE: R[KEY] = the larger of the two (best of N runs)
 keep_best() {
     num "$2" || return 0
@@ -516,6 +529,7 @@ for s in $SERVERS; do
     start_server "$s"
     check_login "$s" || die "$s: a test login failed (see above)"
 done
+MARK0=$(cpu_mark)
 
 log "1/5: first STAT on a 1 GB / 100,000-message mbox (cold: first session ever on it, file in page cache)"
 for s in $SERVERS; do bigstat "$s" cold; bigstat "$s" warm; done
@@ -529,12 +543,13 @@ for s in $SERVERS; do retr_rate "$s" 1; retr_rate "$s" 8; done
 TLS_SERVERS=
 for s in $SERVERS; do [ "$s" = popa3d ] || TLS_SERVERS+=" $s"; done
 if [ -n "$TLS_SERVERS" ]; then
-    log "4/5: POP3S (implicit TLS; servers restarted with it; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    log "4/5: POP3S (implicit TLS; servers restarted with it)"
     TLS=1
     for s in $TLS_SERVERS; do
         stop_server "$s"; start_server "$s"
         check_login "$s" tls || die "$s: a test login over POP3S failed (see above)"
     done
+    TMARK0=$(cpu_mark)
     # best of $TLSRUNS runs, the servers taking turns so that other load hits both alike
     for c in 8 64; do
         for _ in $(seq "$TLSRUNS"); do
@@ -542,12 +557,16 @@ if [ -n "$TLS_SERVERS" ]; then
         done
     done
     for s in $TLS_SERVERS; do retr_rate "$s" 1 tls; retr_rate "$s" 8 tls; done
+    TLSOTHER=$(other_cpu "$TMARK0" "$(cpu_mark)")
+    log "POP3S phase: other work on this machine used $TLSOTHER% of the $(nproc) CPUs meanwhile"
     for s in $TLS_SERVERS; do stop_server "$s"; done
     TLS=0
 fi
 
 log "5/5: memory with $NIDLE idle logged-in sessions (servers restarted fresh)"
 for s in $SERVERS; do stop_server "$s"; start_server "$s"; idle_rss "$s"; stop_server "$s"; done
+ALLOTHER=$(other_cpu "$MARK0" "$(cpu_mark)")
+log "other work on this machine used $ALLOTHER% of the $(nproc) CPUs during the measurements"
 
 # binary sizes
 SMALL=$ROOT/target/release-small/pop3d
@@ -572,13 +591,14 @@ kib() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.1f MiB", v / 1024 }' || ech
 gt() { # gt METRIC SERVER: like g, for a POP3S figure
     if [ "$2" = popa3d ]; then echo "n/a (no TLS)"; else g "$1" "$2"; fi
 }
-LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
-echo "pop3d benchmark: $(date -u +%FT%TZ), $(nproc) CPUs, $(uname -r), load average $LOAD0 at start," \
-     "$LOAD1 at end; all on 127.0.0.1; MB = 10^6 bytes"
-echo "The load client shares the $(nproc) CPUs with the servers, and other work (builds) may be running on" \
-     "this machine: figures are best of N runs or passes, and the servers take turns, to damp that."
+echo "pop3d benchmark: $(date -u +%FT%TZ), $(nproc) CPUs, $(uname -r), load average $LOAD0 at start;" \
+     "all on 127.0.0.1; MB = 10^6 bytes"
+echo "The load client shares the $(nproc) CPUs with the servers, and other work (builds) may run on this machine:" \
+     "it used ${ALLOTHER}% of the CPUs during the measurements (${TLSOTHER:-n/a}% in the POP3S phase)." \
+     "Figures are best of N runs or passes (the servers taking turns) to damp that; server CPU per"  \
+     "session or per GB is hardly affected by it."
 echo "dovecot $(LD_LIBRARY_PATH=$DV/usr/lib/dovecot "$DV/usr/sbin/dovecot" --version 2>/dev/null | head -1) (Debian, default settings, mbox, private config);" \
      "popa3d $(dpkg-deb -f "$W"/pkgs/popa3d_*.deb Version) (Debian, under tcpserver)"
 echo

@@ -295,10 +295,8 @@ impl<T: Transport> Session<'_, T> {
             (State::Authorization { .. }, Command::Apop { name, digest }) => match &self.challenge {
                 None => self.bad_command("APOP is not enabled"),
                 Some(challenge) => {
-                    let result = users::lookup(&self.config.users_file, &name).map(|secret| {
-                        users::valid_name(&name) && users::check_apop(secret.as_ref(), challenge, &digest)
-                    });
-                    self.login(name, result)
+                    let checked = self.check_secret(&name, |secret| users::check_apop(secret, challenge, &digest));
+                    self.login(name, checked)
                 }
             },
             (State::Authorization { .. }, Command::Auth(None)) => {
@@ -383,8 +381,15 @@ impl<T: Transport> Session<'_, T> {
     /// Looks the user up and checks the password, the same way for every
     /// user name, known or not.
     fn check_password(&self, name: &str, password: &[u8]) -> io::Result<bool> {
-        users::lookup(&self.config.users_file, name)
-            .map(|secret| users::valid_name(name) && users::check_password(secret.as_ref(), password))
+        self.check_secret(name, |secret| users::check_password(secret, password))
+    }
+
+    /// Runs `check` on the user's secret (None for an unknown or invalid
+    /// name, so the work is the same); Err when the users file is unreadable.
+    fn check_secret(&self, name: &str, check: impl FnOnce(Option<&users::Secret>) -> bool) -> io::Result<bool> {
+        let secret = users::lookup(&self.config.users_file, name)?;
+        let ok = check(secret.as_ref());
+        Ok(ok && users::valid_name(name))
     }
 
     /// CAPA lists exactly what works now (RFC 2449).
