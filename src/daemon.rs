@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, Listen};
 use crate::limits::{LIMIT_LOG_INTERVAL, SESSION_STACK};
+use crate::penalty::Penalties;
 use crate::session::{self, Start};
 use crate::sys;
 use crate::tls::Tls;
@@ -61,6 +62,7 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
     sys::catch_sighup();
     let shared = Arc::new(Shared {
         current: RwLock::new((Arc::new(config), tls)),
+        penalties: Default::default(),
         counts: Default::default(),
         reload: Box::new(reload),
     });
@@ -78,6 +80,7 @@ type Current = (Arc<Config>, Option<Arc<Tls>>);
 
 struct Shared {
     current: RwLock<Current>,
+    penalties: Arc<Penalties>,
     counts: Arc<Mutex<Counts>>,
     reload: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
 }
@@ -149,10 +152,18 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
         };
         let plaintext = listen.plaintext.unwrap_or(config.plaintext_auth);
         let implicit_tls = listen.tls;
+        let penalties = shared.penalties.clone();
         let spawned = std::thread::Builder::new().stack_size(SESSION_STACK).spawn(move || {
             let _slot = slot;
             let _ = stream.set_nodelay(true);
-            let start = Start { config: &config, tls: tls.as_deref(), implicit_tls, plaintext, peer: Some(peer) };
+            let start = Start {
+                config: &config,
+                tls: tls.as_deref(),
+                implicit_tls,
+                plaintext,
+                peer: Some(peer),
+                penalties: Some(&penalties),
+            };
             session::serve(&start, stream);
         });
         if let Err(e) = spawned {

@@ -9,6 +9,7 @@ mod lock;
 mod logging;
 mod mbox;
 mod parser;
+mod penalty;
 mod sasl;
 mod session;
 mod sys;
@@ -166,6 +167,7 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
         implicit_tls,
         plaintext: config.plaintext_auth,
         peer: sys::peer_addr(0),
+        penalties: None,
     };
     session::serve(&start, transport::Stdio::new());
     Ok(())

@@ -13,6 +13,7 @@ use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURE
 use crate::lock::SessionLock;
 use crate::mbox::{Maildrop, MaildropError, Part, StatePaths};
 use crate::parser::{Command, Parser};
+use crate::penalty::Penalties;
 use crate::sasl::{self, Exchange, Offer, Outcome};
 use crate::tls::Tls;
 use crate::users;
@@ -88,6 +89,8 @@ pub struct Start<'a> {
     pub plaintext: Plaintext,
     /// The client's address (None on pipes).
     pub peer: Option<SocketAddr>,
+    /// Failed logins by address, shared by the daemon's sessions.
+    pub penalties: Option<&'a Penalties>,
 }
 
 /// Serves one session on `io` from greeting to close.
@@ -428,15 +431,26 @@ impl<T: Transport> Session<'_, T> {
             Ok(false) => {
                 *failures += 1;
                 let failures = *failures;
-                log::info!("login failed for {name:?}");
-                std::thread::sleep(AUTH_FAIL_DELAY * failures.min(AUTH_FAIL_DELAY_MAX_STEPS));
+                // The delay grows with this session's failures, and with the
+                // address's recent failures across sessions (daemon mode).
+                let ip = self.start.peer.map(|p| p.ip());
+                let recent = match (self.start.penalties, ip) {
+                    (Some(p), Some(ip)) => p.failed(ip),
+                    _ => 0,
+                };
+                log::info!("login failed for {name:?} ({recent} recent failures from this address)");
+                std::thread::sleep(AUTH_FAIL_DELAY * failures.max(recent).min(AUTH_FAIL_DELAY_MAX_STEPS));
                 self.reply_err("[AUTH] invalid user name or password")?;
                 if failures >= MAX_AUTH_FAILURES {
                     return Ok(Next::Close(End::TooManyAuthFailures));
                 }
                 return Ok(Next::Continue);
             }
-            Ok(true) => {}
+            Ok(true) => {
+                if let (Some(p), Some(peer)) = (self.start.penalties, self.start.peer) {
+                    p.succeeded(peer.ip());
+                }
+            }
         }
         let lock = match SessionLock::try_acquire(&self.config.state_dir, &name) {
             Ok(Some(lock)) => lock,

@@ -137,3 +137,28 @@ fn a_mailbox_locked_by_a_delivery_agent_gets_sys_temp() {
     std::fs::remove_file(&lock).unwrap();
     assert!(d.connect().login("alice", "secret").starts_with("+OK maildrop has 1"));
 }
+
+#[test]
+fn failed_logins_slow_down_the_next_ones_from_the_same_address() {
+    let spool = Spool::new();
+    let d = Daemon::start(&spool, &[]);
+    for _ in 0..2 {
+        assert!(d.connect().login("alice", "wrong").starts_with("-ERR [AUTH]"));
+    }
+    // A new session's first failure waits for the address's third one.
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    assert!(c.cmd("USER alice").starts_with("+OK"));
+    let started = std::time::Instant::now();
+    assert!(c.cmd("PASS wrong").starts_with("-ERR [AUTH]"));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500), "{:?}", started.elapsed());
+    d.wait_log("3 recent failures from this address");
+    // A success clears the address's record.
+    assert!(d.connect().login("alice", "secret").starts_with("+OK"));
+    assert!(d.connect().login("alice", "wrong").starts_with("-ERR [AUTH]"));
+    let deadline = std::time::Instant::now() + common::HANG_GUARD;
+    while d.log().matches("(1 recent failures from this address)").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", d.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
