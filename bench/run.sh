@@ -647,7 +647,9 @@ Notes:
   figure), and again with 8 RETRs outstanding where CAPA lists PIPELINING (popa3d does not: n/a);
   MB/s of message octets (after dot-unstuffing) over the RETR phase, best of 5 sessions within 30 s;
   every RETR's size is checked against LIST. popa3d runs under tcpserver -D (TCP_NODELAY): without
-  it each RETR stalls ~40 ms on Nagle + delayed ACK (about 1.3 MB/s measured here).
+  it each RETR stalls ~40 ms on Nagle + delayed ACK (about 1.3 MB/s measured here). One at a time,
+  the figure is bound by round trips: on a VM whose idle CPUs sleep, it can rise 2-4x when other
+  work keeps the CPUs awake, so compare it between servers within one run only.
 - POP3S: pop3d and Dovecot restarted with an implicit-TLS listener added (pop3d: \`listen = ... tls\`,
   tls_cert/tls_key; Dovecot: ssl = yes, inet_listener pop3s), both serving one self-signed ECDSA P-256
   certificate made with openssl for this run. The client (rustls, ring provider, ALPN pop3) trusts only

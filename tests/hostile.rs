@@ -162,3 +162,47 @@ fn failed_logins_slow_down_the_next_ones_from_the_same_address() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A full disk during UPDATE: the journal cannot be written, so nothing is
+/// deleted and the client is told; the mailbox is untouched. (Needs root to
+/// mount a small tmpfs for state_dir; CI runs as root.)
+#[test]
+fn a_full_disk_during_update_deletes_nothing() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false);
+    if !root {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let spool = Spool::new();
+    let small = spool.dir.join("small-state");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", small.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a 64 KiB tmpfs");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let big = format!("{}Subject: big\n\n{}\n", from_line("b@x"), "0123456789abcdef\n".repeat(20_000));
+    let mbox = [one_message().as_slice(), b"\n", big.as_bytes()].concat();
+    spool.write_mbox("alice", &mbox);
+    let state_line = format!("state_dir = {}", small.display());
+    let d = Daemon::start(&spool, &[&state_line]);
+    let mut c = d.connect();
+    assert!(c.login("alice", "secret").starts_with("+OK maildrop has 2"));
+    assert!(c.cmd("DELE 1").starts_with("+OK"));
+    let reply = c.cmd("QUIT");
+    assert!(reply.starts_with("-ERR [SYS/TEMP] could not remove deleted messages"), "{reply}");
+    assert_eq!(spool.read_mbox("alice"), mbox, "the mailbox is untouched");
+    let left: Vec<_> = std::fs::read_dir(&small).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!left.iter().any(|n| n.to_string_lossy().contains("journal")), "{left:?}");
+    let log = d.wait_log("update of alice's maildrop failed, nothing deleted");
+    assert!(log.contains("No space left on device"), "{log}");
+}
