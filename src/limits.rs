@@ -16,8 +16,12 @@ pub const READ_BUFFER: usize = 4 * 1024;
 
 /// Replies are collected in a buffer of this size and written in as few
 /// writes as possible (PIPELINING); RETR streams through it in blocks, so a
-/// typical message leaves in one write. (Pages are touched only as used.)
+/// typical message leaves in one write. It grows only as replies need it.
 pub const WRITE_BUFFER: usize = 128 * 1024;
+
+/// A reply buffer larger than this is freed while the session waits for
+/// input, so 1,000 idle sessions stay cheap.
+pub const IDLE_WRITE_BUFFER: usize = 4 * 1024;
 
 /// The mbox is read in blocks of this size while indexing and streaming.
 /// A line longer than this is handled in pieces (never loaded whole).

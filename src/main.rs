@@ -10,6 +10,7 @@ mod logging;
 mod mbox;
 mod parser;
 mod penalty;
+mod reply;
 mod sasl;
 mod session;
 mod sys;

@@ -1,7 +1,7 @@
 //! One POP3 session, generic over its transport: greeting, AUTHORIZATION, TRANSACTION, UPDATE, and the session's log line.
 
 use std::fmt::Write as _;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::net::SocketAddr;
@@ -9,11 +9,12 @@ use std::path::Path;
 
 use crate::config::{Config, Plaintext};
 use crate::conn::Conn;
-use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES, READ_BUFFER, WRITE_BUFFER};
+use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES, READ_BUFFER};
 use crate::lock::SessionLock;
 use crate::mbox::{Maildrop, MaildropError, Part, StatePaths};
 use crate::parser::{Command, Parser};
 use crate::penalty::Penalties;
+use crate::reply::ReplyWriter;
 use crate::sasl::{self, Exchange, Offer, Outcome};
 use crate::tls::Tls;
 use crate::users;
@@ -100,7 +101,7 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> End {
     let mut s = Session {
         config,
         start,
-        out: BufWriter::with_capacity(WRITE_BUFFER, Conn::Plain(io)),
+        out: ReplyWriter::new(Conn::Plain(io)),
         state: State::authorization(0, 0),
         challenge: config.apop.then(|| apop_challenge(&config.hostname)).flatten(),
         stats: Stats::default(),
@@ -142,7 +143,7 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> End {
 struct Session<'a, T: Transport> {
     config: &'a Config,
     start: &'a Start<'a>,
-    out: BufWriter<Conn<T>>,
+    out: ReplyWriter<Conn<T>>,
     state: State,
     challenge: Option<String>,
     stats: Stats,
@@ -165,6 +166,7 @@ impl<T: Transport> Session<'_, T> {
         loop {
             // Answers to pipelined commands go out together, before we wait.
             self.out.flush()?;
+            self.out.release();
             let n = match self.out.get_mut().read(&mut buf) {
                 Ok(0) => return Ok(End::Disconnected),
                 Ok(n) => n,

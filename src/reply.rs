@@ -1,0 +1,104 @@
+//! The reply buffer: collects answers so pipelined commands leave in few writes, grows only while a reply needs it, and is given back when the session waits.
+
+use std::io::{self, Write};
+
+use crate::limits::{IDLE_WRITE_BUFFER, WRITE_BUFFER};
+
+/// Buffers writes to `W` up to `WRITE_BUFFER` octets. Unlike `BufWriter`,
+/// memory is taken as replies need it, and `release` frees a large buffer,
+/// so an idle session holds almost none.
+pub struct ReplyWriter<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> ReplyWriter<W> {
+    pub fn new(inner: W) -> Self {
+        ReplyWriter { inner, buf: Vec::new() }
+    }
+
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// The stream, for reading and for switching to TLS. Flush first: bytes
+    /// still buffered are written later, to whatever the stream is then.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
+    /// Writes out what is buffered, without flushing the stream.
+    fn write_buffered(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let result = self.inner.write_all(&self.buf);
+            self.buf.clear();
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Frees a buffer grown past the idle size (call while waiting for input).
+    pub fn release(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > IDLE_WRITE_BUFFER {
+            self.buf = Vec::new();
+        }
+    }
+}
+
+impl<W: Write> Write for ReplyWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + data.len() > WRITE_BUFFER {
+            self.write_buffered()?;
+            if data.len() >= WRITE_BUFFER {
+                return self.inner.write(data);
+            }
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_buffered()?;
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records the size of every write.
+    #[derive(Default)]
+    struct Sink(Vec<usize>, Vec<u8>);
+
+    impl Write for Sink {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.0.push(data.len());
+            self.1.extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn collects_small_replies_into_one_write_and_frees_big_buffers() {
+        let mut w = ReplyWriter::new(Sink::default());
+        for _ in 0..100 {
+            w.write_all(b"+OK\r\n").unwrap();
+        }
+        w.flush().unwrap();
+        assert_eq!(w.get_ref().0, vec![500]);
+        let big = vec![b'x'; WRITE_BUFFER * 2 + 7];
+        for chunk in big.chunks(1000) {
+            w.write_all(chunk).unwrap();
+        }
+        w.flush().unwrap();
+        assert!(w.get_ref().0[1..].iter().all(|&n| n <= WRITE_BUFFER));
+        assert_eq!(w.get_ref().1.len(), 500 + big.len());
+        assert!(w.buf.capacity() > IDLE_WRITE_BUFFER);
+        w.release();
+        assert_eq!(w.buf.capacity(), 0);
+    }
+}
