@@ -123,6 +123,10 @@ pub struct Segments<R> {
     /// Input offset of `buf[start]`.
     offset: u64,
     follows: Follows,
+    /// Index in `buf` of the first CR at or after `cr_from` (`end` if none),
+    /// so the bulk path does not search the same bytes again.
+    cr_at: usize,
+    cr_from: usize,
 }
 
 impl<R: Read> Segments<R> {
@@ -137,6 +141,8 @@ impl<R: Read> Segments<R> {
             eof: false,
             offset,
             follows: Follows::MboxLine,
+            cr_at: 0,
+            cr_from: usize::MAX,
         }
     }
 
@@ -149,6 +155,7 @@ impl<R: Read> Segments<R> {
         self.buf.copy_within(self.start..self.end, 0);
         self.end -= self.start;
         self.start = 0;
+        self.cr_from = usize::MAX;
         let before = self.end;
         while self.end < self.buf.len() {
             match self.inner.read(&mut self.buf[self.end..]) {
@@ -180,8 +187,12 @@ impl<R: Read> Segments<R> {
         if self.follows != Follows::MboxLine {
             return Ok((0, 0));
         }
+        if self.cr_from > self.start || self.cr_at < self.start {
+            self.cr_at = memchr::memchr(b'\r', &self.buf[self.start..self.end]).map_or(self.end, |i| self.start + i);
+            self.cr_from = self.start;
+        }
         let window = &self.buf[self.start..self.end];
-        let limit = memchr::memchr(b'\r', window).unwrap_or(window.len());
+        let limit = self.cr_at - self.start;
         let (mut pos, mut lines) = (0, 0u64);
         while lines < max_lines && pos < limit && !matches!(window[pos], b'F' | b'>' | b'.' | b'\n' | b'\r') {
             let Some(i) = memchr::memchr(b'\n', &window[pos..limit]) else { break };
