@@ -13,6 +13,7 @@ use crate::penalty::Penalties;
 use crate::session::{self, Start};
 use crate::sys;
 use crate::tls::Tls;
+use crate::transport::Boxed;
 
 /// Sessions running now, in total and per client address.
 #[derive(Default)]
@@ -164,7 +165,7 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
                 peer: Some(peer),
                 penalties: Some(&penalties),
             };
-            session::serve(&start, stream);
+            session::serve(&start, Box::new(stream) as Boxed);
         });
         if let Err(e) = spawned {
             log::error!("cannot start a session thread: {e}");

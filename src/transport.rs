@@ -7,6 +7,16 @@ use std::time::Duration;
 use crate::session::Transport;
 use crate::sys;
 
+/// Sessions run on a boxed transport, so the session code (and rustls'
+/// stream code under it) exists once in the binary, not once per transport.
+pub type Boxed = Box<dyn Transport + Send>;
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        (**self).set_timeout(timeout)
+    }
+}
+
 impl Transport for TcpStream {
     fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         self.set_read_timeout(Some(timeout))?;
