@@ -155,7 +155,6 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
         let implicit_tls = listen.tls;
         let penalties = shared.penalties.clone();
         let spawned = std::thread::Builder::new().stack_size(SESSION_STACK).spawn(move || {
-            let _slot = slot;
             let _ = stream.set_nodelay(true);
             let start = Start {
                 config: &config,
@@ -165,7 +164,10 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
                 peer: Some(peer),
                 penalties: Some(&penalties),
             };
-            session::serve(&start, Box::new(stream) as Boxed);
+            let summary = session::serve(&start, Box::new(stream) as Boxed);
+            // The slot is free before the line that says the session ended.
+            drop(slot);
+            log::info!("{summary}");
         });
         if let Err(e) = spawned {
             log::error!("cannot start a session thread: {e}");

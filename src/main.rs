@@ -170,7 +170,7 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
         peer: sys::peer_addr(0),
         penalties: None,
     };
-    session::serve(&start, Box::new(transport::Stdio::new()) as transport::Boxed);
+    log::info!("{}", session::serve(&start, Box::new(transport::Stdio::new()) as transport::Boxed));
     Ok(())
 }
 

@@ -95,7 +95,7 @@ pub struct Start<'a> {
 }
 
 /// Serves one session on `io` from greeting to close.
-pub fn serve<T: Transport>(start: &Start, io: T) -> End {
+pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
     let config = start.config;
     let peer = start.peer.map_or_else(|| "stdin".to_string(), |p| p.to_string());
     let mut s = Session {
@@ -128,7 +128,7 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> End {
         }
     });
     let st = &s.stats;
-    log::info!(
+    Summary(format!(
         "session end: user={} peer={peer} tls={} retr={}/{} dele={}/{} end={end:?}",
         s.logged_in.as_deref().unwrap_or("-"),
         s.out.get_ref().tls_summary(),
@@ -136,8 +136,18 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> End {
         st.retrieved_bytes,
         st.deleted,
         st.deleted_bytes,
-    );
-    end
+    ))
+}
+
+/// The session's one log line (who, from where, TLS, retrieved and deleted,
+/// how it ended), for the caller to log once it has released the session's
+/// resources.
+pub struct Summary(String);
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 struct Session<'a, T: Transport> {
