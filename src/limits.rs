@@ -51,6 +51,3 @@ pub const LOCK_RETRY: Duration = Duration::from_millis(50);
 
 /// A "too many sessions" log line is written at most this often.
 pub const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
-
-/// RFC 1939: a UIDL is 1 to 70 characters in 0x21..=0x7E.
-pub const MAX_UIDL: usize = 70;

@@ -541,6 +541,11 @@ impl<T: Transport> Session<'_, T> {
                         write!(out, "+OK message {n} deleted\r\n")?;
                     }
                     Command::Retr(_) | Command::Top { .. } => {
+                        if !drop.still_indexed(n)? {
+                            log::warn!("mailbox changed by another program during the session");
+                            out.write_all(b"-ERR [SYS/TEMP] mailbox changed since login, log in again\r\n")?;
+                            return Ok(Next::Continue);
+                        }
                         let part = match cmd {
                             Command::Top { lines, .. } => Part::Top(lines),
                             _ => Part::Whole,

@@ -1,52 +1,45 @@
 //! Builds the message index of an mbox in one streaming scan: offsets, exact wire sizes and UIDLs.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::io::{self, Read};
 
 use md5::{Digest, Md5};
 
 use super::lines::{Follows, LineEnd, MboxFormat, Segments, WireLine};
-use crate::limits::MAX_UIDL;
 
-/// A message's unique id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Uid {
-    /// MD5 of the `From ` line and the header, with the number of earlier
-    /// messages in the maildrop that share it (byte-identical copies).
-    Hash([u8; 16], u32),
-    /// From an `X-UIDL:` header (written by pop3d when it rewrites a mailbox
-    /// holding copies, so their ids survive the deletion of the first copy).
-    Header(Box<str>),
-}
-
-impl Uid {
-    /// The digest and copy number of a digest id.
-    pub fn digest(&self) -> Option<([u8; 16], u32)> {
-        match self {
-            Uid::Hash(d, n) => Some((*d, *n)),
-            Uid::Header(_) => None,
-        }
-    }
+/// A message's unique id: the MD5 of its `From ` line and header, and its
+/// copy number among byte-identical messages (shown as `<md5>` for the first,
+/// `<md5>-2`, `<md5>-3`... for later copies). Unique by construction, and at
+/// most 43 characters in 0x21..=0x7E (RFC 1939 allows 70).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uid {
+    pub digest: [u8; 16],
+    pub copy: u32,
 }
 
 impl fmt::Display for Uid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Uid::Hash(h, n) => {
-                for b in h {
-                    write!(f, "{b:02x}")?;
-                }
-                if *n > 0 {
-                    write!(f, "-{}", n + 1)?;
-                }
-                Ok(())
-            }
-            Uid::Header(s) => f.write_str(s),
+        for b in self.digest {
+            write!(f, "{b:02x}")?;
         }
+        if self.copy > 0 {
+            write!(f, "-{}", self.copy + 1)?;
+        }
+        Ok(())
     }
+}
+
+/// How many bytes of a message's `From ` line its `head` covers.
+pub const HEAD_LEN: usize = 64;
+
+/// A fingerprint of the start of a `From ` line: its first `HEAD_LEN` bytes
+/// up to the first CR or LF (FNV-1a). UPDATE and RETR compare it with the
+/// file to make sure the index still describes it.
+pub fn head_of(line: &[u8]) -> u64 {
+    let line = &line[..line.len().min(HEAD_LEN)];
+    let line = line.iter().position(|&b| b == b'\r' || b == b'\n').map_or(line, |i| &line[..i]);
+    line.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// One message of the mbox.
@@ -62,6 +55,8 @@ pub struct Message {
     /// Octets RETR sends before byte-stuffing, counted with CRLF line ends.
     pub size: u64,
     pub uid: Uid,
+    /// `head_of` the `From ` line.
+    pub head: u64,
 }
 
 /// The index of every message up to `scanned_end`.
@@ -105,7 +100,7 @@ struct Building {
     blank: Option<(u64, u64)>,
     last_has_crlf: bool,
     hasher: Md5,
-    x_uidl: Option<Box<str>>,
+    head: u64,
 }
 
 /// Scans the whole of `input` (an mbox from offset 0).
@@ -148,12 +143,13 @@ pub fn scan<R: Read>(
                 start: seg.offset,
                 content: end,
                 size: 0,
-                in_from_line: seg.end == LineEnd::None,
+                // A `From ` line ends at its LF: pieces and lone CRs belong to it.
+                in_from_line: matches!(seg.end, LineEnd::None | LineEnd::Cr),
                 in_header: true,
                 blank: None,
                 last_has_crlf: true,
                 hasher,
-                x_uidl: None,
+                head: head_of(seg.content),
             });
             continue;
         }
@@ -163,7 +159,7 @@ pub fn scan<R: Read>(
         if b.in_from_line {
             b.hasher.update(seg.content);
             b.content = end;
-            b.in_from_line = seg.end == LineEnd::None;
+            b.in_from_line = matches!(seg.end, LineEnd::None | LineEnd::Cr);
             continue;
         }
         let wire = WireLine::of(&seg, format);
@@ -176,8 +172,6 @@ pub fn scan<R: Read>(
             b.hasher.update(b"\n");
             if seg.is_blank() {
                 b.in_header = false;
-            } else if b.x_uidl.is_none() {
-                b.x_uidl = x_uidl_header(seg.content);
             }
         }
     }
@@ -188,39 +182,8 @@ pub fn scan<R: Read>(
     Ok(index)
 }
 
-/// The value of an `X-UIDL:` header line, if it is a valid UIDL.
-fn x_uidl_header(line: &[u8]) -> Option<Box<str>> {
-    const NAME: &[u8] = b"x-uidl:";
-    if line.len() < NAME.len() || !line[..NAME.len()].eq_ignore_ascii_case(NAME) {
-        return None;
-    }
-    let value = line[NAME.len()..].trim_ascii();
-    let valid = (1..=MAX_UIDL).contains(&value.len()) && value.iter().all(|&b| (0x21..=0x7e).contains(&b));
-    valid.then(|| String::from_utf8_lossy(value).into())
-}
-
-/// A 64-bit fingerprint of an id's text, computed without formatting it for
-/// digest ids (the common case): a header id that reads like a digest id
-/// gets the same fingerprint as that digest id.
-fn fingerprint(uid: &Uid) -> u64 {
-    let (digest, n) = match uid {
-        Uid::Hash(d, n) => (*d, *n),
-        Uid::Header(s) => match parse_digest_id(s) {
-            Some(parsed) => parsed,
-            None => {
-                let mut h = DefaultHasher::new();
-                s.hash(&mut h);
-                return h.finish() | 1 << 63;
-            }
-        },
-    };
-    let head = u64::from_le_bytes(digest[..8].try_into().unwrap_or_default());
-    let tail = u64::from_le_bytes(digest[8..].try_into().unwrap_or_default());
-    (head ^ tail.rotate_left(17) ^ u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15)) & !(1 << 63)
-}
-
 /// `<32 lowercase hex>` or `<32 lowercase hex>-N` (N >= 2) as (digest, N - 1):
-/// the exact text `Uid::Hash` displays.
+/// the exact text a `Uid` displays.
 fn parse_digest_id(s: &str) -> Option<([u8; 16], u32)> {
     let (hex, n) = match s.split_once('-') {
         Some((hex, n)) if !n.starts_with('0') && !n.starts_with('+') => {
@@ -256,7 +219,8 @@ impl CopyNumbers {
             let mut words = line.split_ascii_whitespace();
             let Some((digest, 0)) = words.next().and_then(parse_digest_id) else { continue };
             let numbers: Option<Vec<u32>> = words.map(|w| w.parse().ok()).collect();
-            if let Some(numbers) = numbers.filter(|n| !n.is_empty()) {
+            // Strictly rising, as `of_survivors` writes them.
+            if let Some(numbers) = numbers.filter(|n| !n.is_empty() && n.windows(2).all(|w| w[0] < w[1])) {
                 map.insert(digest, numbers);
             }
         }
@@ -269,7 +233,7 @@ impl CopyNumbers {
             .iter()
             .map(|(d, n)| {
                 let numbers: Vec<String> = n.iter().map(u32::to_string).collect();
-                format!("{} {}\n", Uid::Hash(*d, 0), numbers.join(" "))
+                format!("{} {}\n", Uid { digest: *d, copy: 0 }, numbers.join(" "))
             })
             .collect();
         lines.sort();
@@ -281,9 +245,7 @@ impl CopyNumbers {
     pub fn of_survivors(index: &Index, keep: &[bool]) -> CopyNumbers {
         let mut all: HashMap<[u8; 16], Vec<u32>> = HashMap::new();
         for (msg, _) in index.messages.iter().zip(keep).filter(|(_, k)| **k) {
-            if let Some((d, n)) = msg.uid.digest() {
-                all.entry(d).or_default().push(n);
-            }
+            all.entry(msg.uid.digest).or_default().push(msg.uid.copy);
         }
         all.retain(|_, numbers| numbers.iter().enumerate().any(|(i, &n)| n as usize != i));
         CopyNumbers(all)
@@ -293,47 +255,28 @@ impl CopyNumbers {
 /// Gives every message an id unique in the maildrop.
 #[derive(Default)]
 struct UidAssigner {
-    /// How many messages so far share each digest.
-    hashes: HashMap<[u8; 16], u32>,
-    /// Copy numbers still to hand out to the next copies of a digest.
+    /// The next free copy number of each digest.
+    next: HashMap<[u8; 16], u32>,
+    /// Copy numbers (rising) kept for the next copies of a digest.
     copies: HashMap<[u8; 16], Vec<u32>>,
-    /// Fingerprints of every id given out (see `fingerprint`). A false match
-    /// only moves a message to another, still unique, id.
-    taken: HashSet<u64>,
 }
 
 impl UidAssigner {
-    fn take(&mut self, uid: &Uid) -> bool {
-        self.taken.insert(fingerprint(uid))
-    }
-
-    fn finish(&mut self, b: Building, next: u64) -> Message {
+    fn finish(&mut self, b: Building, next_start: u64) -> Message {
         let (end, size) = match b.blank {
             // The blank line before the next `From ` line belongs to the mbox format.
             Some((blank_at, blank_size)) => (blank_at, b.size - blank_size),
-            None if !b.last_has_crlf => (next, b.size + 2),
-            None => (next, b.size),
+            None if !b.last_has_crlf => (next_start, b.size + 2),
+            None => (next_start, b.size),
         };
         let digest: [u8; 16] = b.hasher.finalize().into();
-        let header = b.x_uidl.map(Uid::Header).filter(|u| self.take(u));
+        let next = self.next.entry(digest).or_insert(0);
+        // A kept number is used if it is still free; numbers only rise, so
+        // every copy of a digest gets a different one.
         let kept = self.copies.get_mut(&digest).filter(|c| !c.is_empty()).map(|c| c.remove(0));
-        if let Some(n) = kept {
-            // Later new copies are numbered after every kept one.
-            let next = self.hashes.entry(digest).or_insert(0);
-            *next = (*next).max(n + 1);
-        }
-        let uid = header.or_else(|| kept.map(|n| Uid::Hash(digest, n)).filter(|u| self.take(u))).unwrap_or_else(|| {
-            let n = self.hashes.entry(digest).or_insert(0);
-            let mut uid = Uid::Hash(digest, *n);
-            *n += 1;
-            while !self.take(&uid) {
-                let n = self.hashes.entry(digest).or_insert(0);
-                uid = Uid::Hash(digest, *n);
-                *n += 1;
-            }
-            uid
-        });
-        Message { start: b.start, content: b.content, end, size, uid }
+        let copy = kept.filter(|&n| n >= *next).unwrap_or(*next);
+        *next = copy + 1;
+        Message { start: b.start, content: b.content, end, size, uid: Uid { digest, copy }, head: b.head }
     }
 }
 
@@ -390,25 +333,25 @@ mod tests {
     #[test]
     fn identical_messages_get_distinct_ids() {
         let one = b"From a Mon Jan  1 00:00:00 2024\nSubject: same\n\nsame\n\n";
-        let mut mbox = one.to_vec();
-        mbox.extend_from_slice(one);
-        mbox.extend_from_slice(b"From a\nX-UIDL: kept-id\n\n\n");
-        mbox.extend_from_slice(b"From a\nX-UIDL: kept-id\n\n\n");
+        let mut mbox = [one.as_slice(), one, one].concat();
+        // A sender's X-UIDL header is content like any other: no id from it.
+        mbox.extend_from_slice(b"From a\nX-UIDL: chosen-by-sender\n\n\n");
         let idx = index(&mbox);
         let ids: Vec<String> = idx.messages.iter().map(|m| m.uid.to_string()).collect();
         assert_eq!(ids[0].len(), 32);
         assert_eq!(ids[1], format!("{}-2", ids[0]));
-        assert_eq!(ids[2], "kept-id");
-        // A repeated header id falls back to a digest id.
+        assert_eq!(ids[2], format!("{}-3", ids[0]));
         assert_eq!(ids[3].len(), 32);
-        assert_eq!(idx.messages[1].uid.digest().map(|(_, n)| n), Some(1));
-        assert_eq!(idx.messages[0].uid.digest().map(|(_, n)| n), Some(0));
+        assert!(ids.iter().all(|id| id.len() <= 70 && id.bytes().all(|b| (0x21..=0x7e).contains(&b))));
+        assert_eq!((idx.messages[0].uid.copy, idx.messages[2].uid.copy), (0, 2));
+    }
 
-        // A stored id is skipped when a later copy is numbered.
-        let stored = format!("From a Mon Jan  1 00:00:00 2024\nX-UIDL: {}-2\nSubject: same\n\nsame\n\n", ids[0]);
-        let idx = index(&[one.as_slice(), stored.as_bytes(), one.as_slice()].concat());
-        let ids2: Vec<String> = idx.messages.iter().map(|m| m.uid.to_string()).collect();
-        assert_eq!(ids2, vec![ids[0].clone(), format!("{}-2", ids[0]), format!("{}-3", ids[0])]);
+    #[test]
+    fn a_from_line_ends_at_its_lf() {
+        // A lone CR inside the From line does not start the header early.
+        let idx = index(b"From a\r>From x\nSubject: s\n\nbody\n");
+        assert_eq!(idx.messages[0].size, 12 + 2 + 6);
+        assert_eq!(idx.messages[0].head, head_of(b"From a"));
     }
 
     #[test]

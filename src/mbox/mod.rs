@@ -7,11 +7,12 @@ mod update;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use index::CopyNumbers;
+use index::{head_of, HEAD_LEN};
 pub use index::{Message, ScanError};
 pub use lines::MboxFormat;
 pub use stream::Part;
@@ -55,7 +56,7 @@ impl std::fmt::Display for MaildropError {
             MaildropError::Locked(e) => write!(f, "mailbox locked: {e}"),
             MaildropError::TooLarge(why) => write!(f, "mailbox over limit: {why}"),
             MaildropError::Corrupt(why) => write!(f, "mailbox unreadable: {why}"),
-            MaildropError::Changed => write!(f, "mailbox was replaced during the session"),
+            MaildropError::Changed => write!(f, "mailbox was changed by another program during the session"),
             MaildropError::Io(e) => write!(f, "mailbox I/O error: {e}"),
         }
     }
@@ -70,6 +71,17 @@ impl From<io::Error> for MaildropError {
 impl From<LockError> for MaildropError {
     fn from(e: LockError) -> Self {
         MaildropError::Locked(e)
+    }
+}
+
+/// Whether `msg`'s `From ` line still starts at its offset in `file`.
+fn head_matches(file: &File, msg: &Message) -> io::Result<bool> {
+    let mut buf = [0u8; HEAD_LEN];
+    let len = (msg.content - msg.start).min(HEAD_LEN as u64) as usize;
+    match file.read_exact_at(&mut buf[..len], msg.start) {
+        Ok(()) => Ok(buf.starts_with(b"From ") && head_of(&buf[..len]) == msg.head),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -219,6 +231,15 @@ impl Maildrop {
         Some(stream::send(file, msg, self.settings.format, part, out))
     }
 
+    /// Whether message `n`'s `From ` line is still where the index says:
+    /// false when someone rewrote the mailbox in place since login.
+    pub fn still_indexed(&self, n: u32) -> io::Result<bool> {
+        match (self.get(n), &self.file) {
+            (Some(msg), Some(file)) => head_matches(file, msg),
+            _ => Ok(true),
+        }
+    }
+
     /// UPDATE: removes the marked messages. Returns how many were removed.
     pub fn commit(self) -> Result<usize, MaildropError> {
         let (marked, _) = self.marked();
@@ -233,6 +254,23 @@ impl Maildrop {
         let (now, then) = (file.metadata()?, scanned.metadata()?);
         if now.dev() != then.dev() || now.ino() != then.ino() || now.len() < self.index.scanned_end {
             return Err(MaildropError::Changed);
+        }
+        // Rewritten in place since login (a mail reader adding Status:
+        // headers): the offsets would cut the wrong bytes. Every message the
+        // rewrite touches must still start where it did, and what follows
+        // the indexed part must be new mail.
+        let first_gone = self.deleted.iter().position(|d| *d).unwrap_or(0);
+        for msg in &self.index.messages[first_gone..] {
+            if !head_matches(&file, msg)? {
+                return Err(MaildropError::Changed);
+            }
+        }
+        if now.len() > self.index.scanned_end {
+            let mut from = [0u8; 5];
+            file.read_exact_at(&mut from, self.index.scanned_end)?;
+            if &from != b"From " {
+                return Err(MaildropError::Changed);
+            }
         }
         let keep: Vec<bool> = self.deleted.iter().map(|d| !d).collect();
         update::remove_messages(&file, &self.index, &keep, &self.journal)?;
@@ -301,6 +339,41 @@ mod tests {
             }
         }
         mbox
+    }
+
+    fn settings() -> MboxSettings {
+        MboxSettings {
+            format: MboxFormat::Mboxrd,
+            locking: vec![LockMethod::Fcntl, LockMethod::Dotlock],
+            lock_timeout: Duration::from_secs(1),
+            max_messages: 1000,
+            max_size: u64::MAX,
+        }
+    }
+
+    /// A mail reader rewriting the mbox in place (same inode) between login
+    /// and QUIT: UPDATE must refuse rather than cut at stale offsets.
+    #[test]
+    fn an_in_place_rewrite_during_the_session_stops_update_and_retr() {
+        let dir = std::env::temp_dir().join(format!("pop3d-inplace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mbox");
+        std::fs::write(
+            &path,
+            b"From a\nSubject: 1\n\none\n\nFrom b\nSubject: 2\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n",
+        )
+        .unwrap();
+        let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
+        let mut drop = Maildrop::open(path.clone(), state, &settings()).unwrap();
+        let rewritten: &[u8] =
+            b"From a\nSubject: 1\nStatus: RO\n\none\n\nFrom b\nSubject: 2\nStatus: RO\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n";
+        OpenOptions::new().write(true).open(&path).unwrap().write_all(rewritten).unwrap();
+        assert!(drop.still_indexed(1).unwrap(), "message 1 did not move");
+        assert!(!drop.still_indexed(2).unwrap(), "message 2 moved");
+        assert!(drop.delete(2));
+        assert!(matches!(drop.commit(), Err(MaildropError::Changed)));
+        assert_eq!(std::fs::read(&path).unwrap(), rewritten, "nothing was cut");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The size LIST reports is exactly what RETR sends, for any content.
