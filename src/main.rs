@@ -170,7 +170,8 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
         peer: sys::peer_addr(0),
         penalties: None,
     };
-    log::info!("{}", session::serve(&start, Box::new(transport::Stdio::new()) as transport::Boxed));
+    let stdio = transport::Stdio::new().map_err(|e| format!("stdin/stdout: {e}"))?;
+    log::info!("{}", session::serve(&start, Box::new(stdio) as transport::Boxed));
     Ok(())
 }
 

@@ -52,6 +52,14 @@ pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// Sets O_NONBLOCK on a descriptor.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl F_GETFL/F_SETFL take no pointers.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
 /// The peer address of a socket descriptor; None for a pipe or file.
 pub fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
     // SAFETY: a zeroed sockaddr_storage is valid; getpeername fills at most `len` bytes.

@@ -25,29 +25,47 @@ impl Transport for TcpStream {
 }
 
 /// stdin for reading and stdout for writing: a socket from inetd, xinetd,
-/// tcpserver or systemd, or two pipes. Timeouts use poll(2), which works
-/// for both.
+/// tcpserver or systemd, or two pipes. Both are made non-blocking and every
+/// read or write waits in poll(2) with the timeout, so a client that stops
+/// reading cannot hold the session (and its maildrop) forever.
 pub struct Stdio {
     timeout: Duration,
 }
 
 impl Stdio {
-    pub fn new() -> Stdio {
-        Stdio { timeout: Duration::from_secs(600) }
+    pub fn new() -> io::Result<Stdio> {
+        sys::set_nonblocking(0)?;
+        sys::set_nonblocking(1)?;
+        Ok(Stdio { timeout: Duration::from_secs(600) })
+    }
+}
+
+/// Retries `op` on `fd` until it makes progress, waiting at most the
+/// timeout each time it would block.
+fn wait_for(
+    fd: i32,
+    events: libc::c_short,
+    timeout: Duration,
+    mut op: impl FnMut() -> io::Result<usize>,
+) -> io::Result<usize> {
+    loop {
+        sys::poll(fd, events, timeout)?;
+        match op() {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            result => return result,
+        }
     }
 }
 
 impl Read for Stdio {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::poll(0, libc::POLLIN, self.timeout)?;
-        sys::read(0, buf)
+        wait_for(0, libc::POLLIN, self.timeout, || sys::read(0, buf))
     }
 }
 
 impl Write for Stdio {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        sys::poll(1, libc::POLLOUT, self.timeout)?;
-        sys::write(1, buf)
+        wait_for(1, libc::POLLOUT, self.timeout, || sys::write(1, buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -78,3 +78,37 @@ fn mail_delivered_during_a_session_survives_its_update() {
     assert!(c.cmd("RETR 1").starts_with("+OK"));
     assert_eq!(c.multi(), b"Subject: new\r\n\r\nnew\r\n");
 }
+
+#[test]
+fn inetd_mode_gives_up_on_a_client_that_never_reads() {
+    let spool = Spool::new();
+    let log = spool.dir.join("pop3d.log");
+    let log_line = format!("log = {}", log.display());
+    let conf = spool.config(&[&log_line, "timeout_login = 1", "max_bad_commands = 100000"]);
+    let mut child = Command::new(binary())
+        .args(["-i", "-f", conf.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Pipelined CAPAs whose answers (far more than a pipe holds) are never read.
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&b"CAPA\r\n".repeat(50_000));
+    });
+    let _stdout = child.stdout.take().unwrap();
+    let deadline = std::time::Instant::now() + common::HANG_GUARD;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "pop3d -i blocked on a client that does not read");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    drop(_stdout);
+    writer.join().unwrap();
+    assert!(std::fs::read_to_string(&log).unwrap().contains("end=Timeout"));
+}
