@@ -31,6 +31,10 @@ pub const MBOX_BLOCK: usize = 64 * 1024;
 /// small stack keeps 1,000 idle sessions cheap.
 pub const SESSION_STACK: usize = 256 * 1024;
 
+/// An unauthenticated session ends after this many login timeouts in total,
+/// however it spends them (a client dripping CAPA or a slow TLS handshake).
+pub const LOGIN_TIME_FACTOR: u32 = 4;
+
 /// RFC 1939 section 3: the autologout timer is at least 10 minutes.
 pub const MIN_SESSION_TIMEOUT: Duration = Duration::from_secs(600);
 

@@ -2,14 +2,14 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::config::{Config, Plaintext};
 use crate::conn::Conn;
-use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES, READ_BUFFER};
+use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, LOGIN_TIME_FACTOR, MAX_AUTH_FAILURES, READ_BUFFER};
 use crate::lock::SessionLock;
 use crate::mbox::{Maildrop, MaildropError, Part, StatePaths};
 use crate::parser::{Command, Parser};
@@ -106,6 +106,7 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
         challenge: config.apop.then(|| apop_challenge(&config.hostname)).flatten(),
         stats: Stats::default(),
         logged_in: None,
+        check_started: Instant::now(),
     };
     let end = s.run().unwrap_or_else(|e| match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
@@ -158,10 +159,13 @@ struct Session<'a, T: Transport> {
     challenge: Option<String>,
     stats: Stats,
     logged_in: Option<String>,
+    /// When the current credential check began (see `login`).
+    check_started: Instant,
 }
 
 impl<T: Transport> Session<'_, T> {
     fn run(&mut self) -> io::Result<End> {
+        let login_deadline = Instant::now() + self.config.timeout_login * LOGIN_TIME_FACTOR;
         self.out.get_mut().set_timeout(self.config.timeout_login)?;
         if self.start.implicit_tls {
             self.start_tls()?;
@@ -177,6 +181,13 @@ impl<T: Transport> Session<'_, T> {
             // Answers to pipelined commands go out together, before we wait.
             self.out.flush()?;
             self.out.release();
+            if let State::Authorization { .. } = self.state {
+                let left = login_deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                self.out.get_mut().set_timeout(left.min(self.config.timeout_login))?;
+            }
             let n = match self.out.get_mut().read(&mut buf) {
                 Ok(0) => return Ok(End::Disconnected),
                 Ok(n) => n,
@@ -307,10 +318,10 @@ impl<T: Transport> Session<'_, T> {
                 let checked = self.check_password(&name, &password);
                 self.login(name, checked)
             }
-            (State::Authorization { .. }, Command::Apop { name, digest }) => match &self.challenge {
+            (State::Authorization { .. }, Command::Apop { name, digest }) => match self.challenge.clone() {
                 None => self.bad_command("APOP is not enabled"),
                 Some(challenge) => {
-                    let checked = self.check_secret(&name, |secret| users::check_apop(secret, challenge, &digest));
+                    let checked = self.check_secret(&name, |secret| users::check_apop(secret, &challenge, &digest));
                     self.login(name, checked)
                 }
             },
@@ -329,6 +340,7 @@ impl<T: Transport> Session<'_, T> {
                     None => None,
                 };
                 let offer = self.sasl_offer();
+                self.check_started = Instant::now();
                 let users_file = &self.config.users_file;
                 let (exchange, outcome) =
                     Exchange::start(&mechanism, initial, &offer, |name| scram_keys(users_file, name));
@@ -354,6 +366,7 @@ impl<T: Transport> Session<'_, T> {
         let Some(data) = sasl::decode(line) else {
             return self.sasl_outcome(None, Outcome::Failure("malformed base64 response"));
         };
+        self.check_started = Instant::now();
         let users_file = &self.config.users_file;
         let (exchange, outcome) = exchange.step(&data, |name| scram_keys(users_file, name));
         self.sasl_outcome(exchange, outcome)
@@ -395,13 +408,14 @@ impl<T: Transport> Session<'_, T> {
 
     /// Looks the user up and checks the password, the same way for every
     /// user name, known or not.
-    fn check_password(&self, name: &str, password: &[u8]) -> io::Result<bool> {
+    fn check_password(&mut self, name: &str, password: &[u8]) -> io::Result<bool> {
         self.check_secret(name, |secret| users::check_password(secret, password))
     }
 
     /// Runs `check` on the user's secret (None for an unknown or invalid
     /// name, so the work is the same); Err when the users file is unreadable.
-    fn check_secret(&self, name: &str, check: impl FnOnce(Option<&users::Secret>) -> bool) -> io::Result<bool> {
+    fn check_secret(&mut self, name: &str, check: impl FnOnce(Option<&users::Secret>) -> bool) -> io::Result<bool> {
+        self.check_started = Instant::now();
         let secret = users::lookup(&self.config.users_file, name)?;
         let ok = check(secret.as_ref());
         Ok(ok && users::valid_name(name))
@@ -451,7 +465,10 @@ impl<T: Transport> Session<'_, T> {
                     _ => 0,
                 };
                 log::info!("login failed for {name:?} ({recent} recent failures from this address)");
-                std::thread::sleep(AUTH_FAIL_DELAY * failures.max(recent).min(AUTH_FAIL_DELAY_MAX_STEPS));
+                // Counted from the start of the check, so every failure takes
+                // the same time whatever the user's hash scheme (or none).
+                let until = self.check_started + AUTH_FAIL_DELAY * failures.max(recent).min(AUTH_FAIL_DELAY_MAX_STEPS);
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
                 self.reply_err("[AUTH] invalid user name or password")?;
                 if failures >= MAX_AUTH_FAILURES {
                     return Ok(Next::Close(End::TooManyAuthFailures));

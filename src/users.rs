@@ -77,7 +77,8 @@ fn parse_secret(hash: &str) -> Option<Secret> {
         None => (None, hash),
     };
     let crypt_prefix = match scheme.as_deref() {
-        Some("PLAIN") => return Some(Secret::Plain(value.as_bytes().to_vec())),
+        // An empty secret would let anyone in through APOP or AUTH PLAIN.
+        Some("PLAIN") => return (!value.is_empty()).then(|| Secret::Plain(value.as_bytes().to_vec())),
         Some("SCRAM-SHA-256") => return ScramKeys::parse(value).map(Secret::Scram),
         Some("SHA512-CRYPT") => "$6$",
         Some("SHA256-CRYPT") => "$5$",
@@ -198,6 +199,7 @@ mod tests {
         let users = parse("a:{SHA512-CRYPT}$6$pop3ddemo$v.qzGaYGZyiFyZXdQJyydnGuFB7rjPJ9J76.Yqf5tjQfl91Phkj8Js1AMDa/DkssDAviSWrahqLEdgzFO7jOA1\n").unwrap();
         assert!(check_password(Some(&users[0].1), b"secret"));
         assert!(parse("a:{SSHA}xyz\n").is_err());
+        assert!(parse("a:{PLAIN}\n").is_err(), "an empty secret");
         assert!(parse("a:nohash\n").is_err());
         assert!(parse("../x:$1$a$b\n").is_err());
     }

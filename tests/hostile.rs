@@ -206,3 +206,27 @@ fn a_full_disk_during_update_deletes_nothing() {
     let log = d.wait_log("update of alice's maildrop failed, nothing deleted");
     assert!(log.contains("No space left on device"), "{log}");
 }
+
+#[test]
+fn an_unauthenticated_session_cannot_drip_commands_forever() {
+    let spool = Spool::new();
+    let d = Daemon::start(&spool, &["timeout_login = 1"]);
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    let started = std::time::Instant::now();
+    // A CAPA every half second keeps each read under the 1 s timeout; the
+    // total before login is capped at four timeouts.
+    let closed = loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        c.send(b"CAPA\r\n");
+        let reply = c.line();
+        if reply.starts_with("-ERR autologout") || reply.is_empty() {
+            break started.elapsed();
+        }
+        assert_eq!(reply, "+OK capability list follows");
+        c.multi();
+        assert!(started.elapsed() < common::HANG_GUARD, "still open after {:?}", started.elapsed());
+    };
+    assert!(closed >= std::time::Duration::from_secs(3), "{closed:?}");
+    d.wait_log("end=Timeout");
+}
