@@ -60,6 +60,7 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
         let user = config.user.as_deref().ok_or("started as root without `user` to switch to")?;
         sys::drop_privileges(user)?;
     }
+    crate::sasl::load_fake_key_secret(&config.state_dir);
     sys::catch_sighup();
     let shared = Arc::new(Shared {
         current: RwLock::new((Arc::new(config), tls)),

@@ -613,7 +613,7 @@ impl<T: Transport> Session<'_, T> {
                 Ok(Next::Close(End::Quit))
             }
             Err(e) => {
-                log::error!("update of {user}'s maildrop failed, nothing deleted: {e}");
+                log::error!("update of {user}'s maildrop failed: {e}");
                 self.reply_err(&format!("[{}] could not remove deleted messages: {e}", code_of(&e)))?;
                 Ok(Next::Close(End::UpdateFailed))
             }

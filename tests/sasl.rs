@@ -229,3 +229,22 @@ fn external_maps_the_verified_certificate_cn_to_a_user() {
     let refused = connect(Some(&foreign)).and_then(|mut c| c.try_rest());
     assert!(refused.is_err(), "{refused:?}");
 }
+
+/// In inetd mode every session is a new process: an unknown user's SCRAM
+/// salt must still be the same each time, or it gives the user away.
+#[test]
+fn an_unknown_users_scram_salt_is_stable_across_inetd_processes() {
+    let spool = Spool::new();
+    let log = format!("log = {}", spool.dir.join("inetd.log").display());
+    let salt = |user: &str| {
+        let mut c = Client::inetd(&spool, &[&log]);
+        assert!(c.line().starts_with("+OK"));
+        let reply = c.cmd(&format!("AUTH SCRAM-SHA-256 {}", B64.encode(format!("n,,n={user},r=abcdefgh"))));
+        let first = String::from_utf8(B64.decode(reply.strip_prefix("+ ").unwrap()).unwrap()).unwrap();
+        c.send(b"*\r\nQUIT\r\n");
+        first.split(',').find_map(|f| f.strip_prefix("s=")).unwrap().to_string()
+    };
+    let ghost = salt("ghost");
+    assert_eq!(salt("ghost"), ghost);
+    assert_ne!(salt("phantom"), ghost, "different names, different salts");
+}

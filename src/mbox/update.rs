@@ -98,7 +98,14 @@ pub fn remove_messages(file: &File, index: &Index, keep: &[bool], journal: &Path
         tail_md5: md5_range(file, new_len, old_len)?,
     };
     write_journal(journal, &header, &pieces)?;
-    apply(file, journal, &header)?;
+    if let Err(e) = apply(file, journal, &header) {
+        // The journal is complete: finishing it now, still under the locks,
+        // beats leaving a half-rewritten mailbox until the next login.
+        log::error!("rewriting the mailbox failed ({e}); finishing it from the journal");
+        recover(file, journal).map_err(|e2| {
+            io::Error::new(e2.kind(), format!("{e}; the deletion stays pending in {} ({e2})", journal.display()))
+        })?;
+    }
     Ok(true)
 }
 
@@ -174,10 +181,14 @@ pub fn recover(file: &File, journal: &Path) -> io::Result<bool> {
     reader.by_ref().take(512).read_line(&mut line)?;
     let meta = file.metadata()?;
     let header = match Header::parse(&line) {
-        Some(h) if h.dev == meta.dev() && h.ino == meta.ino() => h,
+        // The inode, not the device: device numbers can change across a
+        // reboot (btrfs subvolumes, USB disks), which is when this runs.
+        Some(h) if h.ino == meta.ino() => h,
         _ => {
-            // Not for this file (the mailbox was replaced): keep it for the operator.
-            let aside = journal.with_extension("journal-stale");
+            // Not for this file (the mailbox was replaced): keep it for the
+            // operator, under a name no later journal overwrites.
+            let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            let aside = journal.with_extension(format!("journal-stale-{stamp}"));
             fs::rename(journal, &aside)?;
             log::error!("journal {} does not match its mailbox; kept as {}", journal.display(), aside.display());
             return Ok(false);

@@ -2,8 +2,14 @@
 
 pub mod scram;
 
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use ring::rand::{SecureRandom, SystemRandom};
 
 use self::scram::{ChannelBinding, ScramServer, Step};
 
@@ -173,6 +179,35 @@ fn external(user: String, authzid: &[u8]) -> Outcome {
         return Outcome::Failure("EXTERNAL authorization identity differs from the certificate's");
     }
     Outcome::Success { user, final_data: None }
+}
+
+/// Loads (or creates, 0600) `state_dir/scram.secret`, the secret that makes
+/// the SCRAM salt of an unknown user look like a real user's: stable across
+/// processes and restarts. A failure is logged; a per-process secret is
+/// used then.
+pub fn load_fake_key_secret(state_dir: &Path) {
+    let path = state_dir.join("scram.secret");
+    let read = |path: &Path| -> std::io::Result<[u8; 32]> {
+        let bytes = std::fs::read(path)?;
+        <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| std::io::Error::other("not 32 bytes"))
+    };
+    let result = read(&path).or_else(|e| {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(e);
+        }
+        let mut secret = [0u8; 32];
+        SystemRandom::new().fill(&mut secret).map_err(|_| std::io::Error::other("no random source"))?;
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            Ok(mut f) => f.write_all(&secret).and_then(|_| f.sync_all()).map(|_| secret),
+            // Another process made it first.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+            Err(e) => Err(e),
+        }
+    });
+    match result {
+        Ok(secret) => scram::use_fake_key_secret(secret),
+        Err(e) => log::warn!("{}: {e}; unknown users' SCRAM salts are per process", path.display()),
+    }
 }
 
 /// Decodes a client's base64 line; `=` is the empty initial response.

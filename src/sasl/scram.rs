@@ -510,10 +510,18 @@ fn fake_keys(user: &str, secret: &[u8; KEY_LEN]) -> ScramKeys {
     }
 }
 
-/// The per-process secret behind fake keys, made on first use; None only if
-/// the system random number generator fails.
+static SECRET: OnceLock<[u8; KEY_LEN]> = OnceLock::new();
+
+/// Sets the secret behind fake keys (kept in `state_dir`, so that an unknown
+/// user's salt is the same in every process: inetd mode runs one per
+/// session). Without it a per-process secret is made on first use.
+pub fn use_fake_key_secret(secret: [u8; KEY_LEN]) {
+    let _ = SECRET.set(secret);
+}
+
+/// The secret behind fake keys; None only if the system random number
+/// generator fails.
 fn process_secret() -> Option<&'static [u8; KEY_LEN]> {
-    static SECRET: OnceLock<[u8; KEY_LEN]> = OnceLock::new();
     if let Some(secret) = SECRET.get() {
         return Some(secret);
     }
