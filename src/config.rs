@@ -118,7 +118,7 @@ impl Default for Config {
                 format: MboxFormat::Mboxrd,
                 locking: vec![LockMethod::Fcntl, LockMethod::Dotlock],
                 lock_timeout: Duration::from_secs(10),
-                max_messages: 1_000_000,
+                max_messages: 250_000,
                 max_size: 8 << 30,
             },
             apop: false,
