@@ -118,9 +118,17 @@ pub fn scan<R: Read>(
     let mut ids = UidAssigner { copies: copies.0.clone(), ..Default::default() };
     let mut end = 0;
     loop {
-        // Body fast path: ordinary lines are counted in bulk.
-        if let Some(b) = cur.as_mut().filter(|b| !b.in_header && !b.in_from_line) {
-            let (raw, lines) = segs.take_plain_lines(u64::MAX, |_| Ok(()))?;
+        // Fast path: ordinary lines are counted in bulk (header lines are
+        // hashed on the way, as the slow path below does).
+        if let Some(b) = cur.as_mut().filter(|b| !b.in_from_line) {
+            let (in_header, hasher) = (b.in_header, &mut b.hasher);
+            let (raw, lines) = segs.take_plain_lines(u64::MAX, |line| {
+                if in_header {
+                    hasher.update(line);
+                    hasher.update(b"\n");
+                }
+                Ok(())
+            })?;
             if lines > 0 {
                 b.size += raw + lines;
                 b.blank = None;
