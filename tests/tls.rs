@@ -252,3 +252,42 @@ fn apop_is_refused_without_tls_under_the_default_policy() {
     c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
     assert!(c.cmd(&format!("APOP carol {digest}")).starts_with("+OK maildrop"), "the greeting's challenge still holds");
 }
+
+/// RSA (PKCS#1 file), ECDSA (SEC1 file) and Ed25519 (PKCS#8 file) keys, each
+/// with a self-signed certificate made by openssl: pop3d loads them and
+/// completes a handshake with each key type.
+#[test]
+fn rsa_ecdsa_and_ed25519_keys_in_pkcs1_sec1_and_pkcs8_files() {
+    let spool = Spool::new();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(&spool.dir).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&["genrsa", "-traditional", "-out", "rsa.key", "2048"]);
+    openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ec.key"]);
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", "ed.key"]);
+    for (key, header, peer_type) in [
+        ("rsa.key", "BEGIN RSA PRIVATE KEY", "RSA"),
+        ("ec.key", "BEGIN EC PRIVATE KEY", "ECDSA"),
+        ("ed.key", "BEGIN PRIVATE KEY", "Ed25519"),
+    ] {
+        let cert = format!("{key}.pem");
+        openssl(&["req", "-x509", "-key", key, "-subj", "/CN=localhost", "-days", "2", "-out", &cert]);
+        assert!(std::fs::read_to_string(spool.dir.join(key)).unwrap().contains(header));
+        spool.give_to_server();
+        let lines = [
+            format!("tls_cert = {}", spool.dir.join(&cert).display()),
+            format!("tls_key = {}", spool.dir.join(key).display()),
+        ];
+        let d = Daemon::start_on(&spool, &refs(&lines), &["127.0.0.1:0 tls"]);
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &d.addr.to_string(), "-alpn", "pop3"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        // "RSA-PSS", "ECDSA", "ed25519" as OpenSSL prints them.
+        assert!(text.contains(&format!("peer signature type: {}", peer_type.to_lowercase())), "{key}: {text}");
+        assert!(text.contains("alpn protocol: pop3"), "{key}: {text}");
+    }
+}
