@@ -553,10 +553,6 @@ impl<T: Transport> Session<'_, T> {
                 match cmd {
                     Command::List(_) => write!(out, "+OK {n} {size}\r\n")?,
                     Command::Uidl(_) => write!(out, "+OK {n} {}\r\n", msg.uid)?,
-                    Command::Dele(_) => {
-                        drop.delete(n);
-                        write!(out, "+OK message {n} deleted\r\n")?;
-                    }
                     Command::Retr(_) | Command::Top { .. } => {
                         if !drop.still_indexed(n)? {
                             log::warn!("mailbox changed by another program during the session");
@@ -580,7 +576,11 @@ impl<T: Transport> Session<'_, T> {
                             self.stats.retrieved_bytes += size;
                         }
                     }
-                    _ => unreachable!("outer match admits only message commands"),
+                    // DELE, the one command of this arm left.
+                    _ => {
+                        drop.delete(n);
+                        write!(out, "+OK message {n} deleted\r\n")?;
+                    }
                 }
             }
             Command::Rset => {
