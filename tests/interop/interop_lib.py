@@ -578,6 +578,40 @@ def strip_first_header(msg, name):
     return b"".join(lines[:i]), b"".join(lines[i:])
 
 
+def assert_delivered(got, msgs, who, added_header=None):
+    """Each message a client delivered (through an MDA, so with LF line ends) is the mbox message byte for
+    byte, after removing the one header the client adds first (`added_header`, e.g. fetchmail's Received)."""
+    assert len(got) == len(msgs), "%s delivered %d messages, expected %d" % (who, len(got), len(msgs))
+    for i, (g, m) in enumerate(zip(got, msgs), 1):
+        if added_header is not None:
+            _, g = strip_first_header(g, added_header)
+        assert g == to_lf(to_wire(m)), "message %d delivered by %s differs" % (i, who)
+
+
+def mpop_rc(env, port, keep, delivery, tls="tls off\n", host="127.0.0.1"):
+    """A private mpop configuration for alice on `port`; `tls` holds its TLS lines."""
+    path = os.path.join(env.cli, "mpoprc")
+    with open(path, "w") as f:
+        f.write("defaults\n" + tls +
+                "auth user\n"
+                "received_header off\n"
+                "timeout 10\n"
+                "uidls_file %s\n"
+                "\n"
+                "account default\n"
+                "host %s\n"
+                "port %d\n"
+                "user alice\n"
+                "password %s\n"
+                "delivery %s\n"
+                "keep %s\n"
+                "only_new on\n"
+                % (os.path.join(env.cli, "mpop_uidls"), host, port, PASSWORDS["alice"], delivery,
+                   "on" if keep else "off"))
+    os.chmod(path, 0o600)
+    return path
+
+
 def mda_cmd(outdir):
     return "%s %s %s" % (sys.executable, DELIVER, outdir)
 

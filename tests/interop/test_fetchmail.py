@@ -31,14 +31,6 @@ def fetchmail(env, port, keep, outdir):
     return r
 
 
-def check_delivered(got, expected_msgs):
-    assert len(got) == len(expected_msgs), "fetchmail delivered %d messages, expected %d" % (len(got), len(expected_msgs))
-    for i, (g, m) in enumerate(zip(got, expected_msgs), 1):
-        # fetchmail prepends exactly one Received: header and (with an MDA) strips CRs
-        _, rest = lib.strip_first_header(g, b"Received")
-        assert rest == lib.to_lf(lib.to_wire(m)), "message %d delivered by fetchmail differs" % i
-
-
 def test_fetchmail_keep_uidl_then_delete(env):
     messages = lib.tricky_messages(huge=False)
     # every tricky message except the one lacking a final newline, which is delivered later (it must be last)
@@ -50,7 +42,7 @@ def test_fetchmail_keep_uidl_then_delete(env):
     out1 = os.path.join(env.cli, "run1")
     r = fetchmail(env, server.port, True, out1)
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-3000:]
-    check_delivered(lib.delivered(out1), first)
+    lib.assert_delivered(lib.delivered(out1), first, "fetchmail", added_header=b"Received")
     lib.assert_mbox(env.read_mbox("alice"), mbox1)
 
     # second run: nothing new (fetchmail exit code 1 = no mail)
@@ -69,14 +61,14 @@ def test_fetchmail_keep_uidl_then_delete(env):
     out3 = os.path.join(env.cli, "run3")
     r = fetchmail(env, server.port, True, out3)
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-3000:]
-    check_delivered(lib.delivered(out3), [new])
+    lib.assert_delivered(lib.delivered(out3), [new], "fetchmail", added_header=b"Received")
     lib.assert_mbox(env.read_mbox("alice"), mbox3)
 
     # fetch-and-delete pass: everything is retrieved once more, then the mbox is empty
     out4 = os.path.join(env.cli, "run4")
     r = fetchmail(env, server.port, False, out4)
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-3000:]
-    check_delivered(lib.delivered(out4), all_msgs)
+    lib.assert_delivered(lib.delivered(out4), all_msgs, "fetchmail", added_header=b"Received")
     assert not env.read_mbox("alice"), "mbox not empty after fetchmail's delete pass"
 
     out5 = os.path.join(env.cli, "run5")

@@ -2,43 +2,12 @@
 import os
 
 import interop_lib as lib
-from interop_lib import PASSWORDS
-
-
-def mpoprc(env, port, keep, delivery, name="mpoprc"):
-    path = os.path.join(env.cli, name)
-    with open(path, "w") as f:
-        f.write("defaults\n"
-                "tls off\n"
-                "auth user\n"
-                "received_header off\n"
-                "timeout 10\n"
-                "uidls_file %s\n"
-                "\n"
-                "account default\n"
-                "host 127.0.0.1\n"
-                "port %d\n"
-                "user alice\n"
-                "password %s\n"
-                "delivery %s\n"
-                "keep %s\n"
-                "only_new on\n"
-                % (os.path.join(env.cli, "mpop_uidls"), port, PASSWORDS["alice"], delivery,
-                   "on" if keep else "off"))
-    os.chmod(path, 0o600)
-    return path
 
 
 def mpop(env, port, keep, delivery):
-    rc = mpoprc(env, port, keep, delivery)
+    rc = lib.mpop_rc(env, port, keep, delivery)
     return lib.run_client([lib.need_tool("mpop"), "-C", rc, "--half-quiet"],
                           env={"HOME": env.cli, "TMPDIR": env.cli})
-
-
-def check(got, msgs, who):
-    assert len(got) == len(msgs), "%s delivered %d messages, expected %d" % (who, len(got), len(msgs))
-    for i, (g, m) in enumerate(zip(got, msgs), 1):
-        assert g == lib.to_lf(lib.to_wire(m)), "message %d delivered by %s differs" % (i, who)
 
 
 def test_mpop_mda_keep_then_delete(env):
@@ -52,7 +21,7 @@ def test_mpop_mda_keep_then_delete(env):
     os.mkdir(out1)
     r = mpop(env, server.port, True, "mda \"%s\"" % lib.mda_cmd(out1))
     assert r.returncode == 0, (r.returncode, r.stderr.decode(errors="replace"))
-    check(lib.delivered(out1), first, "mpop")
+    lib.assert_delivered(lib.delivered(out1), first, "mpop")
     lib.assert_mbox(env.read_mbox("alice"), mbox1)
 
     out2 = os.path.join(env.cli, "run2")
@@ -68,7 +37,7 @@ def test_mpop_mda_keep_then_delete(env):
     os.mkdir(out3)
     r = mpop(env, server.port, True, "mda \"%s\"" % lib.mda_cmd(out3))
     assert r.returncode == 0, (r.returncode, r.stderr.decode(errors="replace"))
-    check(lib.delivered(out3), [new], "mpop")
+    lib.assert_delivered(lib.delivered(out3), [new], "mpop")
     lib.assert_mbox(env.read_mbox("alice"), mbox3)
 
     # delete mode with only_new: only the newest message (no final newline) is fetched; mpop then deletes
@@ -79,7 +48,7 @@ def test_mpop_mda_keep_then_delete(env):
     os.mkdir(out4)
     r = mpop(env, server.port, False, "mda \"%s\"" % lib.mda_cmd(out4))
     assert r.returncode == 0, (r.returncode, r.stderr.decode(errors="replace"))
-    check(lib.delivered(out4), [new2], "mpop (delete mode)")
+    lib.assert_delivered(lib.delivered(out4), [new2], "mpop (delete mode)")
     assert not env.read_mbox("alice"), "server mbox not empty after mpop's delete pass"
 
 
@@ -88,7 +57,7 @@ def test_mpop_mbox_delivery_delete_all(env):
     env.write_mbox("alice", lib.build_mbox(messages))
     server = env.start()
     target = os.path.join(env.cli, "local.mbox")
-    rc = mpoprc(env, server.port, False, "mbox %s" % target)
+    rc = lib.mpop_rc(env, server.port, False, "mbox %s" % target)
     r = lib.run_client([lib.need_tool("mpop"), "-C", rc, "--half-quiet", "--only-new=off"],
                        env={"HOME": env.cli, "TMPDIR": env.cli})
     assert r.returncode == 0, (r.returncode, r.stderr.decode(errors="replace"))

@@ -5,40 +5,13 @@ import os
 import pytest
 
 import interop_lib as lib
-from interop_lib import PASSWORDS
 
 
 def mpop(env, cafile, port, starttls, keep, outdir, host="127.0.0.1"):
     os.makedirs(outdir, exist_ok=True)
-    rc = os.path.join(env.cli, "mpoprc")
-    with open(rc, "w") as f:
-        f.write("defaults\n"
-                "tls on\n"
-                "tls_starttls %s\n"
-                "tls_trust_file %s\n"
-                "auth user\n"
-                "received_header off\n"
-                "timeout 10\n"
-                "uidls_file %s\n"
-                "\n"
-                "account default\n"
-                "host %s\n"
-                "port %d\n"
-                "user alice\n"
-                "password %s\n"
-                "delivery mda \"%s\"\n"
-                "keep %s\n"
-                "only_new on\n"
-                % ("on" if starttls else "off", cafile, os.path.join(env.cli, "mpop_uidls"), host, port,
-                   PASSWORDS["alice"], lib.mda_cmd(outdir), "on" if keep else "off"))
-    os.chmod(rc, 0o600)
+    tls = "tls on\ntls_starttls %s\ntls_trust_file %s\n" % ("on" if starttls else "off", cafile)
+    rc = lib.mpop_rc(env, port, keep, "mda \"%s\"" % lib.mda_cmd(outdir), tls=tls, host=host)
     return lib.run_client([lib.need_tool("mpop"), "-C", rc, "--debug"], env={"HOME": env.cli, "TMPDIR": env.cli})
-
-
-def check(got, msgs):
-    assert len(got) == len(msgs), "mpop delivered %d messages, expected %d" % (len(got), len(msgs))
-    for i, (g, m) in enumerate(zip(got, msgs), 1):
-        assert g == lib.to_lf(lib.to_wire(m)), "message %d delivered by mpop over TLS differs" % i
 
 
 def ok(r):
@@ -64,7 +37,7 @@ def test_mpop_tls_keep_then_delete(env, pki, starttls):
     else:
         assert "--> STLS" not in dbg, dbg[-3000:]
     assert "--> PASS" in dbg  # mpop logs the command; it went inside TLS (the server refuses it otherwise)
-    check(lib.delivered(out1), first)
+    lib.assert_delivered(lib.delivered(out1), first, "mpop over TLS")
     lib.assert_mbox(env.read_mbox("alice"), mbox1)
 
     # keep + only_new: nothing again
@@ -78,7 +51,7 @@ def test_mpop_tls_keep_then_delete(env, pki, starttls):
     env.append_mbox("alice", lib.mbox_entry(messages[-1]))
     out3 = os.path.join(env.cli, "run3")
     ok(mpop(env, pki.ca, port, starttls, False, out3))
-    check(lib.delivered(out3), [messages[-1]])
+    lib.assert_delivered(lib.delivered(out3), [messages[-1]], "mpop over TLS")
     assert not env.read_mbox("alice"), "server mbox not empty after mpop's delete pass over TLS"
 
 
