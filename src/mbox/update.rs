@@ -27,12 +27,11 @@ use md5::{Digest, Md5};
 use super::index::Index;
 use crate::limits::MBOX_BLOCK;
 
-const MAGIC: &str = "POP3D-JOURNAL-1";
+const MAGIC: &str = "POP3D-JOURNAL-2";
 
 /// What a journal says about the rewrite it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Header {
-    dev: u64,
     ino: u64,
     first: u64,
     old_len: u64,
@@ -43,7 +42,7 @@ struct Header {
 impl Header {
     fn line(&self) -> String {
         let hex: String = self.tail_md5.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{MAGIC} {} {} {} {} {} {hex}\n", self.dev, self.ino, self.first, self.old_len, self.new_len)
+        format!("{MAGIC} {} {} {} {} {hex}\n", self.ino, self.first, self.old_len, self.new_len)
     }
 
     fn parse(line: &str) -> Option<Header> {
@@ -52,7 +51,7 @@ impl Header {
             return None;
         }
         let mut num = || f.next()?.parse::<u64>().ok();
-        let (dev, ino, first, old_len, new_len) = (num()?, num()?, num()?, num()?, num()?);
+        let (ino, first, old_len, new_len) = (num()?, num()?, num()?, num()?);
         let hex = f.next()?;
         let mut tail_md5 = [0u8; 16];
         if hex.len() != 32 {
@@ -61,7 +60,7 @@ impl Header {
         for (i, b) in tail_md5.iter_mut().enumerate() {
             *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
         }
-        Some(Header { dev, ino, first, old_len, new_len, tail_md5 })
+        Some(Header { ino, first, old_len, new_len, tail_md5 })
     }
 }
 
@@ -89,14 +88,7 @@ pub fn remove_messages(file: &File, index: &Index, keep: &[bool], journal: &Path
     // At least one message (its `From ` line) goes: the file shrinks, which
     // the journal's recovery rule relies on.
     let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
-    let header = Header {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        first,
-        old_len,
-        new_len,
-        tail_md5: md5_range(file, new_len, old_len)?,
-    };
+    let header = Header { ino: meta.ino(), first, old_len, new_len, tail_md5: md5_range(file, new_len, old_len)? };
     write_journal(journal, &header, &pieces)?;
     if let Err(e) = apply(file, journal, &header) {
         // The journal is complete: finishing it now, still under the locks,
@@ -312,7 +304,6 @@ mod tests {
                     let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
                     let meta = file.metadata().unwrap();
                     let header = Header {
-                        dev: meta.dev(),
                         ino: meta.ino(),
                         first,
                         old_len: meta.len(),
@@ -340,7 +331,7 @@ mod tests {
 
     #[test]
     fn header_round_trip() {
-        let h = Header { dev: 1, ino: 2, first: 3, old_len: 40, new_len: 5, tail_md5: [7; 16] };
+        let h = Header { ino: 2, first: 3, old_len: 40, new_len: 5, tail_md5: [7; 16] };
         assert_eq!(Header::parse(&h.line()), Some(h));
         assert_eq!(Header::parse("garbage"), None);
     }
