@@ -283,8 +283,8 @@ impl Config {
         }
         let text = std::fs::read_to_string(&self.users_file)
             .map_err(|e| format!("users_file {}: {e}", self.users_file.display()))?;
-        crate::users::parse(&text).map_err(|e| format!("users_file {}: {e}", self.users_file.display()))?;
-        Ok(())
+        let users = crate::users::parse(&text).map_err(|e| format!("users_file {}: {e}", self.users_file.display()))?;
+        crate::users::check_schemes(&users).map_err(|e| format!("users_file {}: {e}", self.users_file.display()))
     }
 
     /// The mbox path of a (validated) user name.

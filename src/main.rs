@@ -140,7 +140,9 @@ fn run(options: Options) -> Result<(), u8> {
         report_early(&options, &e);
         return Err(1);
     }
-    std::panic::set_hook(Box::new(|info| log::error!("internal error (session ended): {info}")));
+    // Built with panic = "abort" (`make release`) a panic ends the process.
+    let ends = if cfg!(panic = "abort") { "pop3d stops" } else { "session ended" };
+    std::panic::set_hook(Box::new(move |info| log::error!("internal error ({ends}): {info}")));
     if options.inetd {
         return serve_inetd(&config, options.inetd_tls).map_err(|e| {
             log::error!("{e}");

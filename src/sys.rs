@@ -219,3 +219,40 @@ pub fn catch_sighup() {
         libc::signal(libc::SIGHUP, on_sighup as *const () as libc::sighandler_t);
     }
 }
+
+#[link(name = "crypt")]
+extern "C" {
+    // glibc/libxcrypt and musl both provide crypt_r; musl keeps it in libc
+    // and ships an empty libcrypt.a, so linking "crypt" works on both.
+    fn crypt_r(phrase: *const libc::c_char, setting: *const libc::c_char, data: *mut libc::c_void)
+        -> *mut libc::c_char;
+}
+
+/// The size of the zeroed `struct crypt_data` area handed to crypt_r: larger
+/// than libxcrypt's (32 KiB) and musl's (260 bytes) structures.
+const CRYPT_DATA_SIZE: usize = 64 * 1024;
+
+/// The system's crypt(3): `password` hashed with the salt and parameters of
+/// `setting`. None when the password holds a NUL byte or crypt rejects the
+/// setting (libxcrypt answers such calls with a string starting with `*`).
+pub fn crypt(setting: &str, password: &[u8]) -> Option<String> {
+    let phrase = CString::new(password).ok()?;
+    let setting = CString::new(setting).ok()?;
+    // u64 elements: aligned for any field of either libc's struct; all zero,
+    // which is the "initialized = 0" both ask for.
+    let mut data = vec![0u64; CRYPT_DATA_SIZE / 8];
+    // SAFETY: both strings are NUL-terminated; `data` is a zeroed area larger
+    // than struct crypt_data; the result points into `data` (or is NULL) and
+    // is copied out before `data` is dropped.
+    let out = unsafe {
+        let p = crypt_r(phrase.as_ptr(), setting.as_ptr(), data.as_mut_ptr().cast());
+        if p.is_null() {
+            return None;
+        }
+        std::ffi::CStr::from_ptr(p).to_str().ok()?.to_string()
+    };
+    // Wipe the intermediate state the hash left behind.
+    data.iter_mut().for_each(|w| *w = 0);
+    std::hint::black_box(&data);
+    (!out.starts_with('*')).then_some(out)
+}

@@ -89,6 +89,26 @@ fn parse_secret(hash: &str) -> Option<Secret> {
     (value.starts_with(crypt_prefix) && value.len() > 4).then(|| Secret::Crypt(value.to_string()))
 }
 
+/// Checks that the system's crypt(3) computes every scheme the file uses
+/// (one hash per scheme): a libxcrypt built without MD5-CRYPT, say, would
+/// otherwise refuse those users at every login.
+pub fn check_schemes(users: &[(String, Secret)]) -> Result<(), String> {
+    for (prefix, name) in [("$6$", "SHA512-CRYPT"), ("$5$", "SHA256-CRYPT"), ("$1$", "MD5-CRYPT")] {
+        let used = users.iter().find_map(|(user, s)| match s {
+            Secret::Crypt(h) if h.starts_with(prefix) => Some((user, h)),
+            _ => None,
+        });
+        if let Some((user, hash)) = used {
+            if crypt(hash, b"").is_none() {
+                return Err(format!(
+                    "user {user}: this system's crypt(3) does not support {name} or the hash is malformed"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads the users file and returns `name`'s secret, if any.
 pub fn lookup(path: &Path, name: &str) -> io::Result<Option<Secret>> {
     let text = fs::read_to_string(path)?;
@@ -116,21 +136,10 @@ pub fn check_password(secret: Option<&Secret>, password: &[u8]) -> bool {
     }
 }
 
-/// crypt(3) of `password` with the salt and parameters of `setting`.
-/// SHA256-CRYPT and MD5-CRYPT are verified, never created: pwhash marks
-/// them deprecated for new passwords, which is not our use.
-#[allow(deprecated)]
+/// crypt(3) of `password` with the salt and parameters of `setting`, by
+/// the system's crypt (libxcrypt or musl), for the three schemes we accept.
 fn crypt(setting: &str, password: &[u8]) -> Option<String> {
-    let r = if setting.starts_with("$6$") {
-        pwhash::sha512_crypt::hash_with(setting, password)
-    } else if setting.starts_with("$5$") {
-        pwhash::sha256_crypt::hash_with(setting, password)
-    } else if setting.starts_with("$1$") {
-        pwhash::md5_crypt::hash_with(setting, password)
-    } else {
-        return None;
-    };
-    r.ok()
+    ["$6$", "$5$", "$1$"].iter().any(|p| setting.starts_with(p)).then(|| crate::sys::crypt(setting, password))?
 }
 
 /// APOP (RFC 1939 section 7): `digest` must be the hex MD5 of the greeting's
@@ -202,6 +211,23 @@ mod tests {
         assert!(parse("a:{PLAIN}\n").is_err(), "an empty secret");
         assert!(parse("a:nohash\n").is_err());
         assert!(parse("../x:$1$a$b\n").is_err());
+    }
+
+    #[test]
+    fn the_system_crypt_computes_every_scheme() {
+        assert_eq!(check_schemes(&parse(USERS).unwrap()), Ok(()));
+        // glibc/libxcrypt's own test vectors for sha512crypt and md5crypt.
+        assert_eq!(
+            crypt("$6$saltstring", b"Hello world!").as_deref(),
+            Some(
+                "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
+            )
+        );
+        assert_eq!(crypt("$1$saltstri$", b"Hello world!").as_deref(), Some("$1$saltstri$YMyguxXMBpd2TEZ.vS/3q1"));
+        assert_eq!(crypt("$6$x$", b"pass\0word"), None, "a NUL in the password");
+        assert_eq!(crypt("$7$x$", b"secret"), None, "a scheme we do not accept");
+        let broken = parse("a:$6$rounds=many$salt$hash\n").unwrap();
+        assert!(check_schemes(&broken).unwrap_err().contains("user a:"), "a setting crypt refuses");
     }
 
     #[test]
