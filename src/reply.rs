@@ -45,6 +45,37 @@ impl<W: Write> ReplyWriter<W> {
     }
 }
 
+/// Where RETR and TOP write a message: a `Write` that also lends its
+/// buffer, so the LF to CRLF copy appends to it directly instead of going
+/// through two `write` calls per line.
+pub trait MessageSink: Write {
+    /// A buffer with room to append `room` octets without growing.
+    fn append_room(&mut self, room: usize) -> io::Result<&mut Vec<u8>>;
+}
+
+impl MessageSink for Vec<u8> {
+    fn append_room(&mut self, room: usize) -> io::Result<&mut Vec<u8>> {
+        self.reserve(room);
+        Ok(self)
+    }
+}
+
+impl<W: Write> MessageSink for ReplyWriter<W> {
+    /// Writes out what is buffered first if `room` more would pass
+    /// `WRITE_BUFFER`; the buffer is taken at its full size at once, so a
+    /// message never makes it grow (and copy) step by step.
+    fn append_room(&mut self, room: usize) -> io::Result<&mut Vec<u8>> {
+        if self.buf.len() + room > WRITE_BUFFER {
+            self.write_buffered()?;
+        }
+        let want = room.max(WRITE_BUFFER);
+        if self.buf.capacity() < want {
+            self.buf.reserve_exact(want - self.buf.len());
+        }
+        Ok(&mut self.buf)
+    }
+}
+
 impl<W: Write> Write for ReplyWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.buf.len() + data.len() > WRITE_BUFFER {
@@ -100,5 +131,20 @@ mod tests {
         assert!(w.buf.capacity() > IDLE_WRITE_BUFFER);
         w.release();
         assert_eq!(w.buf.capacity(), 0);
+    }
+
+    #[test]
+    fn append_room_writes_out_first_when_the_buffer_would_pass_its_size() {
+        let mut w = ReplyWriter::new(Sink::default());
+        w.write_all(b"+OK 3 octets\r\n").unwrap();
+        w.append_room(100).unwrap().extend_from_slice(b"abc");
+        assert!(w.get_ref().0.is_empty(), "nothing written while it fits");
+        assert_eq!(w.buf.capacity(), WRITE_BUFFER, "taken at full size at once");
+        let room = WRITE_BUFFER - 5;
+        let buf = w.append_room(room).unwrap();
+        assert!(buf.is_empty() && buf.capacity() >= room);
+        assert_eq!(w.get_ref().1, b"+OK 3 octets\r\nabc");
+        w.flush().unwrap();
+        assert_eq!(w.buf.capacity(), WRITE_BUFFER, "kept until the session waits");
     }
 }

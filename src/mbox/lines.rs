@@ -171,6 +171,11 @@ impl<R: Read> Segments<R> {
         Ok(self.end > before)
     }
 
+    /// Octets read and not yet consumed: the most `take_plain_lines` can consume.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
     /// Consumes the run of "plain" lines at the front of the buffer, at
     /// most `max_lines`: whole lines at an mbox line start that end in a bare
     /// LF, contain no CR and start with none of `F` (a separator), `>`

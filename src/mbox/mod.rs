@@ -225,7 +225,7 @@ impl Maildrop {
 
     /// Sends message `n` byte-stuffed (without the final `.` line).
     /// Returns the octets sent, or None if there is no such message.
-    pub fn send<W: Write>(&self, n: u32, part: Part, out: &mut W) -> Option<io::Result<u64>> {
+    pub fn send<W: crate::reply::MessageSink>(&self, n: u32, part: Part, out: &mut W) -> Option<io::Result<u64>> {
         let msg = self.get(n)?;
         let file = self.file.as_ref()?;
         Some(stream::send(file, msg, self.settings.format, part, out))
