@@ -54,9 +54,12 @@ pub struct MboxLock<'a> {
 }
 
 impl<'a> MboxLock<'a> {
-    /// Takes every lock in `methods`, in order, waiting up to `timeout` for
-    /// each. `exclusive` selects a write lock (fcntl/flock need a file open
-    /// for writing then).
+    /// Takes every lock in `methods`, in order, trying until `timeout`
+    /// passes. `exclusive` selects a write lock (fcntl/flock need a file
+    /// open for writing then). When one is busy, every lock already taken is
+    /// given back before the next attempt: a delivery agent that takes the
+    /// same locks in another order (procmail: dotlock first) never waits on
+    /// us while we wait on it.
     pub fn acquire(
         path: &Path,
         file: &'a File,
@@ -64,21 +67,40 @@ impl<'a> MboxLock<'a> {
         exclusive: bool,
         timeout: Duration,
     ) -> Result<MboxLock<'a>, LockError> {
-        let mut lock = MboxLock { file, dotlock: None, held: Vec::new() };
         let deadline = Instant::now() + timeout;
-        for &method in methods {
-            match method {
-                LockMethod::Fcntl => retry(method, deadline, || fcntl_lock(file, exclusive))?,
-                LockMethod::Flock => retry(method, deadline, || flock(file, exclusive))?,
-                LockMethod::Dotlock => {
-                    let dot = dotlock_path(path);
-                    retry(method, deadline, || dotlock(&dot))?;
-                    lock.dotlock = Some(dot);
+        loop {
+            let mut lock = MboxLock { file, dotlock: None, held: Vec::new() };
+            let mut busy = None;
+            for &method in methods {
+                let taken = match method {
+                    LockMethod::Fcntl => fcntl_lock(file, exclusive),
+                    LockMethod::Flock => flock(file, exclusive),
+                    LockMethod::Dotlock => {
+                        let dot = dotlock_path(path);
+                        let taken = dotlock(&dot);
+                        if matches!(taken, Ok(true)) {
+                            lock.dotlock = Some(dot);
+                        }
+                        taken
+                    }
+                };
+                match taken {
+                    Ok(true) => lock.held.push(method),
+                    Ok(false) => {
+                        busy = Some(method);
+                        break;
+                    }
+                    Err(e) => return Err(LockError::Io(method, e)),
                 }
             }
-            lock.held.push(method);
+            let Some(method) = busy else { return Ok(lock) };
+            // Give back what we hold (dropping `lock`), then wait.
+            drop(lock);
+            if Instant::now() >= deadline {
+                return Err(LockError::Busy(method));
+            }
+            std::thread::sleep(LOCK_RETRY);
         }
-        Ok(lock)
     }
 }
 
@@ -99,22 +121,6 @@ impl Drop for MboxLock<'_> {
                     }
                 }
             }
-        }
-    }
-}
-
-/// Calls `attempt` until it takes the lock (Ok(true)) or `deadline` passes.
-fn retry(
-    method: LockMethod,
-    deadline: Instant,
-    mut attempt: impl FnMut() -> io::Result<bool>,
-) -> Result<(), LockError> {
-    loop {
-        match attempt() {
-            Ok(true) => return Ok(()),
-            Ok(false) if Instant::now() < deadline => std::thread::sleep(LOCK_RETRY),
-            Ok(false) => return Err(LockError::Busy(method)),
-            Err(e) => return Err(LockError::Io(method, e)),
         }
     }
 }
@@ -200,6 +206,29 @@ mod tests {
         assert!(matches!(second, Err(LockError::Busy(LockMethod::Dotlock))));
         drop(held);
         assert!(!dir.join("u.lock").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_busy_lock_gives_back_the_ones_taken_before_it() {
+        let dir = std::env::temp_dir().join(format!("pop3d-order-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mbox = dir.join("u");
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&mbox).unwrap();
+        // Another holder has the dotlock (as procmail takes it first).
+        fs::write(dir.join("u.lock"), b"1\n").unwrap();
+        let methods = [LockMethod::Flock, LockMethod::Dotlock];
+        let busy = MboxLock::acquire(&mbox, &file, &methods, true, Duration::from_millis(120));
+        assert!(matches!(busy, Err(LockError::Busy(LockMethod::Dotlock))));
+        // The flock taken before the busy dotlock was given back: another
+        // open file description can take it at once.
+        let other = File::open(&mbox).unwrap();
+        assert!(flock(&other, true).unwrap(), "flock still held after a failed acquire");
+        drop(other);
+        fs::remove_file(dir.join("u.lock")).unwrap();
+        let held = MboxLock::acquire(&mbox, &file, &methods, true, Duration::ZERO).unwrap();
+        assert_eq!(held.held, methods);
+        drop(held);
         fs::remove_dir_all(&dir).unwrap();
     }
 }
