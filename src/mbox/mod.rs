@@ -86,6 +86,7 @@ fn head_matches(file: &File, msg: &Message) -> io::Result<bool> {
 }
 
 /// Files pop3d keeps per maildrop in `state_dir`.
+#[derive(Clone)]
 pub struct StatePaths {
     /// The UPDATE journal (see `update`).
     pub journal: PathBuf,
@@ -241,7 +242,7 @@ impl Maildrop {
     }
 
     /// UPDATE: removes the marked messages. Returns how many were removed.
-    pub fn commit(self) -> Result<usize, MaildropError> {
+    pub fn commit(mut self) -> Result<usize, MaildropError> {
         let (marked, _) = self.marked();
         let Some(scanned) = &self.file else {
             return Ok(0);
@@ -265,10 +266,17 @@ impl Maildrop {
                 return Err(MaildropError::Changed);
             }
         }
+        // Mail delivered since the scan starts with its `From ` line, or, from
+        // an agent that writes the blank separator before each new message
+        // rather than after it (dma), with `\nFrom `: that LF then ends the
+        // last indexed message's block, and goes with it if it is deleted.
         if now.len() > self.index.scanned_end {
-            let mut from = [0u8; 5];
-            file.read_exact_at(&mut from, self.index.scanned_end)?;
-            if &from != b"From " {
+            let mut head = [0u8; 6];
+            let n = (now.len() - self.index.scanned_end).min(6) as usize;
+            file.read_exact_at(&mut head[..n], self.index.scanned_end)?;
+            if head[..n].starts_with(b"\nFrom ") {
+                self.index.scanned_end += 1;
+            } else if !head[..n].starts_with(b"From ") {
                 return Err(MaildropError::Changed);
             }
         }
@@ -349,6 +357,44 @@ mod tests {
             max_messages: 1000,
             max_size: u64::MAX,
         }
+    }
+
+    /// dma appends `\nFrom ...` (the separator before the new message) to a
+    /// mailbox whose last message has no blank line after it. UPDATE must
+    /// take that as new mail and leave a well-formed mbox, whichever
+    /// messages it removes.
+    #[test]
+    fn mail_appended_with_its_separator_first_survives_update() {
+        let dir = std::env::temp_dir().join(format!("pop3d-sepfirst-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mbox");
+        let old: &[u8] = b"From a\nSubject: 1\n\none\n\nFrom b\nSubject: 2\n\ntwo\n";
+        let new: &[u8] = b"\nFrom c\nSubject: 3\n\nthree\n";
+        for (delete, left) in [
+            (&[1][..], &b"From b\nSubject: 2\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n"[..]),
+            (&[2][..], &b"From a\nSubject: 1\n\none\n\nFrom c\nSubject: 3\n\nthree\n"[..]),
+            (&[1, 2][..], &b"From c\nSubject: 3\n\nthree\n"[..]),
+        ] {
+            std::fs::write(&path, old).unwrap();
+            let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
+            let mut drop = Maildrop::open(path.clone(), state.clone(), &settings()).unwrap();
+            OpenOptions::new().append(true).open(&path).unwrap().write_all(new).unwrap();
+            for &n in delete {
+                assert!(drop.delete(n));
+            }
+            assert_eq!(drop.commit().unwrap(), delete.len());
+            assert_eq!(std::fs::read(&path).unwrap(), left, "deleting {delete:?}");
+            let again = Maildrop::open(path.clone(), state, &settings()).unwrap();
+            assert_eq!(again.stat().0, 3 - delete.len());
+        }
+        // Anything else after the indexed part is not new mail.
+        std::fs::write(&path, old).unwrap();
+        let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
+        let mut drop = Maildrop::open(path.clone(), state, &settings()).unwrap();
+        OpenOptions::new().append(true).open(&path).unwrap().write_all(b"\nStatus: RO\n").unwrap();
+        assert!(drop.delete(1));
+        assert!(matches!(drop.commit(), Err(MaildropError::Changed)));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A mail reader rewriting the mbox in place (same inode) between login
