@@ -2,9 +2,9 @@
 # Installs the real POP3 clients and tools used by tests/interop on Debian (run as root; idempotent, quiet).
 set -euo pipefail
 
-# curl/fetchmail/mpop/getmail6: real clients; ucspi-tcp: tcpserver for inetd mode; openssl: password hashes,
-# the test PKI of the TLS tests and s_client.
-PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail openssl python3 ca-certificates"
+# curl/fetchmail/mpop/getmail6: real clients; procmail, dma: real delivery agents; ucspi-tcp: tcpserver for
+# inetd mode; openssl: password hashes, the test PKI of the TLS tests and s_client.
+PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail dma openssl python3 ca-certificates"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

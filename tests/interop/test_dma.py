@@ -1,0 +1,132 @@
+# Interop with dma (DragonFly Mail Agent), which locks /var/mail/USER with flock only: its deliveries race with
+# pop3d sessions that delete and rewrite the same mbox, and no message may be lost, duplicated or damaged.
+import grp
+import os
+import pwd
+import subprocess
+import threading
+
+import pytest
+
+import interop_lib as lib
+
+USER = "p3ddma"          # a system account made for the test: dma delivers only to local accounts
+PASSWORD = "Dma-pw.7"
+SPOOL = "/var/mail"      # dma's spool directory is compiled in
+BODY_LINES = 4000        # about 120 KB per message, so every rewrite at QUIT takes a while
+
+
+def body(n):
+    return b"".join(b"line %d of delivery %d, padded to a typical width\n" % (k, n) for k in range(BODY_LINES))
+
+
+def message(n):
+    return (b"From: sender%d@example.org\nTo: %s@localhost\nSubject: dma %d\n\n" % (n, USER.encode(), n)
+            + body(n) + b"From the middle of a line start\n.dot line\n")
+
+
+@pytest.fixture
+def dma_user(monkeypatch):
+    """The system account and its mailbox, made as an integrator shipping dma would: dma-mbox-create makes
+    a missing mailbox 0620 (unreadable by group mail, which pop3d runs as), so it is made 0660 first."""
+    if os.geteuid() != 0:
+        pytest.skip("dma delivers to system accounts in /var/mail: needs root")
+    lib.need_tool("dma")
+    made = False
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True)
+        made = True
+    mbox = os.path.join(SPOOL, USER)
+    for p in (mbox, mbox + ".lock"):
+        if os.path.exists(p):
+            os.unlink(p)
+    fd = os.open(mbox, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660)
+    os.fchown(fd, pwd.getpwnam(USER).pw_uid, grp.getgrnam("mail").gr_gid)
+    os.fchmod(fd, 0o660)
+    os.close(fd)
+    monkeypatch.setitem(lib.PASSWORDS, USER, PASSWORD)
+    yield mbox
+    for p in (mbox, mbox + ".lock"):
+        if os.path.exists(p):
+            os.unlink(p)
+    if made:
+        subprocess.run(["userdel", USER], check=False)
+
+
+def deliver(n):
+    # -D: deliver before returning (no background queue run); -i: a lone "." line is not the end.
+    r = subprocess.run(["dma", "-D", "-i", "-f", "sender@example.org", USER], input=message(n),
+                       capture_output=True, timeout=lib.CLIENT_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+
+
+def delivered_numbers(mbox):
+    with open(mbox, "rb") as f:
+        data = f.read()
+    out = []
+    for e in lib.parse_mbox(data, fmt="mboxo"):
+        msg = e["message"]
+        n = int([ln for ln in msg.split(b"\n") if ln.startswith(b"Subject: dma ")][0].split()[-1])
+        assert msg.endswith(b"\n\n" + body(n) + b"From the middle of a line start\n.dot line\n"), \
+            "delivery %d damaged" % n
+        out.append(n)
+    return out
+
+
+def start_as_mail(env):
+    """pop3d serving /var/mail as user `mail` (group mail writes there and reads 0660 mailboxes)."""
+    env.add_user_line("%s:{PLAIN}%s" % (USER, PASSWORD))
+    env.write_conf(user="mail", mailbox=os.path.join(SPOOL, "%u"), mbox_format="mboxo")
+    lib._chown_tree(env.srv, pwd.getpwnam("mail").pw_uid)
+    return env.start()
+
+
+def test_dma_delivery_is_served_byte_for_byte(env, dma_user):
+    deliver(0)
+    d = start_as_mail(env)
+    p = d.login(USER)
+    assert p.stat()[0] == 1
+    _, lines, _ = p.retr(1)
+    got = b"\r\n".join(lines) + b"\r\n"
+    # dma adds its Received/Date/Message-Id headers and quotes "From " (mboxo); RETR gives the rest as sent.
+    assert got.endswith(lib.to_wire(b"\n" + body(0) + b"From the middle of a line start\n.dot line\n"))
+    assert b"\r\nSubject: dma 0\r\n" in got
+    p.dele(1)
+    p.quit()
+    assert delivered_numbers(dma_user) == []
+
+
+def test_dma_deliveries_racing_with_updates_lose_nothing(env, dma_user):
+    """A bounded race: 30 dma deliveries in one thread while sessions keep deleting the first message and
+    quitting (each QUIT rewrites the whole mbox after it). Every delivery must end up either deleted by
+    exactly one session or still in the mbox, intact."""
+    deliver(0)
+    d = start_as_mail(env)
+    total = 30
+    errors = []
+
+    def deliverer():
+        try:
+            for n in range(1, total):
+                deliver(n)
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    t = threading.Thread(target=deliverer)
+    t.start()
+    deleted = []
+    for _ in range(20):
+        p = lib.login_retry_in_use(d, USER)
+        if p.stat()[0]:
+            _, lines, _ = p.retr(1)
+            subject = [ln for ln in lines if ln.startswith(b"Subject: dma ")][0]
+            p.dele(1)
+            deleted.append(int(subject.split()[-1]))
+        p.quit()
+    t.join(timeout=lib.CLIENT_TIMEOUT * 2)
+    assert not t.is_alive() and not errors, errors
+    left = delivered_numbers(dma_user)
+    assert sorted(left + deleted) == list(range(total)), (deleted, left)
+    assert len(set(deleted)) == len(deleted)
