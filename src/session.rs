@@ -342,9 +342,13 @@ impl<T: Transport> Session<'_, T> {
                 let offer = self.sasl_offer();
                 self.check_started = Instant::now();
                 let users_file = &self.config.users_file;
+                let mut unreadable = None;
                 let (exchange, outcome) =
-                    Exchange::start(&mechanism, initial, &offer, |name| scram_keys(users_file, name));
-                self.sasl_outcome(exchange, outcome)
+                    Exchange::start(&mechanism, initial, &offer, |name| scram_keys(users_file, name, &mut unreadable));
+                match unreadable {
+                    Some(e) => self.login(String::new(), Err(e)),
+                    None => self.sasl_outcome(exchange, outcome),
+                }
             }
             (State::Transaction { .. }, cmd) => self.transaction(cmd),
             (State::Authorization { .. }, _) => self.bad_command("command not valid before login"),
@@ -368,8 +372,12 @@ impl<T: Transport> Session<'_, T> {
         };
         self.check_started = Instant::now();
         let users_file = &self.config.users_file;
-        let (exchange, outcome) = exchange.step(&data, |name| scram_keys(users_file, name));
-        self.sasl_outcome(exchange, outcome)
+        let mut unreadable = None;
+        let (exchange, outcome) = exchange.step(&data, |name| scram_keys(users_file, name, &mut unreadable));
+        match unreadable {
+            Some(e) => self.login(String::new(), Err(e)),
+            None => self.sasl_outcome(exchange, outcome),
+        }
     }
 
     /// An unusable line during a SASL exchange ends the exchange.
@@ -395,9 +403,12 @@ impl<T: Transport> Session<'_, T> {
             }
             Outcome::Success { user, .. } => {
                 // SCRAM proved the keys; EXTERNAL needs an account too.
-                let exists = users::valid_name(&user)
-                    && users::lookup(&self.config.users_file, &user).map(|s| s.is_some()).unwrap_or(false);
-                self.login(user, Ok(exists))
+                let exists = if users::valid_name(&user) {
+                    users::lookup(&self.config.users_file, &user).map(|s| s.is_some())
+                } else {
+                    Ok(false)
+                };
+                self.login(user, exists)
             }
             Outcome::Failure(why) => {
                 log::info!("SASL authentication failed: {why}");
@@ -637,12 +648,20 @@ fn apop_challenge(hostname: &str) -> Option<String> {
     Some(format!("<{hex}.{now}@{hostname}>"))
 }
 
-/// A user's SCRAM keys, if the name is valid and the user has them.
-fn scram_keys(users_file: &Path, name: &str) -> Option<sasl::scram::ScramKeys> {
+/// A user's SCRAM keys, if the name is valid and the user has them. An
+/// unreadable users file is kept in `unreadable`, for a [SYS/TEMP] answer
+/// instead of the exchange going on with made-up keys.
+fn scram_keys(users_file: &Path, name: &str, unreadable: &mut Option<io::Error>) -> Option<sasl::scram::ScramKeys> {
     if !users::valid_name(name) {
         return None;
     }
-    users::lookup(users_file, name).ok().flatten().and_then(|s| s.scram())
+    match users::lookup(users_file, name) {
+        Ok(secret) => secret.and_then(|s| s.scram()),
+        Err(e) => {
+            *unreadable = Some(e);
+            None
+        }
+    }
 }
 
 /// The response code for a maildrop error.

@@ -248,3 +248,25 @@ fn an_unknown_users_scram_salt_is_stable_across_inetd_processes() {
     assert_eq!(salt("ghost"), ghost);
     assert_ne!(salt("phantom"), ghost, "different names, different salts");
 }
+
+/// An unreadable users file is the server's trouble, not a wrong password:
+/// every way in answers [SYS/TEMP] (and none is counted as a failed login).
+#[test]
+fn an_unreadable_users_file_is_a_temporary_failure_for_every_mechanism() {
+    let spool = Spool::new();
+    add_scram_user(&spool);
+    let d = Daemon::start(&spool, &[]);
+    std::fs::remove_file(spool.dir.join("users")).unwrap();
+    let temp = "-ERR [SYS/TEMP] authentication unavailable, try later";
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {}", B64.encode("\0alice\0secret"))), temp);
+    assert_eq!(c.user_pass("alice", "secret"), temp);
+    let client_first = B64.encode("n,,n=dave,r=abcdefghijklmnop");
+    assert_eq!(c.cmd(&format!("AUTH SCRAM-SHA-256 {client_first}")), temp);
+    assert_eq!(c.cmd("AUTH SCRAM-SHA-256"), "+ ");
+    assert_eq!(c.cmd(&client_first), temp);
+    // Still in AUTHORIZATION, with no failure counted: more tries are answered.
+    assert!(c.cmd("NOOP").starts_with("-ERR"));
+    assert_eq!(c.user_pass("alice", "secret"), temp);
+}
