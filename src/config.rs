@@ -116,7 +116,7 @@ impl Default for Config {
             state_dir: "/var/lib/pop3d".into(),
             mbox: MboxSettings {
                 format: MboxFormat::Mboxrd,
-                locking: vec![LockMethod::Fcntl, LockMethod::Flock, LockMethod::Dotlock],
+                locking: vec![LockMethod::Fcntl, LockMethod::Dotlock, LockMethod::Flock],
                 lock_timeout: Duration::from_secs(10),
                 max_messages: 250_000,
                 max_size: 8 << 30,
