@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -61,12 +60,18 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
         sys::drop_privileges(user)?;
     }
     crate::sasl::load_fake_key_secret(&config.state_dir);
-    sys::catch_sighup();
+    // SIGHUP reloads at once, on a thread of its own, and is logged there.
+    sys::block_sighup().map_err(|e| format!("cannot block SIGHUP: {e}"))?;
     let shared = Arc::new(Shared {
         current: RwLock::new((Arc::new(config), tls)),
         penalties: Default::default(),
         counts: Default::default(),
         reload: Box::new(reload),
+    });
+    let reloader = shared.clone();
+    std::thread::spawn(move || loop {
+        sys::wait_sighup();
+        reloader.reload_now();
     });
     let (last, last_listen) = listeners.pop().ok_or("no listen address")?;
     for (l, listen) in listeners {
@@ -88,15 +93,13 @@ struct Shared {
 }
 
 impl Shared {
-    /// The configuration for a new session, re-read first after a SIGHUP
-    /// (with the certificates).
+    /// The configuration for a new session.
     fn current(&self) -> Current {
-        if sys::SIGHUP.swap(false, Ordering::SeqCst) {
-            self.reload_now();
-        }
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Re-reads the configuration and the certificates (SIGHUP); on any
+    /// error the old ones stay, and the log says why.
     fn reload_now(&self) {
         let new = match (self.reload)() {
             Ok(new) => new,

@@ -205,19 +205,35 @@ pub fn drop_privileges(user: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A flag set by SIGHUP (config reload), polled by the daemon.
-pub static SIGHUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_sighup(_: libc::c_int) {
-    SIGHUP.store(true, std::sync::atomic::Ordering::SeqCst);
+fn sighup_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the zeroed set; sigaddset adds a valid signal.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        set
+    }
 }
 
-/// Sets SIGHUP to raise the `SIGHUP` flag instead of ending the process.
-pub fn catch_sighup() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGHUP, on_sighup as *const () as libc::sighandler_t);
+/// Blocks SIGHUP in the calling thread and every thread it starts later, so
+/// that it stays pending for `wait_sighup` instead of ending the process.
+/// Call before starting any thread.
+pub fn block_sighup() -> io::Result<()> {
+    let set = sighup_set();
+    // SAFETY: a valid, initialised set; the old mask is not asked for.
+    match unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
     }
+}
+
+/// Waits until a SIGHUP (blocked by `block_sighup`) arrives.
+pub fn wait_sighup() {
+    let set = sighup_set();
+    let mut sig: libc::c_int = 0;
+    // SAFETY: a valid set and a valid place for the signal number. sigwait
+    // only fails for an invalid set; then the loop asks again.
+    while unsafe { libc::sigwait(&set, &mut sig) } != 0 || sig != libc::SIGHUP {}
 }
 
 #[link(name = "crypt")]

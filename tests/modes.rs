@@ -112,3 +112,22 @@ fn inetd_mode_gives_up_on_a_client_that_never_reads() {
     writer.join().unwrap();
     assert!(std::fs::read_to_string(&log).unwrap().contains("end=Timeout"));
 }
+
+/// SIGHUP reloads at once (not at the next connection), applies the new
+/// settings to new sessions, and a broken file keeps the old ones.
+#[test]
+fn sighup_reloads_at_once_and_a_broken_config_keeps_the_old_one() {
+    let spool = Spool::new();
+    let d = Daemon::start(&spool, &[]);
+    assert!(!d.connect().line().contains("<"), "no APOP challenge before the reload");
+    spool.config(&["apop = yes"]);
+    d.signal(1);
+    d.wait_log("configuration reloaded");
+    let greeting = d.connect().line();
+    assert!(greeting.starts_with("+OK") && greeting.contains('<'), "APOP on after the reload: {greeting}");
+    spool.config(&["apop = yes", "timeout_session = 5"]);
+    d.signal(1);
+    let log = d.wait_log("configuration reload failed, keeping the old one");
+    assert!(log.contains("600"), "the reason is logged: {log}");
+    assert!(d.connect().line().contains('<'), "the old settings stay");
+}
