@@ -361,12 +361,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_documented_example_parses() {
-        let c = Config::parse(include_str!("../etc/pop3d.conf")).unwrap();
+    fn the_documented_example_parses_to_the_defaults() {
+        let mut c = Config::parse(include_str!("../etc/pop3d.conf")).unwrap();
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.plaintext_auth, Plaintext::Loopback);
         assert_eq!(c.mbox.max_size, 8 << 30);
         assert_eq!(c.timeout_session, Duration::from_secs(600));
+        // Every value etc/pop3d.conf shows is the built-in default, so the
+        // file documents what an empty config does.
+        c.listen_set = false;
+        assert_eq!(format!("{c:?}"), format!("{:?}", Config::default()));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 set -euo pipefail
 
 # curl/fetchmail/mpop/getmail6: real clients; procmail, dma: real delivery agents; ucspi-tcp: tcpserver for
-# inetd mode; openssl: password hashes, the test PKI of the TLS tests and s_client.
-PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail dma openssl python3 ca-certificates"
+# inetd mode; openssl: password hashes, the test PKI of the TLS tests and s_client; systemd: systemd-analyze
+# verify for the shipped units (start-stop-daemon, for the init.d script, comes with dpkg).
+PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail dma openssl systemd python3 ca-certificates"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
