@@ -23,6 +23,10 @@ pub const WRITE_BUFFER: usize = 128 * 1024;
 /// input, so 1,000 idle sessions stay cheap.
 pub const IDLE_WRITE_BUFFER: usize = 4 * 1024;
 
+/// Full-size reply buffers kept for reuse across sessions (at most 1 MiB):
+/// enough for the sessions busy retrieving at one moment on a small box.
+pub const SPARE_REPLY_BUFFERS: usize = 8;
+
 /// The mbox is read in blocks of this size while indexing and streaming.
 /// A line longer than this is handled in pieces (never loaded whole).
 pub const MBOX_BLOCK: usize = 64 * 1024;

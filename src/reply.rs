@@ -1,8 +1,32 @@
 //! The reply buffer: collects answers so pipelined commands leave in few writes, grows only while a reply needs it, and is given back when the session waits.
 
 use std::io::{self, Write};
+use std::sync::Mutex;
 
-use crate::limits::{IDLE_WRITE_BUFFER, WRITE_BUFFER};
+use crate::limits::{IDLE_WRITE_BUFFER, SPARE_REPLY_BUFFERS, WRITE_BUFFER};
+
+/// Full-size reply buffers given back by sessions that went idle, for the
+/// next RETR of any session: taking a fresh 128 KiB block for every message
+/// costs an mmap, page faults and an munmap each time with musl's malloc
+/// (and glibc's with a fixed mmap threshold). Idle sessions hold none.
+static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+fn take_spare() -> Option<Vec<u8>> {
+    SPARE.lock().unwrap_or_else(|e| e.into_inner()).pop()
+}
+
+/// Keeps a full-size buffer for later (emptied: a Vec shows nothing past its
+/// length, so no session can see what another one sent); drops the rest.
+fn give_spare(mut buf: Vec<u8>) {
+    if buf.capacity() != WRITE_BUFFER {
+        return;
+    }
+    buf.clear();
+    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    if spare.len() < SPARE_REPLY_BUFFERS {
+        spare.push(buf);
+    }
+}
 
 /// Buffers writes to `W` up to `WRITE_BUFFER` octets. Unlike `BufWriter`,
 /// memory is taken as replies need it, and `release` frees a large buffer,
@@ -37,11 +61,18 @@ impl<W: Write> ReplyWriter<W> {
         Ok(())
     }
 
-    /// Frees a buffer grown past the idle size (call while waiting for input).
+    /// Gives up a buffer grown past the idle size (call while waiting for
+    /// input); a full-size one goes to the spares.
     pub fn release(&mut self) {
         if self.buf.is_empty() && self.buf.capacity() > IDLE_WRITE_BUFFER {
-            self.buf = Vec::new();
+            give_spare(std::mem::take(&mut self.buf));
         }
+    }
+}
+
+impl<W: Write> Drop for ReplyWriter<W> {
+    fn drop(&mut self) {
+        give_spare(std::mem::take(&mut self.buf));
     }
 }
 
@@ -67,6 +98,12 @@ impl<W: Write> MessageSink for ReplyWriter<W> {
     fn append_room(&mut self, room: usize) -> io::Result<&mut Vec<u8>> {
         if self.buf.len() + room > WRITE_BUFFER {
             self.write_buffered()?;
+        }
+        if self.buf.capacity() < WRITE_BUFFER {
+            if let Some(mut spare) = take_spare() {
+                spare.extend_from_slice(&self.buf);
+                self.buf = spare;
+            }
         }
         let want = room.max(WRITE_BUFFER);
         if self.buf.capacity() < want {
@@ -131,6 +168,21 @@ mod tests {
         assert!(w.buf.capacity() > IDLE_WRITE_BUFFER);
         w.release();
         assert_eq!(w.buf.capacity(), 0);
+    }
+
+    #[test]
+    fn a_spare_buffer_comes_back_empty() {
+        let mut w = ReplyWriter::new(Sink::default());
+        w.append_room(10).unwrap().extend_from_slice(b"someone else's mail");
+        w.flush().unwrap();
+        w.release();
+        assert_eq!(w.buf.capacity(), 0, "an idle session holds no buffer");
+        for _ in 0..SPARE_REPLY_BUFFERS + 1 {
+            let mut other = ReplyWriter::new(Sink::default());
+            let buf = other.append_room(10).unwrap();
+            assert!(buf.is_empty() && buf.capacity() == WRITE_BUFFER);
+        }
+        assert!(SPARE.lock().unwrap().len() <= SPARE_REPLY_BUFFERS);
     }
 
     #[test]
