@@ -196,9 +196,14 @@ impl Config {
                 }
             }
             "mbox_locking" => {
-                self.mbox.locking = list(value)
+                let methods: Vec<LockMethod> = list(value)
                     .map(|m| LockMethod::parse(m).ok_or_else(|| bad("expected fcntl, flock and/or dotlock")))
                     .collect::<Result<_, _>>()?;
+                // Twice the same lock would wait for itself until lock_timeout.
+                if methods.is_empty() || methods.iter().enumerate().any(|(i, m)| methods[..i].contains(m)) {
+                    return Err(bad("expected each of fcntl, flock, dotlock at most once, and at least one"));
+                }
+                self.mbox.locking = methods;
             }
             "lock_timeout" => {
                 self.mbox.lock_timeout = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
@@ -380,6 +385,9 @@ mod tests {
         assert!(Config::parse("apop = yes\napop = no\n").unwrap_err().contains("twice"));
         assert!(Config::parse("listen = nowhere\n").is_err());
         assert!(Config::parse("mailbox = /var/mail/fixed\n").is_err());
+        assert!(Config::parse("mbox_locking = dotlock, fcntl, dotlock\n").unwrap_err().contains("at most once"));
+        assert!(Config::parse("mbox_locking = ,\n").is_err());
+        assert!(Config::parse("mbox_locking = flock\n").is_ok());
     }
 
     #[test]

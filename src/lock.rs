@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::limits::{DOTLOCK_STALE, LOCK_RETRY};
@@ -46,6 +47,31 @@ impl std::fmt::Display for LockError {
     }
 }
 
+/// The dotlocks this process holds now. Built with panic = "abort", a panic
+/// runs no `Drop`: the panic hook removes them (`remove_held_dotlocks`), so
+/// delivery is not held off until they go stale. (The kernel drops fcntl
+/// and flock locks with the process.)
+static HELD_DOTLOCKS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes every dotlock this process holds; for the panic hook of an
+/// aborting build, just before the process ends.
+pub fn remove_held_dotlocks() {
+    remove_held_dotlocks_under(Path::new("/"));
+}
+
+fn remove_held_dotlocks_under(dir: &Path) {
+    // try_lock: the panic may have come while the list was locked.
+    if let Ok(mut held) = HELD_DOTLOCKS.try_lock() {
+        held.retain(|p| {
+            let ours = p.starts_with(dir);
+            if ours {
+                let _ = fs::remove_file(p);
+            }
+            !ours
+        });
+    }
+}
+
 /// The locks held on an mbox; released in reverse order when dropped.
 pub struct MboxLock<'a> {
     file: &'a File,
@@ -79,6 +105,7 @@ impl<'a> MboxLock<'a> {
                         let dot = dotlock_path(path);
                         let taken = dotlock(&dot);
                         if matches!(taken, Ok(true)) {
+                            HELD_DOTLOCKS.lock().unwrap_or_else(|e| e.into_inner()).push(dot.clone());
                             lock.dotlock = Some(dot);
                         }
                         taken
@@ -117,6 +144,10 @@ impl Drop for MboxLock<'_> {
                 }
                 LockMethod::Dotlock => {
                     if let Some(dot) = &self.dotlock {
+                        let mut held = HELD_DOTLOCKS.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(i) = held.iter().position(|p| p == dot) {
+                            held.swap_remove(i);
+                        }
                         let _ = fs::remove_file(dot);
                     }
                 }
@@ -206,6 +237,25 @@ mod tests {
         assert!(matches!(second, Err(LockError::Busy(LockMethod::Dotlock))));
         drop(held);
         assert!(!dir.join("u.lock").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn held_dotlocks_are_known_for_the_panic_hook() {
+        let dir = std::env::temp_dir().join(format!("pop3d-held-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mbox = dir.join("u");
+        let file = File::create(&mbox).unwrap();
+        let held = |d: &Path| HELD_DOTLOCKS.lock().unwrap().iter().any(|p| p.starts_with(d));
+        let lock = MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::ZERO).unwrap();
+        assert!(held(&dir));
+        drop(lock);
+        assert!(!held(&dir) && !dir.join("u.lock").exists(), "dropping the lock forgets it");
+        // What an aborting panic does instead of the Drop that never runs:
+        let lock = MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::ZERO).unwrap();
+        remove_held_dotlocks_under(&dir);
+        assert!(!held(&dir) && !dir.join("u.lock").exists(), "the hook removed the dotlock");
+        std::mem::forget(lock);
         fs::remove_dir_all(&dir).unwrap();
     }
 

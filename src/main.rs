@@ -140,9 +140,16 @@ fn run(options: Options) -> Result<(), u8> {
         report_early(&options, &e);
         return Err(1);
     }
-    // Built with panic = "abort" (`make release`) a panic ends the process.
-    let ends = if cfg!(panic = "abort") { "pop3d stops" } else { "session ended" };
-    std::panic::set_hook(Box::new(move |info| log::error!("internal error ({ends}): {info}")));
+    // Built with panic = "abort" (`make release`) a panic ends the process,
+    // and no Drop runs: the dotlocks it holds are removed here.
+    std::panic::set_hook(Box::new(|info| {
+        if cfg!(panic = "abort") {
+            log::error!("internal error (pop3d stops): {info}");
+            lock::remove_held_dotlocks();
+        } else {
+            log::error!("internal error (session ended): {info}");
+        }
+    }));
     if options.inetd {
         return serve_inetd(&config, options.inetd_tls).map_err(|e| {
             log::error!("{e}");

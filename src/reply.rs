@@ -93,21 +93,25 @@ impl MessageSink for Vec<u8> {
 
 impl<W: Write> MessageSink for ReplyWriter<W> {
     /// Writes out what is buffered first if `room` more would pass
-    /// `WRITE_BUFFER`; the buffer is taken at its full size at once, so a
-    /// message never makes it grow (and copy) step by step.
+    /// `WRITE_BUFFER`. A buffer short of room becomes a spare full-size one
+    /// if there is one, else is taken at full size at once when the piece is
+    /// large (so a big message never makes it grow, and copy, step by step)
+    /// and grows as a Vec does for small ones.
     fn append_room(&mut self, room: usize) -> io::Result<&mut Vec<u8>> {
         if self.buf.len() + room > WRITE_BUFFER {
             self.write_buffered()?;
         }
-        if self.buf.capacity() < WRITE_BUFFER {
-            if let Some(mut spare) = take_spare() {
-                spare.extend_from_slice(&self.buf);
-                self.buf = spare;
+        if self.buf.capacity() - self.buf.len() < room {
+            match take_spare() {
+                Some(mut spare) => {
+                    spare.extend_from_slice(&self.buf);
+                    self.buf = spare;
+                }
+                None if self.buf.len() + room > WRITE_BUFFER / 4 => {
+                    self.buf.reserve_exact(WRITE_BUFFER.max(self.buf.len() + room) - self.buf.len())
+                }
+                None => self.buf.reserve(room),
             }
-        }
-        let want = room.max(WRITE_BUFFER);
-        if self.buf.capacity() < want {
-            self.buf.reserve_exact(want - self.buf.len());
         }
         Ok(&mut self.buf)
     }
@@ -173,13 +177,14 @@ mod tests {
     #[test]
     fn a_spare_buffer_comes_back_empty() {
         let mut w = ReplyWriter::new(Sink::default());
-        w.append_room(10).unwrap().extend_from_slice(b"someone else's mail");
+        w.append_room(WRITE_BUFFER / 2).unwrap().extend_from_slice(b"someone else's mail");
+        assert_eq!(w.buf.capacity(), WRITE_BUFFER);
         w.flush().unwrap();
         w.release();
         assert_eq!(w.buf.capacity(), 0, "an idle session holds no buffer");
         for _ in 0..SPARE_REPLY_BUFFERS + 1 {
             let mut other = ReplyWriter::new(Sink::default());
-            let buf = other.append_room(10).unwrap();
+            let buf = other.append_room(WRITE_BUFFER / 2).unwrap();
             assert!(buf.is_empty() && buf.capacity() == WRITE_BUFFER);
         }
         assert!(SPARE.lock().unwrap().len() <= SPARE_REPLY_BUFFERS);
@@ -191,7 +196,10 @@ mod tests {
         w.write_all(b"+OK 3 octets\r\n").unwrap();
         w.append_room(100).unwrap().extend_from_slice(b"abc");
         assert!(w.get_ref().0.is_empty(), "nothing written while it fits");
-        assert_eq!(w.buf.capacity(), WRITE_BUFFER, "taken at full size at once");
+        assert!(w.buf.capacity() >= 14 + 100);
+        w.append_room(WRITE_BUFFER / 2).unwrap();
+        assert_eq!(w.buf.capacity(), WRITE_BUFFER, "taken at full size for a large piece");
+        assert!(w.get_ref().0.is_empty(), "nothing written while it fits");
         let room = WRITE_BUFFER - 5;
         let buf = w.append_room(room).unwrap();
         assert!(buf.is_empty() && buf.capacity() >= room);

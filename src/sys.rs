@@ -245,8 +245,9 @@ extern "C" {
 }
 
 /// The size of the zeroed `struct crypt_data` area handed to crypt_r: larger
-/// than libxcrypt's (32 KiB) and musl's (260 bytes) structures.
-const CRYPT_DATA_SIZE: usize = 64 * 1024;
+/// than libxcrypt's (32 KiB), glibc's own before 2.38 (131,232 bytes) and
+/// musl's (260 bytes).
+const CRYPT_DATA_SIZE: usize = 256 * 1024;
 
 /// The system's crypt(3): `password` hashed with the salt and parameters of
 /// `setting`. None when the password holds a NUL byte or crypt rejects the
