@@ -318,6 +318,52 @@ mod tests {
         assert_eq!(parse_chunked(&bytes, bytes.len()), expect);
     }
 
+    /// Random bytes (biased towards the octets that matter: CR, LF, NUL,
+    /// space, digits, command letters) in random chunks, switching between
+    /// command and SASL lines: no panic, and one answer per line end, so the
+    /// parser never swallows a line or invents one.
+    #[test]
+    fn random_bytes_in_random_chunks_never_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"\r\n\0 0123456789RETRLISTDELEUSERPASS+-*";
+        for _ in 0..300 {
+            let len = (next() % 3000) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match next() % 4 {
+                    0 => next() as u8,
+                    _ => alphabet[(next() % alphabet.len() as u64) as usize],
+                })
+                .collect();
+            let mut p = Parser::new();
+            let mut answers = 0;
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                let (mut chunk, tail) = rest.split_at(((next() % 300) as usize + 1).min(rest.len()));
+                rest = tail;
+                loop {
+                    let got = if next() % 8 == 0 {
+                        p.next_sasl(&mut chunk).map(|r| r.map(|_| ()))
+                    } else {
+                        p.next(&mut chunk).map(|r| r.map(|_| ()))
+                    };
+                    match got {
+                        Some(_) => answers += 1,
+                        None => break,
+                    }
+                }
+                assert!(chunk.is_empty(), "input left unread");
+            }
+            let line_ends = bytes.iter().filter(|&&b| b == b'\n').count();
+            assert_eq!(answers, line_ends, "one answer per line");
+        }
+    }
+
     #[test]
     fn line_limit_counts_the_line_end() {
         // 253 octets + CRLF = 255: accepted. 254 + CRLF = 256: refused.

@@ -311,7 +311,7 @@ mod tests {
         }
     }
 
-    /// A random mbox built from the pieces that need care.
+    /// A random mbox built from the pieces that need care and arbitrary bytes.
     fn random_mbox(rng: &mut Rng) -> Vec<u8> {
         let long = vec![b'x'; 70_000];
         let gts = [vec![b'>'; 3000], b"From deep".to_vec()].concat();
@@ -340,7 +340,13 @@ mod tests {
                 mbox.extend_from_slice(b"Subject: t\n\n");
             }
             for _ in 0..(rng.next() % 12) {
-                mbox.extend_from_slice(rng.pick(&pieces));
+                if rng.next() % 5 == 0 {
+                    // Arbitrary octets, every value possible.
+                    let n = rng.next() % 300;
+                    mbox.extend((0..n).map(|_| rng.next() as u8));
+                } else {
+                    mbox.extend_from_slice(rng.pick(&pieces));
+                }
             }
             if rng.next() % 2 == 0 {
                 mbox.extend_from_slice(b"\n\n");
