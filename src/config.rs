@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::limits::MIN_SESSION_TIMEOUT;
 use crate::lock::LockMethod;
+use crate::maildrop::Location;
 use crate::mbox::{MboxFormat, MboxSettings};
 use crate::tls::TlsFiles;
 
@@ -182,8 +183,11 @@ impl Config {
             "user" => self.user = (!value.is_empty()).then(|| value.to_string()),
             "users_file" => self.users_file = path(value).ok_or_else(|| bad("expected a path"))?,
             "mailbox" => {
-                if !value.contains("%u") {
-                    return Err(bad("expected a path template containing %u"));
+                let template = value.strip_prefix("maildir:").or_else(|| value.strip_prefix("mbox:")).unwrap_or(value);
+                if !template.starts_with('/') || !template.contains("%u") {
+                    return Err(bad(
+                        "expected an absolute path template containing %u, optionally after maildir: or mbox:",
+                    ));
                 }
                 self.mailbox = value.to_string();
             }
@@ -292,25 +296,34 @@ impl Config {
         crate::users::check_schemes(&users).map_err(|e| format!("users_file {}: {e}", self.users_file.display()))
     }
 
-    /// The mbox path of a (validated) user name.
-    pub fn mailbox_path(&self, user: &str) -> PathBuf {
-        let mut out = String::new();
-        let mut chars = self.mailbox.chars();
-        while let Some(c) = chars.next() {
-            match (c, chars.clone().next()) {
-                ('%', Some('u')) => {
-                    out.push_str(user);
-                    chars.next();
-                }
-                ('%', Some('%')) => {
-                    out.push('%');
-                    chars.next();
-                }
-                _ => out.push(c),
-            }
+    /// Where a (validated) user name's mail is: `mailbox` with `%u`
+    /// replaced, an mbox unless it starts with `maildir:`.
+    pub fn location(&self, user: &str) -> Location {
+        match self.mailbox.strip_prefix("maildir:") {
+            Some(template) => Location::Maildir(expand(template, user)),
+            None => Location::Mbox(expand(self.mailbox.strip_prefix("mbox:").unwrap_or(&self.mailbox), user)),
         }
-        out.into()
     }
+}
+
+/// A `mailbox` template with `%u` replaced by `user` and `%%` by `%`.
+fn expand(template: &str, user: &str) -> PathBuf {
+    let mut out = String::new();
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('%', Some('u')) => {
+                out.push_str(user);
+                chars.next();
+            }
+            ('%', Some('%')) => {
+                out.push('%');
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out.into()
 }
 
 /// Port 110 on IPv4 and IPv6, and port 995 (implicit TLS) when TLS is set up.
@@ -411,6 +424,12 @@ mod tests {
     fn mailbox_template() {
         let mut c = Config::default();
         c.set("mailbox", "/m/%u/100%%/%u").unwrap();
-        assert_eq!(c.mailbox_path("bob"), PathBuf::from("/m/bob/100%/bob"));
+        assert_eq!(c.location("bob"), Location::Mbox("/m/bob/100%/bob".into()));
+        c.set("mailbox", "mbox:/var/mail/%u").unwrap();
+        assert_eq!(c.location("bob"), Location::Mbox("/var/mail/bob".into()));
+        c.set("mailbox", "maildir:/home/%u/Maildir").unwrap();
+        assert_eq!(c.location("bob"), Location::Maildir("/home/bob/Maildir".into()));
+        assert!(c.set("mailbox", "maildir:Maildir/%u").is_err(), "relative");
+        assert!(c.set("mailbox", "maildir:/home/Maildir").is_err(), "no %u");
     }
 }

@@ -7,6 +7,8 @@ mod der;
 mod limits;
 mod lock;
 mod logging;
+mod maildir;
+mod maildrop;
 mod mbox;
 mod parser;
 mod penalty;

@@ -11,7 +11,7 @@ use crate::config::{Config, Plaintext};
 use crate::conn::Conn;
 use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, LOGIN_TIME_FACTOR, MAX_AUTH_FAILURES, READ_BUFFER};
 use crate::lock::SessionLock;
-use crate::mbox::{Maildrop, MaildropError, Part, StatePaths};
+use crate::maildrop::{Listed, Maildrop, MaildropError, Part, StatePaths};
 use crate::parser::{Command, Parser};
 use crate::penalty::Penalties;
 use crate::reply::ReplyWriter;
@@ -508,7 +508,7 @@ impl<T: Transport> Session<'_, T> {
             journal: self.config.state_dir.join(format!("{name}.journal")),
             copies: self.config.state_dir.join(format!("{name}.uids")),
         };
-        match Maildrop::open(self.config.mailbox_path(&name), state, &self.config.mbox) {
+        match Maildrop::open(self.config.location(&name), state, &self.config.mbox) {
             Ok(drop) => {
                 let (n, size) = drop.stat();
                 log::info!("login {name}: {n} messages, {size} octets");

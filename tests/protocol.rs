@@ -242,3 +242,34 @@ fn uidl_is_stable_across_sessions_deliveries_and_rewrites() {
     assert!(c.cmd("QUIT").starts_with("+OK"));
     assert_eq!(uidls(&d), vec![first[0].clone(), first[2].clone(), with_new[3].clone()]);
 }
+
+/// `mailbox = maildir:...`: the same commands over a Maildir; DELE + QUIT
+/// unlinks the file, and a message moved to cur/ keeps its UIDL.
+#[test]
+fn a_maildir_maildrop_serves_and_updates() {
+    let spool = Spool::new();
+    let root = spool.dir.join("maildir").join("alice");
+    for d in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("new/1700000001.M1P1.box"), b"Subject: one\n\n.dot\nFrom here\n").unwrap();
+    std::fs::write(root.join("cur/1700000002.M2P2.box:2,S"), b"Subject: two\r\n\r\nbody\r\n").unwrap();
+    let mailbox = format!("mailbox = maildir:{}/maildir/%u", spool.dir.display());
+    let d = Daemon::start(&spool, &[&mailbox]);
+    let mut c = d.connect();
+    assert_eq!(c.login("alice", "secret"), "+OK maildrop has 2 messages (55 octets)");
+    assert_eq!(c.cmd("LIST"), "+OK 2 messages (55 octets)");
+    assert_eq!(c.multi(), b"1 33\r\n2 22\r\n");
+    assert_eq!(c.cmd("UIDL 2"), format!("+OK 2 {:x}", Md5::digest(b"1700000002.M2P2.box")));
+    assert_eq!(c.cmd("RETR 1"), "+OK 33 octets");
+    assert_eq!(c.multi(), b"Subject: one\r\n\r\n.dot\r\nFrom here\r\n", "unstuffed by the client");
+    assert!(c.cmd("TOP 2 0").starts_with("+OK"));
+    assert_eq!(c.multi(), b"Subject: two\r\n\r\n");
+    assert!(c.cmd("DELE 1").starts_with("+OK"));
+    assert!(c.cmd("QUIT").starts_with("+OK bye, 1"));
+    assert!(!root.join("new/1700000001.M1P1.box").exists());
+    std::fs::rename(root.join("cur/1700000002.M2P2.box:2,S"), root.join("cur/1700000002.M2P2.box:2,RS")).unwrap();
+    let mut c = d.connect();
+    assert_eq!(c.login("alice", "secret"), "+OK maildrop has 1 messages (22 octets)");
+    assert_eq!(c.cmd("UIDL 1"), format!("+OK 1 {:x}", Md5::digest(b"1700000002.M2P2.box")));
+}

@@ -75,6 +75,8 @@ pub enum MboxFormat {
     Mboxrd,
     /// `>From ` becomes `From `; deeper quoting is left alone.
     Mboxo,
+    /// Not an mbox: every line is sent as it is (a Maildir message file).
+    Unquoted,
 }
 
 /// A segment as it goes on the wire: the content after unquoting, whether it
@@ -105,6 +107,7 @@ impl<'a> WireLine<'a> {
 
 fn is_quoted_from(line: &[u8], format: MboxFormat) -> bool {
     match format {
+        MboxFormat::Unquoted => false,
         MboxFormat::Mboxo => line.starts_with(b">From "),
         MboxFormat::Mboxrd => {
             let gts = line.iter().take_while(|&&b| b == b'>').count();

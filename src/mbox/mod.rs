@@ -1,8 +1,8 @@
 //! An mbox maildrop for one session: locked only while indexed or rewritten, read by message, updated at QUIT.
 
 mod index;
-mod lines;
-mod stream;
+pub(crate) mod lines;
+pub(crate) mod stream;
 mod update;
 
 use std::fs::{File, OpenOptions};
@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use index::CopyNumbers;
 use index::{head_of, HEAD_LEN};
-pub use index::{Message, ScanError};
+pub use index::{Message, ScanError, Uid};
 pub use lines::MboxFormat;
 pub use stream::Part;
 
 use crate::lock::{LockError, LockMethod, MboxLock};
+use crate::maildrop::Listed;
 
 /// How mailboxes are read and locked (from the configuration).
 #[derive(Debug, Clone)]
@@ -110,7 +111,7 @@ fn save_copies(path: &std::path::Path, copies: &CopyNumbers) -> io::Result<()> {
 }
 
 /// The messages of one mbox as they were at login, with deletion marks.
-pub struct Maildrop {
+pub struct Mbox {
     path: PathBuf,
     journal: PathBuf,
     /// Where the copy numbers of identical messages are kept (see `CopyNumbers`).
@@ -122,16 +123,30 @@ pub struct Maildrop {
     deleted: Vec<bool>,
 }
 
-impl Maildrop {
+impl Listed for Mbox {
+    fn messages(&self) -> &[Message] {
+        &self.index.messages
+    }
+
+    fn marks(&self) -> &[bool] {
+        &self.deleted
+    }
+
+    fn marks_mut(&mut self) -> &mut [bool] {
+        &mut self.deleted
+    }
+}
+
+impl Mbox {
     /// Locks the mbox at `path`, finishes an interrupted update recorded in
     /// `state.journal`, indexes it and unlocks it.
-    pub fn open(path: PathBuf, state: StatePaths, settings: &MboxSettings) -> Result<Maildrop, MaildropError> {
+    pub fn open(path: PathBuf, state: StatePaths, settings: &MboxSettings) -> Result<Mbox, MaildropError> {
         let StatePaths { journal, copies: copies_path } = state;
         let recovering = journal.exists();
         let file = match OpenOptions::new().read(true).write(recovering).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(Maildrop {
+                return Ok(Mbox {
                     path,
                     journal,
                     copies_path,
@@ -166,62 +181,7 @@ impl Maildrop {
             })?
         };
         let deleted = vec![false; index.messages.len()];
-        Ok(Maildrop { path, journal, copies_path, settings: settings.clone(), file: Some(file), index, deleted })
-    }
-
-    /// Number of messages at login, deleted ones included (the highest number).
-    pub fn len(&self) -> usize {
-        self.index.messages.len()
-    }
-
-    /// Message `n` (1-based) unless it does not exist or is marked deleted.
-    pub fn get(&self, n: u32) -> Option<&Message> {
-        let i = (n as usize).checked_sub(1)?;
-        if *self.deleted.get(i)? {
-            return None;
-        }
-        self.index.messages.get(i)
-    }
-
-    /// Whether message `n` exists and is marked deleted.
-    pub fn is_deleted(&self, n: u32) -> bool {
-        (n as usize).checked_sub(1).and_then(|i| self.deleted.get(i)).copied().unwrap_or(false)
-    }
-
-    /// Messages not marked deleted, with their numbers.
-    pub fn live(&self) -> impl Iterator<Item = (u32, &Message)> {
-        self.index
-            .messages
-            .iter()
-            .zip(&self.deleted)
-            .enumerate()
-            .filter(|(_, (_, d))| !**d)
-            .map(|(i, (m, _))| (i as u32 + 1, m))
-    }
-
-    /// Count and total size of the messages not marked deleted.
-    pub fn stat(&self) -> (usize, u64) {
-        self.live().fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size))
-    }
-
-    /// Marks message `n` deleted; false if it does not exist or already is.
-    pub fn delete(&mut self, n: u32) -> bool {
-        if self.get(n).is_none() {
-            return false;
-        }
-        self.deleted[n as usize - 1] = true;
-        true
-    }
-
-    /// Unmarks every message.
-    pub fn reset(&mut self) {
-        self.deleted.iter_mut().for_each(|d| *d = false);
-    }
-
-    /// Marked messages and their total size.
-    pub fn marked(&self) -> (usize, u64) {
-        let (live, size) = self.stat();
-        (self.len() - live, self.index.messages.iter().map(|m| m.size).sum::<u64>() - size)
+        Ok(Mbox { path, journal, copies_path, settings: settings.clone(), file: Some(file), index, deleted })
     }
 
     /// Sends message `n` byte-stuffed (without the final `.` line).
@@ -383,20 +343,20 @@ mod tests {
         ] {
             std::fs::write(&path, old).unwrap();
             let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
-            let mut drop = Maildrop::open(path.clone(), state.clone(), &settings()).unwrap();
+            let mut drop = Mbox::open(path.clone(), state.clone(), &settings()).unwrap();
             OpenOptions::new().append(true).open(&path).unwrap().write_all(new).unwrap();
             for &n in delete {
                 assert!(drop.delete(n));
             }
             assert_eq!(drop.commit().unwrap(), delete.len());
             assert_eq!(std::fs::read(&path).unwrap(), left, "deleting {delete:?}");
-            let again = Maildrop::open(path.clone(), state, &settings()).unwrap();
+            let again = Mbox::open(path.clone(), state, &settings()).unwrap();
             assert_eq!(again.stat().0, 3 - delete.len());
         }
         // Anything else after the indexed part is not new mail.
         std::fs::write(&path, old).unwrap();
         let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
-        let mut drop = Maildrop::open(path.clone(), state, &settings()).unwrap();
+        let mut drop = Mbox::open(path.clone(), state, &settings()).unwrap();
         OpenOptions::new().append(true).open(&path).unwrap().write_all(b"\nStatus: RO\n").unwrap();
         assert!(drop.delete(1));
         assert!(matches!(drop.commit(), Err(MaildropError::Changed)));
@@ -416,7 +376,7 @@ mod tests {
         )
         .unwrap();
         let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
-        let mut drop = Maildrop::open(path.clone(), state, &settings()).unwrap();
+        let mut drop = Mbox::open(path.clone(), state, &settings()).unwrap();
         let rewritten: &[u8] =
             b"From a\nSubject: 1\nStatus: RO\n\none\n\nFrom b\nSubject: 2\nStatus: RO\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n";
         OpenOptions::new().write(true).open(&path).unwrap().write_all(rewritten).unwrap();
@@ -446,7 +406,7 @@ mod tests {
             let path = dir.join("mbox");
             std::fs::write(&path, &mbox).unwrap();
             let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
-            let drop = Maildrop::open(path, state, &settings).unwrap();
+            let drop = Mbox::open(path, state, &settings).unwrap();
             for (n, msg) in drop.live() {
                 let mut out = Vec::new();
                 drop.send(n, Part::Whole, &mut out).unwrap().unwrap();

@@ -28,6 +28,27 @@ impl Read for Range<'_> {
     }
 }
 
+/// The octets `send` reports for the whole of `input` (`Part::Whole`), read
+/// the same way: LIST's size for a message file (Maildir).
+pub fn wire_size<R: Read>(input: R, format: MboxFormat) -> io::Result<u64> {
+    let mut segs = Segments::new(input, 0);
+    let mut size = 0;
+    let mut last_has_crlf = true;
+    loop {
+        let (raw, lines) = segs.take_plain_lines(u64::MAX, |_| Ok(()))?;
+        if lines > 0 {
+            size += raw + lines;
+            last_has_crlf = true;
+            continue;
+        }
+        let Some(seg) = segs.next()? else { break };
+        let wire = WireLine::of(&seg, format);
+        size += wire.size();
+        last_has_crlf = wire.crlf;
+    }
+    Ok(if last_has_crlf { size } else { size + 2 })
+}
+
 /// What to send of a message.
 #[derive(Debug, Clone, Copy)]
 pub enum Part {
