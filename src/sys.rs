@@ -255,21 +255,33 @@ const CRYPT_DATA_SIZE: usize = 256 * 1024;
 pub fn crypt(setting: &str, password: &[u8]) -> Option<String> {
     let phrase = CString::new(password).ok()?;
     let setting = CString::new(setting).ok()?;
-    // u64 elements: aligned for any field of either libc's struct; all zero,
-    // which is the "initialized = 0" both ask for.
-    let mut data = vec![0u64; CRYPT_DATA_SIZE / 8];
-    // SAFETY: both strings are NUL-terminated; `data` is a zeroed area larger
-    // than struct crypt_data; the result points into `data` (or is NULL) and
-    // is copied out before `data` is dropped.
-    let out = unsafe {
-        let p = crypt_r(phrase.as_ptr(), setting.as_ptr(), data.as_mut_ptr().cast());
-        if p.is_null() {
-            return None;
-        }
-        std::ffi::CStr::from_ptr(p).to_str().ok()?.to_string()
+    // The crypt_data area is a private anonymous mapping: zero-filled (the
+    // "initialized = 0" both libcs ask for), page-aligned, and given back
+    // whole to the kernel afterwards, so neither the hash's intermediate
+    // state nor the memory stays with the process.
+    // SAFETY: a fresh anonymous mapping; no pointer is passed in.
+    let data = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            CRYPT_DATA_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
-    // Wipe the intermediate state the hash left behind.
-    data.iter_mut().for_each(|w| *w = 0);
-    std::hint::black_box(&data);
-    (!out.starts_with('*')).then_some(out)
+    if data == libc::MAP_FAILED {
+        log::error!("crypt: cannot map {CRYPT_DATA_SIZE} bytes: {}", io::Error::last_os_error());
+        return None;
+    }
+    // SAFETY: both strings are NUL-terminated; `data` is a zeroed area larger
+    // than struct crypt_data; the result points into `data` or to a static
+    // string (or is NULL) and is copied out before `data` is unmapped.
+    let out = unsafe {
+        let p = crypt_r(phrase.as_ptr(), setting.as_ptr(), data);
+        (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+    };
+    // SAFETY: the mapping made above, of that size, no longer used.
+    unsafe { libc::munmap(data, CRYPT_DATA_SIZE) };
+    out.filter(|out| !out.starts_with('*'))
 }

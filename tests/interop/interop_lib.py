@@ -523,6 +523,34 @@ def login_retry_in_use(daemon, user="alice", deadline_s=10.0):
             time.sleep(0.05)
 
 
+def race_deliveries_with_updates(daemon, deliver, total, sessions, number_of, user="alice"):
+    """A bounded race: deliver(1) .. deliver(total - 1) run in a thread while `sessions` sessions each
+    retrieve the first message, delete it and quit. Returns the numbers of the deleted messages
+    (`number_of(lines)` reads one from a retrieved message's lines); fails if a delivery failed."""
+    errors = []
+
+    def deliverer():
+        try:
+            for n in range(1, total):
+                deliver(n)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    t = threading.Thread(target=deliverer)
+    t.start()
+    deleted = []
+    for _ in range(sessions):
+        p = login_retry_in_use(daemon, user)
+        if p.stat()[0]:
+            _, lines, _ = p.retr(1)
+            deleted.append(number_of(lines))
+            p.dele(1)
+        p.quit()
+    t.join(timeout=CLIENT_TIMEOUT * 2)
+    assert not t.is_alive() and not errors, errors
+    return deleted
+
+
 def need_tool(name):
     path = shutil.which(name)
     if not path:

@@ -2,7 +2,6 @@
 # sessions read it and remove messages at QUIT; no delivered message may be lost, duplicated or damaged.
 import os
 import subprocess
-import threading
 
 import interop_lib as lib
 
@@ -76,29 +75,11 @@ def test_deliveries_racing_with_updates_lose_nothing(env):
     env.fix_perms()
     d = env.start()
     total = 40
-    errors = []
 
-    def deliverer():
-        try:
-            for n in range(1, total):
-                deliver(rc, n)
-        except Exception as e:  # reported by the main thread
-            errors.append(e)
+    def number_of(lines):
+        return int([ln for ln in lines if ln.startswith(b"Subject: ")][0].split()[-1])
 
-    t = threading.Thread(target=deliverer)
-    t.start()
-    deleted = []
-    for _ in range(25):
-        p = lib.login_retry_in_use(d)
-        count = p.stat()[0]
-        if count:
-            _, lines, _ = p.retr(1)
-            subject = [ln for ln in lines if ln.startswith(b"Subject: ")][0]
-            p.dele(1)
-            deleted.append(int(subject.split()[-1]))
-        p.quit()
-    t.join(timeout=lib.CLIENT_TIMEOUT * 2)
-    assert not t.is_alive() and not errors, errors
+    deleted = lib.race_deliveries_with_updates(d, lambda n: deliver(rc, n), total, 25, number_of)
     left = subjects(env)
     assert sorted(left + deleted) == list(range(total)), (deleted, left)
     assert len(set(deleted)) == len(deleted)

@@ -4,7 +4,6 @@ import grp
 import os
 import pwd
 import subprocess
-import threading
 
 import pytest
 
@@ -105,28 +104,11 @@ def test_dma_deliveries_racing_with_updates_lose_nothing(env, dma_user):
     deliver(0)
     d = start_as_mail(env)
     total = 30
-    errors = []
 
-    def deliverer():
-        try:
-            for n in range(1, total):
-                deliver(n)
-        except Exception as e:  # reported by the main thread
-            errors.append(e)
+    def number_of(lines):
+        return int([ln for ln in lines if ln.startswith(b"Subject: dma ")][0].split()[-1])
 
-    t = threading.Thread(target=deliverer)
-    t.start()
-    deleted = []
-    for _ in range(20):
-        p = lib.login_retry_in_use(d, USER)
-        if p.stat()[0]:
-            _, lines, _ = p.retr(1)
-            subject = [ln for ln in lines if ln.startswith(b"Subject: dma ")][0]
-            p.dele(1)
-            deleted.append(int(subject.split()[-1]))
-        p.quit()
-    t.join(timeout=lib.CLIENT_TIMEOUT * 2)
-    assert not t.is_alive() and not errors, errors
+    deleted = lib.race_deliveries_with_updates(d, deliver, total, 20, number_of, user=USER)
     left = delivered_numbers(dma_user)
     assert sorted(left + deleted) == list(range(total)), (deleted, left)
     assert len(set(deleted)) == len(deleted)

@@ -3,7 +3,6 @@
 import os
 import pwd
 import subprocess
-import threading
 
 import interop_lib as lib
 from test_fetchmail import fetchmail
@@ -75,30 +74,13 @@ def test_procmail_maildir_deliveries_racing_with_updates_lose_nothing(env):
     deliver(0)
     d = env.start()
     total = 30
-    errors = []
 
-    def deliverer():
-        try:
-            for n in range(1, total):
-                deliver(n)
-        except Exception as e:  # reported by the main thread
-            errors.append(e)
+    def number_of(lines):
+        n = int([ln for ln in lines if ln.startswith(b"Subject: maildir ")][0].split()[-1])
+        assert b"\r\n".join(lines) + b"\r\n" == lib.to_wire(lib.new_message(n, b"maildir %d" % n))
+        return n
 
-    t = threading.Thread(target=deliverer)
-    t.start()
-    deleted = []
-    for _ in range(20):
-        p = lib.login_retry_in_use(d)
-        if p.stat()[0]:
-            _, lines, _ = p.retr(1)
-            subject = [ln for ln in lines if ln.startswith(b"Subject: maildir ")][0]
-            n = int(subject.split()[-1])
-            assert b"\r\n".join(lines) + b"\r\n" == lib.to_wire(lib.new_message(n, b"maildir %d" % n))
-            p.dele(1)
-            deleted.append(n)
-        p.quit()
-    t.join(timeout=lib.CLIENT_TIMEOUT * 2)
-    assert not t.is_alive() and not errors, errors
+    deleted = lib.race_deliveries_with_updates(d, deliver, total, 20, number_of)
     left = []
     for name in files(root):
         sub = "new" if os.path.exists(os.path.join(root, "new", name)) else "cur"
