@@ -8,6 +8,7 @@ use crate::limits::MIN_SESSION_TIMEOUT;
 use crate::lock::LockMethod;
 use crate::maildrop::Location;
 use crate::mbox::{MboxFormat, MboxSettings};
+use crate::sys;
 use crate::tls::TlsFiles;
 
 /// Where log lines go.
@@ -296,6 +297,37 @@ impl Config {
         crate::users::check_schemes(&users).map_err(|e| format!("users_file {}: {e}", self.users_file.display()))
     }
 
+    /// Settings that work but are likely not what the operator wants.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let locks = &self.mbox.locking;
+        if let Some(dir) = self.mbox_spool_dir() {
+            if locks.contains(&LockMethod::Fcntl)
+                && locks.contains(&LockMethod::Flock)
+                && sys::is_nfs(&dir) == Some(true)
+            {
+                out.push(format!(
+                    "{} is on NFS, where flock is emulated with fcntl locks and the two block each other: \
+                     set `mbox_locking = fcntl, dotlock`",
+                    dir.display()
+                ));
+            }
+        }
+        out
+    }
+
+    /// The directory above the first `%u` of an mbox `mailbox` template
+    /// (`/var/mail` for `/var/mail/%u`); None for a Maildir.
+    fn mbox_spool_dir(&self) -> Option<PathBuf> {
+        if self.mailbox.starts_with("maildir:") {
+            return None;
+        }
+        let template = self.mailbox.strip_prefix("mbox:").unwrap_or(&self.mailbox);
+        let before = &template[..template.find("%u")?];
+        let dir = &before[..before.rfind('/')?];
+        Some(PathBuf::from(if dir.is_empty() { "/" } else { dir }))
+    }
+
     /// Where a (validated) user name's mail is: `mailbox` with `%u`
     /// replaced, an mbox unless it starts with `maildir:`.
     pub fn location(&self, user: &str) -> Location {
@@ -431,5 +463,13 @@ mod tests {
         assert_eq!(c.location("bob"), Location::Maildir("/home/bob/Maildir".into()));
         assert!(c.set("mailbox", "maildir:Maildir/%u").is_err(), "relative");
         assert!(c.set("mailbox", "maildir:/home/Maildir").is_err(), "no %u");
+        assert_eq!(c.mbox_spool_dir(), None, "a Maildir takes no locks");
+        c.set("mailbox", "mbox:/var/mail/%u").unwrap();
+        assert_eq!(c.mbox_spool_dir(), Some(PathBuf::from("/var/mail")));
+        c.set("mailbox", "/home/%u/mbox").unwrap();
+        assert_eq!(c.mbox_spool_dir(), Some(PathBuf::from("/home")));
+        c.set("mailbox", "/%u").unwrap();
+        assert_eq!(c.mbox_spool_dir(), Some(PathBuf::from("/")));
+        assert!(c.warnings().is_empty(), "/ is not on NFS here");
     }
 }

@@ -135,12 +135,18 @@ fn run(options: Options) -> Result<(), u8> {
         }
     };
     if options.check {
+        for w in config.warnings() {
+            eprintln!("pop3d: warning: {w}");
+        }
         println!("pop3d: configuration OK");
         return Ok(());
     }
     if let Err(e) = logging::init(&config.log, config.log_level) {
         report_early(&options, &e);
         return Err(1);
+    }
+    for w in config.warnings() {
+        log::warn!("{w}");
     }
     // Built with panic = "abort" (`make release`) a panic ends the process,
     // and no Drop runs: the dotlocks it holds are removed here.

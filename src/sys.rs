@@ -285,3 +285,14 @@ pub fn crypt(setting: &str, password: &[u8]) -> Option<String> {
     unsafe { libc::munmap(data, CRYPT_DATA_SIZE) };
     out.filter(|out| !out.starts_with('*'))
 }
+
+/// Whether `dir` is on NFS (None if it cannot be asked).
+pub fn is_nfs(dir: &std::path::Path) -> Option<bool> {
+    let path = CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: a zeroed statfs is valid; statfs fills it from a NUL-terminated path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::statfs(path.as_ptr(), &mut st) }).ok()?;
+    // f_type and the constant are c_long on some targets, c_uint on others.
+    #[allow(clippy::unnecessary_cast)]
+    Some(st.f_type as i64 == libc::NFS_SUPER_MAGIC as i64)
+}
