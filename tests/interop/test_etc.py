@@ -1,5 +1,6 @@
-# The shipped snippets in etc/ work as written: the systemd units pass systemd-analyze, and the init.d script
-# starts, reports, reloads and stops a real daemon with start-stop-daemon.
+# The shipped snippets in etc/ work as written: the systemd units pass systemd-analyze, the init.d script
+# starts, reports, reloads and stops a real daemon with start-stop-daemon, and the OpenWrt procd script
+# registers what it should.
 import os
 import re
 import socket
@@ -113,3 +114,44 @@ def test_init_script_starts_reports_reloads_and_stops_the_daemon(env):
     assert rc == 1 and "bogus_key" in out, out
     rc, out = run(script, "status")
     assert rc == 3, out
+
+
+PROCD_STUB = """# procd's shell API, recording each call (one line each) instead of talking to procd.
+procd_open_instance() { echo "open_instance" >> "$CALLS"; }
+procd_set_param() { echo "set_param $*" >> "$CALLS"; }
+procd_close_instance() { echo "close_instance" >> "$CALLS"; }
+procd_send_signal() { echo "send_signal $*" >> "$CALLS"; }
+"""
+
+
+def test_openwrt_procd_script_starts_checked_and_reloads_with_hup(env):
+    """etc/openwrt/pop3d.init under a stand-in for OpenWrt's rc.common: start_service checks the config, then
+    registers pop3d in the foreground with respawn; a broken config registers nothing; reload sends HUP."""
+    with open(os.path.join(ETC, "openwrt", "pop3d.init")) as f:
+        text = f.read()
+    assert text.startswith("#!/bin/sh /etc/rc.common\n")
+    text = re.sub(r"^PROG=.*$", "PROG=%s" % lib.POP3D_BIN, text, flags=re.M)
+    text = re.sub(r"^CONF=.*$", "CONF=%s" % env.conf, text, flags=re.M)
+    script = os.path.join(env.cli, "pop3d.init")
+    with open(script, "w") as f:
+        f.write(PROCD_STUB + text)
+    calls = os.path.join(env.cli, "calls")
+
+    def call(function):
+        if os.path.exists(calls):
+            os.unlink(calls)
+        r = subprocess.run(["sh", "-c", '. "$0" && %s' % function, script], capture_output=True,
+                           timeout=lib.CLIENT_TIMEOUT, env=dict(os.environ, CALLS=calls))
+        recorded = open(calls).read().splitlines() if os.path.exists(calls) else []
+        return r.returncode, recorded, r.stderr.decode()
+
+    rc, recorded, err = call("start_service")
+    assert rc == 0, err
+    assert recorded == ["open_instance", "set_param command %s -f %s" % (lib.POP3D_BIN, env.conf),
+                        "set_param respawn 3600 5 5", "set_param stderr 1", "close_instance"], recorded
+    rc, recorded, err = call("reload_service")
+    assert rc == 0 and recorded == ["send_signal pop3d * HUP"], (recorded, err)
+    env.write_conf(bogus_key="1")
+    for function in ("start_service", "reload_service"):
+        rc, recorded, err = call(function)
+        assert rc != 0 and recorded == [] and "configuration check failed" in err, (function, recorded, err)
