@@ -185,7 +185,8 @@ impl Config {
             "users_file" => self.users_file = path(value).ok_or_else(|| bad("expected a path"))?,
             "mailbox" => {
                 let template = value.strip_prefix("maildir:").or_else(|| value.strip_prefix("mbox:")).unwrap_or(value);
-                if !template.starts_with('/') || !template.contains("%u") {
+                // `%%u` is a literal `%u`: the name must really change the path.
+                if !template.starts_with('/') || expand(template, "a") == expand(template, "b") {
                     return Err(bad(
                         "expected an absolute path template containing %u, optionally after maildir: or mbox:",
                     ));
@@ -463,6 +464,7 @@ mod tests {
         assert_eq!(c.location("bob"), Location::Maildir("/home/bob/Maildir".into()));
         assert!(c.set("mailbox", "maildir:Maildir/%u").is_err(), "relative");
         assert!(c.set("mailbox", "maildir:/home/Maildir").is_err(), "no %u");
+        assert!(c.set("mailbox", "/var/mail/%%u").is_err(), "a literal %u: one maildrop for all");
         assert_eq!(c.mbox_spool_dir(), None, "a Maildir takes no locks");
         c.set("mailbox", "mbox:/var/mail/%u").unwrap();
         assert_eq!(c.mbox_spool_dir(), Some(PathBuf::from("/var/mail")));

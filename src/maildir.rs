@@ -5,10 +5,20 @@
 //! move it to `cur/` or rename it with flags (`NAME:2,S`), which keeps the
 //! unique part before the `:`. That part identifies a message: its MD5 is
 //! the UIDL, and a message that moved is found again by it.
+//!
+//! Every session runs as the same account, which can read every user's
+//! Maildir, so nothing a user controls may lead outside their own: the
+//! Maildir, `cur/` and `new/` are opened without following symbolic links
+//! and held open, and messages are opened and unlinked relative to them,
+//! again without following links, and only as regular files with a single
+//! link (a hard link could be another user's message).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -18,13 +28,20 @@ use crate::maildrop::Listed;
 use crate::mbox::stream::{self, Part};
 use crate::mbox::{MaildropError, MboxFormat, MboxSettings, Message, Uid};
 use crate::reply::MessageSink;
+use crate::sys;
 
-/// The two directories that hold delivered mail, in the order they are read.
+/// The two directories that hold delivered mail. A message in both (moved
+/// while we listed) counts as the one in `cur/`.
 const SUBDIRS: [&str; 2] = ["cur", "new"];
 
-/// A message file as listed at login.
+/// Listing order: `new/` first, so a message moved to `cur/` meanwhile is
+/// seen twice (and kept once), never missed.
+const LIST_ORDER: [usize; 2] = [1, 0];
+
+/// Where a message file is: its directory (an index into `SUBDIRS`) and name.
+#[derive(Clone)]
 struct Entry {
-    subdir: &'static str,
+    subdir: usize,
     name: OsString,
 }
 
@@ -36,20 +53,25 @@ fn unique(name: &OsStr) -> &[u8] {
 }
 
 /// Delivery order: the seconds a unique name starts with (`1700000000.…`),
-/// then the name.
-fn order_key(name: &OsStr) -> (u64, &[u8]) {
-    let unique = unique(name);
+/// then the name, then `cur/` before `new/`.
+fn order_key(entry: &Entry) -> (u64, &[u8], usize) {
+    let unique = unique(&entry.name);
     let digits = unique.iter().take_while(|b| b.is_ascii_digit()).count();
     let secs = std::str::from_utf8(&unique[..digits]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    (secs, unique)
+    (secs, unique, entry.subdir)
 }
 
 /// The messages of one Maildir as they were at login, with deletion marks.
 pub struct Maildir {
     root: PathBuf,
+    /// `cur/` and `new/`, held open (None where missing).
+    dirs: [Option<OwnedFd>; 2],
     entries: Vec<Entry>,
     messages: Vec<Message>,
     deleted: Vec<bool>,
+    /// Where every file is now, by unique name: read again when a message is
+    /// not where it was listed (a mail reader moved or renamed it).
+    moved: RefCell<Option<HashMap<Vec<u8>, Entry>>>,
 }
 
 impl Listed for Maildir {
@@ -67,46 +89,53 @@ impl Listed for Maildir {
 }
 
 impl Maildir {
-    /// Lists `root/cur` and `root/new` (a missing Maildir is an empty
+    /// Lists `root/new` and `root/cur` (a missing Maildir is an empty
     /// maildrop) and reads every message once for its size on the wire.
     pub fn open(root: PathBuf, settings: &MboxSettings) -> Result<Maildir, MaildropError> {
-        let mut drop = Maildir { root, entries: Vec::new(), messages: Vec::new(), deleted: Vec::new() };
-        match fs::metadata(&drop.root) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(MaildropError::Corrupt("not a Maildir directory".into())),
+        let mut drop = Maildir {
+            root,
+            dirs: [None, None],
+            entries: Vec::new(),
+            messages: Vec::new(),
+            deleted: Vec::new(),
+            moved: RefCell::new(None),
+        };
+        // A symbolic link fails with ELOOP, or ENOTDIR (O_DIRECTORY checked first).
+        let not_a_dir = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR));
+        let refused =
+            |what: &str| MaildropError::Corrupt(format!("{what} is not a directory (links are not followed)"));
+        let root_fd = match sys::open_dir(&drop.root) {
+            Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(drop),
+            Err(e) if not_a_dir(&e) => return Err(refused(&drop.root.display().to_string())),
             Err(e) => return Err(e.into()),
-        }
-        let mut listed = Vec::new();
-        for subdir in SUBDIRS {
-            let dir = match fs::read_dir(drop.root.join(subdir)) {
-                Ok(dir) => dir,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+        };
+        for (k, subdir) in SUBDIRS.iter().enumerate() {
+            drop.dirs[k] = match sys::open_dir_at(root_fd.as_fd(), OsStr::new(subdir)) {
+                Ok(fd) => Some(fd),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) if not_a_dir(&e) => return Err(refused(subdir)),
                 Err(e) => return Err(e.into()),
             };
-            for entry in dir {
-                let entry = entry?;
-                let name = entry.file_name();
-                if name.as_bytes().starts_with(b".") || !entry.file_type()?.is_file() {
-                    continue;
-                }
-                if listed.len() >= settings.max_messages {
-                    return Err(MaildropError::TooLarge(format!("more than {} messages", settings.max_messages)));
-                }
-                listed.push(Entry { subdir, name });
-            }
         }
-        // A message a mail reader moved from new/ to cur/ while we listed
-        // shows up twice: keep the first (cur/, listed first; the sort is stable).
-        listed.sort_by(|a, b| order_key(&a.name).cmp(&order_key(&b.name)));
+        let mut listed = drop.list(settings.max_messages.saturating_add(1))?;
+        if listed.len() > settings.max_messages {
+            return Err(MaildropError::TooLarge(format!("more than {} messages", settings.max_messages)));
+        }
+        listed.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
         listed.dedup_by(|later, first| unique(&later.name) == unique(&first.name));
         let mut total = 0u64;
         for entry in listed {
-            let file = match File::open(drop.root.join(entry.subdir).join(&entry.name)) {
+            let file = match drop.open_entry(&entry) {
                 Ok(file) => file,
-                // Removed by someone else since the directory was read.
+                // Removed since the directory was read (or moved: seen next time).
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    // One bad file (unreadable, a link, a FIFO) must not keep
+                    // the user from the rest of the mail.
+                    log::error!("skipping {}/{}: {e}", drop.root.display(), drop.display(&entry));
+                    continue;
+                }
             };
             let len = file.metadata()?.len();
             total = total.saturating_add(len);
@@ -122,64 +151,133 @@ impl Maildir {
         Ok(drop)
     }
 
-    /// Where message `i` (0-based) is now: where it was listed, or, if a
-    /// mail reader moved or renamed it since, the file with its unique name.
-    fn locate(&self, i: usize) -> Option<PathBuf> {
-        let entry = self.entries.get(i)?;
-        let listed = self.root.join(entry.subdir).join(&entry.name);
-        if fs::symlink_metadata(&listed).is_ok() {
-            return Some(listed);
+    /// The names in `new/` and `cur/` that may be messages (no dot files),
+    /// at most `limit` of them.
+    fn list(&self, limit: usize) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for subdir in LIST_ORDER {
+            if self.dirs[subdir].is_none() {
+                continue;
+            }
+            // Names only: every file is then opened relative to the directory
+            // held open, so a directory swapped for a link since gives nothing.
+            let dir = match fs::read_dir(self.root.join(SUBDIRS[subdir])) {
+                Ok(dir) => dir,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in dir {
+                let name = entry?.file_name();
+                if !name.as_bytes().starts_with(b".") {
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                    out.push(Entry { subdir, name });
+                }
+            }
         }
-        let want = unique(&entry.name);
-        SUBDIRS.iter().find_map(|subdir| {
-            let dir = self.root.join(subdir);
-            fs::read_dir(&dir).ok()?.flatten().map(|e| e.file_name()).find(|n| unique(n) == want).map(|n| dir.join(n))
-        })
+        Ok(out)
     }
 
-    /// Whether message `n`'s file still exists (in `cur/` or `new/`).
+    fn display(&self, entry: &Entry) -> String {
+        format!("{}/{}", SUBDIRS[entry.subdir], entry.name.to_string_lossy())
+    }
+
+    fn open_entry(&self, entry: &Entry) -> io::Result<File> {
+        let dir = self.dirs[entry.subdir].as_ref().ok_or(io::ErrorKind::NotFound)?;
+        sys::open_file_at(dir.as_fd(), &entry.name)
+    }
+
+    /// Where message `i` (0-based) is now, if a mail reader moved or renamed
+    /// it since login; the directories are read again once per miss.
+    fn relocate(&self, i: usize) -> Option<Entry> {
+        let want = unique(&self.entries.get(i)?.name);
+        let mut moved = self.moved.borrow_mut();
+        if let Some(found) = moved.as_ref().and_then(|m| m.get(want)) {
+            if self.open_entry(found).is_ok() {
+                return Some(found.clone());
+            }
+        }
+        let now: HashMap<Vec<u8>, Entry> =
+            self.list(usize::MAX).ok()?.into_iter().map(|e| (unique(&e.name).to_vec(), e)).collect();
+        let found = now.get(want).cloned();
+        *moved = Some(now);
+        found
+    }
+
+    /// Message `i`'s file, opened where it was listed or where it moved to.
+    fn open_message(&self, i: usize) -> io::Result<File> {
+        match self.open_entry(&self.entries[i]) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self
+                .relocate(i)
+                .ok_or(io::ErrorKind::NotFound)
+                .map_err(io::Error::from)
+                .and_then(|e| self.open_entry(&e)),
+            other => other,
+        }
+    }
+
+    /// Whether message `n`'s file still exists with the length it was
+    /// listed with (checked before RETR/TOP answer +OK).
     pub fn still_listed(&self, n: u32) -> bool {
-        self.get(n).is_some() && self.locate(n as usize - 1).is_some()
+        let Some(msg) = self.get(n) else { return false };
+        self.open_message(n as usize - 1).and_then(|f| f.metadata()).is_ok_and(|m| m.len() == msg.end)
     }
 
     /// Sends message `n` byte-stuffed (without the final `.` line).
     /// Returns the octets sent, or None if there is no such message.
     pub fn send<W: MessageSink>(&self, n: u32, part: Part, out: &mut W) -> Option<io::Result<u64>> {
         let msg = self.get(n)?;
-        let sent = self
-            .locate(n as usize - 1)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "message file removed since login"))
-            .and_then(File::open)
-            .and_then(|file| stream::send(&file, msg, MboxFormat::Unquoted, part, out));
-        Some(sent)
+        Some(
+            self.open_message(n as usize - 1)
+                .and_then(|file| stream::send(&file, msg, MboxFormat::Unquoted, part, out)),
+        )
     }
 
-    /// UPDATE: unlinks the marked messages' files, then syncs the
-    /// directories. A file already gone (another client deleted it) counts
-    /// as removed. Returns how many were marked.
+    /// UPDATE: unlinks the marked messages' files (found again if they
+    /// moved; already gone counts as removed), then syncs the directories.
+    /// Goes on past a file it cannot remove and then reports the first such
+    /// error. Returns how many were marked.
     pub fn commit(self) -> Result<usize, MaildropError> {
-        let mut removed = 0;
+        let mut first_error = None;
         let mut touched = [false; SUBDIRS.len()];
-        for (i, _) in self.deleted.iter().enumerate().filter(|(_, d)| **d) {
-            let Some(path) = self.locate(i) else { continue };
-            match fs::remove_file(&path) {
-                Ok(()) => {}
+        let marked: Vec<usize> = (0..self.entries.len()).filter(|&i| self.deleted[i]).collect();
+        for &i in &marked {
+            let mut entry = self.entries[i].clone();
+            let mut result = self.unlink(&entry);
+            if matches!(&result, Err(e) if e.kind() == io::ErrorKind::NotFound) {
+                result = match self.relocate(i) {
+                    Some(now) => {
+                        entry = now;
+                        self.unlink(&entry)
+                    }
+                    None => Ok(()), // another client deleted it
+                };
+            }
+            match result {
+                Ok(()) => touched[entry.subdir] = true,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    log::error!("cannot remove {}: {e} ({removed} of the marked messages removed)", path.display());
-                    return Err(e.into());
+                    log::error!("cannot remove {}/{}: {e}", self.root.display(), self.display(&entry));
+                    first_error.get_or_insert(e);
                 }
-            }
-            removed += 1;
-            if let Some(k) = SUBDIRS.iter().position(|s| path.parent() == Some(self.root.join(s).as_path())) {
-                touched[k] = true;
             }
         }
         // The unlinks are durable once their directories are.
-        for (subdir, _) in SUBDIRS.iter().zip(touched).filter(|(_, t)| *t) {
-            File::open(self.root.join(subdir))?.sync_all()?;
+        for (dir, _) in self.dirs.iter().zip(touched).filter(|(_, t)| *t) {
+            if let Some(dir) = dir {
+                File::from(dir.try_clone()?).sync_all()?;
+            }
         }
-        Ok(self.deleted.iter().filter(|d| **d).count())
+        match first_error {
+            None => Ok(marked.len()),
+            Some(e) => Err(e.into()),
+        }
+    }
+
+    fn unlink(&self, entry: &Entry) -> io::Result<()> {
+        let dir = self.dirs[entry.subdir].as_ref().ok_or(io::ErrorKind::NotFound)?;
+        sys::unlink_at(dir.as_fd(), &entry.name)
     }
 }
 
@@ -242,6 +340,50 @@ mod tests {
         assert!(!drop.still_listed(1));
         assert!(drop.send(1, Part::Whole, &mut Vec::new()).unwrap().is_err());
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The daemon can read every user's mail: nothing a user can create in
+    /// their own Maildir may lead to someone else's.
+    #[test]
+    fn links_never_lead_out_of_the_maildir() {
+        let other = maildir("other");
+        fs::write(other.join("cur/1700000009.M9P9.box:2,S"), b"Subject: not yours\n\nsecret\n").unwrap();
+        let root = maildir("links");
+        // The Maildir itself, or its cur/, a symbolic link to another one.
+        let linked = root.with_extension("linked");
+        let _ = fs::remove_file(&linked);
+        std::os::unix::fs::symlink(&other, &linked).unwrap();
+        assert!(matches!(Maildir::open(linked.clone(), &settings(10)), Err(MaildropError::Corrupt(_))));
+        fs::remove_file(&linked).unwrap();
+        fs::remove_dir(root.join("cur")).unwrap();
+        std::os::unix::fs::symlink(other.join("cur"), root.join("cur")).unwrap();
+        assert!(matches!(Maildir::open(root.clone(), &settings(10)), Err(MaildropError::Corrupt(_))));
+        fs::remove_file(root.join("cur")).unwrap();
+        fs::create_dir(root.join("cur")).unwrap();
+        // A message that is a symbolic link or a second hard link: skipped.
+        let theirs = other.join("cur/1700000009.M9P9.box:2,S");
+        std::os::unix::fs::symlink(&theirs, root.join("new/1700000001.M1P1.box")).unwrap();
+        fs::hard_link(&theirs, root.join("new/1700000002.M2P2.box")).unwrap();
+        fs::write(root.join("new/1700000003.M3P3.box"), b"Subject: mine\n\nx\n").unwrap();
+        let drop = Maildir::open(root.clone(), &settings(10)).unwrap();
+        assert_eq!(drop.len(), 1);
+        assert_eq!(retr(&drop, 1), b"Subject: mine\r\n\r\nx\r\n");
+        // Swapped for a link after login, or shrunk: no longer served.
+        fs::remove_file(root.join("new/1700000003.M3P3.box")).unwrap();
+        std::os::unix::fs::symlink(&theirs, root.join("new/1700000003.M3P3.box")).unwrap();
+        assert!(!drop.still_listed(1));
+        assert!(drop.send(1, Part::Whole, &mut Vec::new()).unwrap().is_err());
+        fs::remove_file(root.join("new/1700000003.M3P3.box")).unwrap();
+        fs::write(root.join("new/1700000003.M3P3.box"), b"Subject: mi").unwrap();
+        assert!(!drop.still_listed(1), "shorter than listed");
+        // UPDATE removes only what is in this Maildir; the other is intact.
+        let mut drop = Maildir::open(root.clone(), &settings(10)).unwrap();
+        assert!(drop.delete(1));
+        drop.commit().unwrap();
+        assert!(theirs.exists());
+        assert_eq!(fs::read(&theirs).unwrap(), b"Subject: not yours\n\nsecret\n");
+        fs::remove_dir_all(&root).unwrap();
+        fs::remove_dir_all(&other).unwrap();
     }
 
     #[test]

@@ -575,7 +575,14 @@ impl<T: Transport> Session<'_, T> {
                             _ => Part::Whole,
                         };
                         write!(out, "+OK {size} octets\r\n")?;
-                        let sent = drop.send(n, part, out).unwrap_or(Ok(0));
+                        let sent = drop.send(n, part, out).unwrap_or(Ok(0)).and_then(|sent| match part {
+                            // Changed on disk since it was listed: never end a
+                            // short message with "." as if it were whole.
+                            Part::Whole if sent != size => {
+                                Err(io::Error::other(format!("{sent} of {size} octets sent: the file changed")))
+                            }
+                            _ => Ok(sent),
+                        });
                         if let Err(e) = sent {
                             // The +OK is out; the only honest end is to close.
                             log::error!("sending message {n} failed: {e}");

@@ -296,3 +296,53 @@ pub fn is_nfs(dir: &std::path::Path) -> Option<bool> {
     #[allow(clippy::unnecessary_cast)]
     Some(st.f_type as i64 == libc::NFS_SUPER_MAGIC as i64)
 }
+
+/// A path or file name as a C string (None if it holds a NUL byte).
+fn c_path(name: &std::ffi::OsStr) -> io::Result<CString> {
+    CString::new(name.as_encoded_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Opens a directory without following a symbolic link in its last
+/// component (ELOOP if it is one).
+pub fn open_dir(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
+    open_at(libc::AT_FDCWD, path.as_os_str(), libc::O_DIRECTORY)
+}
+
+/// Opens directory `name` inside `dir`, not following a symbolic link.
+pub fn open_dir_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    open_at(dir.as_raw_fd(), name, libc::O_DIRECTORY)
+}
+
+/// Opens file `name` inside `dir` for reading, not following a symbolic
+/// link and without blocking on a FIFO; only a regular file with one link
+/// is accepted (a hard link could be another user's message).
+pub fn open_file_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::File::from(open_at(dir.as_raw_fd(), name, libc::O_NONBLOCK)?);
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.nlink() != 1 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file with a single link"));
+    }
+    Ok(file)
+}
+
+fn open_at(dir: RawFd, name: &std::ffi::OsStr, flags: libc::c_int) -> io::Result<std::os::fd::OwnedFd> {
+    let name = c_path(name)?;
+    let flags = flags | libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: a NUL-terminated name; the new descriptor is owned by the result.
+    let fd = check(unsafe { libc::openat(dir, name.as_ptr(), flags) })?;
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Removes file `name` from directory `dir` (never follows a link: a link is
+/// removed itself).
+pub fn unlink_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let name = c_path(name)?;
+    // SAFETY: a NUL-terminated name relative to a directory we hold open.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })?;
+    Ok(())
+}
