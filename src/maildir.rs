@@ -126,7 +126,7 @@ impl Maildir {
         listed.dedup_by(|later, first| unique(&later.name) == unique(&first.name));
         let mut total = 0u64;
         for entry in listed {
-            let file = match drop.open_entry(&entry) {
+            let (file, len) = match drop.open_entry(&entry) {
                 Ok(file) => file,
                 // Removed since the directory was read (or moved: seen next time).
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -137,7 +137,6 @@ impl Maildir {
                     continue;
                 }
             };
-            let len = file.metadata()?.len();
             total = total.saturating_add(len);
             if total > settings.max_size {
                 return Err(MaildropError::TooLarge(format!("over {} bytes", settings.max_size)));
@@ -183,7 +182,8 @@ impl Maildir {
         format!("{}/{}", SUBDIRS[entry.subdir], entry.name.to_string_lossy())
     }
 
-    fn open_entry(&self, entry: &Entry) -> io::Result<File> {
+    /// The file of `entry` and its length.
+    fn open_entry(&self, entry: &Entry) -> io::Result<(File, u64)> {
         let dir = self.dirs[entry.subdir].as_ref().ok_or(io::ErrorKind::NotFound)?;
         sys::open_file_at(dir.as_fd(), &entry.name)
     }
@@ -205,8 +205,8 @@ impl Maildir {
         found
     }
 
-    /// Message `i`'s file, opened where it was listed or where it moved to.
-    fn open_message(&self, i: usize) -> io::Result<File> {
+    /// Message `i`'s file and length, where it was listed or where it moved to.
+    fn open_message(&self, i: usize) -> io::Result<(File, u64)> {
         match self.open_entry(&self.entries[i]) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => self
                 .relocate(i)
@@ -221,7 +221,7 @@ impl Maildir {
     /// listed with (checked before RETR/TOP answer +OK).
     pub fn still_listed(&self, n: u32) -> bool {
         let Some(msg) = self.get(n) else { return false };
-        self.open_message(n as usize - 1).and_then(|f| f.metadata()).is_ok_and(|m| m.len() == msg.end)
+        self.open_message(n as usize - 1).is_ok_and(|(_, len)| len == msg.end)
     }
 
     /// Sends message `n` byte-stuffed (without the final `.` line).
@@ -230,7 +230,7 @@ impl Maildir {
         let msg = self.get(n)?;
         Some(
             self.open_message(n as usize - 1)
-                .and_then(|file| stream::send(&file, msg, MboxFormat::Unquoted, part, out)),
+                .and_then(|(file, _)| stream::send(&file, msg, MboxFormat::Unquoted, part, out)),
         )
     }
 

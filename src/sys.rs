@@ -316,8 +316,9 @@ pub fn open_dir_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> 
 
 /// Opens file `name` inside `dir` for reading, not following a symbolic
 /// link and without blocking on a FIFO; only a regular file with one link
-/// is accepted (a hard link could be another user's message).
-pub fn open_file_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<std::fs::File> {
+/// is accepted (a hard link could be another user's message). Returns the
+/// file and its length.
+pub fn open_file_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<(std::fs::File, u64)> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     let file = std::fs::File::from(open_at(dir.as_raw_fd(), name, libc::O_NONBLOCK)?);
@@ -325,7 +326,7 @@ pub fn open_file_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) ->
     if !meta.is_file() || meta.nlink() != 1 {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file with a single link"));
     }
-    Ok(file)
+    Ok((file, meta.len()))
 }
 
 fn open_at(dir: RawFd, name: &std::ffi::OsStr, flags: libc::c_int) -> io::Result<std::os::fd::OwnedFd> {
