@@ -6,7 +6,7 @@ pub(crate) mod stream;
 mod update;
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -95,21 +95,6 @@ pub struct StatePaths {
     pub copies: PathBuf,
 }
 
-/// Writes `copies` atomically, or removes the file when there is nothing to keep.
-fn save_copies(path: &std::path::Path, copies: &CopyNumbers) -> io::Result<()> {
-    if copies.0.is_empty() {
-        return match std::fs::remove_file(path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        };
-    }
-    let tmp = path.with_extension("uids-new");
-    let mut f = File::create(&tmp)?;
-    f.write_all(copies.to_text().as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 /// The messages of one mbox as they were at login, with deletion marks.
 pub struct Mbox {
     path: PathBuf,
@@ -161,7 +146,7 @@ impl Mbox {
         let index = {
             let _lock = MboxLock::acquire(&path, &file, &settings.locking, recovering, settings.lock_timeout)?;
             if recovering {
-                update::recover(&file, &journal)?;
+                update::recover(&file, &update::UpdatePaths { journal: &journal, copies: &copies_path })?;
             }
             let len = file.metadata()?.len();
             if len > settings.max_size {
@@ -241,12 +226,11 @@ impl Mbox {
             }
         }
         let keep: Vec<bool> = self.deleted.iter().map(|d| !d).collect();
-        update::remove_messages(&file, &self.index, &keep, &self.journal)?;
-        // Still under the locks: record the copy numbers for the next scan.
-        // Failing here loses no mail, only the numbering of identical copies.
-        if let Err(e) = save_copies(&self.copies_path, &CopyNumbers::of_survivors(&self.index, &keep)) {
-            log::warn!("cannot save {}: {e}", self.copies_path.display());
-        }
+        // The copy numbers of the identical messages that stay go through the
+        // journal with the rewrite, so their ids change with it or not at all.
+        let copies = CopyNumbers::of_survivors(&self.index, &keep).to_text();
+        let paths = update::UpdatePaths { journal: &self.journal, copies: &self.copies_path };
+        update::remove_messages(&file, &self.index, &keep, &paths, &copies)?;
         Ok(marked)
     }
 }
@@ -254,6 +238,7 @@ impl Mbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     /// xorshift64*: a small deterministic generator for test data.
     struct Rng(u64);

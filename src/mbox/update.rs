@@ -7,15 +7,18 @@
 //! 1. The bytes from the first deleted message to the end of the file, less
 //!    the deleted messages, are written to a journal (a temporary file, fsync,
 //!    rename): `first`, the old length, the new length and an MD5 of the old
-//!    bytes in `new_len..old_len`, which step 2 never touches.
+//!    bytes in `new_len..old_len`, which step 2 never touches; after the
+//!    data, the copy numbers of identical messages for `USER.uids`.
 //! 2. The journal data is written over the mailbox at `first`, fsync.
-//! 3. The mailbox is truncated to the new length, fsync; the journal removed.
+//! 3. The mailbox is truncated to the new length, fsync; `USER.uids` is
+//!    written from the journal; the journal removed.
 //!
 //! A journal found later (under the locks, before the mailbox is read) is
 //! finished: if the file is shorter than the old length, or its bytes in
-//! `new_len..old_len` no longer match the MD5, step 3 had happened and the
-//! journal is just removed. Otherwise steps 2-3 are redone, carrying along
-//! any mail a delivery agent appended after the crash.
+//! `new_len..old_len` no longer match the MD5, step 3 had happened: the
+//! copy numbers are written again and the journal removed. Otherwise steps
+//! 2-3 are redone, carrying along any mail a delivery agent appended after
+//! the crash. Either way the ids and the mailbox change together.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -27,7 +30,7 @@ use md5::{Digest, Md5};
 use super::index::Index;
 use crate::limits::MBOX_BLOCK;
 
-const MAGIC: &str = "POP3D-JOURNAL-2";
+const MAGIC: &str = "POP3D-JOURNAL-3";
 
 /// What a journal says about the rewrite it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,22 +39,29 @@ struct Header {
     first: u64,
     old_len: u64,
     new_len: u64,
+    /// Octets of copy-number text after the data.
+    copies_len: u64,
     tail_md5: [u8; 16],
 }
 
 impl Header {
     fn line(&self) -> String {
         let hex: String = self.tail_md5.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{MAGIC} {} {} {} {} {hex}\n", self.ino, self.first, self.old_len, self.new_len)
+        let Header { ino, first, old_len, new_len, copies_len, .. } = self;
+        format!("{MAGIC} {ino} {first} {old_len} {new_len} {copies_len} {hex}\n")
     }
 
     fn parse(line: &str) -> Option<Header> {
         let mut f = line.split_ascii_whitespace();
-        if f.next()? != MAGIC {
-            return None;
-        }
+        // Format 2 (an earlier pop3d) carries no copy numbers.
+        let with_copies = match f.next()? {
+            MAGIC => true,
+            "POP3D-JOURNAL-2" => false,
+            _ => return None,
+        };
         let mut num = || f.next()?.parse::<u64>().ok();
         let (ino, first, old_len, new_len) = (num()?, num()?, num()?, num()?);
+        let copies_len = if with_copies { num()? } else { 0 };
         let hex = f.next()?;
         let mut tail_md5 = [0u8; 16];
         if hex.len() != 32 {
@@ -60,7 +70,7 @@ impl Header {
         for (i, b) in tail_md5.iter_mut().enumerate() {
             *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
         }
-        Some(Header { ino, first, old_len, new_len, tail_md5 })
+        (first <= new_len).then_some(Header { ino, first, old_len, new_len, copies_len, tail_md5 })
     }
 }
 
@@ -73,11 +83,24 @@ impl Piece<'_> {
     }
 }
 
+/// Where an update is journaled, and the copy-number file it rewrites.
+pub struct UpdatePaths<'a> {
+    pub journal: &'a Path,
+    pub copies: &'a Path,
+}
+
 /// Removes the messages whose `keep` flag is false from the mbox `file`
 /// (opened read-write, exclusively locked), which must be the file `index`
-/// was built from. `journal` is the journal's path; its directory must be
-/// writable. Returns false, changing nothing, when nothing is deleted.
-pub fn remove_messages(file: &File, index: &Index, keep: &[bool], journal: &Path) -> io::Result<bool> {
+/// was built from, and writes `copies` (the copy numbers of identical
+/// messages that stay) with it. The journal's directory must be writable.
+/// Returns false, changing nothing, when nothing is deleted.
+pub fn remove_messages(
+    file: &File,
+    index: &Index,
+    keep: &[bool],
+    paths: &UpdatePaths,
+    copies: &str,
+) -> io::Result<bool> {
     let Some(first_gone) = keep.iter().position(|k| !k) else {
         return Ok(false);
     };
@@ -88,14 +111,15 @@ pub fn remove_messages(file: &File, index: &Index, keep: &[bool], journal: &Path
     // At least one message (its `From ` line) goes: the file shrinks, which
     // the journal's recovery rule relies on.
     let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
-    let header = Header { ino: meta.ino(), first, old_len, new_len, tail_md5: md5_range(file, new_len, old_len)? };
-    write_journal(journal, &header, &pieces)?;
-    if let Err(e) = apply(file, journal, &header) {
+    let tail_md5 = md5_range(file, new_len, old_len)?;
+    let header = Header { ino: meta.ino(), first, old_len, new_len, copies_len: copies.len() as u64, tail_md5 };
+    write_journal(paths.journal, &header, &pieces, copies.as_bytes())?;
+    if let Err(e) = apply(file, paths, &header) {
         // The journal is complete: finishing it now, still under the locks,
         // beats leaving a half-rewritten mailbox until the next login.
         log::error!("rewriting the mailbox failed ({e}); finishing it from the journal");
-        recover(file, journal).map_err(|e2| {
-            io::Error::new(e2.kind(), format!("{e}; the deletion stays pending in {} ({e2})", journal.display()))
+        recover(file, paths).map_err(|e2| {
+            io::Error::new(e2.kind(), format!("{e}; the deletion stays pending in {} ({e2})", paths.journal.display()))
         })?;
     }
     Ok(true)
@@ -116,7 +140,7 @@ fn build_pieces<'a>(file: &'a File, index: &Index, keep: &[bool], first_gone: us
 }
 
 /// Writes the journal under a temporary name, syncs it, then renames it into place.
-fn write_journal(journal: &Path, header: &Header, pieces: &[Piece]) -> io::Result<()> {
+fn write_journal(journal: &Path, header: &Header, pieces: &[Piece], copies: &[u8]) -> io::Result<()> {
     let tmp = journal.with_extension("journal-new");
     let result = (|| {
         let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
@@ -125,6 +149,7 @@ fn write_journal(journal: &Path, header: &Header, pieces: &[Piece]) -> io::Resul
         for piece in pieces {
             copy_range(piece.0, piece.1, piece.2, &mut out, &mut buf)?;
         }
+        out.write_all(copies)?;
         out.sync_all()?;
         fs::rename(&tmp, journal)?;
         sync_dir(journal)
@@ -135,15 +160,44 @@ fn write_journal(journal: &Path, header: &Header, pieces: &[Piece]) -> io::Resul
     result
 }
 
-/// Steps 2 and 3: journal data over the mailbox, truncate, remove the journal.
-fn apply(file: &File, journal: &Path, header: &Header) -> io::Result<()> {
-    let mut reader = BufReader::new(File::open(journal)?);
+/// The copy numbers a journal carries (after its header line and data).
+fn journal_copies(jfile: &File, header_len: u64, header: &Header) -> io::Result<String> {
+    if header.copies_len > 1 << 24 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "journal copy numbers too long"));
+    }
+    let mut text = vec![0u8; header.copies_len as usize];
+    jfile.read_exact_at(&mut text, header_len + header.new_len - header.first)?;
+    String::from_utf8(text).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "journal copy numbers are not text"))
+}
+
+/// Writes the copy-number file atomically (removes it when there is nothing to keep).
+fn save_copies(path: &Path, text: &str) -> io::Result<()> {
+    if text.is_empty() {
+        return match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let tmp = path.with_extension("uids-new");
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+/// Steps 2 and 3: journal data over the mailbox, truncate, the copy
+/// numbers, remove the journal.
+fn apply(file: &File, paths: &UpdatePaths, header: &Header) -> io::Result<()> {
+    let jfile = File::open(paths.journal)?;
+    let mut reader = BufReader::new(&jfile);
     let mut line = String::new();
     reader.read_line(&mut line)?;
+    let header_len = line.len() as u64;
+    let mut data = reader.take(header.new_len - header.first);
     let mut pos = header.first;
     let mut buf = vec![0u8; MBOX_BLOCK];
     loop {
-        let n = reader.read(&mut buf)?;
+        let n = data.read(&mut buf)?;
         if n == 0 {
             break;
         }
@@ -156,21 +210,27 @@ fn apply(file: &File, journal: &Path, header: &Header) -> io::Result<()> {
     file.sync_data()?;
     file.set_len(header.new_len)?;
     file.sync_all()?;
-    fs::remove_file(journal)?;
-    sync_dir(journal)
+    finish(paths, &journal_copies(&jfile, header_len, header)?)
 }
 
-/// Finishes an interrupted UPDATE recorded in `journal`, if there is one.
-/// `file` is the mailbox, opened read-write and exclusively locked.
-pub fn recover(file: &File, journal: &Path) -> io::Result<bool> {
+/// The end of step 3: the copy numbers written, then the journal removed.
+fn finish(paths: &UpdatePaths, copies: &str) -> io::Result<()> {
+    save_copies(paths.copies, copies)?;
+    fs::remove_file(paths.journal)?;
+    sync_dir(paths.journal)
+}
+
+/// Finishes an interrupted UPDATE recorded in `paths.journal`, if there is
+/// one. `file` is the mailbox, opened read-write and exclusively locked.
+pub fn recover(file: &File, paths: &UpdatePaths) -> io::Result<bool> {
+    let journal = paths.journal;
     let jfile = match File::open(journal) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
-    let mut reader = BufReader::new(jfile);
     let mut line = String::new();
-    reader.by_ref().take(512).read_line(&mut line)?;
+    BufReader::new(&jfile).take(512).read_line(&mut line)?;
     let meta = file.metadata()?;
     let header = match Header::parse(&line) {
         // The inode, not the device: device numbers can change across a
@@ -186,19 +246,18 @@ pub fn recover(file: &File, journal: &Path) -> io::Result<bool> {
             return Ok(false);
         }
     };
+    let header_len = line.len() as u64;
+    let copies = journal_copies(&jfile, header_len, &header)?;
     let len = meta.len();
     if len < header.old_len || md5_range(file, header.new_len, header.old_len)? != header.tail_md5 {
         // Truncated already: the rewrite was complete.
-        fs::remove_file(journal)?;
-        sync_dir(journal)?;
+        finish(paths, &copies)?;
         log::warn!("finished an interrupted update: journal {} was already applied", journal.display());
         return Ok(true);
     }
     // Not truncated: redo it with a new journal that also carries the mail
     // appended after the old length.
-    let header_len = line.len() as u64;
     let data_len = header.new_len - header.first;
-    let jfile = reader.into_inner();
     let redo = Header {
         new_len: header.new_len + (len - header.old_len),
         old_len: len,
@@ -206,8 +265,8 @@ pub fn recover(file: &File, journal: &Path) -> io::Result<bool> {
         ..header.clone()
     };
     let pieces = [Piece(&jfile, header_len, header_len + data_len), Piece(file, header.old_len, len)];
-    write_journal(journal, &redo, &pieces)?;
-    apply(file, journal, &redo)?;
+    write_journal(journal, &redo, &pieces, copies.as_bytes())?;
+    apply(file, paths, &redo)?;
     log::warn!("finished an interrupted update of {} bytes from journal {}", data_len, journal.display());
     Ok(true)
 }
@@ -263,6 +322,9 @@ mod tests {
 
     const MBOX: &[u8] = b"From a\nSubject: 1\n\none\n\nFrom b\nSubject: 2\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n";
 
+    /// Copy numbers as `USER.uids` holds them (what they say does not matter here).
+    const COPIES: &str = "0123456789abcdef0123456789abcdef 1 2\n";
+
     #[test]
     fn removes_in_place_and_keeps_appended_mail() {
         let dir = tempdir("inplace");
@@ -273,11 +335,18 @@ mod tests {
         let ino = file.metadata().unwrap().ino();
         // A delivery after the scan.
         OpenOptions::new().append(true).open(&path).unwrap().write_all(b"From d\n\nfour\n\n").unwrap();
-        assert!(remove_messages(&file, &index, &[true, false, true], &dir.join("j")).unwrap());
+        let (journal, copies) = (dir.join("j"), dir.join("uids"));
+        let paths = UpdatePaths { journal: &journal, copies: &copies };
+        assert!(remove_messages(&file, &index, &[true, false, true], &paths, COPIES).unwrap());
         let after = fs::read(&path).unwrap();
         assert_eq!(after, b"From a\nSubject: 1\n\none\n\nFrom c\nSubject: 3\n\nthree\n\nFrom d\n\nfour\n\n");
         assert_eq!(fs::metadata(&path).unwrap().ino(), ino);
-        assert!(!dir.join("j").exists());
+        assert!(!journal.exists());
+        assert_eq!(fs::read_to_string(&copies).unwrap(), COPIES);
+        // Nothing left to number: the copies file goes.
+        let index = scan(File::open(&path).unwrap(), MboxFormat::Mboxrd, 100, &CopyNumbers::default()).unwrap();
+        assert!(remove_messages(&file, &index, &[false, true, true], &paths, "").unwrap());
+        assert!(!copies.exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -308,9 +377,13 @@ mod tests {
                         first,
                         old_len: meta.len(),
                         new_len,
+                        copies_len: COPIES.len() as u64,
                         tail_md5: md5_range(&file, new_len, meta.len()).unwrap(),
                     };
-                    write_journal(&journal, &header, &pieces).unwrap();
+                    write_journal(&journal, &header, &pieces, COPIES.as_bytes()).unwrap();
+                    // The ids of the last update, which the crash left in place.
+                    let copies = dir.join("uids");
+                    fs::write(&copies, "old\n").unwrap();
                     // The crash: part of step 2 done, maybe step 3.
                     file.write_all_at(&expected[24..24 + written], first).unwrap();
                     if truncated {
@@ -319,10 +392,11 @@ mod tests {
                     if delivered {
                         OpenOptions::new().append(true).open(&path).unwrap().write_all(new_mail).unwrap();
                     }
-                    assert!(recover(&file, &journal).unwrap());
+                    assert!(recover(&file, &UpdatePaths { journal: &journal, copies: &copies }).unwrap());
                     let want = [expected, if delivered { new_mail } else { b"" }].concat();
                     assert_eq!(String::from_utf8_lossy(&fs::read(&path).unwrap()), String::from_utf8_lossy(&want));
                     assert!(!journal.exists());
+                    assert_eq!(fs::read_to_string(&copies).unwrap(), COPIES, "the ids change with the mailbox");
                     fs::remove_dir_all(&dir).unwrap();
                 }
             }
@@ -331,8 +405,11 @@ mod tests {
 
     #[test]
     fn header_round_trip() {
-        let h = Header { ino: 2, first: 3, old_len: 40, new_len: 5, tail_md5: [7; 16] };
-        assert_eq!(Header::parse(&h.line()), Some(h));
+        let h = Header { ino: 2, first: 3, old_len: 40, new_len: 5, copies_len: 9, tail_md5: [7; 16] };
+        assert_eq!(Header::parse(&h.line()), Some(h.clone()));
         assert_eq!(Header::parse("garbage"), None);
+        assert_eq!(Header::parse(&Header { first: 6, ..h.clone() }.line()), None, "data of negative length");
+        let v2 = Header { copies_len: 0, ..h };
+        assert_eq!(Header::parse("POP3D-JOURNAL-2 2 3 40 5 07070707070707070707070707070707\n"), Some(v2));
     }
 }
