@@ -39,8 +39,9 @@ struct Header {
     first: u64,
     old_len: u64,
     new_len: u64,
-    /// Octets of copy-number text after the data.
-    copies_len: u64,
+    /// Octets of copy-number text after the data; None in a format-2
+    /// journal (an earlier pop3d), which leaves `USER.uids` alone.
+    copies_len: Option<u64>,
     tail_md5: [u8; 16],
 }
 
@@ -48,6 +49,7 @@ impl Header {
     fn line(&self) -> String {
         let hex: String = self.tail_md5.iter().map(|b| format!("{b:02x}")).collect();
         let Header { ino, first, old_len, new_len, copies_len, .. } = self;
+        let copies_len = copies_len.map_or("-".to_string(), |n| n.to_string());
         format!("{MAGIC} {ino} {first} {old_len} {new_len} {copies_len} {hex}\n")
     }
 
@@ -59,9 +61,16 @@ impl Header {
             "POP3D-JOURNAL-2" => false,
             _ => return None,
         };
-        let mut num = || f.next()?.parse::<u64>().ok();
+        let mut field = || f.next();
+        let mut num = || field()?.parse::<u64>().ok();
         let (ino, first, old_len, new_len) = (num()?, num()?, num()?, num()?);
-        let copies_len = if with_copies { num()? } else { 0 };
+        let copies_len = match with_copies {
+            true => match f.next()? {
+                "-" => None,
+                n => Some(n.parse().ok()?),
+            },
+            false => None,
+        };
         let hex = f.next()?;
         let mut tail_md5 = [0u8; 16];
         if hex.len() != 32 {
@@ -70,7 +79,15 @@ impl Header {
         for (i, b) in tail_md5.iter_mut().enumerate() {
             *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
         }
-        (first <= new_len).then_some(Header { ino, first, old_len, new_len, copies_len, tail_md5 })
+        // An update only shrinks the file, from `first` on.
+        (first <= new_len && new_len <= old_len).then_some(Header {
+            ino,
+            first,
+            old_len,
+            new_len,
+            copies_len,
+            tail_md5,
+        })
     }
 }
 
@@ -112,7 +129,8 @@ pub fn remove_messages(
     // the journal's recovery rule relies on.
     let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
     let tail_md5 = md5_range(file, new_len, old_len)?;
-    let header = Header { ino: meta.ino(), first, old_len, new_len, copies_len: copies.len() as u64, tail_md5 };
+    let copies_len = Some(copies.len() as u64);
+    let header = Header { ino: meta.ino(), first, old_len, new_len, copies_len, tail_md5 };
     write_journal(paths.journal, &header, &pieces, copies.as_bytes())?;
     if let Err(e) = apply(file, paths, &header) {
         // The journal is complete: finishing it now, still under the locks,
@@ -161,13 +179,15 @@ fn write_journal(journal: &Path, header: &Header, pieces: &[Piece], copies: &[u8
 }
 
 /// The copy numbers a journal carries (after its header line and data).
-fn journal_copies(jfile: &File, header_len: u64, header: &Header) -> io::Result<String> {
-    if header.copies_len > 1 << 24 {
+fn journal_copies(jfile: &File, header_len: u64, header: &Header) -> io::Result<Option<String>> {
+    let Some(copies_len) = header.copies_len else { return Ok(None) };
+    if copies_len > 1 << 24 {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "journal copy numbers too long"));
     }
-    let mut text = vec![0u8; header.copies_len as usize];
-    jfile.read_exact_at(&mut text, header_len + header.new_len - header.first)?;
-    String::from_utf8(text).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "journal copy numbers are not text"))
+    let mut text = vec![0u8; copies_len as usize];
+    jfile.read_exact_at(&mut text, header_len + (header.new_len - header.first))?;
+    let text = String::from_utf8(text);
+    text.map(Some).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "journal copy numbers are not text"))
 }
 
 /// Writes the copy-number file atomically (removes it when there is nothing to keep).
@@ -210,12 +230,24 @@ fn apply(file: &File, paths: &UpdatePaths, header: &Header) -> io::Result<()> {
     file.sync_data()?;
     file.set_len(header.new_len)?;
     file.sync_all()?;
-    finish(paths, &journal_copies(&jfile, header_len, header)?)
+    finish(paths, journal_copies(&jfile, header_len, header)?.as_deref())
 }
 
 /// The end of step 3: the copy numbers written, then the journal removed.
-fn finish(paths: &UpdatePaths, copies: &str) -> io::Result<()> {
-    save_copies(paths.copies, copies)?;
+/// A copy-number file that cannot be written is removed instead: the ids
+/// stay unique (identical copies are numbered afresh), the mailbox is
+/// already rewritten, and the journal must not stay to fail every login.
+fn finish(paths: &UpdatePaths, copies: Option<&str>) -> io::Result<()> {
+    if let Some(copies) = copies {
+        if let Err(e) = save_copies(paths.copies, copies) {
+            log::warn!(
+                "cannot write {} ({e}): removed; identical copies will be numbered afresh",
+                paths.copies.display()
+            );
+            let _ = fs::remove_file(paths.copies.with_extension("uids-new"));
+            save_copies(paths.copies, "")?;
+        }
+    }
     fs::remove_file(paths.journal)?;
     sync_dir(paths.journal)
 }
@@ -251,7 +283,7 @@ pub fn recover(file: &File, paths: &UpdatePaths) -> io::Result<bool> {
     let len = meta.len();
     if len < header.old_len || md5_range(file, header.new_len, header.old_len)? != header.tail_md5 {
         // Truncated already: the rewrite was complete.
-        finish(paths, &copies)?;
+        finish(paths, copies.as_deref())?;
         log::warn!("finished an interrupted update: journal {} was already applied", journal.display());
         return Ok(true);
     }
@@ -265,7 +297,7 @@ pub fn recover(file: &File, paths: &UpdatePaths) -> io::Result<bool> {
         ..header.clone()
     };
     let pieces = [Piece(&jfile, header_len, header_len + data_len), Piece(file, header.old_len, len)];
-    write_journal(journal, &redo, &pieces, copies.as_bytes())?;
+    write_journal(journal, &redo, &pieces, copies.as_deref().unwrap_or("").as_bytes())?;
     apply(file, paths, &redo)?;
     log::warn!("finished an interrupted update of {} bytes from journal {}", data_len, journal.display());
     Ok(true)
@@ -377,7 +409,7 @@ mod tests {
                         first,
                         old_len: meta.len(),
                         new_len,
-                        copies_len: COPIES.len() as u64,
+                        copies_len: Some(COPIES.len() as u64),
                         tail_md5: md5_range(&file, new_len, meta.len()).unwrap(),
                     };
                     write_journal(&journal, &header, &pieces, COPIES.as_bytes()).unwrap();
@@ -405,11 +437,63 @@ mod tests {
 
     #[test]
     fn header_round_trip() {
-        let h = Header { ino: 2, first: 3, old_len: 40, new_len: 5, copies_len: 9, tail_md5: [7; 16] };
+        let h = Header { ino: 2, first: 3, old_len: 40, new_len: 5, copies_len: Some(9), tail_md5: [7; 16] };
         assert_eq!(Header::parse(&h.line()), Some(h.clone()));
         assert_eq!(Header::parse("garbage"), None);
         assert_eq!(Header::parse(&Header { first: 6, ..h.clone() }.line()), None, "data of negative length");
-        let v2 = Header { copies_len: 0, ..h };
-        assert_eq!(Header::parse("POP3D-JOURNAL-2 2 3 40 5 07070707070707070707070707070707\n"), Some(v2));
+        assert_eq!(Header::parse(&Header { new_len: 41, ..h.clone() }.line()), None, "a file that grew");
+        let v2 = Header { copies_len: None, ..h };
+        assert_eq!(Header::parse("POP3D-JOURNAL-2 2 3 40 5 07070707070707070707070707070707\n"), Some(v2.clone()));
+        assert_eq!(Header::parse(&v2.line()), Some(v2), "redone from format 2: still no copy numbers");
+    }
+
+    /// A copy-number file that cannot be written (here: its directory is
+    /// gone) must not keep the journal, which would fail every later login.
+    #[test]
+    fn an_unwritable_copies_file_is_dropped_not_fatal() {
+        let dir = tempdir("nocopies");
+        let path = dir.join("mbox");
+        fs::write(&path, MBOX).unwrap();
+        let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        let index = scan(&file, MboxFormat::Mboxrd, 100, &CopyNumbers::default()).unwrap();
+        let journal = dir.join("j");
+        let copies = dir.join("gone").join("uids");
+        let paths = UpdatePaths { journal: &journal, copies: &copies };
+        assert!(remove_messages(&file, &index, &[true, false, true], &paths, COPIES).unwrap());
+        assert_eq!(fs::read(&path).unwrap(), b"From a\nSubject: 1\n\none\n\nFrom c\nSubject: 3\n\nthree\n\n");
+        assert!(!journal.exists() && !copies.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A journal of an earlier pop3d (format 2) is finished and leaves the
+    /// copy numbers as they are.
+    #[test]
+    fn a_format_2_journal_is_finished_and_keeps_the_copy_numbers() {
+        let dir = tempdir("v2");
+        let path = dir.join("mbox");
+        fs::write(&path, MBOX).unwrap();
+        let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        let index = scan(&file, MboxFormat::Mboxrd, 100, &CopyNumbers::default()).unwrap();
+        let pieces = build_pieces(&file, &index, &[true, false, true], 1, MBOX.len() as u64);
+        let first = index.messages[1].start;
+        let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
+        let old_len = MBOX.len() as u64;
+        let tail_md5 = md5_range(&file, new_len, old_len).unwrap();
+        let ino = file.metadata().unwrap().ino();
+        let header = Header { ino, first, old_len, new_len, copies_len: None, tail_md5 };
+        let journal = dir.join("j");
+        write_journal(&journal, &header, &pieces, b"").unwrap();
+        let hex: String = tail_md5.iter().map(|b| format!("{b:02x}")).collect();
+        let mut text = fs::read(&journal).unwrap();
+        let end = text.iter().position(|&b| b == b'\n').unwrap();
+        text.splice(..end, format!("POP3D-JOURNAL-2 {ino} {first} {old_len} {new_len} {hex}").into_bytes());
+        fs::write(&journal, text).unwrap();
+        let copies = dir.join("uids");
+        fs::write(&copies, COPIES).unwrap();
+        assert!(recover(&file, &UpdatePaths { journal: &journal, copies: &copies }).unwrap());
+        assert_eq!(fs::read(&path).unwrap(), b"From a\nSubject: 1\n\none\n\nFrom c\nSubject: 3\n\nthree\n\n");
+        assert_eq!(fs::read_to_string(&copies).unwrap(), COPIES);
+        assert!(!journal.exists());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
