@@ -354,16 +354,26 @@ mod tests {
 
     const MBOX: &[u8] = b"From a\nSubject: 1\n\none\n\nFrom b\nSubject: 2\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n";
 
+    /// MBOX without its second message.
+    const KEPT: &[u8] = b"From a\nSubject: 1\n\none\n\nFrom c\nSubject: 3\n\nthree\n\n";
+
     /// Copy numbers as `USER.uids` holds them (what they say does not matter here).
     const COPIES: &str = "0123456789abcdef0123456789abcdef 1 2\n";
 
-    #[test]
-    fn removes_in_place_and_keeps_appended_mail() {
-        let dir = tempdir("inplace");
+    /// A fresh directory holding MBOX as `mbox`, the mailbox opened
+    /// read-write, and its index.
+    fn mailbox(name: &str) -> (std::path::PathBuf, std::path::PathBuf, File, Index) {
+        let dir = tempdir(name);
         let path = dir.join("mbox");
         fs::write(&path, MBOX).unwrap();
         let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        let index = scan(&file, MboxFormat::Mboxrd, 100, &CopyNumbers::default()).unwrap();
+        let index = scan(File::open(&path).unwrap(), MboxFormat::Mboxrd, 100, &CopyNumbers::default()).unwrap();
+        (dir, path, file, index)
+    }
+
+    #[test]
+    fn removes_in_place_and_keeps_appended_mail() {
+        let (dir, path, file, index) = mailbox("inplace");
         let ino = file.metadata().unwrap().ino();
         // A delivery after the scan.
         OpenOptions::new().append(true).open(&path).unwrap().write_all(b"From d\n\nfour\n\n").unwrap();
@@ -386,7 +396,7 @@ mod tests {
     /// step 2 and 3, with and without a delivery after the crash.
     #[test]
     fn recovery_from_every_crash_point() {
-        let expected: &[u8] = b"From a\nSubject: 1\n\none\n\nFrom c\nSubject: 3\n\nthree\n\n";
+        let expected: &[u8] = KEPT;
         let new_mail: &[u8] = b"From e\n\nlate\n\n";
         for delivered in [false, true] {
             for written in 0..=expected.len() - 24 {
@@ -394,12 +404,8 @@ mod tests {
                     if truncated && written != expected.len() - 24 {
                         continue;
                     }
-                    let dir = tempdir(&format!("crash-{delivered}-{written}-{truncated}"));
-                    let path = dir.join("mbox");
+                    let (dir, path, file, index) = mailbox(&format!("crash-{delivered}-{written}-{truncated}"));
                     let journal = dir.join("j");
-                    fs::write(&path, MBOX).unwrap();
-                    let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-                    let index = scan(&file, MboxFormat::Mboxrd, 100, &CopyNumbers::default()).unwrap();
                     let pieces = build_pieces(&file, &index, &[true, false, true], 1, MBOX.len() as u64);
                     let first = index.messages[1].start;
                     let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
@@ -451,16 +457,12 @@ mod tests {
     /// gone) must not keep the journal, which would fail every later login.
     #[test]
     fn an_unwritable_copies_file_is_dropped_not_fatal() {
-        let dir = tempdir("nocopies");
-        let path = dir.join("mbox");
-        fs::write(&path, MBOX).unwrap();
-        let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        let index = scan(&file, MboxFormat::Mboxrd, 100, &CopyNumbers::default()).unwrap();
+        let (dir, path, file, index) = mailbox("nocopies");
         let journal = dir.join("j");
         let copies = dir.join("gone").join("uids");
         let paths = UpdatePaths { journal: &journal, copies: &copies };
         assert!(remove_messages(&file, &index, &[true, false, true], &paths, COPIES).unwrap());
-        assert_eq!(fs::read(&path).unwrap(), b"From a\nSubject: 1\n\none\n\nFrom c\nSubject: 3\n\nthree\n\n");
+        assert_eq!(fs::read(&path).unwrap(), KEPT);
         assert!(!journal.exists() && !copies.exists());
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -469,11 +471,7 @@ mod tests {
     /// copy numbers as they are.
     #[test]
     fn a_format_2_journal_is_finished_and_keeps_the_copy_numbers() {
-        let dir = tempdir("v2");
-        let path = dir.join("mbox");
-        fs::write(&path, MBOX).unwrap();
-        let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        let index = scan(&file, MboxFormat::Mboxrd, 100, &CopyNumbers::default()).unwrap();
+        let (dir, path, file, index) = mailbox("v2");
         let pieces = build_pieces(&file, &index, &[true, false, true], 1, MBOX.len() as u64);
         let first = index.messages[1].start;
         let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
@@ -491,7 +489,7 @@ mod tests {
         let copies = dir.join("uids");
         fs::write(&copies, COPIES).unwrap();
         assert!(recover(&file, &UpdatePaths { journal: &journal, copies: &copies }).unwrap());
-        assert_eq!(fs::read(&path).unwrap(), b"From a\nSubject: 1\n\none\n\nFrom c\nSubject: 3\n\nthree\n\n");
+        assert_eq!(fs::read(&path).unwrap(), KEPT);
         assert_eq!(fs::read_to_string(&copies).unwrap(), COPIES);
         assert!(!journal.exists());
         fs::remove_dir_all(&dir).unwrap();
