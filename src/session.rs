@@ -345,10 +345,7 @@ impl<T: Transport> Session<'_, T> {
                 let mut unreadable = None;
                 let (exchange, outcome) =
                     Exchange::start(&mechanism, initial, &offer, |name| scram_keys(users_file, name, &mut unreadable));
-                match unreadable {
-                    Some(e) => self.login(String::new(), Err(e)),
-                    None => self.sasl_outcome(exchange, outcome),
-                }
+                self.sasl_outcome(exchange, outcome, unreadable)
             }
             (State::Transaction { .. }, cmd) => self.transaction(cmd),
             (State::Authorization { .. }, _) => self.bad_command("command not valid before login"),
@@ -368,16 +365,13 @@ impl<T: Transport> Session<'_, T> {
             return Ok(Next::Continue);
         }
         let Some(data) = sasl::decode(line) else {
-            return self.sasl_outcome(None, Outcome::Failure("malformed base64 response"));
+            return self.sasl_outcome(None, Outcome::Failure("malformed base64 response"), None);
         };
         self.check_started = Instant::now();
         let users_file = &self.config.users_file;
         let mut unreadable = None;
         let (exchange, outcome) = exchange.step(&data, |name| scram_keys(users_file, name, &mut unreadable));
-        match unreadable {
-            Some(e) => self.login(String::new(), Err(e)),
-            None => self.sasl_outcome(exchange, outcome),
-        }
+        self.sasl_outcome(exchange, outcome, unreadable)
     }
 
     /// An unusable line during a SASL exchange ends the exchange.
@@ -388,7 +382,17 @@ impl<T: Transport> Session<'_, T> {
         self.reply_err(why).map(|_| Next::Continue)
     }
 
-    fn sasl_outcome(&mut self, exchange: Option<Exchange>, outcome: Outcome) -> io::Result<Next> {
+    /// Acts on a step of a SASL exchange. `unreadable`: the users file could
+    /// not be read for it, which ends the exchange with [SYS/TEMP].
+    fn sasl_outcome(
+        &mut self,
+        exchange: Option<Exchange>,
+        outcome: Outcome,
+        unreadable: Option<io::Error>,
+    ) -> io::Result<Next> {
+        if let Some(e) = unreadable {
+            return self.login(String::new(), Err(e));
+        }
         if let State::Authorization { sasl, .. } = &mut self.state {
             *sasl = exchange;
         }
