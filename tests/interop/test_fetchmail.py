@@ -5,30 +5,26 @@ import interop_lib as lib
 from interop_lib import PASSWORDS
 
 
-def rcfile(env, port, keep, mda):
-    path = os.path.join(env.cli, "fetchmailrc")
-    with open(path, "w") as f:
+def fetchmail(env, port, keep, outdir, tls="sslproto '' no sslcertck"):
+    """One fetchmail run for alice on `port`, delivering through deliver.py into `outdir`; `tls` holds the
+    rcfile's TLS options (plaintext by default). Its UIDL file lives in cli/fmhome across runs."""
+    os.makedirs(outdir, exist_ok=True)
+    home = os.path.join(env.cli, "fmhome")
+    os.makedirs(home, mode=0o700, exist_ok=True)
+    rc = os.path.join(env.cli, "fetchmailrc")
+    with open(rc, "w") as f:
         f.write("set no syslog\n"
                 "set no bouncemail\n"
                 "poll 127.0.0.1 protocol pop3 service %d auth password uidl timeout 10\n"
                 "    user 'alice' there with password '%s'\n"
-                "    sslproto '' no sslcertck no rewrite\n"
+                "    %s no rewrite\n"
                 "    %s\n"
                 "    mda \"%s\"\n"
-                % (port, PASSWORDS["alice"], "keep" if keep else "no keep fetchall", mda))
-    os.chmod(path, 0o600)
-    return path
-
-
-def fetchmail(env, port, keep, outdir):
-    os.makedirs(outdir, exist_ok=True)
-    home = os.path.join(env.cli, "fmhome")
-    os.makedirs(home, mode=0o700, exist_ok=True)
-    rc = rcfile(env, port, keep, lib.mda_cmd(outdir))
+                % (port, PASSWORDS["alice"], tls, "keep" if keep else "no keep fetchall", lib.mda_cmd(outdir)))
+    os.chmod(rc, 0o600)
     cmd = [lib.need_tool("fetchmail"), "-v", "--nodetach", "-f", rc,
            "--idfile", os.path.join(home, ".fetchids"), "--pidfile", os.path.join(home, "fetchmail.pid")]
-    r = lib.run_client(cmd, env={"FETCHMAILHOME": home, "HOME": home})
-    return r
+    return lib.run_client(cmd, env={"FETCHMAILHOME": home, "HOME": home})
 
 
 def test_fetchmail_keep_uidl_then_delete(env):

@@ -5,30 +5,14 @@ import os
 import pytest
 
 import interop_lib as lib
-from interop_lib import PASSWORDS
+import test_fetchmail as plain_fetchmail
 
 
 def fetchmail(env, cafile, port, tls_opts, outdir, keep=True):
-    os.makedirs(outdir, exist_ok=True)
-    home = os.path.join(env.cli, "fmhome")
-    os.makedirs(home, mode=0o700, exist_ok=True)
-    rc = os.path.join(env.cli, "fetchmailrc")
     # fetchmail checks the host name against the certificate's DNS names only (no IP SANs): the
     # certificate is for localhost, the connection goes to 127.0.0.1
-    with open(rc, "w") as f:
-        f.write("set no syslog\n"
-                "set no bouncemail\n"
-                "poll 127.0.0.1 protocol pop3 service %d auth password uidl timeout 10\n"
-                "    user 'alice' there with password '%s'\n"
-                "    %s sslcertfile '%s' sslcertck sslcommonname localhost no rewrite\n"
-                "    %s\n"
-                "    mda \"%s\"\n"
-                % (port, PASSWORDS["alice"], tls_opts, cafile, "keep" if keep else "no keep fetchall",
-                   lib.mda_cmd(outdir)))
-    os.chmod(rc, 0o600)
-    cmd = [lib.need_tool("fetchmail"), "-v", "--nodetach", "-f", rc,
-           "--idfile", os.path.join(home, ".fetchids"), "--pidfile", os.path.join(home, "fetchmail.pid")]
-    return lib.run_client(cmd, env={"FETCHMAILHOME": home, "HOME": home})
+    tls = "%s sslcertfile '%s' sslcertck sslcommonname localhost" % (tls_opts, cafile)
+    return plain_fetchmail.fetchmail(env, port, keep, outdir, tls=tls)
 
 
 @pytest.mark.parametrize("mode", ["implicit", "stls"])
