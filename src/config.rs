@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::limits::MIN_SESSION_TIMEOUT;
 use crate::lock::LockMethod;
 use crate::maildrop::Location;
-use crate::mbox::{MboxFormat, MboxSettings};
+use crate::maildrop::{FromQuoting, Limits, MboxSettings};
 use crate::sys;
 use crate::tls::TlsFiles;
 
@@ -90,6 +90,7 @@ pub struct Config {
     pub users_file: PathBuf,
     pub mailbox: String,
     pub state_dir: PathBuf,
+    pub limits: Limits,
     pub mbox: MboxSettings,
     pub apop: bool,
     pub hostname: String,
@@ -116,12 +117,11 @@ impl Default for Config {
             users_file: "/etc/pop3d/users".into(),
             mailbox: "/var/mail/%u".into(),
             state_dir: "/var/lib/pop3d".into(),
+            limits: Limits { max_messages: 250_000, max_size: 8 << 30 },
             mbox: MboxSettings {
-                format: MboxFormat::Mboxrd,
+                quoting: FromQuoting::Mboxrd,
                 locking: vec![LockMethod::Fcntl, LockMethod::Dotlock, LockMethod::Flock],
                 lock_timeout: Duration::from_secs(10),
-                max_messages: 250_000,
-                max_size: 8 << 30,
             },
             apop: false,
             hostname: system_hostname(),
@@ -195,9 +195,9 @@ impl Config {
             }
             "state_dir" => self.state_dir = path(value).ok_or_else(|| bad("expected a path"))?,
             "mbox_format" => {
-                self.mbox.format = match value {
-                    "mboxrd" => MboxFormat::Mboxrd,
-                    "mboxo" => MboxFormat::Mboxo,
+                self.mbox.quoting = match value {
+                    "mboxrd" => FromQuoting::Mboxrd,
+                    "mboxo" => FromQuoting::Mboxo,
                     _ => return Err(bad("expected mboxrd or mboxo")),
                 }
             }
@@ -214,9 +214,11 @@ impl Config {
             "lock_timeout" => {
                 self.mbox.lock_timeout = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
             }
-            "max_messages" => self.mbox.max_messages = number(value).ok_or_else(|| bad("expected a number"))? as usize,
+            "max_messages" => {
+                self.limits.max_messages = number(value).ok_or_else(|| bad("expected a number"))? as usize
+            }
             "max_mailbox_size" => {
-                self.mbox.max_size = size(value).ok_or_else(|| bad("expected a size like 512M or 8G"))?
+                self.limits.max_size = size(value).ok_or_else(|| bad("expected a size like 512M or 8G"))?
             }
             "apop" => self.apop = boolean(value).ok_or_else(|| bad("expected yes or no"))?,
             "hostname" => {
@@ -416,7 +418,7 @@ mod tests {
         let mut c = Config::parse(include_str!("../etc/pop3d.conf")).unwrap();
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.plaintext_auth, Plaintext::Loopback);
-        assert_eq!(c.mbox.max_size, 8 << 30);
+        assert_eq!(c.limits.max_size, 8 << 30);
         assert_eq!(c.timeout_session, Duration::from_secs(600));
         // Every value etc/pop3d.conf shows is the built-in default, so the
         // file documents what an empty config does.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
-use crate::session::Transport;
+use crate::transport::Transport;
 
 /// RFC 9266: the label of the tls-exporter channel binding.
 const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";

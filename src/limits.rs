@@ -27,9 +27,10 @@ pub const IDLE_WRITE_BUFFER: usize = 4 * 1024;
 /// enough for the sessions busy retrieving at one moment on a small box.
 pub const SPARE_REPLY_BUFFERS: usize = 8;
 
-/// The mbox is read in blocks of this size while indexing and streaming.
-/// A line longer than this is handled in pieces (never loaded whole).
-pub const MBOX_BLOCK: usize = 64 * 1024;
+/// Mail files (an mbox, a Maildir message) are read in blocks of this size
+/// while indexing and streaming. A line longer than this is handled in
+/// pieces (never loaded whole).
+pub const STORE_BLOCK: usize = 64 * 1024;
 
 /// Stack of a session thread: sessions keep their buffers on the heap, so a
 /// small stack keeps 1,000 idle sessions cheap.

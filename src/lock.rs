@@ -212,23 +212,21 @@ impl SessionLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::TempDir;
 
     #[test]
     fn session_lock_is_exclusive_within_a_process() {
-        let dir = std::env::temp_dir().join(format!("pop3d-lock-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let first = SessionLock::try_acquire(&dir, "u").unwrap();
+        let dir = TempDir::new("lock");
+        let first = SessionLock::try_acquire(dir.path(), "u").unwrap();
         assert!(first.is_some());
-        assert!(SessionLock::try_acquire(&dir, "u").unwrap().is_none());
+        assert!(SessionLock::try_acquire(dir.path(), "u").unwrap().is_none());
         drop(first);
-        assert!(SessionLock::try_acquire(&dir, "u").unwrap().is_some());
-        fs::remove_dir_all(&dir).unwrap();
+        assert!(SessionLock::try_acquire(dir.path(), "u").unwrap().is_some());
     }
 
     #[test]
     fn dotlock_waits_then_times_out() {
-        let dir = std::env::temp_dir().join(format!("pop3d-dot-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("dot");
         let mbox = dir.join("u");
         let file = File::create(&mbox).unwrap();
         let held = MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::ZERO).unwrap();
@@ -237,32 +235,28 @@ mod tests {
         assert!(matches!(second, Err(LockError::Busy(LockMethod::Dotlock))));
         drop(held);
         assert!(!dir.join("u.lock").exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn held_dotlocks_are_known_for_the_panic_hook() {
-        let dir = std::env::temp_dir().join(format!("pop3d-held-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("held");
         let mbox = dir.join("u");
         let file = File::create(&mbox).unwrap();
         let held = |d: &Path| HELD_DOTLOCKS.lock().unwrap().iter().any(|p| p.starts_with(d));
         let lock = MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::ZERO).unwrap();
-        assert!(held(&dir));
+        assert!(held(dir.path()));
         drop(lock);
-        assert!(!held(&dir) && !dir.join("u.lock").exists(), "dropping the lock forgets it");
+        assert!(!held(dir.path()) && !dir.join("u.lock").exists(), "dropping the lock forgets it");
         // What an aborting panic does instead of the Drop that never runs:
         let lock = MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::ZERO).unwrap();
-        remove_held_dotlocks_under(&dir);
-        assert!(!held(&dir) && !dir.join("u.lock").exists(), "the hook removed the dotlock");
+        remove_held_dotlocks_under(dir.path());
+        assert!(!held(dir.path()) && !dir.join("u.lock").exists(), "the hook removed the dotlock");
         std::mem::forget(lock);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_busy_lock_gives_back_the_ones_taken_before_it() {
-        let dir = std::env::temp_dir().join(format!("pop3d-order-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("order");
         let mbox = dir.join("u");
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&mbox).unwrap();
         // Another holder has the dotlock (as procmail takes it first).
@@ -279,6 +273,5 @@ mod tests {
         let held = MboxLock::acquire(&mbox, &file, &methods, true, Duration::ZERO).unwrap();
         assert_eq!(held.held, methods);
         drop(held);
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,12 +4,11 @@ mod config;
 mod conn;
 mod daemon;
 mod der;
+mod hex;
 mod limits;
 mod lock;
 mod logging;
-mod maildir;
 mod maildrop;
-mod mbox;
 mod parser;
 mod penalty;
 mod reply;
@@ -19,6 +18,9 @@ mod sys;
 mod tls;
 mod transport;
 mod users;
+
+#[cfg(test)]
+mod testkit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

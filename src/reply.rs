@@ -1,9 +1,35 @@
-//! The reply buffer: collects answers so pipelined commands leave in few writes, grows only while a reply needs it, and is given back when the session waits.
+//! Replies: the typed response codes (RFC 2449/3206), the status-line helpers, and the reply buffer that collects answers so pipelined commands leave in few writes, grows only while a reply needs it, and is given back when the session waits.
 
+use std::fmt;
 use std::io::{self, Write};
 use std::sync::Mutex;
 
 use crate::limits::{IDLE_WRITE_BUFFER, SPARE_REPLY_BUFFERS, WRITE_BUFFER};
+
+/// A response code (RFC 2449 RESP-CODES, RFC 3206), sent in brackets after
+/// `-ERR` so a client can tell what to do without reading the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// The maildrop is open in another session.
+    InUse,
+    /// A passing problem on the server: try again later.
+    SysTemp,
+    /// A lasting problem on the server: trying again will not help.
+    SysPerm,
+    /// The credentials were wrong, or may not be used here.
+    Auth,
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Code::InUse => "[IN-USE]",
+            Code::SysTemp => "[SYS/TEMP]",
+            Code::SysPerm => "[SYS/PERM]",
+            Code::Auth => "[AUTH]",
+        })
+    }
+}
 
 /// Full-size reply buffers given back by sessions that went idle, for the
 /// next RETR of any session: taking a fresh 128 KiB block for every message
@@ -49,6 +75,21 @@ impl<W: Write> ReplyWriter<W> {
     /// still buffered are written later, to whatever the stream is then.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
+    }
+
+    /// `+OK text`.
+    pub fn ok(&mut self, text: impl fmt::Display) -> io::Result<()> {
+        write!(self, "+OK {text}\r\n")
+    }
+
+    /// `-ERR text`.
+    pub fn err(&mut self, text: impl fmt::Display) -> io::Result<()> {
+        write!(self, "-ERR {text}\r\n")
+    }
+
+    /// `-ERR [CODE] text`.
+    pub fn err_code(&mut self, code: Code, text: impl fmt::Display) -> io::Result<()> {
+        write!(self, "-ERR {code} {text}\r\n")
     }
 
     /// Writes out what is buffered, without flushing the stream.
@@ -152,6 +193,22 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn status_lines_and_codes() {
+        let mut w = ReplyWriter::new(Sink::default());
+        w.ok("2 320").unwrap();
+        w.err("no such message").unwrap();
+        for code in [Code::InUse, Code::SysTemp, Code::SysPerm, Code::Auth] {
+            w.err_code(code, "x").unwrap();
+        }
+        w.flush().unwrap();
+        assert_eq!(
+            String::from_utf8(w.get_ref().1.clone()).unwrap(),
+            "+OK 2 320\r\n-ERR no such message\r\n-ERR [IN-USE] x\r\n\
+             -ERR [SYS/TEMP] x\r\n-ERR [SYS/PERM] x\r\n-ERR [AUTH] x\r\n"
+        );
     }
 
     #[test]

@@ -1,11 +1,18 @@
-//! The two ways a session's bytes arrive: an accepted TCP socket (daemon) or stdin/stdout (inetd mode).
+//! The byte stream a session runs on, and its two kinds: an accepted TCP socket (daemon) or stdin/stdout (inetd mode).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::session::Transport;
+use crate::limits::MIN_SESSION_TIMEOUT;
 use crate::sys;
+
+/// A byte stream to a client that can bound how long a read or write waits.
+pub trait Transport: Read + Write {
+    /// Every later read or write fails with `TimedOut` or `WouldBlock`
+    /// after waiting this long.
+    fn set_timeout(&mut self, timeout: Duration) -> io::Result<()>;
+}
 
 /// Sessions run on a boxed transport, so the session code (and rustls'
 /// stream code under it) exists once in the binary, not once per transport.
@@ -36,7 +43,7 @@ impl Stdio {
     pub fn new() -> io::Result<Stdio> {
         sys::set_nonblocking(0)?;
         sys::set_nonblocking(1)?;
-        Ok(Stdio { timeout: Duration::from_secs(600) })
+        Ok(Stdio { timeout: MIN_SESSION_TIMEOUT })
     }
 }
 

@@ -60,6 +60,9 @@ pub enum Outcome {
         final_data: Option<Vec<u8>>,
     },
     Failure(&'static str),
+    /// The user's keys could not be read (the users file): [SYS/TEMP], not a
+    /// failed login.
+    Unavailable(std::io::Error),
 }
 
 /// An exchange in progress.
@@ -77,13 +80,14 @@ pub enum Exchange {
 
 impl Exchange {
     /// Starts `mechanism`, with the decoded initial response if one was
-    /// given. `lookup` finds a user's SCRAM keys. Returns the exchange (if
+    /// given. `lookup` finds a user's SCRAM keys (None for an unknown user,
+    /// Err when they cannot be read). Returns the exchange (if
     /// it goes on) and what to do now.
     pub fn start(
         mechanism: &str,
         initial: Option<Vec<u8>>,
         offer: &Offer,
-        lookup: impl FnOnce(&str) -> Option<scram::ScramKeys>,
+        lookup: impl FnOnce(&str) -> std::io::Result<Option<scram::ScramKeys>>,
     ) -> (Option<Exchange>, Outcome) {
         let usable = offer.mechanisms().contains(&mechanism);
         match mechanism {
@@ -119,7 +123,7 @@ impl Exchange {
     pub fn step(
         self,
         data: &[u8],
-        lookup: impl FnOnce(&str) -> Option<scram::ScramKeys>,
+        lookup: impl FnOnce(&str) -> std::io::Result<Option<scram::ScramKeys>>,
     ) -> (Option<Exchange>, Outcome) {
         match self {
             Exchange::Plain => (None, plain(data)),
@@ -149,6 +153,7 @@ fn scram_step(step: Step) -> Outcome {
         Step::Continue(msg) => Outcome::Challenge(msg),
         Step::Success { user, server_final } => Outcome::Success { user, final_data: Some(server_final) },
         Step::Failure(why) => Outcome::Failure(why),
+        Step::Unavailable(e) => Outcome::Unavailable(e),
     }
 }
 
@@ -239,28 +244,28 @@ mod tests {
 
     #[test]
     fn plain_forms() {
-        let (_, o) = Exchange::start("PLAIN", Some(b"\0alice\0pw".to_vec()), &offer(true), |_| None);
+        let (_, o) = Exchange::start("PLAIN", Some(b"\0alice\0pw".to_vec()), &offer(true), |_| Ok(None));
         assert!(matches!(o, Outcome::CheckPassword { ref user, ref password } if user == "alice" && password == b"pw"));
-        let (_, o) = Exchange::start("PLAIN", Some(b"bob\0alice\0pw".to_vec()), &offer(true), |_| None);
+        let (_, o) = Exchange::start("PLAIN", Some(b"bob\0alice\0pw".to_vec()), &offer(true), |_| Ok(None));
         assert!(matches!(o, Outcome::Failure(_)));
-        let (_, o) = Exchange::start("PLAIN", Some(b"alice\0pw".to_vec()), &offer(true), |_| None);
+        let (_, o) = Exchange::start("PLAIN", Some(b"alice\0pw".to_vec()), &offer(true), |_| Ok(None));
         assert!(matches!(o, Outcome::Failure(_)));
-        let (_, o) = Exchange::start("PLAIN", Some(b"\0alice\0pw".to_vec()), &offer(false), |_| None);
+        let (_, o) = Exchange::start("PLAIN", Some(b"\0alice\0pw".to_vec()), &offer(false), |_| Ok(None));
         assert!(matches!(o, Outcome::Failure("mechanism not available")));
-        let (ex, o) = Exchange::start("PLAIN", None, &offer(true), |_| None);
+        let (ex, o) = Exchange::start("PLAIN", None, &offer(true), |_| Ok(None));
         assert!(matches!(o, Outcome::Challenge(ref c) if c.is_empty()));
-        let (_, o) = ex.unwrap().step(b"alice\0alice\0pw", |_| None);
+        let (_, o) = ex.unwrap().step(b"alice\0alice\0pw", |_| Ok(None));
         assert!(matches!(o, Outcome::CheckPassword { .. }));
     }
 
     #[test]
     fn external_forms() {
-        let (_, o) = Exchange::start("EXTERNAL", Some(Vec::new()), &offer(false), |_| None);
+        let (_, o) = Exchange::start("EXTERNAL", Some(Vec::new()), &offer(false), |_| Ok(None));
         assert!(matches!(o, Outcome::Success { ref user, .. } if user == "alice"));
-        let (_, o) = Exchange::start("EXTERNAL", Some(b"bob".to_vec()), &offer(false), |_| None);
+        let (_, o) = Exchange::start("EXTERNAL", Some(b"bob".to_vec()), &offer(false), |_| Ok(None));
         assert!(matches!(o, Outcome::Failure(_)));
         let no_cert = Offer { certificate_user: None, ..offer(false) };
-        let (_, o) = Exchange::start("EXTERNAL", Some(Vec::new()), &no_cert, |_| None);
+        let (_, o) = Exchange::start("EXTERNAL", Some(Vec::new()), &no_cert, |_| Ok(None));
         assert!(matches!(o, Outcome::Failure(_)));
     }
 

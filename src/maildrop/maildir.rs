@@ -1,4 +1,4 @@
-//! Maildir maildrops: one file per message in `new/` and `cur/`, listed at login, streamed like mbox messages, unlinked at UPDATE; no locks.
+//! The Maildir store: one file per message in `new/` and `cur/`, listed at login, streamed like mbox messages, unlinked at UPDATE; no locks.
 //!
 //! Delivery agents write a message in `tmp/` and rename it into `new/`, so a
 //! listed file is complete and never changes; a mail reader on the box may
@@ -24,9 +24,10 @@ use std::path::PathBuf;
 
 use md5::{Digest, Md5};
 
-use crate::maildrop::Listed;
-use crate::mbox::stream::{self, Part};
-use crate::mbox::{MaildropError, MboxFormat, MboxSettings, Message, Uid};
+use super::lines::FromQuoting;
+use super::message::{Message, Part, Uid};
+use super::store::{Limits, MaildropError};
+use super::stream;
 use crate::reply::MessageSink;
 use crate::sys;
 
@@ -61,45 +62,25 @@ fn order_key(entry: &Entry) -> (u64, &[u8], usize) {
     (secs, unique, entry.subdir)
 }
 
-/// The messages of one Maildir as they were at login, with deletion marks.
+/// One Maildir as it was listed at login.
 pub struct Maildir {
     root: PathBuf,
     /// `cur/` and `new/`, held open (None where missing).
     dirs: [Option<OwnedFd>; 2],
     entries: Vec<Entry>,
     messages: Vec<Message>,
-    deleted: Vec<bool>,
     /// Where every file is now, by unique name: read again when a message is
     /// not where it was listed (a mail reader moved or renamed it).
     moved: RefCell<Option<HashMap<Vec<u8>, Entry>>>,
 }
 
-impl Listed for Maildir {
-    fn messages(&self) -> &[Message] {
-        &self.messages
-    }
-
-    fn marks(&self) -> &[bool] {
-        &self.deleted
-    }
-
-    fn marks_mut(&mut self) -> &mut [bool] {
-        &mut self.deleted
-    }
-}
-
 impl Maildir {
     /// Lists `root/new` and `root/cur` (a missing Maildir is an empty
-    /// maildrop) and reads every message once for its size on the wire.
-    pub fn open(root: PathBuf, settings: &MboxSettings) -> Result<Maildir, MaildropError> {
-        let mut drop = Maildir {
-            root,
-            dirs: [None, None],
-            entries: Vec::new(),
-            messages: Vec::new(),
-            deleted: Vec::new(),
-            moved: RefCell::new(None),
-        };
+    /// maildrop) within `limits`, and reads every message once for its size
+    /// on the wire.
+    pub fn open(root: PathBuf, limits: &Limits) -> Result<Maildir, MaildropError> {
+        let mut drop =
+            Maildir { root, dirs: [None, None], entries: Vec::new(), messages: Vec::new(), moved: RefCell::new(None) };
         // A symbolic link fails with ELOOP, or ENOTDIR (O_DIRECTORY checked first).
         let not_a_dir = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR));
         let refused =
@@ -118,9 +99,9 @@ impl Maildir {
                 Err(e) => return Err(e.into()),
             };
         }
-        let mut listed = drop.list(settings.max_messages.saturating_add(1))?;
-        if listed.len() > settings.max_messages {
-            return Err(MaildropError::TooLarge(format!("more than {} messages", settings.max_messages)));
+        let mut listed = drop.list(limits.max_messages.saturating_add(1))?;
+        if listed.len() > limits.max_messages {
+            return Err(MaildropError::TooLarge(format!("more than {} messages", limits.max_messages)));
         }
         listed.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
         listed.dedup_by(|later, first| unique(&later.name) == unique(&first.name));
@@ -138,15 +119,14 @@ impl Maildir {
                 }
             };
             total = total.saturating_add(len);
-            if total > settings.max_size {
-                return Err(MaildropError::TooLarge(format!("over {} bytes", settings.max_size)));
+            if total > limits.max_size {
+                return Err(MaildropError::TooLarge(format!("over {} bytes", limits.max_size)));
             }
-            let size = stream::wire_size(io::Read::take(&file, len), MboxFormat::Unquoted)?;
+            let size = stream::wire_size(io::Read::take(&file, len), FromQuoting::Verbatim)?;
             let uid = Uid { digest: Md5::digest(unique(&entry.name)).into(), copy: 0 };
             drop.messages.push(Message { start: 0, content: 0, end: len, size, uid, head: 0 });
             drop.entries.push(entry);
         }
-        drop.deleted = vec![false; drop.messages.len()];
         Ok(drop)
     }
 
@@ -217,32 +197,35 @@ impl Maildir {
         }
     }
 
-    /// Whether message `n`'s file still exists with the length it was
-    /// listed with (checked before RETR/TOP answer +OK).
-    pub fn still_listed(&self, n: u32) -> bool {
-        let Some(msg) = self.get(n) else { return false };
-        self.open_message(n as usize - 1).is_ok_and(|(_, len)| len == msg.end)
+    /// The messages as listed at login.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
     }
 
-    /// Sends message `n` byte-stuffed (without the final `.` line).
-    /// Returns the octets sent, or None if there is no such message.
-    pub fn send<W: MessageSink>(&self, n: u32, part: Part, out: &mut W) -> Option<io::Result<u64>> {
-        let msg = self.get(n)?;
-        Some(
-            self.open_message(n as usize - 1)
-                .and_then(|(file, _)| stream::send(&file, msg, MboxFormat::Unquoted, part, out)),
-        )
+    /// Whether message `i`'s (0-based) file still exists with the length it
+    /// was listed with (checked before RETR/TOP answer +OK).
+    pub fn still_listed(&self, i: usize) -> bool {
+        let Some(msg) = self.messages.get(i) else { return false };
+        self.open_message(i).is_ok_and(|(_, len)| len == msg.end)
     }
 
-    /// UPDATE: unlinks the marked messages' files (found again if they
-    /// moved; already gone counts as removed), then syncs the directories.
-    /// Goes on past a file it cannot remove and then reports the first such
-    /// error. Returns how many were marked.
-    pub fn commit(self) -> Result<usize, MaildropError> {
+    /// Sends message `i` (0-based) byte-stuffed, without the final `.` line.
+    /// Returns the octets sent.
+    pub fn send<W: MessageSink>(&self, i: usize, part: Part, out: &mut W) -> io::Result<u64> {
+        let msg = self.messages.get(i).ok_or(io::ErrorKind::NotFound)?;
+        let (file, _) = self.open_message(i)?;
+        stream::send(&file, msg, FromQuoting::Verbatim, part, out)
+    }
+
+    /// UPDATE: unlinks the files of the messages marked in `deleted` (found
+    /// again if they moved; already gone counts as removed), then syncs the
+    /// directories. Goes on past a file it cannot remove and then reports the
+    /// first such error.
+    pub fn commit(self, deleted: &[bool]) -> Result<(), MaildropError> {
         let mut first_error = None;
         let mut touched = [false; SUBDIRS.len()];
-        let marked: Vec<usize> = (0..self.entries.len()).filter(|&i| self.deleted[i]).collect();
-        for &i in &marked {
+        let marked = (0..self.entries.len()).filter(|&i| deleted.get(i) == Some(&true));
+        for i in marked {
             let mut entry = self.entries[i].clone();
             let mut result = self.unlink(&entry);
             if matches!(&result, Err(e) if e.kind() == io::ErrorKind::NotFound) {
@@ -270,7 +253,7 @@ impl Maildir {
             }
         }
         match first_error {
-            None => Ok(marked.len()),
+            None => Ok(()),
             Some(e) => Err(e.into()),
         }
     }
@@ -284,28 +267,37 @@ impl Maildir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use crate::maildrop::{Location, Maildrop, StatePaths};
+    use crate::testkit::{Rng, TempDir};
+    use std::path::Path;
 
-    fn settings(max_messages: usize) -> MboxSettings {
-        MboxSettings {
-            format: MboxFormat::Mboxrd,
-            locking: Vec::new(),
-            lock_timeout: Duration::ZERO,
-            max_messages,
-            max_size: u64::MAX,
-        }
+    fn limits(max_messages: usize) -> Limits {
+        Limits { max_messages, max_size: u64::MAX }
     }
 
-    fn maildir(tag: &str) -> PathBuf {
-        let root = std::env::temp_dir().join(format!("pop3d-maildir-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
+    /// A Maildir with its three directories in a fresh temporary directory
+    /// (removed with it), and its path.
+    fn maildir(tag: &str) -> (TempDir, PathBuf) {
+        let dir = TempDir::new(tag);
+        let root = dir.join("Maildir");
         for d in ["tmp", "new", "cur"] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
-        root
+        (dir, root)
     }
 
-    fn retr(drop: &Maildir, n: u32) -> Vec<u8> {
+    /// The Maildir at `root` as a session opens it.
+    fn open(root: &Path, limits: &Limits) -> Result<Maildrop, MaildropError> {
+        let state = StatePaths { journal: PathBuf::new(), copies: PathBuf::new() };
+        let mbox = crate::maildrop::MboxSettings {
+            quoting: FromQuoting::Mboxrd,
+            locking: Vec::new(),
+            lock_timeout: std::time::Duration::ZERO,
+        };
+        Maildrop::open(Location::Maildir(root.to_path_buf()), state, limits, &mbox)
+    }
+
+    fn retr(drop: &Maildrop, n: u32) -> Vec<u8> {
         let mut out = Vec::new();
         let sent = drop.send(n, Part::Whole, &mut out).unwrap().unwrap();
         assert_eq!(sent, drop.get(n).unwrap().size, "RETR sends what LIST says");
@@ -314,50 +306,47 @@ mod tests {
 
     #[test]
     fn lists_new_and_cur_in_delivery_order_and_sends_files_as_they_are() {
-        let root = maildir("list");
+        let (_dir, root) = maildir("list");
         fs::write(root.join("new/1700000002.M1P1.host"), b"Subject: b\n\nline\n.dot\nFrom x\n>From y\n").unwrap();
         fs::write(root.join("cur/1700000001.M2P2.host:2,S"), b"Subject: a\r\n\r\nCRLF body\r\nno final newline")
             .unwrap();
         fs::write(root.join("new/.hidden"), b"x").unwrap();
         fs::write(root.join("tmp/1700000003.M3P3.host"), b"being delivered").unwrap();
         fs::create_dir(root.join("cur/not-a-message")).unwrap();
-        let drop = Maildir::open(root.clone(), &settings(10)).unwrap();
+        let drop = open(&root, &limits(10)).unwrap();
         assert_eq!(drop.len(), 2);
         assert_eq!(retr(&drop, 1), b"Subject: a\r\n\r\nCRLF body\r\nno final newline\r\n");
         // No mbox unquoting: a Maildir file holds the message as written.
         assert_eq!(retr(&drop, 2), b"Subject: b\r\n\r\nline\r\n..dot\r\nFrom x\r\n>From y\r\n");
         assert_eq!(drop.get(1).unwrap().size, 43);
-        let uid = |d: &Maildir, n| d.get(n).unwrap().uid.to_string();
+        let uid = |d: &Maildrop, n| d.get(n).unwrap().uid.to_string();
         assert_eq!(uid(&drop, 1), format!("{:x}", Md5::digest(b"1700000001.M2P2.host")));
         // A mail reader moves message 2 to cur/ with flags: same id, still sent.
         fs::rename(root.join("new/1700000002.M1P1.host"), root.join("cur/1700000002.M1P1.host:2,RS")).unwrap();
-        assert!(drop.still_listed(2));
+        assert!(drop.still_listed(2).unwrap());
         assert_eq!(retr(&drop, 2), b"Subject: b\r\n\r\nline\r\n..dot\r\nFrom x\r\n>From y\r\n");
-        let again = Maildir::open(root.clone(), &settings(10)).unwrap();
+        let again = open(&root, &limits(10)).unwrap();
         assert_eq!((uid(&again, 1), uid(&again, 2)), (uid(&drop, 1), uid(&drop, 2)));
         // Another client deletes message 1: it is no longer listed, RETR fails.
         fs::remove_file(root.join("cur/1700000001.M2P2.host:2,S")).unwrap();
-        assert!(!drop.still_listed(1));
+        assert!(!drop.still_listed(1).unwrap());
         assert!(drop.send(1, Part::Whole, &mut Vec::new()).unwrap().is_err());
-        fs::remove_dir_all(&root).unwrap();
     }
 
     /// The daemon can read every user's mail: nothing a user can create in
     /// their own Maildir may lead to someone else's.
     #[test]
     fn links_never_lead_out_of_the_maildir() {
-        let other = maildir("other");
+        let (_other_dir, other) = maildir("other");
         fs::write(other.join("cur/1700000009.M9P9.box:2,S"), b"Subject: not yours\n\nsecret\n").unwrap();
-        let root = maildir("links");
+        let (_dir, root) = maildir("links");
         // The Maildir itself, or its cur/, a symbolic link to another one.
         let linked = root.with_extension("linked");
-        let _ = fs::remove_file(&linked);
         std::os::unix::fs::symlink(&other, &linked).unwrap();
-        assert!(matches!(Maildir::open(linked.clone(), &settings(10)), Err(MaildropError::Corrupt(_))));
-        fs::remove_file(&linked).unwrap();
+        assert!(matches!(open(&linked, &limits(10)), Err(MaildropError::Corrupt(_))));
         fs::remove_dir(root.join("cur")).unwrap();
         std::os::unix::fs::symlink(other.join("cur"), root.join("cur")).unwrap();
-        assert!(matches!(Maildir::open(root.clone(), &settings(10)), Err(MaildropError::Corrupt(_))));
+        assert!(matches!(open(&root, &limits(10)), Err(MaildropError::Corrupt(_))));
         fs::remove_file(root.join("cur")).unwrap();
         fs::create_dir(root.join("cur")).unwrap();
         // A message that is a symbolic link or a second hard link: skipped.
@@ -365,35 +354,33 @@ mod tests {
         std::os::unix::fs::symlink(&theirs, root.join("new/1700000001.M1P1.box")).unwrap();
         fs::hard_link(&theirs, root.join("new/1700000002.M2P2.box")).unwrap();
         fs::write(root.join("new/1700000003.M3P3.box"), b"Subject: mine\n\nx\n").unwrap();
-        let drop = Maildir::open(root.clone(), &settings(10)).unwrap();
+        let drop = open(&root, &limits(10)).unwrap();
         assert_eq!(drop.len(), 1);
         assert_eq!(retr(&drop, 1), b"Subject: mine\r\n\r\nx\r\n");
         // Swapped for a link after login, or shrunk: no longer served.
         fs::remove_file(root.join("new/1700000003.M3P3.box")).unwrap();
         std::os::unix::fs::symlink(&theirs, root.join("new/1700000003.M3P3.box")).unwrap();
-        assert!(!drop.still_listed(1));
+        assert!(!drop.still_listed(1).unwrap());
         assert!(drop.send(1, Part::Whole, &mut Vec::new()).unwrap().is_err());
         fs::remove_file(root.join("new/1700000003.M3P3.box")).unwrap();
         fs::write(root.join("new/1700000003.M3P3.box"), b"Subject: mi").unwrap();
-        assert!(!drop.still_listed(1), "shorter than listed");
+        assert!(!drop.still_listed(1).unwrap(), "shorter than listed");
         // UPDATE removes only what is in this Maildir; the other is intact.
-        let mut drop = Maildir::open(root.clone(), &settings(10)).unwrap();
+        let mut drop = open(&root, &limits(10)).unwrap();
         assert!(drop.delete(1));
         drop.commit().unwrap();
         assert!(theirs.exists());
         assert_eq!(fs::read(&theirs).unwrap(), b"Subject: not yours\n\nsecret\n");
-        fs::remove_dir_all(&root).unwrap();
-        fs::remove_dir_all(&other).unwrap();
     }
 
     #[test]
     fn update_unlinks_the_marked_files_wherever_they_moved() {
-        let root = maildir("update");
+        let (_dir, root) = maildir("update");
         for (i, dir) in ["new", "cur", "new"].iter().enumerate() {
             fs::write(root.join(dir).join(format!("17000000{i:02}.M{i}P1.host")), format!("Subject: {i}\n\nx\n"))
                 .unwrap();
         }
-        let mut drop = Maildir::open(root.clone(), &settings(10)).unwrap();
+        let mut drop = open(&root, &limits(10)).unwrap();
         assert_eq!(drop.len(), 3);
         assert!(drop.delete(1) && drop.delete(3));
         fs::rename(root.join("new/1700000000.M0P1.host"), root.join("cur/1700000000.M0P1.host:2,S")).unwrap();
@@ -402,37 +389,30 @@ mod tests {
         let left: Vec<_> = SUBDIRS.iter().flat_map(|d| fs::read_dir(root.join(d)).unwrap()).collect();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].as_ref().unwrap().file_name(), "1700000001.M1P1.host");
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn limits_a_missing_maildir_and_a_file_in_its_place() {
-        let root = maildir("limits");
+        let (_dir, root) = maildir("limits");
         for i in 0..3 {
             fs::write(root.join("new").join(format!("{i}.x")), b"x\n").unwrap();
         }
-        assert!(matches!(Maildir::open(root.clone(), &settings(2)), Err(MaildropError::TooLarge(_))));
-        let small = MboxSettings { max_size: 5, ..settings(10) };
-        assert!(matches!(Maildir::open(root.clone(), &small), Err(MaildropError::TooLarge(_))));
+        assert!(matches!(open(&root, &limits(2)), Err(MaildropError::TooLarge(_))));
+        let small = Limits { max_size: 5, ..limits(10) };
+        assert!(matches!(open(&root, &small), Err(MaildropError::TooLarge(_))));
         fs::remove_dir_all(&root).unwrap();
-        assert_eq!(Maildir::open(root.clone(), &settings(10)).unwrap().len(), 0, "missing: empty");
+        assert_eq!(open(&root, &limits(10)).unwrap().len(), 0, "missing: empty");
         fs::write(&root, b"not a directory").unwrap();
-        assert!(matches!(Maildir::open(root.clone(), &settings(10)), Err(MaildropError::Corrupt(_))));
-        fs::remove_file(&root).unwrap();
+        assert!(matches!(open(&root, &limits(10)), Err(MaildropError::Corrupt(_))));
     }
 
     /// Arbitrary bytes, line ends and dots: LIST's size is what RETR sends,
     /// and TOP k is the header, the blank line and k body lines of it.
     #[test]
     fn sizes_match_retr_for_arbitrary_messages() {
-        let root = maildir("random");
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let (_dir, root) = maildir("random");
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || rng.next();
         let pieces: [&[u8]; 9] = [b"text\n", b".dot\n", b"\n", b"\r\n", b"cr\rlf\n", b"From x\n", b"\r", b"\0", b"a"];
         for round in 0..200 {
             let mut msg = Vec::new();
@@ -448,7 +428,7 @@ mod tests {
             }
             let name = format!("{round}.M1P1.host");
             fs::write(root.join("new").join(&name), &msg).unwrap();
-            let drop = Maildir::open(root.clone(), &settings(10)).unwrap();
+            let drop = open(&root, &limits(10)).unwrap();
             let out = retr(&drop, 1);
             assert!(out.is_empty() || out.ends_with(b"\r\n"), "round {round}");
             assert!(!out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'), "bare LF on the wire");
@@ -461,6 +441,5 @@ mod tests {
             }
             fs::remove_file(root.join("new").join(&name)).unwrap();
         }
-        fs::remove_dir_all(&root).unwrap();
     }
 }

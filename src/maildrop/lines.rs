@@ -1,4 +1,4 @@
-//! Splits mbox bytes into line segments and maps them to POP3 wire lines; shared by indexing and streaming so sizes always match.
+//! Splits stored message bytes (mbox or Maildir) into line segments and maps them to POP3 wire lines; shared by indexing and streaming so sizes always match.
 //!
 //! A segment is a line's content with its line end (LF, CRLF or a lone CR)
 //! removed, or a piece of a line longer than the block size. Both the index
@@ -7,7 +7,7 @@
 
 use std::io::{self, Read};
 
-use crate::limits::MBOX_BLOCK;
+use crate::limits::STORE_BLOCK;
 
 /// How a segment ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,15 +68,16 @@ impl Segment<'_> {
     }
 }
 
-/// How `>From ` lines are unquoted.
+/// How `>From ` lines in the store are read: unquoted as in an mbox, or
+/// sent as they are (a Maildir message file is not quoted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MboxFormat {
+pub enum FromQuoting {
     /// One `>` is removed from any line matching `>+From `.
     Mboxrd,
     /// `>From ` becomes `From `; deeper quoting is left alone.
     Mboxo,
     /// Not an mbox: every line is sent as it is (a Maildir message file).
-    Unquoted,
+    Verbatim,
 }
 
 /// A segment as it goes on the wire: the content after unquoting, whether it
@@ -90,9 +91,9 @@ pub struct WireLine<'a> {
 impl<'a> WireLine<'a> {
     /// Maps a segment to its wire form. A message whose last segment has no
     /// line end gets a CRLF after it (see `Message::size`).
-    pub fn of(seg: &Segment<'a>, format: MboxFormat) -> WireLine<'a> {
+    pub fn of(seg: &Segment<'a>, quoting: FromQuoting) -> WireLine<'a> {
         let mut content = seg.content;
-        if seg.follows == Follows::MboxLine && is_quoted_from(content, format) {
+        if seg.follows == Follows::MboxLine && is_quoted_from(content, quoting) {
             content = &content[1..];
         }
         let stuff_dot = seg.follows != Follows::Piece && content.first() == Some(&b'.');
@@ -105,11 +106,11 @@ impl<'a> WireLine<'a> {
     }
 }
 
-fn is_quoted_from(line: &[u8], format: MboxFormat) -> bool {
-    match format {
-        MboxFormat::Unquoted => false,
-        MboxFormat::Mboxo => line.starts_with(b">From "),
-        MboxFormat::Mboxrd => {
+fn is_quoted_from(line: &[u8], quoting: FromQuoting) -> bool {
+    match quoting {
+        FromQuoting::Verbatim => false,
+        FromQuoting::Mboxo => line.starts_with(b">From "),
+        FromQuoting::Mboxrd => {
             let gts = line.iter().take_while(|&&b| b == b'>').count();
             gts > 0 && line[gts..].starts_with(b"From ")
         }
@@ -138,7 +139,7 @@ impl<R: Read> Segments<R> {
     pub fn new(inner: R, offset: u64) -> Self {
         Segments {
             inner,
-            buf: vec![0; MBOX_BLOCK].into_boxed_slice(),
+            buf: vec![0; STORE_BLOCK].into_boxed_slice(),
             start: 0,
             end: 0,
             eof: false,
@@ -292,8 +293,8 @@ mod tests {
 
     #[test]
     fn long_lines_come_in_pieces_and_cover_every_byte() {
-        let mut input = vec![b'x'; MBOX_BLOCK * 2 + 10];
-        input[MBOX_BLOCK - 1] = b'\r';
+        let mut input = vec![b'x'; STORE_BLOCK * 2 + 10];
+        input[STORE_BLOCK - 1] = b'\r';
         input.extend_from_slice(b"\nshort\n");
         let segs = collect(&input);
         let total: usize = segs.iter().map(|s| s.0.len() + s.1.len() as usize).sum();
@@ -325,10 +326,10 @@ mod tests {
     #[test]
     fn unquoting() {
         let seg = |c: &'static [u8]| Segment { content: c, end: LineEnd::Lf, follows: Follows::MboxLine, offset: 0 };
-        let rd = MboxFormat::Mboxrd;
+        let rd = FromQuoting::Mboxrd;
         assert_eq!(WireLine::of(&seg(b">From x"), rd).content, b"From x");
         assert_eq!(WireLine::of(&seg(b">>From x"), rd).content, b">From x");
-        assert_eq!(WireLine::of(&seg(b">>From x"), MboxFormat::Mboxo).content, b">>From x");
+        assert_eq!(WireLine::of(&seg(b">>From x"), FromQuoting::Mboxo).content, b">>From x");
         assert_eq!(WireLine::of(&seg(b">Fromx"), rd).content, b">Fromx");
         let dot = WireLine::of(&seg(b".hidden"), rd);
         assert!(dot.stuff_dot && dot.crlf && dot.size() == 9);

@@ -1,34 +1,13 @@
 //! Builds the message index of an mbox in one streaming scan: offsets, exact wire sizes and UIDLs.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io::{self, Read};
 
 use md5::{Digest, Md5};
 
-use super::lines::{Follows, LineEnd, MboxFormat, Segments, WireLine};
-
-/// A message's unique id: the MD5 of its `From ` line and header, and its
-/// copy number among byte-identical messages (shown as `<md5>` for the first,
-/// `<md5>-2`, `<md5>-3`... for later copies). Unique by construction, and at
-/// most 43 characters in 0x21..=0x7E (RFC 1939 allows 70).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Uid {
-    pub digest: [u8; 16],
-    pub copy: u32,
-}
-
-impl fmt::Display for Uid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.digest {
-            write!(f, "{b:02x}")?;
-        }
-        if self.copy > 0 {
-            write!(f, "-{}", self.copy + 1)?;
-        }
-        Ok(())
-    }
-}
+use crate::hex;
+use crate::maildrop::lines::{Follows, FromQuoting, LineEnd, Segments, WireLine};
+use crate::maildrop::message::{Message, Uid};
 
 /// How many bytes of a message's `From ` line its `head` covers.
 pub const HEAD_LEN: usize = 64;
@@ -40,23 +19,6 @@ pub fn head_of(line: &[u8]) -> u64 {
     let line = &line[..line.len().min(HEAD_LEN)];
     let line = line.iter().position(|&b| b == b'\r' || b == b'\n').map_or(line, |i| &line[..i]);
     line.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
-/// One message of the mbox.
-#[derive(Debug, Clone)]
-pub struct Message {
-    /// Offset of the `From ` line.
-    pub start: u64,
-    /// Offset of the first header byte (after the `From ` line).
-    pub content: u64,
-    /// Offset just past the message content (the blank line that separates
-    /// it from the next message is not part of it).
-    pub end: u64,
-    /// Octets RETR sends before byte-stuffing, counted with CRLF line ends.
-    pub size: u64,
-    pub uid: Uid,
-    /// `head_of` the `From ` line.
-    pub head: u64,
 }
 
 /// The index of every message up to `scanned_end`.
@@ -108,7 +70,7 @@ struct Building {
 /// when an earlier copy was deleted (see `CopyNumbers`), so they keep their ids.
 pub fn scan<R: Read>(
     input: R,
-    format: MboxFormat,
+    quoting: FromQuoting,
     max_messages: usize,
     copies: &CopyNumbers,
 ) -> Result<Index, ScanError> {
@@ -170,7 +132,7 @@ pub fn scan<R: Read>(
             b.in_from_line = matches!(seg.end, LineEnd::None | LineEnd::Cr);
             continue;
         }
-        let wire = WireLine::of(&seg, format);
+        let wire = WireLine::of(&seg, quoting);
         b.size += wire.size();
         b.last_has_crlf = wire.crlf;
         let blank = seg.is_blank() && seg.end != LineEnd::Cr && seg.follows == Follows::MboxLine;
@@ -200,14 +162,7 @@ fn parse_digest_id(s: &str) -> Option<([u8; 16], u32)> {
         Some(_) => return None,
         None => (s, 0),
     };
-    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return None;
-    }
-    let mut d = [0u8; 16];
-    for (i, b) in d.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some((d, n))
+    Some((hex::decode(hex)?, n))
 }
 
 /// The copy numbers of byte-identical messages whose earlier copies were
@@ -293,7 +248,7 @@ mod tests {
     use super::*;
 
     fn index(mbox: &[u8]) -> Index {
-        scan(mbox, MboxFormat::Mboxrd, 1000, &CopyNumbers::default()).unwrap()
+        scan(mbox, FromQuoting::Mboxrd, 1000, &CopyNumbers::default()).unwrap()
     }
 
     #[test]
@@ -306,11 +261,11 @@ mod tests {
         let copies = CopyNumbers::of_survivors(&before, &[false, true, true]);
         let text = copies.to_text();
         assert_eq!(CopyNumbers::parse(&text), copies);
-        let after = scan(&[one.as_slice(), one, one].concat()[one.len()..], MboxFormat::Mboxrd, 10, &copies).unwrap();
+        let after = scan(&[one.as_slice(), one, one].concat()[one.len()..], FromQuoting::Mboxrd, 10, &copies).unwrap();
         let after_ids: Vec<String> = after.messages.iter().map(|m| m.uid.to_string()).collect();
         assert_eq!(after_ids, ids[1..]);
         // A new copy gets a number after every kept one.
-        let more = scan(&three[..], MboxFormat::Mboxrd, 10, &copies).unwrap();
+        let more = scan(&three[..], FromQuoting::Mboxrd, 10, &copies).unwrap();
         let more_ids: Vec<String> = more.messages.iter().map(|m| m.uid.to_string()).collect();
         assert_eq!(more_ids, vec![ids[1].clone(), ids[2].clone(), format!("{}-4", ids[0])]);
         // Deleting the last copy needs no record.
@@ -365,7 +320,7 @@ mod tests {
     #[test]
     fn not_an_mbox_and_empty_file() {
         assert!(matches!(
-            scan(&b"Subject: x\n"[..], MboxFormat::Mboxrd, 10, &CopyNumbers::default()),
+            scan(&b"Subject: x\n"[..], FromQuoting::Mboxrd, 10, &CopyNumbers::default()),
             Err(ScanError::NotMbox)
         ));
         assert_eq!(index(b"").messages.len(), 0);
@@ -373,7 +328,7 @@ mod tests {
 
     #[test]
     fn message_limit() {
-        let r = scan(&b"From a\n\nFrom b\n\nFrom c\n\n"[..], MboxFormat::Mboxrd, 2, &CopyNumbers::default());
+        let r = scan(&b"From a\n\nFrom b\n\nFrom c\n\n"[..], FromQuoting::Mboxrd, 2, &CopyNumbers::default());
         assert!(matches!(r, Err(ScanError::TooManyMessages(2))));
     }
 }

@@ -1,11 +1,11 @@
-//! Streams one message (RETR) or its header and first lines (TOP) from the mbox to the client, byte-stuffed, in blocks.
+//! Streams one stored message (RETR) or its header and first lines (TOP) to the client, byte-stuffed, in blocks; and counts its wire size.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
-use super::index::Message;
-use super::lines::{MboxFormat, Segments, WireLine};
+use super::lines::{FromQuoting, Segments, WireLine};
+use super::message::{Message, Part};
 use crate::reply::MessageSink;
 
 /// Reads a byte range of a file with positioned reads, leaving the file's
@@ -30,7 +30,7 @@ impl Read for Range<'_> {
 
 /// The octets `send` reports for the whole of `input` (`Part::Whole`), read
 /// the same way: LIST's size for a message file (Maildir).
-pub fn wire_size<R: Read>(input: R, format: MboxFormat) -> io::Result<u64> {
+pub fn wire_size<R: Read>(input: R, quoting: FromQuoting) -> io::Result<u64> {
     let mut segs = Segments::new(input, 0);
     let mut size = 0;
     let mut last_has_crlf = true;
@@ -42,19 +42,11 @@ pub fn wire_size<R: Read>(input: R, format: MboxFormat) -> io::Result<u64> {
             continue;
         }
         let Some(seg) = segs.next()? else { break };
-        let wire = WireLine::of(&seg, format);
+        let wire = WireLine::of(&seg, quoting);
         size += wire.size();
         last_has_crlf = wire.crlf;
     }
     Ok(if last_has_crlf { size } else { size + 2 })
-}
-
-/// What to send of a message.
-#[derive(Debug, Clone, Copy)]
-pub enum Part {
-    Whole,
-    /// The header, the blank line, then this many body lines.
-    Top(u32),
 }
 
 /// Writes the message's wire form, byte-stuffed, without the final `.` line.
@@ -62,7 +54,7 @@ pub enum Part {
 pub fn send<W: MessageSink>(
     file: &File,
     msg: &Message,
-    format: MboxFormat,
+    quoting: FromQuoting,
     part: Part,
     out: &mut W,
 ) -> io::Result<u64> {
@@ -100,7 +92,7 @@ pub fn send<W: MessageSink>(
             continue;
         }
         let Some(seg) = segs.next()? else { break };
-        let wire = WireLine::of(&seg, format);
+        let wire = WireLine::of(&seg, quoting);
         if wire.stuff_dot {
             out.write_all(b".")?;
         }

@@ -1,8 +1,6 @@
-//! An mbox maildrop for one session: locked only while indexed or rewritten, read by message, updated at QUIT.
+//! The mbox store: one file per maildrop, locked only while indexed or rewritten, read by message, rewritten in place at UPDATE.
 
 mod index;
-pub(crate) mod lines;
-pub(crate) mod stream;
 mod update;
 
 use std::fs::{File, OpenOptions};
@@ -11,68 +9,21 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use index::CopyNumbers;
-use index::{head_of, HEAD_LEN};
-pub use index::{Message, ScanError, Uid};
-pub use lines::MboxFormat;
-pub use stream::Part;
+use index::{head_of, CopyNumbers, ScanError, HEAD_LEN};
 
-use crate::lock::{LockError, LockMethod, MboxLock};
-use crate::maildrop::Listed;
+use super::lines::FromQuoting;
+use super::message::{Message, Part};
+use super::store::{Limits, MaildropError};
+use super::stream;
+use crate::lock::{LockMethod, MboxLock};
+use crate::reply::MessageSink;
 
 /// How mailboxes are read and locked (from the configuration).
 #[derive(Debug, Clone)]
 pub struct MboxSettings {
-    pub format: MboxFormat,
+    pub quoting: FromQuoting,
     pub locking: Vec<LockMethod>,
     pub lock_timeout: Duration,
-    pub max_messages: usize,
-    pub max_size: u64,
-}
-
-/// Why a maildrop cannot be opened or updated; each maps to a response code.
-#[derive(Debug)]
-pub enum MaildropError {
-    /// A delivery agent held the lock too long: try later ([SYS/TEMP]).
-    Locked(LockError),
-    /// Over a configured limit ([SYS/PERM]).
-    TooLarge(String),
-    /// Not an mbox ([SYS/PERM]).
-    Corrupt(String),
-    /// The file changed behind our back; nothing was deleted ([SYS/TEMP]).
-    Changed,
-    Io(io::Error),
-}
-
-impl MaildropError {
-    /// True for problems that go away by themselves ([SYS/TEMP]).
-    pub fn is_temporary(&self) -> bool {
-        !matches!(self, MaildropError::TooLarge(_) | MaildropError::Corrupt(_))
-    }
-}
-
-impl std::fmt::Display for MaildropError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MaildropError::Locked(e) => write!(f, "mailbox locked: {e}"),
-            MaildropError::TooLarge(why) => write!(f, "mailbox over limit: {why}"),
-            MaildropError::Corrupt(why) => write!(f, "mailbox unreadable: {why}"),
-            MaildropError::Changed => write!(f, "mailbox was changed by another program during the session"),
-            MaildropError::Io(e) => write!(f, "mailbox I/O error: {e}"),
-        }
-    }
-}
-
-impl From<io::Error> for MaildropError {
-    fn from(e: io::Error) -> Self {
-        MaildropError::Io(e)
-    }
-}
-
-impl From<LockError> for MaildropError {
-    fn from(e: LockError) -> Self {
-        MaildropError::Locked(e)
-    }
 }
 
 /// Whether `msg`'s `From ` line still starts at its offset in `file`.
@@ -86,7 +37,7 @@ fn head_matches(file: &File, msg: &Message) -> io::Result<bool> {
     }
 }
 
-/// Files pop3d keeps per maildrop in `state_dir`.
+/// Files pop3d keeps per mbox maildrop in `state_dir`.
 #[derive(Clone)]
 pub struct StatePaths {
     /// The UPDATE journal (see `update`).
@@ -95,106 +46,89 @@ pub struct StatePaths {
     pub copies: PathBuf,
 }
 
-/// The messages of one mbox as they were at login, with deletion marks.
+/// One mbox as it was indexed at login.
 pub struct Mbox {
     path: PathBuf,
-    journal: PathBuf,
-    /// Where the copy numbers of identical messages are kept (see `CopyNumbers`).
-    copies_path: PathBuf,
+    state: StatePaths,
     settings: MboxSettings,
     /// The file indexed at login (None: no mailbox file, an empty maildrop).
     file: Option<File>,
     index: index::Index,
-    deleted: Vec<bool>,
-}
-
-impl Listed for Mbox {
-    fn messages(&self) -> &[Message] {
-        &self.index.messages
-    }
-
-    fn marks(&self) -> &[bool] {
-        &self.deleted
-    }
-
-    fn marks_mut(&mut self) -> &mut [bool] {
-        &mut self.deleted
-    }
 }
 
 impl Mbox {
     /// Locks the mbox at `path`, finishes an interrupted update recorded in
-    /// `state.journal`, indexes it and unlocks it.
-    pub fn open(path: PathBuf, state: StatePaths, settings: &MboxSettings) -> Result<Mbox, MaildropError> {
-        let StatePaths { journal, copies: copies_path } = state;
-        let recovering = journal.exists();
-        let file = match OpenOptions::new().read(true).write(recovering).open(&path) {
+    /// `state.journal`, indexes it within `limits` and unlocks it.
+    pub fn open(
+        path: PathBuf,
+        state: StatePaths,
+        settings: &MboxSettings,
+        limits: &Limits,
+    ) -> Result<Mbox, MaildropError> {
+        let recovering = state.journal.exists();
+        let mut mbox = Mbox { path, state, settings: settings.clone(), file: None, index: index::Index::default() };
+        let file = match OpenOptions::new().read(true).write(recovering).open(&mbox.path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(Mbox {
-                    path,
-                    journal,
-                    copies_path,
-                    settings: settings.clone(),
-                    file: None,
-                    index: index::Index::default(),
-                    deleted: Vec::new(),
-                })
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(mbox),
             Err(e) => return Err(e.into()),
         };
-        let index = {
-            let _lock = MboxLock::acquire(&path, &file, &settings.locking, recovering, settings.lock_timeout)?;
+        {
+            let _lock = MboxLock::acquire(&mbox.path, &file, &settings.locking, recovering, settings.lock_timeout)?;
+            let StatePaths { journal, copies } = &mbox.state;
             if recovering {
-                update::recover(&file, &update::UpdatePaths { journal: &journal, copies: &copies_path })?;
+                update::recover(&file, &update::UpdatePaths { journal, copies })?;
             }
             let len = file.metadata()?.len();
-            if len > settings.max_size {
-                return Err(MaildropError::TooLarge(format!("{len} bytes, limit {}", settings.max_size)));
+            if len > limits.max_size {
+                return Err(MaildropError::TooLarge(format!("{len} bytes, limit {}", limits.max_size)));
             }
-            let copies = match std::fs::read_to_string(&copies_path) {
+            let copies = match std::fs::read_to_string(copies) {
                 Ok(text) => CopyNumbers::parse(&text),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => CopyNumbers::default(),
                 Err(e) => return Err(e.into()),
             };
-            index::scan(io::Read::take(&file, len), settings.format, settings.max_messages, &copies).map_err(|e| {
-                match e {
+            mbox.index = index::scan(io::Read::take(&file, len), settings.quoting, limits.max_messages, &copies)
+                .map_err(|e| match e {
                     ScanError::NotMbox => MaildropError::Corrupt("does not start with a From line".into()),
                     ScanError::TooManyMessages(n) => MaildropError::TooLarge(format!("more than {n} messages")),
                     ScanError::Io(e) => MaildropError::Io(e),
-                }
-            })?
+                })?;
+        }
+        mbox.file = Some(file);
+        Ok(mbox)
+    }
+
+    /// The messages as indexed at login.
+    pub fn messages(&self) -> &[Message] {
+        &self.index.messages
+    }
+
+    /// Sends message `i` (0-based) byte-stuffed, without the final `.` line.
+    /// Returns the octets sent.
+    pub fn send<W: MessageSink>(&self, i: usize, part: Part, out: &mut W) -> io::Result<u64> {
+        let (Some(msg), Some(file)) = (self.index.messages.get(i), &self.file) else {
+            return Err(io::ErrorKind::NotFound.into());
         };
-        let deleted = vec![false; index.messages.len()];
-        Ok(Mbox { path, journal, copies_path, settings: settings.clone(), file: Some(file), index, deleted })
+        stream::send(file, msg, self.settings.quoting, part, out)
     }
 
-    /// Sends message `n` byte-stuffed (without the final `.` line).
-    /// Returns the octets sent, or None if there is no such message.
-    pub fn send<W: crate::reply::MessageSink>(&self, n: u32, part: Part, out: &mut W) -> Option<io::Result<u64>> {
-        let msg = self.get(n)?;
-        let file = self.file.as_ref()?;
-        Some(stream::send(file, msg, self.settings.format, part, out))
-    }
-
-    /// Whether message `n`'s `From ` line is still where the index says:
+    /// Whether message `i`'s `From ` line is still where the index says:
     /// false when someone rewrote the mailbox in place since login.
-    pub fn still_indexed(&self, n: u32) -> io::Result<bool> {
-        match (self.get(n), &self.file) {
+    pub fn still_listed(&self, i: usize) -> io::Result<bool> {
+        match (self.index.messages.get(i), &self.file) {
             (Some(msg), Some(file)) => head_matches(file, msg),
             _ => Ok(true),
         }
     }
 
-    /// UPDATE: removes the marked messages. Returns how many were removed.
-    pub fn commit(mut self) -> Result<usize, MaildropError> {
-        let (marked, _) = self.marked();
+    /// UPDATE: removes the messages marked in `deleted`.
+    pub fn commit(mut self, deleted: &[bool]) -> Result<(), MaildropError> {
         let Some(scanned) = &self.file else {
-            return Ok(0);
+            return Ok(());
         };
-        if marked == 0 {
-            return Ok(0);
-        }
+        let Some(first_gone) = deleted.iter().position(|d| *d) else {
+            return Ok(());
+        };
         let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
         let _lock = MboxLock::acquire(&self.path, &file, &self.settings.locking, true, self.settings.lock_timeout)?;
         let (now, then) = (file.metadata()?, scanned.metadata()?);
@@ -205,7 +139,6 @@ impl Mbox {
         // headers): the offsets would cut the wrong bytes. Every message the
         // rewrite touches must still start where it did, and what follows
         // the indexed part must be new mail.
-        let first_gone = self.deleted.iter().position(|d| *d).unwrap_or(0);
         for msg in &self.index.messages[first_gone..] {
             if !head_matches(&file, msg)? {
                 return Err(MaildropError::Changed);
@@ -225,36 +158,23 @@ impl Mbox {
                 return Err(MaildropError::Changed);
             }
         }
-        let keep: Vec<bool> = self.deleted.iter().map(|d| !d).collect();
+        let keep: Vec<bool> = deleted.iter().map(|d| !d).collect();
         // The copy numbers of the identical messages that stay go through the
         // journal with the rewrite, so their ids change with it or not at all.
         let copies = CopyNumbers::of_survivors(&self.index, &keep).to_text();
-        let paths = update::UpdatePaths { journal: &self.journal, copies: &self.copies_path };
+        let paths = update::UpdatePaths { journal: &self.state.journal, copies: &self.state.copies };
         update::remove_messages(&file, &self.index, &keep, &paths, &copies)?;
-        Ok(marked)
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::maildrop::{Location, Maildrop};
+    use crate::testkit::{Rng, TempDir};
     use std::io::Write;
-
-    /// xorshift64*: a small deterministic generator for test data.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn pick<'a>(&mut self, items: &[&'a [u8]]) -> &'a [u8] {
-            items[(self.next() % items.len() as u64) as usize]
-        }
-    }
+    use std::path::Path;
 
     /// A random mbox built from the pieces that need care and arbitrary bytes.
     fn random_mbox(rng: &mut Rng) -> Vec<u8> {
@@ -300,14 +220,20 @@ mod tests {
         mbox
     }
 
+    const LIMITS: Limits = Limits { max_messages: 1000, max_size: u64::MAX };
+
     fn settings() -> MboxSettings {
         MboxSettings {
-            format: MboxFormat::Mboxrd,
+            quoting: FromQuoting::Mboxrd,
             locking: vec![LockMethod::Fcntl, LockMethod::Dotlock],
             lock_timeout: Duration::from_secs(1),
-            max_messages: 1000,
-            max_size: u64::MAX,
         }
+    }
+
+    /// The mbox at `path` as a session opens it, with its state files in `dir`.
+    fn open(dir: &TempDir, path: &Path, settings: &MboxSettings) -> Maildrop {
+        let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
+        Maildrop::open(Location::Mbox(path.to_path_buf()), state, &LIMITS, settings).unwrap()
     }
 
     /// dma appends `\nFrom ...` (the separator before the new message) to a
@@ -316,8 +242,7 @@ mod tests {
     /// messages it removes.
     #[test]
     fn mail_appended_with_its_separator_first_survives_update() {
-        let dir = std::env::temp_dir().join(format!("pop3d-sepfirst-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("sepfirst");
         let path = dir.join("mbox");
         let old: &[u8] = b"From a\nSubject: 1\n\none\n\nFrom b\nSubject: 2\n\ntwo\n";
         let new: &[u8] = b"\nFrom c\nSubject: 3\n\nthree\n";
@@ -327,71 +252,57 @@ mod tests {
             (&[1, 2][..], &b"From c\nSubject: 3\n\nthree\n"[..]),
         ] {
             std::fs::write(&path, old).unwrap();
-            let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
-            let mut drop = Mbox::open(path.clone(), state.clone(), &settings()).unwrap();
+            let mut drop = open(&dir, &path, &settings());
             OpenOptions::new().append(true).open(&path).unwrap().write_all(new).unwrap();
             for &n in delete {
                 assert!(drop.delete(n));
             }
             assert_eq!(drop.commit().unwrap(), delete.len());
             assert_eq!(std::fs::read(&path).unwrap(), left, "deleting {delete:?}");
-            let again = Mbox::open(path.clone(), state, &settings()).unwrap();
+            let again = open(&dir, &path, &settings());
             assert_eq!(again.stat().0, 3 - delete.len());
         }
         // Anything else after the indexed part is not new mail.
         std::fs::write(&path, old).unwrap();
-        let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
-        let mut drop = Mbox::open(path.clone(), state, &settings()).unwrap();
+        let mut drop = open(&dir, &path, &settings());
         OpenOptions::new().append(true).open(&path).unwrap().write_all(b"\nStatus: RO\n").unwrap();
         assert!(drop.delete(1));
         assert!(matches!(drop.commit(), Err(MaildropError::Changed)));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A mail reader rewriting the mbox in place (same inode) between login
     /// and QUIT: UPDATE must refuse rather than cut at stale offsets.
     #[test]
     fn an_in_place_rewrite_during_the_session_stops_update_and_retr() {
-        let dir = std::env::temp_dir().join(format!("pop3d-inplace-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("inplace");
         let path = dir.join("mbox");
         std::fs::write(
             &path,
             b"From a\nSubject: 1\n\none\n\nFrom b\nSubject: 2\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n",
         )
         .unwrap();
-        let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
-        let mut drop = Mbox::open(path.clone(), state, &settings()).unwrap();
+        let mut drop = open(&dir, &path, &settings());
         let rewritten: &[u8] =
             b"From a\nSubject: 1\nStatus: RO\n\none\n\nFrom b\nSubject: 2\nStatus: RO\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n";
         OpenOptions::new().write(true).open(&path).unwrap().write_all(rewritten).unwrap();
-        assert!(drop.still_indexed(1).unwrap(), "message 1 did not move");
-        assert!(!drop.still_indexed(2).unwrap(), "message 2 moved");
+        assert!(drop.still_listed(1).unwrap(), "message 1 did not move");
+        assert!(!drop.still_listed(2).unwrap(), "message 2 moved");
         assert!(drop.delete(2));
         assert!(matches!(drop.commit(), Err(MaildropError::Changed)));
         assert_eq!(std::fs::read(&path).unwrap(), rewritten, "nothing was cut");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The size LIST reports is exactly what RETR sends, for any content.
     #[test]
     fn list_sizes_equal_retr_octets_for_random_mailboxes() {
-        let dir = std::env::temp_dir().join(format!("pop3d-sizes-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let settings = MboxSettings {
-            format: MboxFormat::Mboxrd,
-            locking: Vec::new(),
-            lock_timeout: Duration::ZERO,
-            max_messages: 1000,
-            max_size: u64::MAX,
-        };
+        let dir = TempDir::new("sizes");
+        let settings = MboxSettings { quoting: FromQuoting::Mboxrd, locking: Vec::new(), lock_timeout: Duration::ZERO };
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for round in 0..300 {
             let mbox = random_mbox(&mut rng);
             let path = dir.join("mbox");
             std::fs::write(&path, &mbox).unwrap();
-            let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
-            let drop = Mbox::open(path, state, &settings).unwrap();
+            let drop = open(&dir, &path, &settings);
             for (n, msg) in drop.live() {
                 let mut out = Vec::new();
                 drop.send(n, Part::Whole, &mut out).unwrap().unwrap();
@@ -415,6 +326,5 @@ mod tests {
                 }
             }
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

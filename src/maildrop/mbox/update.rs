@@ -28,7 +28,8 @@ use std::path::Path;
 use md5::{Digest, Md5};
 
 use super::index::Index;
-use crate::limits::MBOX_BLOCK;
+use crate::hex;
+use crate::limits::STORE_BLOCK;
 
 const MAGIC: &str = "POP3D-JOURNAL-3";
 
@@ -47,7 +48,7 @@ struct Header {
 
 impl Header {
     fn line(&self) -> String {
-        let hex: String = self.tail_md5.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(&self.tail_md5);
         let Header { ino, first, old_len, new_len, copies_len, .. } = self;
         let copies_len = copies_len.map_or("-".to_string(), |n| n.to_string());
         format!("{MAGIC} {ino} {first} {old_len} {new_len} {copies_len} {hex}\n")
@@ -71,14 +72,7 @@ impl Header {
             },
             false => None,
         };
-        let hex = f.next()?;
-        let mut tail_md5 = [0u8; 16];
-        if hex.len() != 32 {
-            return None;
-        }
-        for (i, b) in tail_md5.iter_mut().enumerate() {
-            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
+        let tail_md5 = hex::decode(f.next()?)?;
         // An update only shrinks the file, from `first` on.
         (first <= new_len && new_len <= old_len).then_some(Header {
             ino,
@@ -163,7 +157,7 @@ fn write_journal(journal: &Path, header: &Header, pieces: &[Piece], copies: &[u8
     let result = (|| {
         let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
         out.write_all(header.line().as_bytes())?;
-        let mut buf = vec![0u8; MBOX_BLOCK];
+        let mut buf = vec![0u8; STORE_BLOCK];
         for piece in pieces {
             copy_range(piece.0, piece.1, piece.2, &mut out, &mut buf)?;
         }
@@ -215,7 +209,7 @@ fn apply(file: &File, paths: &UpdatePaths, header: &Header) -> io::Result<()> {
     let header_len = line.len() as u64;
     let mut data = reader.take(header.new_len - header.first);
     let mut pos = header.first;
-    let mut buf = vec![0u8; MBOX_BLOCK];
+    let mut buf = vec![0u8; STORE_BLOCK];
     loop {
         let n = data.read(&mut buf)?;
         if n == 0 {
@@ -328,7 +322,7 @@ fn md5_range(file: &File, start: u64, end: u64) -> io::Result<[u8; 16]> {
         }
     }
     let mut h = HashWriter(Md5::new());
-    copy_range(file, start, end.max(start), &mut h, &mut vec![0u8; MBOX_BLOCK])?;
+    copy_range(file, start, end.max(start), &mut h, &mut vec![0u8; STORE_BLOCK])?;
     Ok(h.0.finalize().into())
 }
 
@@ -342,15 +336,9 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mbox::index::{scan, CopyNumbers};
-    use crate::mbox::lines::MboxFormat;
-
-    fn tempdir(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("pop3d-upd-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::maildrop::lines::FromQuoting;
+    use crate::maildrop::mbox::index::{scan, CopyNumbers};
+    use crate::testkit::TempDir;
 
     const MBOX: &[u8] = b"From a\nSubject: 1\n\none\n\nFrom b\nSubject: 2\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n";
 
@@ -362,12 +350,12 @@ mod tests {
 
     /// A fresh directory holding MBOX as `mbox`, the mailbox opened
     /// read-write, and its index.
-    fn mailbox(name: &str) -> (std::path::PathBuf, std::path::PathBuf, File, Index) {
-        let dir = tempdir(name);
+    fn mailbox(name: &str) -> (TempDir, std::path::PathBuf, File, Index) {
+        let dir = TempDir::new(name);
         let path = dir.join("mbox");
         fs::write(&path, MBOX).unwrap();
         let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        let index = scan(File::open(&path).unwrap(), MboxFormat::Mboxrd, 100, &CopyNumbers::default()).unwrap();
+        let index = scan(File::open(&path).unwrap(), FromQuoting::Mboxrd, 100, &CopyNumbers::default()).unwrap();
         (dir, path, file, index)
     }
 
@@ -386,10 +374,9 @@ mod tests {
         assert!(!journal.exists());
         assert_eq!(fs::read_to_string(&copies).unwrap(), COPIES);
         // Nothing left to number: the copies file goes.
-        let index = scan(File::open(&path).unwrap(), MboxFormat::Mboxrd, 100, &CopyNumbers::default()).unwrap();
+        let index = scan(File::open(&path).unwrap(), FromQuoting::Mboxrd, 100, &CopyNumbers::default()).unwrap();
         assert!(remove_messages(&file, &index, &[false, true, true], &paths, "").unwrap());
         assert!(!copies.exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Simulates a crash after the journal is written, at every point of
@@ -435,7 +422,6 @@ mod tests {
                     assert_eq!(String::from_utf8_lossy(&fs::read(&path).unwrap()), String::from_utf8_lossy(&want));
                     assert!(!journal.exists());
                     assert_eq!(fs::read_to_string(&copies).unwrap(), COPIES, "the ids change with the mailbox");
-                    fs::remove_dir_all(&dir).unwrap();
                 }
             }
         }
@@ -464,7 +450,6 @@ mod tests {
         assert!(remove_messages(&file, &index, &[true, false, true], &paths, COPIES).unwrap());
         assert_eq!(fs::read(&path).unwrap(), KEPT);
         assert!(!journal.exists() && !copies.exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A journal of an earlier pop3d (format 2) is finished and leaves the
@@ -481,7 +466,7 @@ mod tests {
         let header = Header { ino, first, old_len, new_len, copies_len: None, tail_md5 };
         let journal = dir.join("j");
         write_journal(&journal, &header, &pieces, b"").unwrap();
-        let hex: String = tail_md5.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(&tail_md5);
         let mut text = fs::read(&journal).unwrap();
         let end = text.iter().position(|&b| b == b'\n').unwrap();
         text.splice(..end, format!("POP3D-JOURNAL-2 {ino} {first} {old_len} {new_len} {hex}").into_bytes());
@@ -492,6 +477,5 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), KEPT);
         assert_eq!(fs::read_to_string(&copies).unwrap(), COPIES);
         assert!(!journal.exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,160 @@
+//! A maildrop as a session sees it: the messages listed at login, numbered from 1, with the deletion marks DELE sets; RETR/TOP and UPDATE go to the store behind it (mbox or Maildir).
+//!
+//! Below this module: `message` (what a store lists), `store` (limits and
+//! errors), `lines` and `stream` (the wire conversion every store's messages
+//! go through), and the two stores, `mbox` and `maildir`, which only list,
+//! read and commit.
+
+mod lines;
+mod maildir;
+mod mbox;
+mod message;
+mod store;
+mod stream;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use lines::FromQuoting;
+use maildir::Maildir;
+use mbox::Mbox;
+pub use mbox::{MboxSettings, StatePaths};
+pub use message::{Message, Part};
+pub use store::{Limits, MaildropError};
+
+use crate::reply::MessageSink;
+
+/// Where a user's mail is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Mbox(PathBuf),
+    Maildir(PathBuf),
+}
+
+/// The store a maildrop's messages are read from and removed in.
+enum Store {
+    Mbox(Mbox),
+    Maildir(Maildir),
+}
+
+/// One user's maildrop for the length of a session.
+pub struct Maildrop {
+    store: Store,
+    /// DELE's marks, one per message listed at login; RSET clears them.
+    deleted: Vec<bool>,
+}
+
+impl Maildrop {
+    /// Lists the maildrop at `location` within `limits` (an mbox uses
+    /// `state` for its update journal and the ids of identical copies).
+    pub fn open(
+        location: Location,
+        state: StatePaths,
+        limits: &Limits,
+        mbox: &MboxSettings,
+    ) -> Result<Maildrop, MaildropError> {
+        let store = match location {
+            Location::Mbox(path) => Store::Mbox(Mbox::open(path, state, mbox, limits)?),
+            Location::Maildir(path) => Store::Maildir(Maildir::open(path, limits)?),
+        };
+        let deleted = vec![false; store.messages().len()];
+        Ok(Maildrop { store, deleted })
+    }
+
+    /// Number of messages at login, deleted ones included (the highest number).
+    pub fn len(&self) -> usize {
+        self.deleted.len()
+    }
+
+    /// The 0-based index of message `n` unless it does not exist or is
+    /// marked deleted.
+    fn index(&self, n: u32) -> Option<usize> {
+        let i = (n as usize).checked_sub(1)?;
+        (!*self.deleted.get(i)?).then_some(i)
+    }
+
+    /// Message `n` (1-based) unless it does not exist or is marked deleted.
+    pub fn get(&self, n: u32) -> Option<&Message> {
+        self.index(n).map(|i| &self.store.messages()[i])
+    }
+
+    /// Whether message `n` exists and is marked deleted.
+    pub fn is_deleted(&self, n: u32) -> bool {
+        (n as usize).checked_sub(1).and_then(|i| self.deleted.get(i)).copied().unwrap_or(false)
+    }
+
+    /// Messages not marked deleted, with their numbers.
+    pub fn live(&self) -> impl Iterator<Item = (u32, &Message)> {
+        self.store
+            .messages()
+            .iter()
+            .zip(&self.deleted)
+            .enumerate()
+            .filter(|(_, (_, d))| !**d)
+            .map(|(i, (m, _))| (i as u32 + 1, m))
+    }
+
+    /// Count and total size of the messages not marked deleted.
+    pub fn stat(&self) -> (usize, u64) {
+        self.live().fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size))
+    }
+
+    /// Marks message `n` deleted; false if it does not exist or already is.
+    pub fn delete(&mut self, n: u32) -> bool {
+        let Some(i) = self.index(n) else { return false };
+        self.deleted[i] = true;
+        true
+    }
+
+    /// Unmarks every message.
+    pub fn reset(&mut self) {
+        self.deleted.iter_mut().for_each(|d| *d = false);
+    }
+
+    /// Marked messages and their total size.
+    pub fn marked(&self) -> (usize, u64) {
+        let (live, size) = self.stat();
+        (self.len() - live, self.store.messages().iter().map(|m| m.size).sum::<u64>() - size)
+    }
+
+    /// Sends message `n` byte-stuffed (without the final `.` line).
+    /// Returns the octets sent, or None if there is no such message.
+    pub fn send<W: MessageSink>(&self, n: u32, part: Part, out: &mut W) -> Option<io::Result<u64>> {
+        let i = self.index(n)?;
+        Some(match &self.store {
+            Store::Mbox(m) => m.send(i, part, out),
+            Store::Maildir(m) => m.send(i, part, out),
+        })
+    }
+
+    /// Whether message `n` is still where it was listed (false when another
+    /// program rewrote the mbox, or removed the Maildir file, since login).
+    pub fn still_listed(&self, n: u32) -> io::Result<bool> {
+        let Some(i) = self.index(n) else { return Ok(false) };
+        match &self.store {
+            Store::Mbox(m) => m.still_listed(i),
+            Store::Maildir(m) => Ok(m.still_listed(i)),
+        }
+    }
+
+    /// UPDATE: removes the marked messages. Returns how many were removed.
+    pub fn commit(self) -> Result<usize, MaildropError> {
+        let (marked, _) = self.marked();
+        if marked > 0 {
+            match self.store {
+                Store::Mbox(m) => m.commit(&self.deleted)?,
+                Store::Maildir(m) => m.commit(&self.deleted)?,
+            }
+        }
+        Ok(marked)
+    }
+}
+
+impl Store {
+    fn messages(&self) -> &[Message] {
+        match self {
+            Store::Mbox(m) => m.messages(),
+            Store::Maildir(m) => m.messages(),
+        }
+    }
+}

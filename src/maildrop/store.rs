@@ -1,0 +1,58 @@
+//! What every store (mbox, Maildir) shares besides its messages: the size limits it is opened with and the errors it reports.
+
+use std::io;
+
+use crate::lock::LockError;
+
+/// Bounds on one maildrop (configuration keys `max_messages` and
+/// `max_mailbox_size`), so one huge mailbox cannot stop the service.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_messages: usize,
+    pub max_size: u64,
+}
+
+/// Why a maildrop cannot be opened or updated; each maps to a response code.
+#[derive(Debug)]
+pub enum MaildropError {
+    /// A delivery agent held the lock too long: try later ([SYS/TEMP]).
+    Locked(LockError),
+    /// Over a configured limit ([SYS/PERM]).
+    TooLarge(String),
+    /// Not an mbox, or not a Maildir ([SYS/PERM]).
+    Corrupt(String),
+    /// The file changed behind our back; nothing was deleted ([SYS/TEMP]).
+    Changed,
+    Io(io::Error),
+}
+
+impl MaildropError {
+    /// True for problems that go away by themselves ([SYS/TEMP]).
+    pub fn is_temporary(&self) -> bool {
+        !matches!(self, MaildropError::TooLarge(_) | MaildropError::Corrupt(_))
+    }
+}
+
+impl std::fmt::Display for MaildropError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaildropError::Locked(e) => write!(f, "mailbox locked: {e}"),
+            MaildropError::TooLarge(why) => write!(f, "mailbox over limit: {why}"),
+            MaildropError::Corrupt(why) => write!(f, "mailbox unreadable: {why}"),
+            MaildropError::Changed => write!(f, "mailbox was changed by another program during the session"),
+            MaildropError::Io(e) => write!(f, "mailbox I/O error: {e}"),
+        }
+    }
+}
+
+impl From<io::Error> for MaildropError {
+    fn from(e: io::Error) -> Self {
+        MaildropError::Io(e)
+    }
+}
+
+impl From<LockError> for MaildropError {
+    fn from(e: LockError) -> Self {
+        MaildropError::Locked(e)
+    }
+}

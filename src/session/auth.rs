@@ -1,0 +1,106 @@
+//! AUTH in the AUTHORIZATION state (RFC 5034): the mechanism list, the exchange's steps, `*` to cancel, and how each step's outcome ends in a login or not.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::time::Instant;
+
+use super::authorization::Checked;
+use super::{Next, Session, State};
+use crate::sasl::{self, scram::ScramKeys, Exchange, Outcome};
+use crate::transport::Transport;
+use crate::users;
+
+impl<T: Transport> Session<'_, T> {
+    /// A bare AUTH: the mechanisms usable now, one per line.
+    pub(super) fn auth_mechanisms(&mut self) -> io::Result<Next> {
+        let mut text = String::from("+OK SASL mechanisms follow\r\n");
+        for m in self.sasl_offer().mechanisms() {
+            let _ = write!(text, "{m}\r\n");
+        }
+        text.push_str(".\r\n");
+        self.out.write_all(text.as_bytes()).map(|_| Next::Continue)
+    }
+
+    /// AUTH with a mechanism, and its initial response if one was given.
+    pub(super) fn auth_start(&mut self, mechanism: &str, initial: Option<Vec<u8>>) -> io::Result<Next> {
+        let initial = match initial.map(|i| sasl::decode(&i)) {
+            Some(None) => return self.bad_command("malformed base64"),
+            Some(Some(data)) => Some(data),
+            None => None,
+        };
+        let offer = self.sasl_offer();
+        let started = Instant::now();
+        let (exchange, outcome) = Exchange::start(mechanism, initial, &offer, |name| self.scram_keys(name));
+        self.sasl_outcome(exchange, outcome, started)
+    }
+
+    /// A client line during a SASL exchange: `*` cancels (RFC 5034).
+    pub(super) fn sasl_response(&mut self, line: &[u8]) -> io::Result<Next> {
+        let State::Authorization { sasl, .. } = &mut self.state else {
+            return Ok(Next::Continue);
+        };
+        let Some(exchange) = sasl.take() else {
+            return Ok(Next::Continue);
+        };
+        if line == b"*" {
+            self.out.err("authentication cancelled")?;
+            return Ok(Next::Continue);
+        }
+        let started = Instant::now();
+        let Some(data) = sasl::decode(line) else {
+            return self.sasl_outcome(None, Outcome::Failure("malformed base64 response"), started);
+        };
+        let (exchange, outcome) = exchange.step(&data, |name| self.scram_keys(name));
+        self.sasl_outcome(exchange, outcome, started)
+    }
+
+    /// An unusable line during a SASL exchange ends the exchange.
+    pub(super) fn sasl_abort(&mut self, why: &str) -> io::Result<Next> {
+        if let State::Authorization { sasl, .. } = &mut self.state {
+            *sasl = None;
+        }
+        self.out.err(why).map(|_| Next::Continue)
+    }
+
+    /// Acts on a step of a SASL exchange that began at `started`.
+    fn sasl_outcome(&mut self, exchange: Option<Exchange>, outcome: Outcome, started: Instant) -> io::Result<Next> {
+        if let State::Authorization { sasl, .. } = &mut self.state {
+            *sasl = exchange;
+        }
+        match outcome {
+            Outcome::Challenge(data) => {
+                write!(self.out, "+ {}\r\n", sasl::encode(&data))?;
+                Ok(Next::Continue)
+            }
+            Outcome::CheckPassword { user, password } => {
+                let checked = self.check_password(&user, &password);
+                self.login(user, checked)
+            }
+            Outcome::Success { user, .. } => {
+                // SCRAM proved the keys; EXTERNAL needs an account too.
+                let result = if users::valid_name(&user) {
+                    users::lookup(&self.config.users_file, &user).map(|s| s.is_some())
+                } else {
+                    Ok(false)
+                };
+                self.login(user, Checked { started, result })
+            }
+            Outcome::Failure(why) => {
+                log::info!("SASL authentication failed: {why}");
+                self.login(String::new(), Checked { started, result: Ok(false) })
+            }
+            // The users file could not be read for the exchange: [SYS/TEMP],
+            // not an exchange going on with made-up keys.
+            Outcome::Unavailable(e) => self.login(String::new(), Checked { started, result: Err(e) }),
+        }
+    }
+
+    /// A user's SCRAM keys: None for an invalid or unknown name or a user
+    /// without them.
+    fn scram_keys(&self, name: &str) -> io::Result<Option<ScramKeys>> {
+        if !users::valid_name(name) {
+            return Ok(None);
+        }
+        Ok(users::lookup(&self.config.users_file, name)?.and_then(|s| s.scram()))
+    }
+}

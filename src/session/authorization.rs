@@ -1,0 +1,197 @@
+//! The AUTHORIZATION state (RFC 1939 section 4): QUIT, STLS (RFC 2595), USER/PASS and APOP, and the login that locks and opens the maildrop.
+
+use std::io::{self, Read};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::{End, Next, Session, State};
+use crate::hex;
+use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES};
+use crate::lock::SessionLock;
+use crate::maildrop::{Maildrop, MaildropError, StatePaths};
+use crate::parser::Command;
+use crate::reply::Code;
+use crate::transport::Transport;
+use crate::users;
+
+/// The result of a credential check and when it began: a failure is
+/// answered a fixed delay after the start, whatever the check cost.
+pub(super) struct Checked {
+    pub started: Instant,
+    /// Whether the credentials are right; Err when the users file could not
+    /// be read.
+    pub result: io::Result<bool>,
+}
+
+impl<T: Transport> Session<'_, T> {
+    /// A command in the AUTHORIZATION state (CAPA aside).
+    pub(super) fn authorization(&mut self, cmd: Command) -> io::Result<Next> {
+        match cmd {
+            Command::Quit => {
+                self.out.ok("bye")?;
+                Ok(Next::Close(End::Quit))
+            }
+            Command::Stls => match self.start.tls {
+                Some(_) if !self.out.get_ref().is_tls() => {
+                    self.out.ok("begin TLS negotiation")?;
+                    Ok(Next::StartTls)
+                }
+                Some(_) => self.bad_command("already using TLS"),
+                None => self.bad_command("TLS is not available"),
+            },
+            Command::User(_) | Command::Pass(_) | Command::Apop { .. } if !self.plaintext_allowed() => {
+                self.out.err_code(Code::Auth, "plaintext login is not allowed without TLS: use STLS or port 995")?;
+                Ok(Next::Continue)
+            }
+            Command::User(name) => {
+                if let State::Authorization { user, .. } = &mut self.state {
+                    *user = Some(name);
+                }
+                // The same answer whether or not the user exists.
+                self.out.ok("send PASS").map(|_| Next::Continue)
+            }
+            Command::Pass(password) => {
+                let State::Authorization { user: Some(name), .. } = &self.state else {
+                    return self.bad_command("give USER first");
+                };
+                let name = name.clone();
+                let checked = self.check_password(&name, &password);
+                self.login(name, checked)
+            }
+            Command::Apop { name, digest } => match self.challenge.clone() {
+                None => self.bad_command("APOP is not enabled"),
+                Some(challenge) => {
+                    let checked = self.check_secret(&name, |secret| users::check_apop(secret, &challenge, &digest));
+                    self.login(name, checked)
+                }
+            },
+            Command::Auth(None) => self.auth_mechanisms(),
+            Command::Auth(Some((mechanism, initial))) => self.auth_start(&mechanism, initial),
+            _ => self.bad_command("command not valid before login"),
+        }
+    }
+
+    /// The TLS handshake (after STLS, or first on an implicit-TLS port);
+    /// everything said before it is forgotten.
+    pub(super) fn start_tls(&mut self) -> io::Result<()> {
+        let tls = self.start.tls.ok_or_else(|| io::Error::other("TLS is not configured"))?;
+        self.out.get_mut().start_tls(tls.config())?;
+        let (failures, bad) = match &self.state {
+            State::Authorization { failures, bad, .. } => (*failures, *bad),
+            State::Transaction { .. } => (0, 0),
+        };
+        self.state = State::authorization(failures, bad);
+        Ok(())
+    }
+
+    /// Looks the user up and checks the password, the same way for every
+    /// user name, known or not.
+    pub(super) fn check_password(&self, name: &str, password: &[u8]) -> Checked {
+        self.check_secret(name, |secret| users::check_password(secret, password))
+    }
+
+    /// Runs `check` on the user's secret (None for an unknown or invalid
+    /// name, so the work is the same).
+    fn check_secret(&self, name: &str, check: impl FnOnce(Option<&users::Secret>) -> bool) -> Checked {
+        let started = Instant::now();
+        let result = users::lookup(&self.config.users_file, name)
+            .map(|secret| check(secret.as_ref()) && users::valid_name(name));
+        Checked { started, result }
+    }
+
+    /// Finishes a login attempt of any kind with its check: a failure is
+    /// delayed and counted; a success takes the session lock and opens the
+    /// maildrop.
+    pub(super) fn login(&mut self, name: String, checked: Checked) -> io::Result<Next> {
+        let State::Authorization { user, failures, sasl, .. } = &mut self.state else {
+            return Ok(Next::Continue);
+        };
+        *user = None;
+        *sasl = None;
+        match checked.result {
+            Err(e) => {
+                log::error!("cannot read users file {}: {e}", self.config.users_file.display());
+                self.out.err_code(Code::SysTemp, "authentication unavailable, try later")?;
+                return Ok(Next::Continue);
+            }
+            Ok(false) => {
+                *failures += 1;
+                let failures = *failures;
+                // The delay grows with this session's failures, and with the
+                // address's recent failures across sessions (daemon mode).
+                let ip = self.start.peer.map(|p| p.ip());
+                let recent = match (self.start.penalties, ip) {
+                    (Some(p), Some(ip)) => p.failed(ip),
+                    _ => 0,
+                };
+                log::info!("login failed for {name:?} ({recent} recent failures from this address)");
+                // Counted from the start of the check, so every failure takes
+                // the same time whatever the user's hash scheme (or none).
+                let steps = failures.max(recent).min(AUTH_FAIL_DELAY_MAX_STEPS);
+                let until = checked.started + AUTH_FAIL_DELAY * steps;
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                self.out.err_code(Code::Auth, "invalid user name or password")?;
+                if failures >= MAX_AUTH_FAILURES {
+                    return Ok(Next::Close(End::TooManyAuthFailures));
+                }
+                return Ok(Next::Continue);
+            }
+            Ok(true) => {
+                if let (Some(p), Some(peer)) = (self.start.penalties, self.start.peer) {
+                    p.succeeded(peer.ip());
+                }
+            }
+        }
+        let lock = match SessionLock::try_acquire(&self.config.state_dir, &name) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                self.out.err_code(Code::InUse, "maildrop is in use by another session")?;
+                return Ok(Next::Continue);
+            }
+            Err(e) => {
+                log::error!("cannot lock maildrop of {name} in {}: {e}", self.config.state_dir.display());
+                self.out.err_code(Code::SysTemp, "maildrop unavailable, try later")?;
+                return Ok(Next::Continue);
+            }
+        };
+        let state = StatePaths {
+            journal: self.config.state_dir.join(format!("{name}.journal")),
+            copies: self.config.state_dir.join(format!("{name}.uids")),
+        };
+        match Maildrop::open(self.config.location(&name), state, &self.config.limits, &self.config.mbox) {
+            Ok(drop) => {
+                let (n, size) = drop.stat();
+                log::info!("login {name}: {n} messages, {size} octets");
+                self.logged_in = Some(name.clone());
+                self.state = State::Transaction { user: name, drop, _lock: lock };
+                self.out.get_mut().set_timeout(self.config.timeout_session)?;
+                self.out.ok(format_args!("maildrop has {n} messages ({size} octets)"))?;
+            }
+            Err(e) => {
+                log::error!("cannot open maildrop of {name}: {e}");
+                self.out.err_code(code_of(&e), &e)?;
+            }
+        }
+        Ok(Next::Continue)
+    }
+}
+
+/// The response code for a maildrop error.
+pub(super) fn code_of(e: &MaildropError) -> Code {
+    if e.is_temporary() {
+        Code::SysTemp
+    } else {
+        Code::SysPerm
+    }
+}
+
+/// An APOP challenge `<random.time@host>` with 128 bits from the OS random
+/// source (/dev/urandom never blocks, not even at boot).
+pub(super) fn apop_challenge(hostname: &str) -> Option<String> {
+    let mut bytes = [0u8; 16];
+    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
+        log::error!("no random source for the APOP challenge, APOP disabled: {e}");
+        return None;
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    Some(format!("<{}.{now}@{hostname}>", hex::encode(&bytes)))
+}

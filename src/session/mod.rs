@@ -1,0 +1,291 @@
+//! One POP3 session, generic over its transport: the read loop, the one place commands are gated by state, CAPA, and the session's log line.
+//!
+//! The states live in their own files, each its part of RFC 1939:
+//! `authorization` (USER/PASS, APOP, STLS, and the login that opens the
+//! maildrop), `auth` (RFC 5034 SASL steps), `transaction` (STAT ... RSET),
+//! `update` (QUIT after login).
+
+mod auth;
+mod authorization;
+mod transaction;
+mod update;
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::config::{Config, Plaintext};
+use crate::conn::Conn;
+use crate::limits::{LOGIN_TIME_FACTOR, READ_BUFFER};
+use crate::lock::SessionLock;
+use crate::maildrop::Maildrop;
+use crate::parser::{Command, Parser};
+use crate::penalty::Penalties;
+use crate::reply::ReplyWriter;
+use crate::sasl::{Exchange, Offer};
+use crate::tls::Tls;
+use crate::transport::Transport;
+
+/// How a session ended, for its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Quit,
+    /// QUIT was given but UPDATE failed; nothing was deleted.
+    UpdateFailed,
+    Timeout,
+    Disconnected,
+    TooManyBadCommands,
+    TooManyAuthFailures,
+    /// The TLS handshake or a TLS record failed.
+    TlsError,
+    IoError,
+}
+
+/// Counters for the session's log line.
+#[derive(Debug, Default)]
+struct Stats {
+    retrieved: u64,
+    retrieved_bytes: u64,
+    deleted: usize,
+    deleted_bytes: u64,
+}
+
+enum State {
+    Authorization {
+        user: Option<String>,
+        failures: u32,
+        bad: u32,
+        /// A SASL exchange waiting for the client's next line.
+        sasl: Option<Exchange>,
+    },
+    Transaction {
+        user: String,
+        drop: Maildrop,
+        _lock: SessionLock,
+    },
+}
+
+impl State {
+    fn authorization(failures: u32, bad: u32) -> State {
+        State::Authorization { user: None, failures, bad, sasl: None }
+    }
+}
+
+/// What a command handler asks the loop to do next.
+enum Next {
+    Continue,
+    /// STLS was answered with +OK: switch to TLS.
+    StartTls,
+    Close(End),
+}
+
+/// How a session starts: the listener's (or inetd options') settings.
+pub struct Start<'a> {
+    pub config: &'a Config,
+    /// The TLS setup, when certificates are configured.
+    pub tls: Option<&'a Tls>,
+    /// Handshake before the greeting (port 995).
+    pub implicit_tls: bool,
+    /// Where plaintext logins are allowed without TLS.
+    pub plaintext: Plaintext,
+    /// The client's address (None on pipes).
+    pub peer: Option<SocketAddr>,
+    /// Failed logins by address, shared by the daemon's sessions.
+    pub penalties: Option<&'a Penalties>,
+}
+
+/// Serves one session on `io` from greeting to close.
+pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
+    let config = start.config;
+    let peer = start.peer.map_or_else(|| "stdin".to_string(), |p| p.to_string());
+    let mut s = Session {
+        config,
+        start,
+        out: ReplyWriter::new(Conn::Plain(io)),
+        state: State::authorization(0, 0),
+        challenge: config.apop.then(|| authorization::apop_challenge(&config.hostname)).flatten(),
+        stats: Stats::default(),
+        logged_in: None,
+    };
+    let end = s.run().unwrap_or_else(|e| match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            let _ = s.out.err("autologout: idle too long").and_then(|_| s.out.flush());
+            let _ = s.out.get_mut().close();
+            End::Timeout
+        }
+        io::ErrorKind::UnexpectedEof if s.out.get_ref().is_tls() => {
+            log::info!("{peer} closed the TLS connection without close_notify");
+            End::Disconnected
+        }
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => End::Disconnected,
+        _ if s.out.get_ref().is_tls() || matches!(s.out.get_ref(), Conn::Gone) => {
+            log::info!("TLS with {peer} failed: {e}");
+            End::TlsError
+        }
+        _ => {
+            log::debug!("session I/O error with {peer}: {e}");
+            End::IoError
+        }
+    });
+    let st = &s.stats;
+    Summary(format!(
+        "session end: user={} peer={peer} tls={} retr={}/{} dele={}/{} end={end:?}",
+        s.logged_in.as_deref().unwrap_or("-"),
+        s.out.get_ref().tls_summary(),
+        st.retrieved,
+        st.retrieved_bytes,
+        st.deleted,
+        st.deleted_bytes,
+    ))
+}
+
+/// The session's one log line (who, from where, TLS, retrieved and deleted,
+/// how it ended), for the caller to log once it has released the session's
+/// resources.
+pub struct Summary(String);
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+struct Session<'a, T: Transport> {
+    config: &'a Config,
+    start: &'a Start<'a>,
+    out: ReplyWriter<Conn<T>>,
+    state: State,
+    challenge: Option<String>,
+    stats: Stats,
+    logged_in: Option<String>,
+}
+
+impl<T: Transport> Session<'_, T> {
+    fn run(&mut self) -> io::Result<End> {
+        let login_deadline = Instant::now() + self.config.timeout_login * LOGIN_TIME_FACTOR;
+        self.out.get_mut().set_timeout(self.config.timeout_login)?;
+        if self.start.implicit_tls {
+            self.start_tls()?;
+        }
+        match &self.challenge {
+            Some(c) => self.out.ok(format_args!("POP3 server ready {c}"))?,
+            None => self.out.ok("POP3 server ready")?,
+        }
+        let mut parser = Parser::new();
+        let mut buf = vec![0u8; READ_BUFFER];
+        loop {
+            // Answers to pipelined commands go out together, before we wait.
+            self.out.flush()?;
+            self.out.release();
+            if let State::Authorization { .. } = self.state {
+                let left = login_deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                self.out.get_mut().set_timeout(left.min(self.config.timeout_login))?;
+            }
+            let n = match self.out.get_mut().read(&mut buf) {
+                Ok(0) => return Ok(End::Disconnected),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let mut input = &buf[..n];
+            loop {
+                let next = if self.in_sasl() {
+                    match parser.next_sasl(&mut input) {
+                        None => break,
+                        Some(Ok(line)) => self.sasl_response(&line)?,
+                        Some(Err(e)) => self.sasl_abort(e.message())?,
+                    }
+                } else {
+                    match parser.next(&mut input) {
+                        None => break,
+                        Some(Ok(cmd)) => self.command(cmd)?,
+                        Some(Err(e)) => self.bad_command(e.message())?,
+                    }
+                };
+                match next {
+                    Next::Continue => {}
+                    Next::StartTls => {
+                        // Whatever the client sent after STLS in plaintext is
+                        // dropped with `input` and the parser: never executed.
+                        self.out.flush()?;
+                        self.start_tls()?;
+                        parser = Parser::new();
+                        break;
+                    }
+                    Next::Close(end) => {
+                        self.out.flush()?;
+                        self.out.get_mut().close()?;
+                        return Ok(end);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The one place where commands are gated by state.
+    fn command(&mut self, cmd: Command) -> io::Result<Next> {
+        match (&self.state, cmd) {
+            (_, Command::Capa) => self.capa().map(|_| Next::Continue),
+            (State::Authorization { .. }, cmd) => self.authorization(cmd),
+            (State::Transaction { .. }, Command::Quit) => self.update(),
+            (State::Transaction { .. }, cmd) => self.transaction(cmd),
+        }
+    }
+
+    /// An invalid line: one `-ERR`; too many before login closes the session
+    /// (another protocol talking to our port).
+    fn bad_command(&mut self, why: &str) -> io::Result<Next> {
+        self.out.err(why)?;
+        if let State::Authorization { bad, .. } = &mut self.state {
+            *bad += 1;
+            if *bad > self.config.max_bad_commands {
+                self.out.err("too many invalid commands, closing")?;
+                return Ok(Next::Close(End::TooManyBadCommands));
+            }
+        }
+        Ok(Next::Continue)
+    }
+
+    fn in_sasl(&self) -> bool {
+        matches!(self.state, State::Authorization { sasl: Some(_), .. })
+    }
+
+    /// Plaintext passwords may be sent now: on TLS, or where policy allows.
+    fn plaintext_allowed(&self) -> bool {
+        self.out.get_ref().is_tls() || self.start.plaintext.allows(self.start.peer.map(|p| p.ip()))
+    }
+
+    /// What SASL can offer on this connection now.
+    fn sasl_offer(&self) -> Offer {
+        let conn = self.out.get_ref();
+        let certificate_user = match self.start.tls {
+            Some(tls) if tls.client_certs() => conn.certificate_user(),
+            _ => None,
+        };
+        Offer { plaintext: self.plaintext_allowed(), certificate_user, channel_binding: conn.channel_binding() }
+    }
+
+    /// CAPA lists exactly what works now (RFC 2449).
+    /// The login capabilities (USER, SASL, STLS) are what this connection
+    /// offers in AUTHORIZATION; RFC 2449 section 5 has them announced in the
+    /// TRANSACTION state too. IMPLEMENTATION only after login.
+    fn capa(&mut self) -> io::Result<()> {
+        let mut text = String::from("+OK capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n");
+        if self.plaintext_allowed() {
+            text.push_str("USER\r\n");
+        }
+        let _ = write!(text, "SASL {}\r\n", self.sasl_offer().mechanisms().join(" "));
+        if self.start.tls.is_some() && !self.out.get_ref().is_tls() {
+            text.push_str("STLS\r\n");
+        }
+        if let State::Transaction { .. } = self.state {
+            let _ = write!(text, "IMPLEMENTATION pop3d-{}\r\n", env!("CARGO_PKG_VERSION"));
+        }
+        text.push_str(".\r\n");
+        self.out.write_all(text.as_bytes())
+    }
+}

@@ -1,0 +1,31 @@
+//! The UPDATE state (RFC 1939 section 6): QUIT after login removes the messages marked deleted, or nothing at all.
+
+use std::io;
+
+use super::authorization::code_of;
+use super::{End, Next, Session, State};
+use crate::transport::Transport;
+
+impl<T: Transport> Session<'_, T> {
+    /// QUIT in TRANSACTION: commits the deletion marks and ends the session.
+    pub(super) fn update(&mut self) -> io::Result<Next> {
+        let state = std::mem::replace(&mut self.state, State::authorization(0, 0));
+        let State::Transaction { user, drop, _lock } = state else {
+            return Ok(Next::Close(End::Quit));
+        };
+        let (marked, marked_bytes) = drop.marked();
+        match drop.commit() {
+            Ok(_) => {
+                self.stats.deleted = marked;
+                self.stats.deleted_bytes = marked_bytes;
+                self.out.ok(format_args!("bye, {marked} messages deleted"))?;
+                Ok(Next::Close(End::Quit))
+            }
+            Err(e) => {
+                log::error!("update of {user}'s maildrop failed: {e}");
+                self.out.err_code(code_of(&e), format_args!("could not remove deleted messages: {e}"))?;
+                Ok(Next::Close(End::UpdateFailed))
+            }
+        }
+    }
+}
