@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::{Config, Listen};
-use crate::limits::{LIMIT_LOG_INTERVAL, SESSION_STACK};
+use crate::limits::{ACCEPT_RETRY, LIMIT_LOG_INTERVAL, LISTEN_BACKLOG, REFUSE_WRITE_TIMEOUT, SESSION_STACK};
 use crate::penalty::Penalties;
 use crate::session::{self, Start};
 use crate::sys;
@@ -50,7 +50,7 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
     let mut listeners = Vec::new();
     for listen in &config.listen {
         let addr = listen.addr;
-        let l = sys::listen(addr, 128).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let l = sys::listen(addr, LISTEN_BACKLOG).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = l.local_addr().map_err(|e| e.to_string())?;
         log::info!("listening on {local}{}", if listen.tls { " (TLS)" } else { "" });
         listeners.push((l, listen.clone()));
@@ -146,7 +146,7 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning.
                 log::error!("accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(ACCEPT_RETRY);
                 continue;
             }
         };
@@ -185,6 +185,6 @@ fn refuse(mut stream: TcpStream, tls: bool) {
     if tls {
         return;
     }
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.set_write_timeout(Some(REFUSE_WRITE_TIMEOUT));
     let _ = stream.write_all(b"-ERR [SYS/TEMP] too many sessions, try again later\r\n");
 }

@@ -10,6 +10,17 @@ pub const MAX_LINE: usize = 255;
 /// passphrases from password managers are common).
 pub const MAX_ARG: usize = 40;
 
+/// A user name (a maildrop name in paths and logs): RFC 1939 does not bound
+/// it beyond the 40-octet argument; 64 octets hold every account name a
+/// passwd file or an e-mail address local part uses. Longer names are
+/// refused the same way by every login method.
+pub const MAX_USER_NAME: usize = 64;
+
+/// A client response during a SASL exchange can exceed the command line
+/// limit (RFC 5034 section 4); it is bounded all the same (a SCRAM message
+/// with a long channel binding fits easily).
+pub const MAX_SASL_LINE: usize = 8 * 1024;
+
 /// Client input is read in blocks of this size; pipelined commands that
 /// arrive together are answered together.
 pub const READ_BUFFER: usize = 4 * 1024;
@@ -57,6 +68,30 @@ pub const DOTLOCK_STALE: Duration = Duration::from_secs(300);
 
 /// Pause between attempts to take a mailbox lock held by someone else.
 pub const LOCK_RETRY: Duration = Duration::from_millis(50);
+
+/// A failed login older than this no longer lengthens the delay for its
+/// address.
+pub const PENALTY_FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Addresses whose failed logins are tracked at most; beyond it the stalest
+/// entries are dropped, so a flood of addresses cannot grow the table.
+pub const PENALTY_MAX_ADDRESSES: usize = 10_000;
+
+/// How often the TLS certificate files are checked for a change (renewed
+/// certificates are picked up without a restart).
+pub const TLS_RELOAD_CHECK: Duration = Duration::from_secs(5);
+
+/// Connections the kernel queues per listener before accept: enough for a
+/// burst of clients polling at the same minute.
+pub const LISTEN_BACKLOG: i32 = 128;
+
+/// Pause after a failed accept (out of descriptors or memory), instead of
+/// spinning on the error.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// How long the "too many sessions" answer may take to write: a refused
+/// client is never waited on.
+pub const REFUSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A "too many sessions" log line is written at most this often.
 pub const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);

@@ -1,5 +1,8 @@
 //! pop3d's entry point: command-line options, configuration, logging, then inetd mode (-i) or the daemon.
 
+// `unsafe` is allowed in `sys` only (see there).
+#![deny(unsafe_code)]
+
 mod config;
 mod conn;
 mod daemon;
@@ -14,6 +17,7 @@ mod penalty;
 mod reply;
 mod sasl;
 mod session;
+#[allow(unsafe_code)]
 mod sys;
 mod tls;
 mod transport;

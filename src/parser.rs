@@ -4,7 +4,7 @@
 //! `MAX_LINE` octets yields exactly one `LineTooLong` and is discarded to its
 //! end, so no command is ever taken from the middle of an overlong line.
 
-use crate::limits::{MAX_ARG, MAX_LINE};
+use crate::limits::{MAX_ARG, MAX_LINE, MAX_SASL_LINE};
 
 /// A POP3 command with its arguments checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,10 +62,6 @@ impl ParseError {
         }
     }
 }
-
-/// A client response during a SASL exchange can exceed the command line limit
-/// (RFC 5034 section 4); it is bounded all the same.
-pub const MAX_SASL_LINE: usize = 8 * 1024;
 
 /// Accumulates at most one partial line between calls.
 #[derive(Default)]

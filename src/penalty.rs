@@ -3,14 +3,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// A failure older than this is forgotten.
-const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
-
-/// Addresses tracked at most; beyond it the stalest entries are dropped, so
-/// a flood of addresses cannot grow the table without bound.
-const MAX_ADDRESSES: usize = 10_000;
+use crate::limits::{PENALTY_FORGET_AFTER as FORGET_AFTER, PENALTY_MAX_ADDRESSES as MAX_ADDRESSES};
 
 /// Recent failed logins by client address.
 #[derive(Default)]

@@ -2,15 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
-/// How often the certificate files are checked for a change.
-const RELOAD_CHECK: Duration = Duration::from_secs(5);
+use crate::limits::TLS_RELOAD_CHECK;
 
 /// The ALPN protocol name of POP3 (RFC 7301 registry).
 pub const ALPN_POP3: &[u8] = b"pop3";
@@ -59,7 +58,7 @@ impl Tls {
     /// keeps the old configuration in use and is logged.
     pub fn config(&self) -> Arc<ServerConfig> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.checked.elapsed() >= RELOAD_CHECK {
+        if state.checked.elapsed() >= TLS_RELOAD_CHECK {
             state.checked = Instant::now();
             let stamp = self.files.stamp();
             if stamp != state.stamp {

@@ -6,6 +6,10 @@ use std::path::Path;
 
 use md5::{Digest, Md5};
 
+use subtle::ConstantTimeEq;
+
+use crate::hex;
+use crate::limits::MAX_USER_NAME;
 use crate::sasl::scram::ScramKeys;
 
 /// A stored credential.
@@ -47,7 +51,7 @@ const DUMMY_HASH: &str =
 /// Checks that `name` is safe to use as a maildrop name in a path: 1-64 of
 /// `[A-Za-z0-9._+@-]`, not starting with `.` (so no `/`, no `..`, no NUL).
 pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
+    (1..=MAX_USER_NAME).contains(&name.len())
         && !name.starts_with('.')
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-@".contains(&b))
 }
@@ -125,13 +129,13 @@ pub fn check_password(secret: Option<&Secret>, password: &[u8]) -> bool {
         Some(Secret::Plain(p)) => {
             // Hash anyway so timing does not reveal the scheme.
             let _ = crypt(DUMMY_HASH, password);
-            return constant_time_eq(p, password);
+            return p.ct_eq(password).into();
         }
         Some(Secret::Scram(keys)) => return keys.verify_password(password),
         None => (DUMMY_HASH, false),
     };
     match crypt(hash, password) {
-        Some(computed) => constant_time_eq(computed.as_bytes(), hash.as_bytes()) && known,
+        Some(computed) => bool::from(computed.as_bytes().ct_eq(hash.as_bytes())) && known,
         None => false,
     }
 }
@@ -153,8 +157,8 @@ pub fn check_apop(secret: Option<&Secret>, challenge: &str, digest: &str) -> boo
     let mut md5 = Md5::new();
     md5.update(challenge.as_bytes());
     md5.update(plain);
-    let expect: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    constant_time_eq(expect.as_bytes(), digest.to_ascii_lowercase().as_bytes()) && known
+    let expect = hex::encode(&md5.finalize());
+    bool::from(expect.as_bytes().ct_eq(digest.to_ascii_lowercase().as_bytes())) && known
 }
 
 /// A users-file line `name:{SCRAM-SHA-256}...` for the password on the first
@@ -173,14 +177,6 @@ pub fn scram_line(name: &str, mut input: impl std::io::BufRead) -> Result<String
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
         .map_err(|_| "no random source for the salt".to_string())?;
     Ok(format!("{name}:{{SCRAM-SHA-256}}{}", ScramKeys::derive(password.as_bytes(), &salt, 4096).to_text()))
-}
-
-/// Compares without an early exit on the first difference.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -255,7 +251,7 @@ mod tests {
         for ok in ["alice", "a.b", "user@example.com", "x-1_2+3"] {
             assert!(valid_name(ok), "{ok}");
         }
-        for bad in ["", ".", "..", "../etc", "a/b", "a\0b", ".hidden", &"x".repeat(65)] {
+        for bad in ["", ".", "..", "../etc", "a/b", "a\0b", ".hidden", &"x".repeat(MAX_USER_NAME + 1)] {
             assert!(!valid_name(bad), "{bad:?}");
         }
     }

@@ -73,6 +73,7 @@ fn client_vanishing_mid_retr_or_before_quit_changes_nothing() {
         assert!(c.cmd("DELE 1").starts_with("+OK"));
         // Gone before QUIT.
     }
+    d.wait_log_times("end=Disconnected", 2);
     // The maildrop lock is free again and nothing was deleted.
     let mut c = d.connect();
     assert!(c.login("alice", "secret").starts_with("+OK maildrop has 2 messages"));

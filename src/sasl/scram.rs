@@ -9,6 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::{digest, hmac, pbkdf2};
+use subtle::ConstantTimeEq;
+
+use crate::limits::MAX_USER_NAME;
 
 /// Length of SHA-256 output, and so of every SCRAM key, signature and proof.
 const KEY_LEN: usize = 32;
@@ -18,8 +21,6 @@ const SERVER_NONCE_LEN: usize = 24;
 const FAKE_ITERATIONS: u32 = 4096;
 /// Salt length announced for unknown users (the usual length of a real salt).
 const FAKE_SALT_LEN: usize = 16;
-/// Longest user name accepted, in bytes after saslname decoding.
-const MAX_USER_LEN: usize = 255;
 /// The only channel binding type supported (RFC 9266).
 const CB_NAME: &str = "tls-exporter";
 
@@ -108,7 +109,7 @@ impl ScramKeys {
     /// compares StoredKey in constant time.
     pub fn verify_password(&self, password: &[u8]) -> bool {
         let candidate = ScramKeys::derive(password, &self.salt, self.iterations);
-        ct_eq(&candidate.stored_key, &self.stored_key)
+        bool::from(candidate.stored_key.ct_eq(&self.stored_key))
     }
 }
 
@@ -393,7 +394,7 @@ impl Exchange {
         for ((k, p), s) in client_key.iter_mut().zip(proof).zip(&signature) {
             *k = p ^ s;
         }
-        ct_eq(&sha256(&client_key), &self.keys.stored_key)
+        bool::from(sha256(&client_key).ct_eq(&self.keys.stored_key))
     }
 }
 
@@ -493,7 +494,7 @@ fn decode_saslname(text: &str) -> Result<String, Reason> {
         rest = tail;
     }
     out.push_str(rest);
-    if out.is_empty() || out.len() > MAX_USER_LEN || out.contains('\0') {
+    if out.is_empty() || out.len() > MAX_USER_NAME || out.contains('\0') {
         return Err("invalid user name");
     }
     Ok(out)
@@ -582,12 +583,6 @@ fn to_key(bytes: &[u8]) -> [u8; KEY_LEN] {
         *o = *b;
     }
     out
-}
-
-/// Compares two keys without an early exit.
-fn ct_eq(a: &[u8; KEY_LEN], b: &[u8; KEY_LEN]) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 #[cfg(test)]

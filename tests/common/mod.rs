@@ -207,10 +207,15 @@ impl Daemon {
 
     /// Waits (bounded) until the log contains `text`.
     pub fn wait_log(&self, text: &str) -> String {
+        self.wait_log_times(text, 1)
+    }
+
+    /// Waits until `text` is in the log `times` times; returns the log.
+    pub fn wait_log_times(&self, text: &str, times: usize) -> String {
         let deadline = std::time::Instant::now() + HANG_GUARD;
         loop {
             let log = self.log();
-            if log.contains(text) {
+            if log.matches(text).count() >= times {
                 return log;
             }
             assert!(std::time::Instant::now() < deadline, "log never showed {text:?}:\n{log}");
