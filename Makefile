@@ -38,6 +38,7 @@ check: lint
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	python3 tests/structure/check.py src
 
 test:
 	$(CARGO) test

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Checks the shape of src/ that STYLE.md asks for: no import cycle between files, no file over 500 lines of code (tests aside), every file opening with a line that says what it is for.
+
+Edges are the `crate::...` and `super::...` paths a file names, and the
+paths through its own child modules (`mbox::Mbox` in maildrop/mod.rs),
+resolved to the file that defines the module. A child naming its own
+ancestor (`super::Session` in session/auth.rs) is no edge: nesting a module
+is what lets it extend its parent. Code under `#[cfg(test)]` is ignored.
+"""
+import os
+import re
+import sys
+
+SRC = sys.argv[1] if len(sys.argv) > 1 else "src"
+MAX_CODE_LINES = 500
+
+
+def module_of(path):
+    rel = os.path.relpath(path, SRC)[:-3].split(os.sep)
+    if rel[-1] in ("mod", "main", "lib"):
+        rel = rel[:-1]
+    return tuple(rel)
+
+
+def without_tests(text):
+    """The file's text before its `#[cfg(test)]` items, which by convention come last."""
+    return text.split("#[cfg(test)]")[0]
+
+
+def code_lines(text):
+    n = 0
+    for line in without_tests(text).splitlines():
+        s = line.strip()
+        if s and not s.startswith("//"):
+            n += 1
+    return n
+
+
+files = {}
+for root, _, names in os.walk(SRC):
+    for name in names:
+        if name.endswith(".rs"):
+            path = os.path.join(root, name)
+            files[module_of(path)] = path
+texts = {m: open(p, encoding="utf-8").read() for m, p in files.items()}
+
+
+def resolve(parts):
+    """The longest module prefix of `parts` that is a file."""
+    for n in range(len(parts), 0, -1):
+        if tuple(parts[:n]) in files:
+            return tuple(parts[:n])
+    return None
+
+
+def paths(text):
+    """Every `a::b::c` path in `text`, with `{x, y::z}` groups expanded."""
+    text = re.sub(r"//.*", "", text)
+    out = []
+    for m in re.finditer(r"\b((?:[a-z_][a-z0-9_]*::)+)(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)", text):
+        prefix = m.group(1).rstrip(":").split("::")
+        tail = m.group(2)
+        if tail.startswith("{"):
+            for item in re.split(r",", tail[1:-1]):
+                item = item.strip().split(" as ")[0].strip()
+                if item:
+                    out.append(prefix + [p for p in item.split("::") if p and p != "self"])
+        else:
+            out.append(prefix + [tail])
+    return out
+
+
+edges = {m: set() for m in files}
+for mod, text in texts.items():
+    code = without_tests(text)
+    children = set(re.findall(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([a-z_][a-z0-9_]*)\s*;", code, re.M))
+    is_dir_module = os.path.basename(files[mod]) in ("mod.rs", "main.rs", "lib.rs")
+    parent = mod if is_dir_module else mod[:-1]
+    for parts in paths(code):
+        if parts[0] == "crate":
+            target = resolve(parts[1:])
+        elif parts[0] == "super":
+            base, rest = list(parent), parts
+            while rest and rest[0] == "super":
+                base, rest = base[:-1], rest[1:]
+            target = resolve(base + rest)
+        elif parts[0] in children:
+            target = resolve(list(mod) + parts)
+        else:
+            continue
+        if target is None or target == mod or mod[: len(target)] == target:
+            continue
+        edges[mod].add(target)
+
+# Cycles: strongly connected components with more than one file.
+index, low, stack, on, sccs = {}, {}, [], set(), []
+counter = [0]
+
+
+def strong(v):
+    index[v] = low[v] = counter[0]
+    counter[0] += 1
+    stack.append(v)
+    on.add(v)
+    for w in edges[v]:
+        if w not in index:
+            strong(w)
+            low[v] = min(low[v], low[w])
+        elif w in on:
+            low[v] = min(low[v], index[w])
+    if low[v] == index[v]:
+        comp = []
+        while True:
+            w = stack.pop()
+            on.discard(w)
+            comp.append(w)
+            if w == v:
+                break
+        if len(comp) > 1:
+            sccs.append(comp)
+
+
+sys.setrecursionlimit(10000)
+for v in sorted(files):
+    if v not in index:
+        strong(v)
+
+problems = []
+for comp in sccs:
+    names = sorted(files[m] for m in comp)
+    ties = ["%s -> %s" % (files[a], files[b]) for a in comp for b in edges[a] if b in comp]
+    problems.append("import cycle: %s (%s)" % (", ".join(names), "; ".join(sorted(ties))))
+for mod, text in sorted(texts.items()):
+    n = code_lines(text)
+    if n > MAX_CODE_LINES:
+        problems.append("%s: %d lines of code (tests aside), more than %d" % (files[mod], n, MAX_CODE_LINES))
+    first = text.split("\n", 1)[0]
+    if not first.startswith("//!") or len(first) < 12:
+        problems.append("%s: does not open with a //! line saying what it is for" % files[mod])
+
+for p in problems:
+    print("structure: " + p, file=sys.stderr)
+if problems:
+    sys.exit(1)
+print("structure: %d files in %s, no import cycle, none over %d lines of code" % (len(files), SRC, MAX_CODE_LINES))
