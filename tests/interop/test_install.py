@@ -99,18 +99,21 @@ def test_installed_binary_accepts_the_installed_example_config(tmp):
     # is the installed file as it is, checked with the installed users.example (every hash scheme).
     state = os.path.join(tmp, "state")
     os.mkdir(state, 0o700)
-    r = subprocess.run([pop3d, "-t", "-f", conf, "-o", "users_file=" + os.path.join(dest, "etc/pop3d/users.example"),
-                        "-o", "state_dir=" + state], capture_output=True, timeout=lib.CLIENT_TIMEOUT)
+    users = os.path.join(dest, "etc/pop3d/users.example")
+
+    def check(*options):
+        return subprocess.run([pop3d, "-t", "-f", conf] + list(options), capture_output=True,
+                              timeout=lib.CLIENT_TIMEOUT)
+
+    r = check("-o", "users_file=" + users, "-o", "state_dir=" + state)
     assert r.returncode == 0 and r.stdout == b"pop3d: configuration OK\n" and r.stderr == b"", r
     # In inetd mode too (the example's `log = syslog` is allowed there).
-    r = subprocess.run([pop3d, "-t", "-i", "-f", conf, "-o", "users_file=" + os.path.join(dest, "etc/pop3d/users.example"),
-                        "-o", "state_dir=" + state], capture_output=True, timeout=lib.CLIENT_TIMEOUT)
+    r = check("-i", "-o", "users_file=" + users, "-o", "state_dir=" + state)
     assert r.returncode == 0 and r.stdout == b"pop3d: configuration OK\n" and r.stderr == b"", r
-    # The check really reads the installed file: a broken line in it fails it, naming the line.
+    # The check really reads the installed file: a broken line in it fails it, naming the key.
     with open(conf, "a") as f:
         f.write("bogus_key = 1\n")
-    r = subprocess.run([pop3d, "-t", "-f", conf, "-o", "state_dir=" + state], capture_output=True,
-                       timeout=lib.CLIENT_TIMEOUT)
+    r = check("-o", "users_file=" + users, "-o", "state_dir=" + state)
     assert r.returncode == 1 and b"unknown key `bogus_key`" in r.stderr, r
 
 
