@@ -55,5 +55,40 @@ release:
 $(addprefix cross-,$(CROSS_TARGETS)): cross-%:
 	cross build --profile release-small --target $*
 
+# `make install`: the binary, the man pages and the example configuration,
+# for packages and firmware images (OpenWrt, Buildroot). DESTDIR is the
+# staging root; nothing is chowned, so no root is needed.
+#   make install DESTDIR=/tmp/stage PREFIX=/usr
+#   make install DESTDIR=$(TARGET_DIR) PREFIX=/usr BIN=target/aarch64-unknown-linux-musl/release-small/pop3d
+# Without BIN the release-small binary is built first (`make release`); BIN
+# installs a prebuilt one (a cross build) and builds nothing. It is installed
+# as it is: release-small is already stripped, and the host's strip cannot
+# handle a cross binary. BINDIR, if given, is where the binary goes (a
+# daemon: SBINDIR, $(PREFIX)/sbin, by default). SYSCONFDIR is /etc whatever
+# PREFIX is (the init scripts and units in etc/ read /etc/pop3d/pop3d.conf).
+# An existing pop3d.conf is never overwritten (a reinstall keeps the
+# operator's settings); users.example is replaced, mode 0640 as it holds
+# password hashes; the users file itself is never installed.
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(or $(BINDIR),$(PREFIX)/sbin)
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+INSTALL    ?= install
+INSTALL_BIN = $(or $(BIN),target/$(if $(TARGET),$(TARGET)/)release-small/pop3d)
+CONF_DIR    = $(DESTDIR)$(SYSCONFDIR)/pop3d
+
+.PHONY: install
+install: $(if $(BIN),,release)
+	$(INSTALL) -D -m 0755 "$(INSTALL_BIN)" "$(DESTDIR)$(SBINDIR)/pop3d"
+	$(INSTALL) -D -m 0644 man/pop3d.8 "$(DESTDIR)$(MANDIR)/man8/pop3d.8"
+	$(INSTALL) -D -m 0644 man/pop3d.conf.5 "$(DESTDIR)$(MANDIR)/man5/pop3d.conf.5"
+	$(INSTALL) -D -m 0640 etc/users.example "$(CONF_DIR)/users.example"
+	@if [ -e "$(CONF_DIR)/pop3d.conf" ]; then \
+	  echo "kept the existing $(CONF_DIR)/pop3d.conf (the new example is etc/pop3d.conf)"; \
+	else \
+	  echo '$(INSTALL) -D -m 0644 etc/pop3d.conf "$(CONF_DIR)/pop3d.conf"'; \
+	  $(INSTALL) -D -m 0644 etc/pop3d.conf "$(CONF_DIR)/pop3d.conf"; \
+	fi
+
 clean:
 	$(CARGO) clean
