@@ -35,7 +35,7 @@ pub fn tls_config(cert: &str) -> Res<Arc<ClientConfig>> {
 /// The socket under the TLS layer, read through a large buffer: rustls reads ciphertext a
 /// few KiB at a time, and one recv per 4 KiB would make the client, not the server, the
 /// limit of the TLS RETR figure.
-pub struct BufSock {
+struct BufSock {
     s: TcpStream,
     buf: Vec<u8>,
     start: usize,
@@ -64,7 +64,7 @@ impl Write for BufSock {
     }
 }
 
-pub enum Stream {
+enum Stream {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ClientConnection, BufSock>>),
 }
@@ -105,7 +105,7 @@ pub struct Handshake {
 // ---------------------------------------------------------------- POP3 connection
 
 pub struct Conn {
-    pub s: Stream,
+    s: Stream,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -202,7 +202,12 @@ impl Conn {
         let mut v = Vec::with_capacity(cmd.len() + 2);
         v.extend_from_slice(cmd.as_bytes());
         v.extend_from_slice(b"\r\n");
-        self.s.write_all(&v).map_err(|e| format!("write: {}", e))
+        self.write_all(&v)
+    }
+
+    /// Sends `b` as it is (commands with their CRLFs).
+    pub fn write_all(&mut self, b: &[u8]) -> Res<()> {
+        self.s.write_all(b).map_err(|e| format!("write: {}", e))
     }
 
     pub fn cmd_ok(&mut self, cmd: &str) -> Res<String> {
@@ -273,7 +278,20 @@ impl Conn {
         }
     }
 
-    pub fn login(&mut self, user: &str, pass: &str) -> Res<()> {
+    /// Connects (as `connect`) and logs in with USER/PASS.
+    pub fn session(
+        addr: &SocketAddr,
+        timeout: Duration,
+        tls: Option<&Arc<ClientConfig>>,
+        user: &str,
+        pass: &str,
+    ) -> Res<Conn> {
+        let mut c = Conn::connect(addr, timeout, tls)?;
+        c.login(user, pass)?;
+        Ok(c)
+    }
+
+    fn login(&mut self, user: &str, pass: &str) -> Res<()> {
         let g = self.line()?;
         if !g.starts_with("+OK") {
             return Err(format!("greeting: {}", g));

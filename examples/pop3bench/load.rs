@@ -75,8 +75,7 @@ pub fn logins(a: &Args) {
             while Instant::now() < deadline && started.fetch_add(1, Ordering::Relaxed) < max {
                 let s0 = Instant::now();
                 let r = (|| -> Res<Option<Handshake>> {
-                    let mut c = Conn::connect(&addr, Duration::from_secs(30), tls.as_ref())?;
-                    c.login(&user, &pass)?;
+                    let mut c = Conn::session(&addr, Duration::from_secs(30), tls.as_ref(), &user, &pass)?;
                     c.cmd_ok("STAT")?;
                     c.cmd_ok("QUIT")?;
                     let h = c.handshake.take();
@@ -204,11 +203,10 @@ pub fn retr(a: &Args) {
             break;
         }
         let r = (|| -> Res<(u64, u64, f64, u64)> {
-            let mut c = Conn::connect(&addr, Duration::from_secs(120), tls.as_ref())?;
+            let mut c = Conn::session(&addr, Duration::from_secs(120), tls.as_ref(), &user, &pass)?;
             if let Some(h) = &c.handshake {
                 negotiated.clone_from(&h.summary);
             }
-            c.login(&user, &pass)?;
             let st = c.cmd_ok("STAT")?;
             let (n, _) = parse_stat(&st);
             c.cmd_ok("LIST")?;
@@ -236,7 +234,7 @@ pub fn retr(a: &Args) {
                     batch.push_str(&format!("RETR {}\r\n", sent));
                 }
                 if !batch.is_empty() {
-                    c.s.write_all(batch.as_bytes()).map_err(|e| format!("write: {}", e))?;
+                    c.write_all(batch.as_bytes())?;
                 }
                 let l = c.line()?;
                 if !l.starts_with("+OK") {
@@ -316,8 +314,7 @@ pub fn stat(a: &Args) {
     let hold = a.n("hold", 60);
     let t0 = Instant::now();
     let r = (|| -> Res<(Conn, f64, f64, String)> {
-        let mut c = Conn::connect(&addr, Duration::from_secs(300), None)?;
-        c.login(&user, &pass)?;
+        let mut c = Conn::session(&addr, Duration::from_secs(300), None, &user, &pass)?;
         let t_login = t0.elapsed();
         let st = c.cmd_ok("STAT")?;
         Ok((c, ms(t_login), ms(t0.elapsed()), st))
@@ -364,12 +361,7 @@ pub fn idle(a: &Args) {
                 return;
             }
             let user = user_name(&prefix, i);
-            let r = (|| -> Res<Conn> {
-                let mut c = Conn::connect(&addr, Duration::from_secs(60), None)?;
-                c.login(&user, &pass)?;
-                Ok(c)
-            })();
-            match r {
+            match Conn::session(&addr, Duration::from_secs(60), None, &user, &pass) {
                 Ok(c) => conns.lock().unwrap().push(c),
                 Err(e) => {
                     if errs.fetch_add(1, Ordering::Relaxed) < 3 {
