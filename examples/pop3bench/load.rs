@@ -3,7 +3,7 @@
 use std::io::{self, BufRead, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,37 @@ struct LoginStats {
     negotiated: Vec<String>,
 }
 
+impl LoginStats {
+    /// Counts what a TLS handshake negotiated, each different summary once.
+    fn note_negotiated(&mut self, summary: String) {
+        if !self.negotiated.contains(&summary) {
+            self.negotiated.push(summary);
+        }
+    }
+
+    /// Adds what another thread did.
+    fn add(&mut self, st: LoginStats) {
+        self.ok += st.ok;
+        self.errors += st.errors;
+        self.first_errors.extend(st.first_errors);
+        self.lat.extend(st.lat);
+        self.hs_lat.extend(st.hs_lat);
+        self.not_full += st.not_full;
+        for n in st.negotiated {
+            self.note_negotiated(n);
+        }
+    }
+}
+
+/// Runs `f(0)` .. `f(n - 1)` on n threads at once; what each returned, or Err where it panicked.
+fn on_threads<T: Send>(n: u64, f: impl Fn(u64) -> T + Sync) -> Vec<thread::Result<T>> {
+    thread::scope(|s| {
+        let f = &f;
+        let hs: Vec<_> = (0..n).map(|t| s.spawn(move || f(t))).collect();
+        hs.into_iter().map(|h| h.join()).collect()
+    })
+}
+
 fn micros(d: Duration) -> u32 {
     d.as_micros().min(u32::MAX as u128) as u32
 }
@@ -63,67 +94,50 @@ pub fn logins(a: &Args) {
     let secs = a.n("secs", 5);
     let max = a.n("max", 100_000);
     let tls = a.tls();
-    let started = Arc::new(AtomicU64::new(0));
+    let started = AtomicU64::new(0);
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(secs);
-    let mut hs = Vec::new();
-    for t in 0..conc {
-        let (prefix, pass, started, tls) = (prefix.clone(), pass.clone(), started.clone(), tls.clone());
-        hs.push(thread::spawn(move || {
-            let user = user_name(&prefix, t % users);
-            let mut st = LoginStats::default();
-            while Instant::now() < deadline && started.fetch_add(1, Ordering::Relaxed) < max {
-                let s0 = Instant::now();
-                let r = (|| -> Res<Option<Handshake>> {
-                    let mut c = Conn::session(&addr, Duration::from_secs(30), tls.as_ref(), &user, &pass)?;
-                    c.cmd_ok("STAT")?;
-                    c.cmd_ok("QUIT")?;
-                    let h = c.handshake.take();
-                    c.close();
-                    Ok(h)
-                })();
-                match r {
-                    Ok(h) => {
-                        st.ok += 1;
-                        st.lat.push(micros(s0.elapsed()));
-                        if let Some(h) = h {
-                            st.hs_lat.push(micros(h.time));
-                            st.not_full += u64::from(!h.full);
-                            if !st.negotiated.contains(&h.summary) {
-                                st.negotiated.push(h.summary);
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        st.errors += 1;
-                        if st.first_errors.len() < 3 {
-                            st.first_errors.push(e);
-                        }
-                        thread::sleep(Duration::from_millis(20));
+    let threads = on_threads(conc, |t| {
+        let user = user_name(&prefix, t % users);
+        let mut st = LoginStats::default();
+        while Instant::now() < deadline && started.fetch_add(1, Ordering::Relaxed) < max {
+            let s0 = Instant::now();
+            let r = (|| -> Res<Option<Handshake>> {
+                let mut c = Conn::session(&addr, Duration::from_secs(30), tls.as_ref(), &user, &pass)?;
+                c.cmd_ok("STAT")?;
+                c.cmd_ok("QUIT")?;
+                let h = c.handshake.take();
+                c.close();
+                Ok(h)
+            })();
+            match r {
+                Ok(h) => {
+                    st.ok += 1;
+                    st.lat.push(micros(s0.elapsed()));
+                    if let Some(h) = h {
+                        st.hs_lat.push(micros(h.time));
+                        st.not_full += u64::from(!h.full);
+                        st.note_negotiated(h.summary);
                     }
                 }
+                Err(e) => {
+                    st.errors += 1;
+                    if st.first_errors.len() < 3 {
+                        st.first_errors.push(e);
+                    }
+                    thread::sleep(Duration::from_millis(20));
+                }
             }
-            st
-        }));
-    }
+        }
+        st
+    });
     let mut all = LoginStats::default();
-    for h in hs {
-        let st = h.join().unwrap_or_else(|_| LoginStats {
+    for st in threads {
+        all.add(st.unwrap_or_else(|_| LoginStats {
             errors: 1,
             first_errors: vec!["thread panicked".into()],
             ..Default::default()
-        });
-        all.ok += st.ok;
-        all.errors += st.errors;
-        all.first_errors.extend(st.first_errors);
-        all.lat.extend(st.lat);
-        all.hs_lat.extend(st.hs_lat);
-        all.not_full += st.not_full;
-        for n in st.negotiated {
-            if !all.negotiated.contains(&n) {
-                all.negotiated.push(n);
-            }
-        }
+        }));
     }
     let el = t0.elapsed().as_secs_f64();
     all.lat.sort_unstable();
@@ -346,34 +360,26 @@ pub fn idle(a: &Args) {
     let pass = a.s("pass");
     let conc = a.n("conc", 8).max(1);
     let hold = a.n("hold", 120);
-    let next = Arc::new(AtomicU64::new(0));
-    let conns: Arc<Mutex<Vec<Conn>>> = Arc::new(Mutex::new(Vec::new()));
-    let errs = Arc::new(AtomicU64::new(0));
+    let next = AtomicU64::new(0);
+    let conns: Mutex<Vec<Conn>> = Mutex::new(Vec::new());
+    let errs = AtomicU64::new(0);
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(hold);
-    let mut hs = Vec::new();
-    for _ in 0..conc {
-        let (prefix, pass, next, conns, errs) =
-            (prefix.clone(), pass.clone(), next.clone(), conns.clone(), errs.clone());
-        hs.push(thread::spawn(move || loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= users || Instant::now() > deadline {
-                return;
-            }
-            let user = user_name(&prefix, i);
-            match Conn::session(&addr, Duration::from_secs(60), None, &user, &pass) {
-                Ok(c) => conns.lock().unwrap().push(c),
-                Err(e) => {
-                    if errs.fetch_add(1, Ordering::Relaxed) < 3 {
-                        eprintln!("pop3bench idle: {}: {}", user, e);
-                    }
+    on_threads(conc, |_| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= users || Instant::now() > deadline {
+            return;
+        }
+        let user = user_name(&prefix, i);
+        match Conn::session(&addr, Duration::from_secs(60), None, &user, &pass) {
+            Ok(c) => conns.lock().unwrap().push(c),
+            Err(e) => {
+                if errs.fetch_add(1, Ordering::Relaxed) < 3 {
+                    eprintln!("pop3bench idle: {}: {}", user, e);
                 }
             }
-        }));
-    }
-    for h in hs {
-        let _ = h.join();
-    }
+        }
+    });
     let open_secs = t0.elapsed().as_secs_f64();
     let n = conns.lock().unwrap().len();
     println!("READY sessions={} errors={} secs={:.2}", n, errs.load(Ordering::Relaxed), open_secs);
