@@ -217,77 +217,86 @@ fn dates(t: i64) -> (String, String) {
     )
 }
 
-/// A pool of text lines (LF-terminated) to slice bodies from, with line start offsets.
-fn text_pool(rng: &mut Rng, bytes: usize) -> (Vec<u8>, Vec<usize>) {
-    let mut v = Vec::with_capacity(bytes + 200);
-    let mut starts = Vec::new();
-    while v.len() < bytes {
-        starts.push(v.len());
-        let kind = rng.below(100);
-        if kind < 4 {
-            v.push(b'\n'); // paragraph break
-            continue;
-        }
-        if kind < 6 {
-            // lines that need dot-stuffing or mbox quoting
-            let special: &[&str] =
-                &[".", "..", ".hidden line starting with a dot", ">From the archive", "> quoted reply text"];
-            v.extend_from_slice(rng.pick(special).as_bytes());
-            v.push(b'\n');
-            continue;
-        }
-        let width = 40 + rng.below(38) as usize;
-        let mut l = String::new();
-        if kind < 12 {
-            l.push_str("> ");
-        }
-        while l.len() < width {
-            if !l.is_empty() && !l.ends_with(' ') {
-                l.push(' ');
-            }
-            l.push_str(rng.pick(WORDS));
-            if rng.below(12) == 0 {
-                l.push(if rng.below(2) == 0 { '.' } else { ',' });
-            }
-        }
-        if kind < 14 {
-            l.push('\r'); // a few CRLF lines in the store
-        }
-        v.extend_from_slice(l.as_bytes());
-        v.push(b'\n');
-    }
-    (v, starts)
+/// Lines (LF-terminated) to cut message bodies from, and the offset where each starts.
+struct Pool {
+    data: Vec<u8>,
+    starts: Vec<usize>,
 }
 
-fn b64_pool(rng: &mut Rng, bytes: usize) -> (Vec<u8>, Vec<usize>) {
+impl Pool {
+    /// `line` appended again and again (one line each time) until there are `bytes`.
+    fn new(bytes: usize, mut line: impl FnMut(&mut Vec<u8>)) -> Pool {
+        let mut data = Vec::with_capacity(bytes + 200);
+        let mut starts = Vec::new();
+        while data.len() < bytes {
+            starts.push(data.len());
+            line(&mut data);
+        }
+        Pool { data, starts }
+    }
+
+    /// Appends whole lines from the pool starting at a random line until `n` bytes are copied.
+    fn slice_into(&self, out: &mut Vec<u8>, rng: &mut Rng, n: usize) {
+        let (data, starts) = (&self.data, &self.starts);
+        let mut left = n;
+        while left > 0 {
+            let s = starts[rng.below(starts.len() as u64 / 2) as usize];
+            let want = (s + left).min(data.len());
+            // extend to the end of the line
+            let e = match data[want - 1..].iter().position(|&b| b == b'\n') {
+                Some(p) => want + p,
+                None => data.len(),
+            };
+            out.extend_from_slice(&data[s..e]);
+            left = left.saturating_sub(e - s);
+        }
+    }
+}
+
+/// One line of the text pool: words, quoted replies, paragraph breaks, a few CRLF lines and
+/// lines that need dot-stuffing or mbox quoting.
+fn text_line(rng: &mut Rng, v: &mut Vec<u8>) {
+    let kind = rng.below(100);
+    if kind < 4 {
+        v.push(b'\n'); // paragraph break
+        return;
+    }
+    if kind < 6 {
+        // lines that need dot-stuffing or mbox quoting
+        let special: &[&str] =
+            &[".", "..", ".hidden line starting with a dot", ">From the archive", "> quoted reply text"];
+        v.extend_from_slice(rng.pick(special).as_bytes());
+        v.push(b'\n');
+        return;
+    }
+    let width = 40 + rng.below(38) as usize;
+    let mut l = String::new();
+    if kind < 12 {
+        l.push_str("> ");
+    }
+    while l.len() < width {
+        if !l.is_empty() && !l.ends_with(' ') {
+            l.push(' ');
+        }
+        l.push_str(rng.pick(WORDS));
+        if rng.below(12) == 0 {
+            l.push(if rng.below(2) == 0 { '.' } else { ',' });
+        }
+    }
+    if kind < 14 {
+        l.push('\r'); // a few CRLF lines in the store
+    }
+    v.extend_from_slice(l.as_bytes());
+    v.push(b'\n');
+}
+
+/// One line of the base64 pool: 76 random base64 characters.
+fn b64_line(rng: &mut Rng, v: &mut Vec<u8>) {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut v = Vec::with_capacity(bytes + 100);
-    let mut starts = Vec::new();
-    while v.len() < bytes {
-        starts.push(v.len());
-        for _ in 0..76 {
-            v.push(A[rng.below(64) as usize]);
-        }
-        v.push(b'\n');
+    for _ in 0..76 {
+        v.push(A[rng.below(64) as usize]);
     }
-    (v, starts)
-}
-
-/// Appends whole lines from the pool starting at a random line until `n` bytes are copied.
-fn slice_into(out: &mut Vec<u8>, rng: &mut Rng, pool: &(Vec<u8>, Vec<usize>), n: usize) {
-    let (data, starts) = pool;
-    let mut left = n;
-    while left > 0 {
-        let s = starts[rng.below(starts.len() as u64 / 2) as usize];
-        let want = (s + left).min(data.len());
-        // extend to the end of the line
-        let e = match data[want - 1..].iter().position(|&b| b == b'\n') {
-            Some(p) => want + p,
-            None => data.len(),
-        };
-        out.extend_from_slice(&data[s..e]);
-        left = left.saturating_sub(e - s);
-    }
+    v.push(b'\n');
 }
 
 pub fn gen(a: &Args) {
@@ -295,8 +304,8 @@ pub fn gen(a: &Args) {
     let n = a.n("messages", 2000).max(1);
     let total = a.n("bytes", 100_000_000);
     let mut rng = Rng::new(a.n("seed", 1));
-    let text = text_pool(&mut rng, 8 << 20);
-    let b64 = b64_pool(&mut rng, 4 << 20);
+    let text = Pool::new(8 << 20, |v| text_line(&mut rng, v));
+    let b64 = Pool::new(4 << 20, |v| b64_line(&mut rng, v));
     let f = File::create(&out).unwrap_or_else(|e| die(&format!("{}: {}", out, e)));
     let mut w = BufWriter::with_capacity(1 << 20, f);
     let mut written: u64 = 0;
@@ -367,7 +376,7 @@ pub fn gen(a: &Args) {
                  Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n",
                 boundary, boundary
             );
-            slice_into(&mut m, &mut rng, &text, txt);
+            text.slice_into(&mut m, &mut rng, txt);
             let _ =
                 write!(
                 m,
@@ -375,11 +384,11 @@ pub fn gen(a: &Args) {
                  Content-Disposition: attachment; filename=\"report-{}.pdf\"\n\n",
                 boundary, i + 1, i + 1
             );
-            slice_into(&mut m, &mut rng, &b64, body - txt.min(body));
+            b64.slice_into(&mut m, &mut rng, body - txt.min(body));
             let _ = write!(m, "\n--{}--\n", boundary);
         } else {
             m.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n");
-            slice_into(&mut m, &mut rng, &text, body);
+            text.slice_into(&mut m, &mut rng, body);
         }
         if m.last() != Some(&b'\n') {
             m.push(b'\n');
