@@ -310,8 +310,11 @@ pub fn retr(a: &Args) {
 
 // ---------------------------------------------------------------- stat / idle
 
-/// Waits for a line or EOF on stdin, or `hold` seconds.
-fn wait_stdin(hold: u64) {
+/// Prints `ready` (flushed, for the script that waits for it), then waits for a line or EOF
+/// on stdin, or `hold` seconds.
+fn announce_and_wait(ready: &str, hold: u64) {
+    println!("{}", ready);
+    let _ = io::stdout().flush();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut l = String::new();
@@ -336,9 +339,7 @@ pub fn stat(a: &Args) {
     match r {
         Ok((mut c, login_ms, stat_ms, st)) => {
             let (n, o) = parse_stat(&st);
-            println!("STATDONE");
-            let _ = io::stdout().flush();
-            wait_stdin(hold);
+            announce_and_wait("STATDONE", hold);
             let q = c.cmd_ok("QUIT").is_ok();
             println!(
                 "RESULT stat_ms={:.1} login_ms={:.1} messages={} octets={} quit_ok={}",
@@ -382,9 +383,10 @@ pub fn idle(a: &Args) {
     });
     let open_secs = t0.elapsed().as_secs_f64();
     let n = conns.lock().unwrap().len();
-    println!("READY sessions={} errors={} secs={:.2}", n, errs.load(Ordering::Relaxed), open_secs);
-    let _ = io::stdout().flush();
-    wait_stdin(hold);
+    announce_and_wait(
+        &format!("READY sessions={} errors={} secs={:.2}", n, errs.load(Ordering::Relaxed), open_secs),
+        hold,
+    );
     let mut quit_ok = 0;
     let mut list = std::mem::take(&mut *conns.lock().unwrap());
     for c in list.iter_mut() {
