@@ -126,7 +126,7 @@ build_tools() {
 
 gen_data() {
     # generated once, deterministic; regenerated when the generator changes
-    local stamp=gen-v1   # bump when the generator (examples/pop3bench/mailgen.rs, rng.rs) changes
+    local stamp=gen-v1   # bump when the generator (examples/pop3bench/mailgen.rs, src/testkit/rng.rs) changes
     if [ "$(cat "$W/data/stamp" 2>/dev/null)" != "$stamp" ] || [ ! -f "$W/data/retr.mbox" ] \
         || [ ! -f "$W/data/big.mbox" ] || [ ! -f "$W/data/small.mbox" ]; then
         log "generating mboxes (100 MB / 2,000 messages; 1 GB / 100,000 messages; small 10 messages)"

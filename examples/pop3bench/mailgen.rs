@@ -303,7 +303,7 @@ pub fn gen(a: &Args) {
     let out = a.s("out");
     let n = a.n("messages", 2000).max(1);
     let total = a.n("bytes", 100_000_000);
-    let mut rng = Rng::new(a.n("seed", 1));
+    let mut rng = Rng(a.n("seed", 1));
     let text = Pool::new(8 << 20, |v| text_line(&mut rng, v));
     let b64 = Pool::new(4 << 20, |v| b64_line(&mut rng, v));
     let f = File::create(&out).unwrap_or_else(|e| die(&format!("{}: {}", out, e)));

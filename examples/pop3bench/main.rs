@@ -35,6 +35,8 @@ mod conn;
 mod load;
 mod mailgen;
 mod memory;
+// The generator the unit tests use too: one implementation of the test data stream.
+#[path = "../../src/testkit/rng.rs"]
 mod rng;
 
 use std::collections::HashMap;
