@@ -1,6 +1,7 @@
 //! Log setup: syslog (facility mail, over /dev/log), stderr or a file, through the `log` facade; never a secret.
 
 use std::fs::OpenOptions;
+use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
 use std::sync::Mutex;
 
@@ -13,14 +14,14 @@ use crate::config::LogTarget;
 pub fn init(target: &LogTarget, level: LevelFilter) -> Result<(), String> {
     let config = ConfigBuilder::new().set_time_format_rfc3339().set_thread_level(LevelFilter::Off).build();
     let result = match target {
-        LogTarget::Stderr => WriteLogger::init(level, config, std::io::stderr()),
+        LogTarget::Stderr => WriteLogger::init(level, config, WholeLines::new(std::io::stderr())),
         LogTarget::File(path) => {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .map_err(|e| format!("log file {}: {e}", path.display()))?;
-            WriteLogger::init(level, config, file)
+            WriteLogger::init(level, config, WholeLines::new(file))
         }
         LogTarget::Syslog => {
             log::set_max_level(level);
@@ -28,6 +29,43 @@ pub fn init(target: &LogTarget, level: LevelFilter) -> Result<(), String> {
         }
     };
     result.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// Hands the writer under it whole lines, each in one `write` call: the
+/// logger writes a record in pieces (time, level, text), and several inetd
+/// processes appending to one log file (O_APPEND) would interleave the
+/// pieces. A line longer than the kernel takes in one write is the only
+/// one that can still be split.
+struct WholeLines<W: Write> {
+    inner: W,
+    line: Vec<u8>,
+}
+
+impl<W: Write> WholeLines<W> {
+    fn new(inner: W) -> Self {
+        WholeLines { inner, line: Vec::new() }
+    }
+}
+
+impl<W: Write> Write for WholeLines<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(data);
+        if let Some(end) = self.line.iter().rposition(|&b| b == b'\n') {
+            let result = self.inner.write_all(&self.line[..=end]);
+            self.line.drain(..=end);
+            result?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.line.is_empty() {
+            let result = self.inner.write_all(&self.line);
+            self.line.clear();
+            result?;
+        }
+        self.inner.flush()
+    }
 }
 
 /// Sends RFC 3164 lines to the local syslog daemon; drops lines when there
@@ -72,4 +110,35 @@ impl Log for Syslog {
     }
 
     fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records every write.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl Write for Writes {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.0.push(data.to_vec());
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_written_in_pieces_leaves_in_one_write() {
+        let mut w = WholeLines::new(Writes::default());
+        for piece in ["2026-11-27T10:00:00Z", " [INFO] ", "session end: user=alice", "\n"] {
+            w.write_all(piece.as_bytes()).unwrap();
+        }
+        w.write_all(b"two\nlines\npart").unwrap();
+        assert_eq!(w.inner.0, [&b"2026-11-27T10:00:00Z [INFO] session end: user=alice\n"[..], b"two\nlines\n"]);
+        w.flush().unwrap();
+        assert_eq!(w.inner.0.last().unwrap(), b"part");
+    }
 }

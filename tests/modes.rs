@@ -131,3 +131,41 @@ fn sighup_reloads_at_once_and_a_broken_config_keeps_the_old_one() {
     assert!(log.contains("600"), "the reason is logged: {log}");
     assert!(d.connect().line().contains('<'), "the old settings stay");
 }
+
+/// Several inetd processes starting at once on a fresh state_dir and
+/// appending to one log file: every line arrives whole (each is one write),
+/// none torn into another, and none reads a half-written SCRAM secret.
+#[test]
+fn log_lines_from_concurrent_inetd_sessions_are_never_torn() {
+    let spool = Spool::new();
+    let log = spool.dir.join("pop3d.log");
+    let log_line = format!("log = {}", log.display());
+    let sessions = 16;
+    let conf = spool.config(&[&log_line]);
+    let mut clients: Vec<Client> = (0..sessions).map(|_| Client::inetd_conf(&conf, &[])).collect();
+    // Every failure is answered after the same delay, so the log lines of
+    // all sessions are written at about the same moment.
+    for (i, c) in clients.iter_mut().enumerate() {
+        let greeting = c.line();
+        assert!(greeting.starts_with("+OK"), "{greeting:?}");
+        c.send(format!("USER nobody{i}\r\nPASS wrong\r\nQUIT\r\n").as_bytes());
+    }
+    for mut c in clients {
+        let rest = String::from_utf8(c.rest()).unwrap();
+        assert!(rest.contains("-ERR [AUTH]"), "{rest}");
+        assert!(c.child.take().unwrap().wait().unwrap().success());
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let whole = |line: &str| {
+        let (time, rest) = line.split_once(' ').unwrap_or(("", ""));
+        time.len() >= 20
+            && time.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+            && ["[INFO] ", "[WARN] ", "[ERROR] "].iter().any(|l| rest.starts_with(l))
+            && !rest.contains(" [INFO] ")
+    };
+    assert!(logged.lines().all(whole), "torn lines:\n{logged}");
+    assert_eq!(logged.matches("session end:").count(), sessions, "{logged}");
+    assert_eq!(logged.matches("login failed for \"nobody").count(), sessions, "{logged}");
+    // All of them made or read state_dir/scram.secret at once: none read it half-written.
+    assert!(!logged.contains("scram.secret"), "{logged}");
+}

@@ -3,7 +3,7 @@
 pub mod scram;
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -188,31 +188,56 @@ fn external(user: String, authzid: &[u8]) -> Outcome {
 
 /// Loads (or creates, 0600) `state_dir/scram.secret`, the secret that makes
 /// the SCRAM salt of an unknown user look like a real user's: stable across
-/// processes and restarts. A failure is logged; a per-process secret is
-/// used then.
+/// processes and restarts. A new secret is written to a temporary file and
+/// then linked into place, so no process ever reads a short one; an
+/// unusable one (empty or short, from a full disk) is replaced, a good one
+/// never. A failure is logged; a per-process secret is used then.
 pub fn load_fake_key_secret(state_dir: &Path) {
     let path = state_dir.join("scram.secret");
-    let read = |path: &Path| -> std::io::Result<[u8; 32]> {
-        let bytes = std::fs::read(path)?;
-        <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| std::io::Error::other("not 32 bytes"))
-    };
-    let result = read(&path).or_else(|e| {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            return Err(e);
-        }
-        let mut secret = [0u8; 32];
-        SystemRandom::new().fill(&mut secret).map_err(|_| std::io::Error::other("no random source"))?;
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
-            Ok(mut f) => f.write_all(&secret).and_then(|_| f.sync_all()).map(|_| secret),
-            // Another process made it first.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
-            Err(e) => Err(e),
-        }
-    });
-    match result {
+    match fake_key_secret(state_dir, &path) {
         Ok(secret) => scram::use_fake_key_secret(secret),
         Err(e) => log::warn!("{}: {e}; unknown users' SCRAM salts are per process", path.display()),
     }
+}
+
+fn fake_key_secret(state_dir: &Path, path: &Path) -> io::Result<[u8; 32]> {
+    let read = |path: &Path| -> io::Result<[u8; 32]> {
+        let bytes = std::fs::read(path)?;
+        <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not 32 bytes"))
+    };
+    let missing = match read(path) {
+        Ok(secret) => return Ok(secret),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            log::warn!("{}: {e}, making a new one", path.display());
+            false
+        }
+        Err(e) => return Err(e),
+    };
+    let mut secret = [0u8; 32];
+    SystemRandom::new().fill(&mut secret).map_err(|_| io::Error::other("no random source"))?;
+    let tmp = state_dir.join(format!("scram.secret.new-{}", std::process::id()));
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&secret).and_then(|_| f.sync_all()));
+    let placed = written.and_then(|_| {
+        if missing {
+            // Another process may have made it first: then theirs is used.
+            match std::fs::hard_link(&tmp, path) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                other => other,
+            }
+        } else {
+            std::fs::rename(&tmp, path)
+        }
+    });
+    let _ = std::fs::remove_file(&tmp);
+    placed?;
+    read(path)
 }
 
 /// Decodes a client's base64 line; `=` is the empty initial response.
@@ -267,6 +292,24 @@ mod tests {
         let no_cert = Offer { certificate_user: None, ..offer(false) };
         let (_, o) = Exchange::start("EXTERNAL", Some(Vec::new()), &no_cert, |_| Ok(None));
         assert!(matches!(o, Outcome::Failure(_)));
+    }
+
+    #[test]
+    fn the_fake_key_secret_is_made_once_and_remade_only_when_unusable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = crate::testkit::TempDir::new("secret");
+        let path = dir.join("scram.secret");
+        let made = fake_key_secret(dir.path(), &path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), made);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fake_key_secret(dir.path(), &path).unwrap(), made, "a good secret is kept");
+        // Left empty by a full disk: made anew, then kept.
+        std::fs::write(&path, b"").unwrap();
+        let again = fake_key_secret(dir.path(), &path).unwrap();
+        assert_ne!(again, made);
+        assert_eq!(fake_key_secret(dir.path(), &path).unwrap(), again);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["scram.secret"], "no temporary file left");
     }
 
     #[test]

@@ -293,7 +293,11 @@ impl Client {
     }
 
     pub fn inetd_args(spool: &Spool, extra: &[&str], args: &[&str]) -> Client {
-        let conf = spool.config(extra);
+        Client::inetd_conf(&spool.config(extra), args)
+    }
+
+    /// An inetd-mode session on the configuration file `conf` as it is.
+    pub fn inetd_conf(conf: &Path, args: &[&str]) -> Client {
         let mut child = Command::new(binary())
             .args(["-i", "-f", conf.to_str().unwrap()])
             .args(args)
