@@ -331,6 +331,28 @@ impl Config {
         Some(PathBuf::from(if dir.is_empty() { "/" } else { dir }))
     }
 
+    /// The part of the `mailbox` template the operator fixed: the longest
+    /// directory that is the same for every user name (`/var/mail` for
+    /// `/var/mail/%u`, `/home` for `maildir:/home/%u/Maildir`). No link is
+    /// followed below it.
+    pub fn mailbox_fixed_dir(&self) -> PathBuf {
+        let template = self.mailbox.strip_prefix("maildir:").or_else(|| self.mailbox.strip_prefix("mbox:"));
+        let template = template.unwrap_or(&self.mailbox);
+        let (a, b) = (expand(template, "a"), expand(template, "b"));
+        let mut fixed = PathBuf::new();
+        for (x, y) in a.components().zip(b.components()) {
+            if x != y {
+                break;
+            }
+            fixed.push(x);
+        }
+        if fixed == a {
+            // No %u (refused by `set`): only the last component is the user's.
+            fixed.pop();
+        }
+        fixed
+    }
+
     /// Where a (validated) user name's mail is: `mailbox` with `%u`
     /// replaced, an mbox unless it starts with `maildir:`.
     pub fn location(&self, user: &str) -> Location {
@@ -475,5 +497,15 @@ mod tests {
         c.set("mailbox", "/%u").unwrap();
         assert_eq!(c.mbox_spool_dir(), Some(PathBuf::from("/")));
         assert!(c.warnings().is_empty(), "/ is not on NFS here");
+        assert_eq!(c.mailbox_fixed_dir(), PathBuf::from("/"));
+        for (template, fixed) in [
+            ("/var/mail/%u", "/var/mail"),
+            ("maildir:/home/%u/mail/Maildir", "/home"),
+            ("/srv/100%%/%u.mbox", "/srv/100%"),
+            ("/m/x%u/mbox", "/m"),
+        ] {
+            c.set("mailbox", template).unwrap();
+            assert_eq!(c.mailbox_fixed_dir(), PathBuf::from(fixed), "{template}");
+        }
     }
 }

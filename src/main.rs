@@ -12,6 +12,7 @@ mod limits;
 mod lock;
 mod logging;
 mod maildrop;
+mod nofollow;
 mod parser;
 mod penalty;
 mod reply;

@@ -302,12 +302,6 @@ fn c_path(name: &std::ffi::OsStr) -> io::Result<CString> {
     CString::new(name.as_encoded_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-/// Opens a directory without following a symbolic link in its last
-/// component (ELOOP if it is one).
-pub fn open_dir(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
-    open_at(libc::AT_FDCWD, path.as_os_str(), libc::O_DIRECTORY)
-}
-
 /// Opens directory `name` inside `dir`, not following a symbolic link.
 pub fn open_dir_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::AsRawFd;
@@ -327,6 +321,17 @@ pub fn open_file_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) ->
         return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file with a single link"));
     }
     Ok((file, meta.len()))
+}
+
+/// Opens `name` inside `dir` with `flags` (O_RDONLY unless O_RDWR is among
+/// them), never following a symbolic link in `name` (ELOOP).
+pub fn open_nofollow_at(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    flags: libc::c_int,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    open_at(dir.as_raw_fd(), name, flags)
 }
 
 fn open_at(dir: RawFd, name: &std::ffi::OsStr, flags: libc::c_int) -> io::Result<std::os::fd::OwnedFd> {

@@ -202,7 +202,8 @@ pub fn load_fake_key_secret(state_dir: &Path) {
 
 fn fake_key_secret(state_dir: &Path, path: &Path) -> io::Result<[u8; 32]> {
     let read = |path: &Path| -> io::Result<[u8; 32]> {
-        let bytes = std::fs::read(path)?;
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut crate::nofollow::open_state(path)?, &mut bytes)?;
         <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not 32 bytes"))
     };
     let missing = match read(path) {

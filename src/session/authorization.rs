@@ -157,7 +157,8 @@ impl<T: Transport> Session<'_, T> {
             journal: self.config.state_dir.join(format!("{name}.journal")),
             copies: self.config.state_dir.join(format!("{name}.uids")),
         };
-        match Maildrop::open(self.config.location(&name), state, &self.config.limits, &self.config.mbox) {
+        let fixed = self.config.mailbox_fixed_dir();
+        match Maildrop::open_below(&fixed, self.config.location(&name), state, &self.config.limits, &self.config.mbox) {
             Ok(drop) => {
                 let (n, size) = drop.stat();
                 log::info!("login {name}: {n} messages, {size} octets");
@@ -168,12 +169,21 @@ impl<T: Transport> Session<'_, T> {
             }
             Err(e) => {
                 log::error!("cannot open maildrop of {name}: {e}");
-                self.out.err_code(code_of(&e), &e)?;
+                // One answer for every way it cannot be opened (missing
+                // rights, a link, a FIFO, not an mbox...): the reason is for
+                // the log, not for whoever planted it.
+                match e {
+                    MaildropError::Locked(_) | MaildropError::TooLarge(_) => self.out.err_code(code_of(&e), &e)?,
+                    _ => self.out.err_code(Code::SysPerm, MAILDROP_UNAVAILABLE)?,
+                }
             }
         }
         Ok(Next::Continue)
     }
 }
+
+/// The answer to a login whose maildrop cannot be opened, whatever the reason.
+const MAILDROP_UNAVAILABLE: &str = "maildrop cannot be opened; the reason is in the server's log";
 
 /// The response code for a maildrop error.
 pub(super) fn code_of(e: &MaildropError) -> Code {

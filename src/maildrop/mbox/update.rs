@@ -20,9 +20,9 @@
 //! 2-3 are redone, carrying along any mail a delivery agent appended after
 //! the crash. Either way the ids and the mailbox change together.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use md5::{Digest, Md5};
@@ -155,7 +155,7 @@ fn build_pieces<'a>(file: &'a File, index: &Index, keep: &[bool], first_gone: us
 fn write_journal(journal: &Path, header: &Header, pieces: &[Piece], copies: &[u8]) -> io::Result<()> {
     let tmp = journal.with_extension("journal-new");
     let result = (|| {
-        let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut out = crate::nofollow::create_temp(&tmp)?;
         out.write_all(header.line().as_bytes())?;
         let mut buf = vec![0u8; STORE_BLOCK];
         for piece in pieces {
@@ -193,7 +193,7 @@ fn save_copies(path: &Path, text: &str) -> io::Result<()> {
         };
     }
     let tmp = path.with_extension("uids-new");
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = crate::nofollow::create_temp(&tmp)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     fs::rename(&tmp, path)
@@ -202,7 +202,7 @@ fn save_copies(path: &Path, text: &str) -> io::Result<()> {
 /// Steps 2 and 3: journal data over the mailbox, truncate, the copy
 /// numbers, remove the journal.
 fn apply(file: &File, paths: &UpdatePaths, header: &Header) -> io::Result<()> {
-    let jfile = File::open(paths.journal)?;
+    let jfile = crate::nofollow::open_state(paths.journal)?;
     let mut reader = BufReader::new(&jfile);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -250,7 +250,7 @@ fn finish(paths: &UpdatePaths, copies: Option<&str>) -> io::Result<()> {
 /// one. `file` is the mailbox, opened read-write and exclusively locked.
 pub fn recover(file: &File, paths: &UpdatePaths) -> io::Result<bool> {
     let journal = paths.journal;
-    let jfile = match File::open(journal) {
+    let jfile = match crate::nofollow::open_state(journal) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
@@ -339,6 +339,7 @@ mod tests {
     use crate::maildrop::lines::FromQuoting;
     use crate::maildrop::mbox::index::{scan, CopyNumbers};
     use crate::testkit::TempDir;
+    use std::fs::OpenOptions;
 
     const MBOX: &[u8] = b"From a\nSubject: 1\n\none\n\nFrom b\nSubject: 2\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n";
 
