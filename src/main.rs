@@ -15,6 +15,7 @@ mod maildrop;
 mod nofollow;
 mod parser;
 mod penalty;
+mod perms;
 mod reply;
 mod sasl;
 mod session;
@@ -118,6 +119,7 @@ fn load(options: &Options) -> Result<Config, String> {
         config.set("listen", &options.listen.join(","))?;
     }
     config.finish(options.inetd)?;
+    perms::check(&config, options.config_file.as_deref())?;
     if options.inetd_tls && config.tls.is_none() {
         return Err("-s needs `tls_cert` and `tls_key`".into());
     }

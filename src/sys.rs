@@ -177,6 +177,23 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The uid and primary gid of account `user`, if it exists.
+pub fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let name = CString::new(user).ok()?;
+    // SAFETY: a zeroed passwd is valid; getpwnam_r fills it with pointers into `buf`.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe { libc::getpwnam_r(name.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut result) };
+    (rc == 0 && !result.is_null()).then_some((pw.pw_uid, pw.pw_gid))
+}
+
+/// This process's effective uid and gid.
+pub fn effective_ids() -> (u32, u32) {
+    // SAFETY: geteuid and getegid take no arguments and cannot fail.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
 /// Switches the whole process to `user` (its uid, primary gid and no
 /// supplementary groups) for good, and checks that root cannot be regained.
 pub fn drop_privileges(user: &str) -> Result<(), String> {

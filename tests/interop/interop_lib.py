@@ -296,6 +296,9 @@ class Env:
     def fix_perms(self):
         if IS_ROOT:
             _chown_tree(self.srv, pwd.getpwnam(RUN_AS).pw_uid)
+            # pop3d refuses a users file its sessions' account could write: root's, readable by the group.
+            os.chown(self.users_file, 0, pwd.getpwnam(RUN_AS).pw_gid)
+            os.chmod(self.users_file, 0o640)
 
     def use_tls(self, pki, client_ca=False, **extra):
         """Copy the server certificate and key of `pki` (and its CA, for client certificates) into srv/tls
