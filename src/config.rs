@@ -99,6 +99,10 @@ pub struct Config {
     pub timeout_login: Duration,
     pub timeout_session: Duration,
     pub max_bad_commands: u32,
+    /// Addresses are grouped into networks of these prefix lengths for the
+    /// failure records and the pre-login budget.
+    pub network_prefix_ipv4: u8,
+    pub network_prefix_ipv6: u8,
     pub log: LogTarget,
     pub log_level: log::LevelFilter,
 }
@@ -130,6 +134,8 @@ impl Default for Config {
             timeout_login: Duration::from_secs(60),
             timeout_session: MIN_SESSION_TIMEOUT,
             max_bad_commands: 5,
+            network_prefix_ipv4: 32,
+            network_prefix_ipv6: 64,
             log: LogTarget::Syslog,
             log_level: log::LevelFilter::Info,
         }
@@ -241,6 +247,14 @@ impl Config {
                     return Err(bad("RFC 1939 requires at least 600 seconds"));
                 }
                 self.timeout_session = t;
+            }
+            "network_prefix_ipv4" => {
+                self.network_prefix_ipv4 =
+                    value.parse().ok().filter(|n| *n <= 32).ok_or_else(|| bad("expected a prefix length 0-32"))?
+            }
+            "network_prefix_ipv6" => {
+                self.network_prefix_ipv6 =
+                    value.parse().ok().filter(|n| *n <= 128).ok_or_else(|| bad("expected a prefix length 0-128"))?
             }
             "max_bad_commands" => self.max_bad_commands = number(value).ok_or_else(|| bad("expected a number"))? as u32,
             "log" => {

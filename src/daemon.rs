@@ -62,9 +62,10 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
     crate::sasl::load_fake_key_secret(&config.state_dir);
     // SIGHUP reloads at once, on a thread of its own, and is logged there.
     sys::block_sighup().map_err(|e| format!("cannot block SIGHUP: {e}"))?;
+    let penalties = Arc::new(Penalties::new(config.network_prefix_ipv4, config.network_prefix_ipv6));
     let shared = Arc::new(Shared {
         current: RwLock::new((Arc::new(config), tls)),
-        penalties: Default::default(),
+        penalties,
         counts: Default::default(),
         reload: Box::new(reload),
     });

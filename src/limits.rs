@@ -55,7 +55,9 @@ pub const LOGIN_TIME_FACTOR: u32 = 4;
 pub const MIN_SESSION_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// After a failed login the session waits this long times the number of
-/// failures so far (capped), to slow down password guessing.
+/// failures so far (capped); answers to logins from one address, one
+/// network or for one account are spaced this long times its decayed
+/// failure score (capped): at most one guess per 4 s each once saturated.
 pub const AUTH_FAIL_DELAY: Duration = Duration::from_millis(500);
 pub const AUTH_FAIL_DELAY_MAX_STEPS: u32 = 8;
 
@@ -69,13 +71,26 @@ pub const DOTLOCK_STALE: Duration = Duration::from_secs(300);
 /// Pause between attempts to take a mailbox lock held by someone else.
 pub const LOCK_RETRY: Duration = Duration::from_millis(50);
 
-/// A failed login older than this no longer lengthens the delay for its
-/// address.
-pub const PENALTY_FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+/// A failure record (per address, network or account) halves in this
+/// time: a guesser who pauses is forgotten in about an hour, one who keeps
+/// going stays at the longest delay.
+pub const PENALTY_HALF_LIFE: Duration = Duration::from_secs(10 * 60);
 
-/// Addresses whose failed logins are tracked at most; beyond it the stalest
-/// entries are dropped, so a flood of addresses cannot grow the table.
+/// Failure records (addresses, networks, accounts) the daemon keeps at
+/// most, about 100 bytes each; beyond it the spent and then the oldest go,
+/// so a flood of addresses cannot grow the table.
 pub const PENALTY_MAX_ADDRESSES: usize = 10_000;
+
+/// Records kept in inetd mode's `state_dir/penalties`, read and rewritten
+/// at each login (about 60 bytes a line: at most ~64 KiB of file).
+pub const PENALTY_FILE_MAX_ENTRIES: usize = 1_000;
+
+/// A network an account logged in from is exempt from that account's
+/// limit for this long after its last login there.
+pub const KNOWN_LOGIN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// (account, network) pairs remembered as known at most.
+pub const MAX_KNOWN_LOGINS: usize = 4_096;
 
 /// How often the TLS certificate files are checked for a change (renewed
 /// certificates are picked up without a restart).

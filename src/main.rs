@@ -189,13 +189,19 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
         sys::drop_privileges(config.user.as_deref().unwrap_or(""))?;
     }
     sasl::load_fake_key_secret(&config.state_dir);
+    // Each inetd session is a process: failed logins are shared through a file.
+    let penalties = penalty::Penalties::in_file(
+        config.state_dir.join("penalties"),
+        config.network_prefix_ipv4,
+        config.network_prefix_ipv6,
+    );
     let start = session::Start {
         config,
         tls: tls.as_ref(),
         implicit_tls,
         plaintext: config.plaintext_auth,
         peer: sys::peer_addr(0),
-        penalties: None,
+        penalties: Some(&penalties),
     };
     let stdio = transport::Stdio::new().map_err(|e| format!("stdin/stdout: {e}"))?;
     log::info!("{}", session::serve(&start, Box::new(stdio) as transport::Boxed));

@@ -112,6 +112,17 @@ pub fn flock(fd: RawFd, op: libc::c_int) -> io::Result<Locked> {
     }
 }
 
+/// flock(LOCK_EX), waiting for it (for short critical sections only).
+pub fn flock_wait(fd: RawFd) -> io::Result<()> {
+    loop {
+        // SAFETY: flock takes no pointers.
+        match check(unsafe { libc::flock(fd, libc::LOCK_EX) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
 /// The system's host name.
 pub fn hostname() -> Option<String> {
     let mut buf = [0u8; 256];

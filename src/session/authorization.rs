@@ -102,11 +102,30 @@ impl<T: Transport> Session<'_, T> {
     /// delayed and counted; a success takes the session lock and opens the
     /// maildrop.
     pub(super) fn login(&mut self, name: String, checked: Checked) -> io::Result<Next> {
-        let State::Authorization { user, failures, sasl, .. } = &mut self.state else {
+        let State::Authorization { user, sasl, .. } = &mut self.state else {
             return Ok(Next::Continue);
         };
         *user = None;
         *sasl = None;
+        // The answer waits for its slot: answers to one address, network
+        // or account leave one at a time, spaced by their failures.
+        let ip = self.start.peer.map(|p| p.ip());
+        let account = (!name.is_empty()).then_some(name.as_str());
+        let slot = match (self.start.penalties, ip) {
+            (Some(p), Some(ip)) => Some(p.reserve(ip, account)),
+            _ => None,
+        };
+        if let Some(slot) = &slot {
+            let until = Instant::now() + slot.wait;
+            if until > self.login_deadline {
+                std::thread::sleep(self.login_deadline.saturating_duration_since(Instant::now()));
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        }
+        let State::Authorization { failures, .. } = &mut self.state else {
+            return Ok(Next::Continue);
+        };
         match checked.result {
             Err(e) => {
                 log::error!("cannot read users file {}: {e}", self.config.users_file.display());
@@ -116,17 +135,16 @@ impl<T: Transport> Session<'_, T> {
             Ok(false) => {
                 *failures += 1;
                 let failures = *failures;
-                // The delay grows with this session's failures, and with the
-                // address's recent failures across sessions (daemon mode).
-                let ip = self.start.peer.map(|p| p.ip());
-                let recent = match (self.start.penalties, ip) {
-                    (Some(p), Some(ip)) => p.failed(ip),
+                // The delay grows with this session's failures; across
+                // sessions the slots above space the answers.
+                let recent = match (self.start.penalties, ip, &slot) {
+                    (Some(p), Some(ip), Some(slot)) => p.failed(ip, account, slot),
                     _ => 0,
                 };
                 log::info!("login failed for {name:?} ({recent} recent failures from this address)");
                 // Counted from the start of the check, so every failure takes
                 // the same time whatever the user's hash scheme (or none).
-                let steps = failures.max(recent).min(AUTH_FAIL_DELAY_MAX_STEPS);
+                let steps = failures.min(AUTH_FAIL_DELAY_MAX_STEPS);
                 let until = checked.started + AUTH_FAIL_DELAY * steps;
                 std::thread::sleep(until.saturating_duration_since(Instant::now()));
                 self.out.err_code(Code::Auth, "invalid user name or password")?;
@@ -136,8 +154,8 @@ impl<T: Transport> Session<'_, T> {
                 return Ok(Next::Continue);
             }
             Ok(true) => {
-                if let (Some(p), Some(peer)) = (self.start.penalties, self.start.peer) {
-                    p.succeeded(peer.ip());
+                if let (Some(p), Some(ip), Some(slot)) = (self.start.penalties, ip, &slot) {
+                    p.succeeded(ip, &name, slot);
                 }
             }
         }

@@ -107,6 +107,7 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
         challenge: config.apop.then(|| authorization::apop_challenge(&config.hostname)).flatten(),
         stats: Stats::default(),
         logged_in: None,
+        login_deadline: Instant::now() + config.timeout_login * LOGIN_TIME_FACTOR,
     };
     let end = s.run().unwrap_or_else(|e| match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
@@ -159,11 +160,14 @@ struct Session<'a, T: Transport> {
     challenge: Option<String>,
     stats: Stats,
     logged_in: Option<String>,
+    /// Everything before login ends by then: the TLS handshake, the
+    /// commands, the wait for a login's answer.
+    login_deadline: Instant,
 }
 
 impl<T: Transport> Session<'_, T> {
     fn run(&mut self) -> io::Result<End> {
-        let login_deadline = Instant::now() + self.config.timeout_login * LOGIN_TIME_FACTOR;
+        let login_deadline = self.login_deadline;
         self.out.get_mut().set_timeout(self.config.timeout_login)?;
         if self.start.implicit_tls {
             self.start_tls()?;
