@@ -96,6 +96,9 @@ pub struct Config {
     pub hostname: String,
     pub max_sessions: usize,
     pub max_sessions_per_ip: usize,
+    /// Sessions not logged in yet, in all and per network.
+    pub max_prelogin: usize,
+    pub max_prelogin_per_network: usize,
     pub timeout_login: Duration,
     pub timeout_session: Duration,
     pub max_bad_commands: u32,
@@ -131,6 +134,8 @@ impl Default for Config {
             hostname: system_hostname(),
             max_sessions: 200,
             max_sessions_per_ip: 20,
+            max_prelogin: 100,
+            max_prelogin_per_network: 10,
             timeout_login: Duration::from_secs(60),
             timeout_session: MIN_SESSION_TIMEOUT,
             max_bad_commands: 5,
@@ -236,6 +241,10 @@ impl Config {
             "max_sessions" => self.max_sessions = positive(value).ok_or_else(|| bad("expected a number above 0"))?,
             "max_sessions_per_ip" => {
                 self.max_sessions_per_ip = positive(value).ok_or_else(|| bad("expected a number above 0"))?
+            }
+            "max_prelogin" => self.max_prelogin = positive(value).ok_or_else(|| bad("expected a number above 0"))?,
+            "max_prelogin_per_network" => {
+                self.max_prelogin_per_network = positive(value).ok_or_else(|| bad("expected a number above 0"))?
             }
             "timeout_login" => {
                 self.timeout_login =

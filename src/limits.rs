@@ -110,3 +110,18 @@ pub const REFUSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A "too many sessions" log line is written at most this often.
 pub const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A session waiting for its login answer's slot looks this often whether
+/// it was closed meanwhile (its place given to a new connection).
+pub const PAUSE_STEP: Duration = Duration::from_millis(50);
+
+/// How often the daemon closes sessions that did not log in within the
+/// login deadline (however their bytes arrive: a TLS handshake dripping a
+/// byte at a time included). The deadline holds to within this.
+pub const REAP_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The login deadline is enforced from outside (the daemon's reaper, inetd
+/// mode's watchdog) this long after it passes: a session in an ordinary
+/// read sees it first and says why (`-ERR autologout`); only one stuck
+/// elsewhere (a TLS handshake dripped a byte at a time) is cut.
+pub const REAP_GRACE: Duration = Duration::from_secs(1);

@@ -98,7 +98,8 @@ fn session_limits_refuse_with_sys_temp() {
     let spool = Spool::new();
     let d = Daemon::start(&spool, &["max_sessions = 2", "max_sessions_per_ip = 1"]);
     let mut first = d.connect();
-    assert!(first.line().starts_with("+OK"));
+    assert!(first.login("alice", "secret").starts_with("+OK"));
+    // The address's one place is taken by a logged-in session: refused.
     let mut second = d.connect();
     assert_eq!(second.line(), "-ERR [SYS/TEMP] too many sessions, try again later");
     assert!(second.rest().is_empty());
@@ -109,6 +110,12 @@ fn session_limits_refuse_with_sys_temp() {
     d.wait_log("session end");
     let mut third = d.connect();
     assert!(third.line().starts_with("+OK"));
+    // A session that has not logged in makes way for a new one of the
+    // same address instead of keeping it out.
+    let mut fourth = d.connect();
+    assert!(fourth.line().starts_with("+OK"));
+    assert!(third.rest().is_empty(), "the older waiting session was closed");
+    assert!(fourth.user_pass("alice", "secret").starts_with("+OK"));
 }
 
 #[test]

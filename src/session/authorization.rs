@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::{End, Next, Session, State};
 use crate::hex;
-use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES};
+use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES, PAUSE_STEP};
 use crate::lock::SessionLock;
 use crate::maildrop::{Maildrop, MaildropError, StatePaths};
 use crate::parser::Command;
@@ -117,11 +117,9 @@ impl<T: Transport> Session<'_, T> {
         };
         if let Some(slot) = &slot {
             let until = Instant::now() + slot.wait;
-            if until > self.login_deadline {
-                std::thread::sleep(self.login_deadline.saturating_duration_since(Instant::now()));
+            if !self.pause(until.min(self.login_deadline)) || until > self.login_deadline {
                 return Err(io::ErrorKind::TimedOut.into());
             }
-            std::thread::sleep(until.saturating_duration_since(Instant::now()));
         }
         let State::Authorization { failures, .. } = &mut self.state else {
             return Ok(Next::Continue);
@@ -181,6 +179,9 @@ impl<T: Transport> Session<'_, T> {
                 let (n, size) = drop.stat();
                 log::info!("login {name}: {n} messages, {size} octets");
                 self.logged_in = Some(name.clone());
+                if let Some(watch) = self.start.watch {
+                    watch.logged_in();
+                }
                 self.state = State::Transaction { user: name, drop, _lock: lock };
                 self.out.get_mut().set_timeout(self.config.timeout_session)?;
                 self.out.ok(format_args!("maildrop has {n} messages ({size} octets)"))?;
@@ -197,6 +198,23 @@ impl<T: Transport> Session<'_, T> {
             }
         }
         Ok(Next::Continue)
+    }
+}
+
+impl<T: Transport> Session<'_, T> {
+    /// Waits until `until` unless the session is closed from outside
+    /// meanwhile (then false): a waiting session holds no place it lost.
+    fn pause(&self, until: Instant) -> bool {
+        loop {
+            if self.start.watch.is_some_and(|w| w.cancelled()) {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(PAUSE_STEP));
+        }
     }
 }
 

@@ -80,6 +80,15 @@ enum Next {
     Close(End),
 }
 
+/// What the caller learns of a session before it ends, and how it closes
+/// one from outside (the daemon's admission, inetd mode's deadline).
+pub trait Watch {
+    /// The session has logged in.
+    fn logged_in(&self);
+    /// The session was closed from outside: stop waiting.
+    fn cancelled(&self) -> bool;
+}
+
 /// How a session starts: the listener's (or inetd options') settings.
 pub struct Start<'a> {
     pub config: &'a Config,
@@ -93,6 +102,8 @@ pub struct Start<'a> {
     pub peer: Option<SocketAddr>,
     /// Failed logins by address, shared by the daemon's sessions.
     pub penalties: Option<&'a Penalties>,
+    /// Told of the login; may cancel the session.
+    pub watch: Option<&'a dyn Watch>,
 }
 
 /// Serves one session on `io` from greeting to close.
