@@ -164,7 +164,9 @@ impl Admission {
             c.pre.iter().filter(|(_, p)| now.duration_since(p.started) >= deadline).map(|(id, _)| *id).collect();
         for id in late {
             if let Some(ip) = c.evict(id) {
-                log::info!("closed a session from {ip}: not logged in within {:.0}s", deadline.as_secs_f64());
+                if crate::loglimit::allow(Some(ip)) {
+                    log::info!("closed a session from {ip}: not logged in within {:.0}s", deadline.as_secs_f64());
+                }
             }
         }
     }

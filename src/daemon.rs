@@ -51,6 +51,7 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
         std::thread::sleep(REAP_INTERVAL);
         let timeout_login = reaper.current().0.timeout_login;
         reaper.admission.reap(timeout_login * LOGIN_TIME_FACTOR + REAP_GRACE);
+        crate::loglimit::summary();
     });
     let reloader = shared.clone();
     std::thread::spawn(move || loop {
@@ -144,7 +145,9 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
             let summary = session::serve(&start, Box::new(stream) as Boxed);
             // The slot is free before the line that says the session ended.
             drop(slot);
-            log::info!("{summary}");
+            if summary.logged_in() || crate::loglimit::allow(Some(peer.ip())) {
+                log::info!("{summary}");
+            }
         });
         if let Err(e) = spawned {
             log::error!("cannot start a session thread: {e}");

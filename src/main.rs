@@ -12,6 +12,7 @@ mod hex;
 mod limits;
 mod lock;
 mod logging;
+mod loglimit;
 mod maildrop;
 mod nofollow;
 mod parser;
