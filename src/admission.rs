@@ -171,6 +171,22 @@ impl Admission {
         }
     }
 
+    /// Closes every session not logged in (SIGTERM); returns how many
+    /// sessions are left, all logged in.
+    pub fn close_waiting(&self) -> usize {
+        let mut c = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting: Vec<u64> = c.pre.keys().copied().collect();
+        for id in waiting {
+            c.evict(id);
+        }
+        c.total
+    }
+
+    /// Sessions running now.
+    pub fn sessions(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).total
+    }
+
     /// Sessions now: (all, not logged in).
     #[cfg(test)]
     fn counts(&self) -> (usize, usize) {

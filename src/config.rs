@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::limits::MIN_SESSION_TIMEOUT;
+use crate::limits::{MIN_SESSION_TIMEOUT, SHUTDOWN_GRACE};
 use crate::lock::LockMethod;
 use crate::maildrop::Location;
 use crate::maildrop::{FromQuoting, Limits, MboxSettings};
@@ -102,6 +102,8 @@ pub struct Config {
     pub timeout_login: Duration,
     pub timeout_session: Duration,
     pub max_bad_commands: u32,
+    /// SIGTERM: how long logged-in sessions may go on.
+    pub shutdown_grace: Duration,
     /// Addresses are grouped into networks of these prefix lengths for the
     /// failure records and the pre-login budget.
     pub network_prefix_ipv4: u8,
@@ -139,6 +141,7 @@ impl Default for Config {
             timeout_login: Duration::from_secs(60),
             timeout_session: MIN_SESSION_TIMEOUT,
             max_bad_commands: 5,
+            shutdown_grace: SHUTDOWN_GRACE,
             network_prefix_ipv4: 32,
             network_prefix_ipv6: 64,
             log: LogTarget::Syslog,
@@ -264,6 +267,9 @@ impl Config {
             "network_prefix_ipv6" => {
                 self.network_prefix_ipv6 =
                     value.parse().ok().filter(|n| *n <= 128).ok_or_else(|| bad("expected a prefix length 0-128"))?
+            }
+            "shutdown_grace" => {
+                self.shutdown_grace = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
             }
             "max_bad_commands" => self.max_bad_commands = number(value).ok_or_else(|| bad("expected a number"))? as u32,
             "log" => {

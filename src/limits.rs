@@ -148,3 +148,9 @@ pub const LOG_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
 /// Client text (a user name) in a log line: at most this many bytes, each
 /// escaped to at most 4 characters.
 pub const LOG_CLIENT_TEXT: usize = 64;
+
+/// SIGTERM: sessions already logged in get this long to finish by default
+/// (`shutdown_grace`: a client in the middle of RETR and QUIT completes);
+/// then the daemon ends, after any UPDATE running has finished. Shorter
+/// than the init script's and systemd's wait before SIGKILL (10 s, 90 s).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);

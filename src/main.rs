@@ -21,6 +21,7 @@ mod perms;
 mod reply;
 mod sasl;
 mod session;
+mod shutdown;
 #[allow(unsafe_code)]
 mod sys;
 mod tls;
@@ -190,6 +191,7 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
     if sys::is_root() {
         sys::drop_privileges(config.user.as_deref().unwrap_or(""))?;
     }
+    sys::no_new_privs().map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
     sasl::load_fake_key_secret(&config.state_dir);
     // Each inetd session is a process: failed logins are shared through a file.
     let penalties = penalty::Penalties::in_file(

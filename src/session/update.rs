@@ -4,6 +4,7 @@ use std::io;
 
 use super::authorization::code_of;
 use super::{End, Next, Session, State};
+use crate::reply::Code;
 use crate::transport::Transport;
 
 impl<T: Transport> Session<'_, T> {
@@ -14,6 +15,11 @@ impl<T: Transport> Session<'_, T> {
             return Ok(Next::Close(End::Quit));
         };
         let (marked, marked_bytes) = drop.marked();
+        // The daemon ends (SIGTERM) only between UPDATEs, never in one.
+        let Some(_updating) = crate::shutdown::Updating::start() else {
+            self.out.err_code(Code::SysTemp, "server shutting down: nothing deleted, try again")?;
+            return Ok(Next::Close(End::UpdateFailed));
+        };
         match drop.commit() {
             Ok(_) => {
                 self.stats.deleted = marked;
