@@ -3,33 +3,8 @@
 // `unsafe` is allowed in `sys` only (see there).
 #![deny(unsafe_code)]
 
-mod admission;
-mod config;
-mod conn;
-mod daemon;
-mod der;
-mod hex;
-mod limits;
-mod lock;
-mod logging;
-mod loglimit;
-mod maildrop;
-mod nofollow;
-mod parser;
-mod penalty;
-mod perms;
-mod reply;
-mod sasl;
-mod session;
-mod shutdown;
-#[allow(unsafe_code)]
-mod sys;
-mod tls;
-mod transport;
-mod users;
-
-#[cfg(test)]
-mod testkit;
+// The modules are the library's (src/lib.rs), which the fuzz targets use too.
+use pop3d::{config, daemon, limits, lock, logging, penalty, perms, sasl, session, sys, tls, transport, users};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -15,6 +15,8 @@ fn two_messages() -> Vec<u8> {
 fn no_new_privileges_can_be_gained() {
     let spool = Spool::new();
     let d = Daemon::start(&spool, &[]);
+    // "listening on" comes before root is given up; a greeting comes after.
+    assert!(d.connect().line().starts_with("+OK"));
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
     assert!(status.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["NoNewPrivs:", "1"]), "{status}");
 }
