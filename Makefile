@@ -4,7 +4,7 @@ CARGO ?= cargo
 DEMO  := $(CURDIR)/target/demo
 CROSS_TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf mipsel-unknown-linux-musl
 
-.PHONY: build run check test lint bench release clean $(addprefix cross-,$(CROSS_TARGETS))
+.PHONY: build run check test lint bench release clean fuzz $(addprefix cross-,$(CROSS_TARGETS))
 
 build:
 	$(CARGO) build --release
@@ -35,9 +35,18 @@ check: lint
 	$(CARGO) test --all-targets
 	$(CARGO) build
 	python3 -m pytest -q tests/interop
+	bash tests/fuzz.sh $(FUZZ_CHECK_SECONDS)
+
+# Fuzzing (fuzz/, tests/fuzz.sh): every target replays its seed corpus and
+# saved crashes, then runs FUZZ_SECONDS each (`make check`: a few seconds).
+FUZZ_SECONDS ?= 60
+FUZZ_CHECK_SECONDS ?= 3
+fuzz:
+	FUZZ_PROFILE=deep bash tests/fuzz.sh $(FUZZ_SECONDS)
 
 lint:
 	$(CARGO) fmt --check
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 	$(CARGO) clippy --all-targets -- -D warnings
 	python3 tests/structure/check.py src
 

@@ -5,8 +5,9 @@ set -euo pipefail
 # curl/fetchmail/mpop/getmail6: real clients; procmail, dma: real delivery agents; ucspi-tcp: tcpserver for
 # inetd mode; openssl: password hashes, the test PKI of the TLS tests and s_client; systemd: systemd-analyze
 # verify for the shipped units (start-stop-daemon, for the init.d script, comes with dpkg); mandoc and
-# groff-base (groff's man macros): both lint the man pages (test_install.py); make: `make install`.
-PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail dma openssl systemd python3 ca-certificates mandoc groff-base make"
+# groff-base (groff's man macros): both lint the man pages (test_install.py); make: `make install`; g++: the
+# libFuzzer runtime the fuzz targets link (tests/fuzz.sh).
+PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail dma openssl systemd python3 ca-certificates mandoc groff-base make g++"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
