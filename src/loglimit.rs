@@ -13,13 +13,15 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::limits::{
     LOG_BURST, LOG_CLIENT_TEXT, LOG_MAX_ADDRESSES, LOG_PER_ADDRESS_BURST, LOG_PER_ADDRESS_EVERY, LOG_RATE,
     LOG_SUMMARY_INTERVAL,
 };
+use crate::nofollow;
 
 /// A token bucket: `burst` tokens, refilled at `per_second`.
 #[derive(Clone, Copy)]
@@ -60,9 +62,56 @@ fn per_address_rate() -> f64 {
     1.0 / LOG_PER_ADDRESS_EVERY.as_secs_f64()
 }
 
+/// inetd mode: each session is a process of its own, so the budget for
+/// all of them lives in this file in state_dir.
+static SHARED: OnceLock<PathBuf> = OnceLock::new();
+
+/// Keeps the budget for all clients in `path` (inetd mode), read and
+/// replaced under a lock for each line held to it. (The per-address
+/// budget would live and die with the process: there is none.)
+pub fn share_through(path: PathBuf) {
+    let _ = SHARED.set(path);
+}
+
+/// `allow` through the shared file: `tokens at_ms suppressed since_ms`.
+/// A file that cannot be used lets the line through (logged, not lost).
+fn allow_shared(path: &Path) -> bool {
+    let Ok(_lock) = nofollow::lock_state(&path.with_extension("lock")) else { return true };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let text = nofollow::read_state(path).unwrap_or_default();
+    let mut fields = text.split_whitespace().map(|w| w.parse::<f64>().ok());
+    let mut next = || fields.next().flatten().filter(|v| v.is_finite() && *v >= 0.0);
+    let (tokens, at, suppressed, since) = (next(), next(), next(), next());
+    let at = at.map_or(now, |a| (a as u64).min(now));
+    let refill = now.saturating_sub(at) as f64 / 1000.0 * LOG_RATE;
+    let mut tokens = tokens.map_or(f64::from(LOG_BURST), |t| (t + refill).min(f64::from(LOG_BURST)));
+    let mut suppressed = suppressed.unwrap_or(0.0) as u64;
+    let mut since = since.map_or(now, |s| s as u64);
+    let ok = tokens >= 1.0;
+    if ok {
+        tokens -= 1.0;
+        if suppressed > 0 && now.saturating_sub(since) >= LOG_SUMMARY_INTERVAL.as_millis() as u64 {
+            let secs = now.saturating_sub(since) / 1000;
+            log::warn!("suppressed {suppressed} connection and failure log lines in the last {secs}s (rate limit)");
+            suppressed = 0;
+            since = now;
+        }
+    } else {
+        if suppressed == 0 {
+            since = now;
+        }
+        suppressed += 1;
+    }
+    let _ = nofollow::replace_state(path, &format!("{tokens:.3} {now} {suppressed} {since}\n"));
+    ok
+}
+
 /// Whether a connection or failure line about a client at `ip` may be
 /// logged now; if not, it is counted for the next summary.
 pub fn allow(ip: Option<IpAddr>) -> bool {
+    if let Some(path) = SHARED.get() {
+        return allow_shared(path);
+    }
     let mut guard = LIMITER.lock().unwrap_or_else(|e| e.into_inner());
     let now = Instant::now();
     let l = guard.get_or_insert_with(|| Limiter {

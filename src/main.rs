@@ -4,7 +4,9 @@
 #![deny(unsafe_code)]
 
 // The modules are the library's (src/lib.rs), which the fuzz targets use too.
-use pop3d::{config, daemon, limits, lock, logging, penalty, perms, sasl, session, sys, tls, transport, users};
+use pop3d::{
+    config, daemon, limits, lock, logging, loglimit, penalty, perms, sasl, session, sys, tls, transport, users,
+};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -168,6 +170,8 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
     }
     sys::no_new_privs().map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
     sasl::load_fake_key_secret(&config.state_dir);
+    // Each inetd session is a process: the log budget is shared through a file.
+    loglimit::share_through(config.state_dir.join("logbudget"));
     // Each inetd session is a process: failed logins are shared through a file.
     let penalties = penalty::Penalties::in_file(
         config.state_dir.join("penalties"),
@@ -189,12 +193,17 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
     std::thread::spawn(move || {
         std::thread::sleep(deadline + limits::REAP_GRACE);
         if !LOGGED_IN.load(std::sync::atomic::Ordering::SeqCst) {
-            log::info!("session end: not logged in within {}s", deadline.as_secs());
+            if loglimit::allow(None) {
+                log::info!("session end: not logged in within {}s", deadline.as_secs());
+            }
             std::process::exit(0);
         }
     });
     let stdio = transport::Stdio::new().map_err(|e| format!("stdin/stdout: {e}"))?;
-    log::info!("{}", session::serve(&start, Box::new(stdio) as transport::Boxed));
+    let summary = session::serve(&start, Box::new(stdio) as transport::Boxed);
+    if summary.logged_in() || loglimit::allow(start.peer.map(|p| p.ip())) {
+        log::info!("{summary}");
+    }
     Ok(())
 }
 
