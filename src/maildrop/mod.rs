@@ -31,6 +31,15 @@ pub enum Location {
     Maildir(PathBuf),
 }
 
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Mbox(path) => write!(f, "{}", path.display()),
+            Location::Maildir(path) => write!(f, "maildir:{}", path.display()),
+        }
+    }
+}
+
 /// The store a maildrop's messages are read from and removed in.
 enum Store {
     Mbox(Mbox),

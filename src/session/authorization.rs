@@ -157,7 +157,8 @@ impl<T: Transport> Session<'_, T> {
             journal: self.config.state_dir.join(format!("{name}.journal")),
             copies: self.config.state_dir.join(format!("{name}.uids")),
         };
-        match Maildrop::open(self.config.location(&name), state, &self.config.limits, &self.config.mbox) {
+        let location = self.config.location(&name);
+        match Maildrop::open(location.clone(), state, &self.config.limits, &self.config.mbox) {
             Ok(drop) => {
                 let (n, size) = drop.stat();
                 log::info!("login {name}: {n} messages, {size} octets");
@@ -167,7 +168,7 @@ impl<T: Transport> Session<'_, T> {
                 self.out.ok(format_args!("maildrop has {n} messages ({size} octets)"))?;
             }
             Err(e) => {
-                log::error!("cannot open maildrop of {name}: {e}");
+                log::error!("cannot open maildrop of {name} ({location}): {e}");
                 self.out.err_code(code_of(&e), &e)?;
             }
         }
