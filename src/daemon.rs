@@ -60,6 +60,7 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
         sys::drop_privileges(user)?;
     }
     crate::sasl::load_fake_key_secret(&config.state_dir);
+    crate::lock::remove_stale_dotlocks(&crate::lock::Records::dir_in(&config.state_dir));
     // SIGHUP reloads at once, on a thread of its own, and is logged there.
     sys::block_sighup().map_err(|e| format!("cannot block SIGHUP: {e}"))?;
     let shared = Arc::new(Shared {

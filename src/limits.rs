@@ -66,6 +66,11 @@ pub const MAX_AUTH_FAILURES: u32 = 5;
 /// removed, as procmail and mutt do.
 pub const DOTLOCK_STALE: Duration = Duration::from_secs(300);
 
+/// Dotlock records (see `lock::Records`) looked at when a process starts:
+/// one per maildrop being updated at the moment of a crash, so a few; the
+/// bound keeps a flooded directory from delaying the start.
+pub const MAX_DOTLOCK_RECORDS: usize = 1000;
+
 /// Pause between attempts to take a mailbox lock held by someone else.
 pub const LOCK_RETRY: Duration = Duration::from_millis(50);
 

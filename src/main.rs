@@ -186,6 +186,7 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
         sys::drop_privileges(config.user.as_deref().unwrap_or(""))?;
     }
     sasl::load_fake_key_secret(&config.state_dir);
+    lock::remove_stale_dotlocks(&lock::Records::dir_in(&config.state_dir));
     let start = session::Start {
         config,
         tls: tls.as_ref(),

@@ -112,6 +112,13 @@ pub fn flock(fd: RawFd, op: libc::c_int) -> io::Result<Locked> {
     }
 }
 
+/// Whether process `pid` exists (on this host), whoever owns it.
+pub fn process_exists(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it only checks the pid.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// The system's host name.
 pub fn hostname() -> Option<String> {
     let mut buf = [0u8; 256];

@@ -201,11 +201,16 @@ fn a_full_disk_during_update_deletes_nothing() {
     assert!(c.cmd("DELE 1").starts_with("+OK"));
     let reply = c.cmd("QUIT");
     assert!(reply.starts_with("-ERR [SYS/TEMP] could not remove deleted messages"), "{reply}");
+    // What failed is named: the journal in state_dir, not the mailbox; the
+    // path only in the log.
+    assert!(reply.contains("update journal in state_dir"), "{reply}");
+    assert!(!reply.contains(small.to_str().unwrap()), "{reply}");
     assert_eq!(spool.read_mbox("alice"), mbox, "the mailbox is untouched");
     let left: Vec<_> = std::fs::read_dir(&small).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(!left.iter().any(|n| n.to_string_lossy().contains("journal")), "{left:?}");
     let log = d.wait_log("update of alice's maildrop failed");
     assert!(log.contains("No space left on device"), "{log}");
+    assert!(log.contains(&format!("no space in {} for the ", small.display())), "{log}");
 }
 
 #[test]

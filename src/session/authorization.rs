@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::{End, Next, Session, State};
 use crate::hex;
 use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES};
-use crate::lock::SessionLock;
+use crate::lock::{Records, SessionLock};
 use crate::maildrop::{Maildrop, MaildropError, StatePaths};
 use crate::parser::Command;
 use crate::reply::Code;
@@ -153,9 +153,11 @@ impl<T: Transport> Session<'_, T> {
                 return Ok(Next::Continue);
             }
         };
+        let state_dir = &self.config.state_dir;
         let state = StatePaths {
-            journal: self.config.state_dir.join(format!("{name}.journal")),
-            copies: self.config.state_dir.join(format!("{name}.uids")),
+            journal: state_dir.join(format!("{name}.journal")),
+            copies: state_dir.join(format!("{name}.uids")),
+            dotlocks: Records { dir: Records::dir_in(state_dir), name: name.clone() },
         };
         let location = self.config.location(&name);
         match Maildrop::open(location.clone(), state, &self.config.limits, &self.config.mbox) {
@@ -168,7 +170,7 @@ impl<T: Transport> Session<'_, T> {
                 self.out.ok(format_args!("maildrop has {n} messages ({size} octets)"))?;
             }
             Err(e) => {
-                log::error!("cannot open maildrop of {name} ({location}): {e}");
+                log::error!("cannot open maildrop of {name}: {e} (maildrop {location})");
                 self.out.err_code(code_of(&e), &e)?;
             }
         }

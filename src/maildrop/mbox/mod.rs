@@ -15,7 +15,7 @@ use super::lines::FromQuoting;
 use super::message::{Message, Part};
 use super::store::{Limits, MaildropError};
 use super::stream;
-use crate::lock::{LockMethod, MboxLock};
+use crate::lock::{LockMethod, MboxLock, Records};
 use crate::reply::MessageSink;
 
 /// How mailboxes are read and locked (from the configuration).
@@ -44,6 +44,8 @@ pub struct StatePaths {
     pub journal: PathBuf,
     /// The copy numbers of identical messages (see `CopyNumbers`).
     pub copies: PathBuf,
+    /// Where a dotlock taken for it is recorded (see `lock::Records`).
+    pub dotlocks: Records,
 }
 
 /// One mbox as it was indexed at login.
@@ -73,8 +75,9 @@ impl Mbox {
             Err(e) => return Err(e.into()),
         };
         {
-            let _lock = MboxLock::acquire(&mbox.path, &file, &settings.locking, recovering, settings.lock_timeout)?;
-            let StatePaths { journal, copies } = &mbox.state;
+            let (locking, timeout, records) = (&settings.locking, settings.lock_timeout, &mbox.state.dotlocks);
+            let _lock = MboxLock::acquire(&mbox.path, &file, locking, recovering, timeout, records)?;
+            let StatePaths { journal, copies, .. } = &mbox.state;
             if recovering {
                 update::recover(&file, &update::UpdatePaths { journal, copies })?;
             }
@@ -130,7 +133,8 @@ impl Mbox {
             return Ok(());
         };
         let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
-        let _lock = MboxLock::acquire(&self.path, &file, &self.settings.locking, true, self.settings.lock_timeout)?;
+        let (locking, timeout) = (&self.settings.locking, self.settings.lock_timeout);
+        let _lock = MboxLock::acquire(&self.path, &file, locking, true, timeout, &self.state.dotlocks)?;
         let (now, then) = (file.metadata()?, scanned.metadata()?);
         if now.dev() != then.dev() || now.ino() != then.ino() || now.len() < self.index.scanned_end {
             return Err(MaildropError::Changed);
@@ -232,7 +236,8 @@ mod tests {
 
     /// The mbox at `path` as a session opens it, with its state files in `dir`.
     fn open(dir: &TempDir, path: &Path, settings: &MboxSettings) -> Maildrop {
-        let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
+        let dotlocks = crate::lock::Records { dir: dir.join("dotlocks"), name: "u".into() };
+        let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids"), dotlocks };
         Maildrop::open(Location::Mbox(path.to_path_buf()), state, &LIMITS, settings).unwrap()
     }
 

@@ -198,8 +198,13 @@ fn write_journal(journal: &Path, header: &Header, pieces: &[Piece], copies: &[u8
             .open(&tmp)?;
         out.write_all(header.line().as_bytes())?;
         let mut buf = vec![0u8; STORE_BLOCK];
-        for piece in pieces {
-            copy_range(piece.0, piece.1, piece.2, &mut out, &mut buf).map_err(Source::Mailbox)?;
+        for &Piece(file, mut pos, end) in pieces {
+            while pos < end {
+                let want = buf.len().min((end - pos) as usize);
+                let n = read_some_at(file, &mut buf[..want], pos).map_err(Source::Mailbox)?;
+                out.write_all(&buf[..n])?;
+                pos += n as u64;
+            }
         }
         out.write_all(copies)?;
         out.sync_all()?;
@@ -423,14 +428,20 @@ pub fn recover(file: &File, paths: &UpdatePaths) -> Result<bool, MaildropError> 
 fn copy_range(src: &File, mut start: u64, end: u64, out: &mut impl Write, buf: &mut [u8]) -> io::Result<()> {
     while start < end {
         let want = buf.len().min((end - start) as usize);
-        let n = src.read_at(&mut buf[..want], start)?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "mailbox shrank while being copied"));
-        }
+        let n = read_some_at(src, &mut buf[..want], start)?;
         out.write_all(&buf[..n])?;
         start += n as u64;
     }
     Ok(())
+}
+
+/// Reads at least one byte at `pos` (the caller asks only for bytes it
+/// knows are there): a file that ends sooner shrank under us.
+fn read_some_at(src: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    match src.read_at(buf, pos)? {
+        0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "mailbox shrank while being copied")),
+        n => Ok(n),
+    }
 }
 
 fn md5_range(file: &File, start: u64, end: u64) -> io::Result<[u8; 16]> {
