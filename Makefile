@@ -4,7 +4,7 @@ CARGO ?= cargo
 DEMO  := $(CURDIR)/target/demo
 CROSS_TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf mipsel-unknown-linux-musl
 
-.PHONY: build run check test lint bench release clean $(addprefix cross-,$(CROSS_TARGETS))
+.PHONY: build run check test lint bench torture release clean $(addprefix cross-,$(CROSS_TARGETS))
 
 build:
 	$(CARGO) build --release
@@ -42,6 +42,12 @@ lint:
 
 test:
 	$(CARGO) test
+
+# The long crash suite: more system calls, hundreds of randomized kills (tests/interop/test_crash.py).
+torture: build
+	bash tests/install-deps.sh
+	$(CARGO) build
+	CRASH_TORTURE=1 python3 -m pytest -q tests/interop/test_crash.py
 
 bench: build
 	bash bench/run.sh

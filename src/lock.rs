@@ -206,7 +206,13 @@ fn write_record(records: &Records, dotlock: &Path) -> Option<PathBuf> {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .and_then(|mut f| f.write_all(dotlock.as_os_str().as_encoded_bytes())),
+            .and_then(|mut f| {
+                // The process id first: the clean-up knows whose it was even
+                // when the dotlock itself was never made.
+                let mut text = format!("{}\n", std::process::id()).into_bytes();
+                text.extend_from_slice(dotlock.as_os_str().as_encoded_bytes());
+                f.write_all(&text)
+            }),
     };
     match written {
         Ok(()) => Some(path),
@@ -225,7 +231,21 @@ pub fn remove_stale_dotlocks(dir: &Path) {
     for entry in entries.flatten().take(MAX_DOTLOCK_RECORDS) {
         let record = entry.path();
         let Ok(text) = fs::read(&record) else { continue };
-        let dotlock = PathBuf::from(std::ffi::OsString::from_vec(text));
+        // `PID\nDOTLOCK`; anything else is a record cut short by the crash,
+        // written before any dotlock was made.
+        let Some(nl) = text.iter().position(|&b| b == b'\n') else {
+            let _ = fs::remove_file(&record);
+            continue;
+        };
+        let pid = std::str::from_utf8(&text[..nl]).ok().and_then(|p| p.parse::<i32>().ok());
+        let dotlock = PathBuf::from(std::ffi::OsString::from_vec(text[nl + 1..].to_vec()));
+        match pid {
+            Some(pid) if pid > 0 && !sys::process_exists(pid) => {
+                // A dotlock being made when it died: its temporary file.
+                let _ = fs::remove_file(temporary_dotlock(&dotlock, pid as u32));
+            }
+            _ => continue,
+        }
         match holder(&dotlock) {
             Holder::LiveHere | Holder::Foreign => continue,
             Holder::DeadHere(pid) => match fs::remove_file(&dotlock) {
@@ -328,16 +348,43 @@ fn dotlock(path: &Path) -> io::Result<bool> {
 }
 
 /// Creates the dotlock `path` if nobody holds it; false if somebody does.
+/// It appears with its content or not at all: written under a temporary
+/// name first, then linked into place (as liblockfile does), so a kill
+/// never leaves an empty dotlock that only the age rule could remove.
+/// Where the filesystem has no hard links, it is created and written.
 fn create_dotlock(path: &Path) -> io::Result<bool> {
-    match OpenOptions::new().write(true).create_new(true).mode(0o644).open(path) {
-        Ok(mut f) => {
-            let host = sys::hostname().unwrap_or_else(|| "localhost".into());
-            let _ = writeln!(f, "{} {host}", std::process::id());
-            Ok(true)
-        }
+    let host = sys::hostname().unwrap_or_else(|| "localhost".into());
+    let content = format!("{} {host}\n", std::process::id());
+    let tmp = temporary_dotlock(path, std::process::id());
+    let _ = fs::remove_file(&tmp);
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(content.as_bytes()));
+    let linked = written.and_then(|_| fs::hard_link(&tmp, path));
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EOPNOTSUPP)) => {
+            match OpenOptions::new().write(true).create_new(true).mode(0o644).open(path) {
+                Ok(mut f) => f.write_all(content.as_bytes()).map(|_| true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
         Err(e) => Err(e),
     }
+}
+
+/// The temporary name process `pid` writes the dotlock `path` under.
+fn temporary_dotlock(path: &Path, pid: u32) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(format!(".pop3d-{pid}"));
+    PathBuf::from(p)
 }
 
 /// Held for a whole session: a second session for the same maildrop, in this
@@ -477,16 +524,23 @@ mod tests {
         let lock =
             MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::ZERO, &records(&dir)).unwrap();
         let record = Records::dir_in(dir.path()).join("u");
-        assert_eq!(fs::read(&record).unwrap(), dot.as_os_str().as_encoded_bytes());
+        let recorded = [format!("{}\n", std::process::id()).as_bytes(), dot.as_os_str().as_encoded_bytes()].concat();
+        assert_eq!(fs::read(&record).unwrap(), recorded);
         // Held by a live process (this one): both stay.
         remove_stale_dotlocks(&Records::dir_in(dir.path()));
         assert!(dot.exists() && record.exists());
-        // What a kill leaves: the record and the dotlock of a dead pid.
+        // What a kill leaves: the record and the dotlock of a dead pid (or
+        // only its temporary file, killed before the link).
         std::mem::forget(lock);
         remove_held_dotlocks_under(dir.path());
-        fs::write(&dot, format!("{} {host}\n", dead_pid())).unwrap();
+        let dead = dead_pid();
+        fs::write(&dot, format!("{dead} {host}\n")).unwrap();
+        let tmp = temporary_dotlock(&dot, dead as u32);
+        fs::write(&tmp, format!("{dead} {host}\n")).unwrap();
+        fs::write(&record, [format!("{dead}\n").as_bytes(), dot.as_os_str().as_encoded_bytes()].concat()).unwrap();
         remove_stale_dotlocks(&Records::dir_in(dir.path()));
         assert!(!dot.exists(), "the dead holder's dotlock is gone");
+        assert!(!tmp.exists(), "and its temporary file");
         assert!(!record.exists(), "and its record");
         // A released lock leaves no record.
         drop(MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::ZERO, &records(&dir)).unwrap());

@@ -169,3 +169,30 @@ fn log_lines_from_concurrent_inetd_sessions_are_never_torn() {
     // All of them made or read state_dir/scram.secret at once: none read it half-written.
     assert!(!logged.contains("scram.secret"), "{logged}");
 }
+
+/// A daemon killed while it held a mailbox's dotlock leaves it (and its
+/// record in state_dir); the daemon started again removes it at once, before
+/// any client or delivery agent has to wait for it to grow stale.
+#[test]
+fn a_restarted_daemon_removes_the_dotlock_its_killed_predecessor_held() {
+    let spool = Spool::new();
+    spool.write_mbox("alice", format!("{}Subject: x\n\nbody\n", from_line("a@x")).as_bytes());
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let dotlock = spool.mbox("alice").with_extension("lock");
+    std::fs::write(&dotlock, format!("{dead} {}\n", host.trim())).unwrap();
+    let records = spool.dir.join("state").join("dotlocks");
+    std::fs::create_dir_all(&records).unwrap();
+    std::fs::write(records.join("alice"), format!("{dead}\n{}", dotlock.display())).unwrap();
+    spool.give_to_server();
+    let d = Daemon::start(&spool, &["lock_timeout = 60"]);
+    d.wait_log("listening on");
+    let log = d.wait_log("which died");
+    assert!(log.contains(&format!("removed dotlock {} left by pop3d process {dead}", dotlock.display())), "{log}");
+    assert!(!dotlock.exists() && !records.join("alice").exists());
+    // No wait for the lock (lock_timeout is far beyond the hang guard).
+    let mut c = d.connect();
+    assert!(c.login("alice", "secret").starts_with("+OK maildrop has 1"));
+}
