@@ -112,6 +112,8 @@ def check(env, before, after_update, delivered, kept_uidls, all_uidls, what):
     outcomes, with what was delivered after the crash; the UIDLs of the messages that stay are the ones they
     had."""
     ids = uidls(env)
+    left = [n for n in os.listdir(env.state) if n.endswith(("-new", ".journal")) or "journal" in n]
+    assert not left, "%s: left in state_dir after the next login: %s" % (what, left)
     got = env.read_mbox("alice")
     if got.endswith(delivered) and got[:len(got) - len(delivered)] == after_update:
         want = kept_uidls

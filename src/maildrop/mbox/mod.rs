@@ -78,8 +78,10 @@ impl Mbox {
             let (locking, timeout, records) = (&settings.locking, settings.lock_timeout, &mbox.state.dotlocks);
             let _lock = MboxLock::acquire(&mbox.path, &file, locking, recovering, timeout, records)?;
             let StatePaths { journal, copies, .. } = &mbox.state;
+            let paths = update::UpdatePaths { journal, copies };
+            update::remove_leftovers(&paths);
             if recovering {
-                update::recover(&file, &update::UpdatePaths { journal, copies })?;
+                update::recover(&file, &paths)?;
             }
             let len = file.metadata()?.len();
             if len > limits.max_size {

@@ -338,7 +338,7 @@ fn finish(paths: &UpdatePaths, copies: Option<&str>) -> io::Result<()> {
 /// Removes what an update killed half-way leaves in `state_dir` besides its
 /// journal: a journal or copy-number file still being written. Called under
 /// the maildrop's locks, where no update of it can be running.
-fn remove_leftovers(paths: &UpdatePaths) {
+pub fn remove_leftovers(paths: &UpdatePaths) {
     for tmp in [paths.journal.with_extension("journal-new"), paths.copies.with_extension("uids-new")] {
         match fs::remove_file(&tmp) {
             Ok(()) => log::warn!("removed {}, left by an interrupted update", tmp.display()),
@@ -349,10 +349,8 @@ fn remove_leftovers(paths: &UpdatePaths) {
 }
 
 /// Finishes an interrupted UPDATE recorded in `paths.journal`, if there is
-/// one, and removes half-written leftovers. `file` is the mailbox, opened
-/// read-write and exclusively locked.
+/// one. `file` is the mailbox, opened read-write and exclusively locked.
 pub fn recover(file: &File, paths: &UpdatePaths) -> Result<bool, MaildropError> {
-    remove_leftovers(paths);
     let journal = paths.journal;
     let jfile = match OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(journal) {
         Ok(f) => f,
