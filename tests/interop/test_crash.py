@@ -283,3 +283,29 @@ def test_maildir_kill_at_every_unlink_and_directory_sync(crash_env):
             env.fix_perms()
             runs += 1
     assert runs >= 2
+
+
+def test_recovery_needs_room_for_one_journal_only(crash_env):
+    """state_dir on a filesystem with room for one journal: an UPDATE killed after writing it is finished by
+    the next login (which reuses the journal instead of writing a second one)."""
+    env = crash_env
+    if not lib.IS_ROOT:
+        pytest.skip("mounting a tmpfs needs root")
+    shutil.rmtree(env.state)
+    os.mkdir(env.state)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", env.state], check=True)
+    env.cleanups.append(lambda: subprocess.run(["umount", env.state]))
+    msgs = [message(1, 10)] + [message(n, 500) for n in range(2, 4)]  # a ~24 KB tail after message 1
+    before = lib.build_mbox(msgs)
+    after_update = lib.build_mbox(msgs[1:])
+    env.write_mbox("alice", before)
+    all_ids = uidls(env)
+    # The journal (about 24 KB) fits; a second one beside it would not.
+    with open(os.path.join(env.state, "filler"), "wb") as f:
+        f.write(b"\0" * (64 * 1024 - 4096 - 2 * len(after_update) + len(after_update) // 2))
+    env.fix_perms()
+    _, killed = session(env, ["USER alice", "PASS " + PASSWORD, "DELE 1", "QUIT"], inject=("pwrite64", 1))
+    assert killed
+    assert any(n.endswith(".journal") for n in os.listdir(env.state))
+    check(env, before, after_update, b"", all_ids[1:], all_ids, "one journal's room")
+    assert env.read_mbox("alice") == after_update, "the update was finished, not refused"
