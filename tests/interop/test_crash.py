@@ -205,7 +205,8 @@ def test_randomized_kills_during_update_of_a_large_mailbox(crash_env):
     everything after it); bounded in count, longer under CRASH_TORTURE."""
     env = crash_env
     count = 200 if TORTURE else 12
-    msgs = [message(n, 3000) for n in range(1, 41)]  # ~40 x 70 KB
+    msgs = [message(n, 3000) for n in range(1, 401 if TORTURE else 41)]  # 70 KB each: 28 MB or 2.8 MB
+    longest = 0.5 if TORTURE else 0.05
     before = lib.build_mbox(msgs)
     after_update = lib.build_mbox(msgs[1:])
     env.write_mbox("alice", before)
@@ -225,7 +226,7 @@ def test_randomized_kills_during_update_of_a_large_mailbox(crash_env):
             if not chunk:
                 break
             got += chunk
-        time.sleep(rng.uniform(0, 0.05))  # the randomized moment of the kill, not synchronisation
+        time.sleep(rng.uniform(0, longest))  # the randomized moment of the kill, not synchronisation
         p.kill()
         p.wait(timeout=lib.CLIENT_TIMEOUT)
         p.stdout.close()
