@@ -289,7 +289,7 @@ mod tests {
     /// The Maildir at `root` as a session opens it.
     fn open(root: &Path, limits: &Limits) -> Result<Maildrop, MaildropError> {
         let dotlocks = crate::lock::Records { dir: PathBuf::new(), name: String::new() };
-        let state = StatePaths { journal: PathBuf::new(), copies: PathBuf::new(), dotlocks };
+        let state = StatePaths { journal: PathBuf::new(), copies: PathBuf::new(), dotlocks, index: PathBuf::new() };
         let mbox = crate::maildrop::MboxSettings {
             quoting: FromQuoting::Mboxrd,
             locking: Vec::new(),

@@ -158,6 +158,7 @@ impl<T: Transport> Session<'_, T> {
             journal: state_dir.join(format!("{name}.journal")),
             copies: state_dir.join(format!("{name}.uids")),
             dotlocks: Records { dir: Records::dir_in(state_dir), name: name.clone() },
+            index: state_dir.join(format!("{name}.index")),
         };
         let location = self.config.location(&name);
         match Maildrop::open(location.clone(), state, &self.config.limits, &self.config.mbox) {
@@ -165,7 +166,7 @@ impl<T: Transport> Session<'_, T> {
                 let (n, size) = drop.stat();
                 log::info!("login {name}: {n} messages, {size} octets");
                 self.logged_in = Some(name.clone());
-                self.state = State::Transaction { user: name, drop, _lock: lock };
+                self.state = State::Transaction { user: name, drop: Box::new(drop), _lock: lock };
                 self.out.get_mut().set_timeout(self.config.timeout_session)?;
                 self.out.ok(format_args!("maildrop has {n} messages ({size} octets)"))?;
             }

@@ -61,7 +61,7 @@ enum State {
     },
     Transaction {
         user: String,
-        drop: Maildrop,
+        drop: Box<Maildrop>,
         _lock: SessionLock,
     },
 }
