@@ -526,12 +526,17 @@ def login_retry_in_use(daemon, user="alice", deadline_s=10.0):
 def race_deliveries_with_updates(daemon, deliver, total, sessions, number_of, user="alice"):
     """A bounded race: deliver(1) .. deliver(total - 1) run in a thread while `sessions` sessions each
     retrieve the first message, delete it and quit. Returns the numbers of the deleted messages
-    (`number_of(lines)` reads one from a retrieved message's lines); fails if a delivery failed."""
+    (`number_of(lines)` reads one from a retrieved message's lines); fails if a delivery failed.
+    When a session fails, no further delivery starts and the one under way is waited for: no delivery
+    of this race outlives it (into the next test's mailbox, or after the fixture removed the account)."""
     errors = []
+    stop = threading.Event()
 
     def deliverer():
         try:
             for n in range(1, total):
+                if stop.is_set():
+                    return
                 deliver(n)
         except Exception as e:  # reported below
             errors.append(e)
@@ -539,14 +544,19 @@ def race_deliveries_with_updates(daemon, deliver, total, sessions, number_of, us
     t = threading.Thread(target=deliverer)
     t.start()
     deleted = []
-    for _ in range(sessions):
-        p = login_retry_in_use(daemon, user)
-        if p.stat()[0]:
-            _, lines, _ = p.retr(1)
-            deleted.append(number_of(lines))
-            p.dele(1)
-        p.quit()
-    t.join(timeout=CLIENT_TIMEOUT * 2)
+    try:
+        for _ in range(sessions):
+            p = login_retry_in_use(daemon, user)
+            if p.stat()[0]:
+                _, lines, _ = p.retr(1)
+                deleted.append(number_of(lines))
+                p.dele(1)
+            p.quit()
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        t.join(timeout=CLIENT_TIMEOUT * 2)
     assert not t.is_alive() and not errors, errors
     return deleted
 
