@@ -23,21 +23,24 @@
 //!
 //! Format (little-endian): `MAGIC`, inode, indexed length, ctime seconds and
 //! nanoseconds, format byte, message count, then per message `RECORD_LEN`
-//! octets (start, content, end, size, digest, copy number, head), then the
-//! MD5 of everything before it.
+//! octets (start, content, end, size, digest, copy number, head), then a
+//! checksum of everything before it (`Checksum`: not cryptographic, as
+//! state_dir is the daemon's own; it catches torn, zeroed and cut files at a
+//! fraction of MD5's cost, which would be most of a cached login).
 
 use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
-
-use md5::{Digest, Md5};
 
 use super::index::{self, head_matches, CopyNumbers, Index, ScanError};
 use crate::maildrop::lines::FromQuoting;
 use crate::maildrop::message::{Message, Uid};
 
 const MAGIC: &[u8; 14] = b"POP3D-INDEX-1\n";
+
+/// Records read or written per block.
+const RECORDS_PER_BLOCK: usize = 1024;
 
 /// Octets per message in the file.
 pub const RECORD_LEN: usize = 8 * 4 + 16 + 4 + 8;
@@ -173,31 +176,37 @@ pub fn save_after_update(path: &Path, meta: &Metadata, quoting: FromQuoting, mes
 fn save(path: &Path, stamp: &Stamp, messages: &[Message]) {
     let tmp = path.with_extension("index-new");
     let written = (|| {
-        let file = OpenOptions::new()
+        let mut out = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
-        let mut out = Hashing { inner: BufWriter::with_capacity(64 * 1024, file), md5: Md5::new() };
-        out.write_all(MAGIC)?;
+        let mut sum = Checksum::default();
+        let mut buf = Vec::with_capacity(RECORDS_PER_BLOCK * RECORD_LEN);
+        buf.extend_from_slice(MAGIC);
         for n in [stamp.ino, stamp.len, stamp.ctime.0 as u64, stamp.ctime.1 as u64] {
-            out.write_all(&n.to_le_bytes())?;
+            buf.extend_from_slice(&n.to_le_bytes());
         }
-        out.write_all(&[stamp.quoting])?;
-        out.write_all(&(messages.len() as u64).to_le_bytes())?;
-        for m in messages {
-            for n in [m.start, m.content, m.end, m.size] {
-                out.write_all(&n.to_le_bytes())?;
+        buf.push(stamp.quoting);
+        buf.extend_from_slice(&(messages.len() as u64).to_le_bytes());
+        sum.add(&buf);
+        out.write_all(&buf)?;
+        for block in messages.chunks(RECORDS_PER_BLOCK) {
+            buf.clear();
+            for m in block {
+                for n in [m.start, m.content, m.end, m.size] {
+                    buf.extend_from_slice(&n.to_le_bytes());
+                }
+                buf.extend_from_slice(&m.uid.digest);
+                buf.extend_from_slice(&m.uid.copy.to_le_bytes());
+                buf.extend_from_slice(&m.head.to_le_bytes());
             }
-            out.write_all(&m.uid.digest)?;
-            out.write_all(&m.uid.copy.to_le_bytes())?;
-            out.write_all(&m.head.to_le_bytes())?;
+            sum.add(&buf);
+            out.write_all(&buf)?;
         }
-        let sum: [u8; 16] = out.md5.finalize_reset().into();
-        out.inner.write_all(&sum)?;
-        out.inner.flush()?;
+        out.write_all(&sum.0.to_le_bytes())?;
         fs::rename(&tmp, path)
     })();
     if let Err(e) = written {
@@ -209,75 +218,80 @@ fn save(path: &Path, stamp: &Stamp, messages: &[Message]) {
 /// Reads the cache: None for a cache that is not there, not whole, not this
 /// format, or over `max_messages`; Err for one that cannot be read.
 fn load(path: &Path, max_messages: usize) -> io::Result<Option<(Stamp, Vec<Message>)>> {
-    let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
     let size = file.metadata()?.len();
-    let mut input = Hashing { inner: BufReader::with_capacity(64 * 1024, file), md5: Md5::new() };
-    let mut magic = [0u8; MAGIC.len()];
-    let mut header = [0u8; HEADER_LEN];
-    if size < (MAGIC.len() + HEADER_LEN + 16) as u64 {
+    let mut head = [0u8; MAGIC.len() + HEADER_LEN];
+    if size < (head.len() + 8) as u64 {
         return Ok(None);
     }
-    input.read_exact(&mut magic)?;
-    input.read_exact(&mut header)?;
+    file.read_exact(&mut head)?;
+    let mut sum = Checksum::default();
+    sum.add(&head);
+    let (magic, header) = head.split_at(MAGIC.len());
     let num = |i: usize| u64::from_le_bytes(header[i * 8..i * 8 + 8].try_into().unwrap_or_default());
     let stamp = Stamp { ino: num(0), len: num(1), ctime: (num(2) as i64, num(3) as i64), quoting: header[32] };
     let count = u64::from_le_bytes(header[33..41].try_into().unwrap_or_default());
-    let expected = (MAGIC.len() + HEADER_LEN + 16) as u64 + count.saturating_mul(RECORD_LEN as u64);
-    if &magic != MAGIC || count > max_messages as u64 || size != expected {
+    let expected = (head.len() + 8) as u64 + count.saturating_mul(RECORD_LEN as u64);
+    if magic != MAGIC || count > max_messages as u64 || size != expected {
         return Ok(None);
     }
     let mut messages = Vec::with_capacity(count as usize);
-    let mut record = [0u8; RECORD_LEN];
+    let mut buf = vec![0u8; RECORDS_PER_BLOCK * RECORD_LEN];
     let mut previous_end = 0;
-    for _ in 0..count {
-        input.read_exact(&mut record)?;
-        let n = |i: usize| u64::from_le_bytes(record[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-        let msg = Message {
-            start: n(0),
-            content: n(1),
-            end: n(2),
-            size: n(3),
-            uid: Uid {
-                digest: record[32..48].try_into().unwrap_or_default(),
-                copy: u32::from_le_bytes(record[48..52].try_into().unwrap_or_default()),
-            },
-            head: u64::from_le_bytes(record[52..60].try_into().unwrap_or_default()),
-        };
-        // In order, inside the indexed part: anything else is not ours.
-        if msg.start < previous_end || msg.start >= msg.content || msg.content > msg.end || msg.end > stamp.len {
-            return Ok(None);
+    let mut left = count as usize;
+    while left > 0 {
+        let block = &mut buf[..left.min(RECORDS_PER_BLOCK) * RECORD_LEN];
+        file.read_exact(block)?;
+        sum.add(block);
+        for record in block.chunks_exact(RECORD_LEN) {
+            let n = |i: usize| u64::from_le_bytes(record[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+            let msg = Message {
+                start: n(0),
+                content: n(1),
+                end: n(2),
+                size: n(3),
+                uid: Uid {
+                    digest: record[32..48].try_into().unwrap_or_default(),
+                    copy: u32::from_le_bytes(record[48..52].try_into().unwrap_or_default()),
+                },
+                head: u64::from_le_bytes(record[52..60].try_into().unwrap_or_default()),
+            };
+            // In order, inside the indexed part: anything else is not ours.
+            if msg.start < previous_end || msg.start >= msg.content || msg.content > msg.end || msg.end > stamp.len {
+                return Ok(None);
+            }
+            previous_end = msg.end;
+            messages.push(msg);
         }
-        previous_end = msg.end;
-        messages.push(msg);
+        left -= block.len() / RECORD_LEN;
     }
-    let sum: [u8; 16] = input.md5.finalize_reset().into();
-    let mut stored = [0u8; 16];
-    input.inner.read_exact(&mut stored)?;
-    Ok((sum == stored).then_some((stamp, messages)))
+    let mut stored = [0u8; 8];
+    file.read_exact(&mut stored)?;
+    Ok((sum.0 == u64::from_le_bytes(stored)).then_some((stamp, messages)))
 }
 
-/// Hashes what passes through it.
-struct Hashing<T> {
-    inner: T,
-    md5: Md5,
-}
+/// A 64-bit checksum over 8-octet words (FNV-1a style multiply, then a
+/// rotation so a word's position counts): one multiply per word. Writing
+/// and reading add the file in the same pieces (the header, then blocks of
+/// `RECORDS_PER_BLOCK` records), so the words line up the same way.
+#[derive(Debug)]
+struct Checksum(u64);
 
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.md5.update(&buf[..n]);
-        Ok(n)
+impl Default for Checksum {
+    fn default() -> Self {
+        Checksum(0xcbf2_9ce4_8422_2325)
     }
 }
 
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.md5.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+impl Checksum {
+    fn add(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
+            self.0 = (self.0 ^ w).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
+        }
+        for &b in words.remainder() {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
+        }
     }
 }
