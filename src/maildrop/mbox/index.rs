@@ -112,19 +112,27 @@ pub fn scan_after<R: Read>(
         // Fast path: ordinary lines are counted in bulk (header lines are
         // hashed on the way, as the slow path below does).
         if let Some(b) = cur.as_mut().filter(|b| !b.in_from_line) {
-            let (in_header, hasher) = (b.in_header, &mut b.hasher);
-            let (raw, lines) = segs.take_plain_lines(u64::MAX, |line| {
-                if in_header {
+            if b.in_header {
+                let hasher = &mut b.hasher;
+                let (raw, lines) = segs.take_plain_lines(u64::MAX, |line| {
                     hasher.update(line);
                     hasher.update(b"\n");
+                    Ok(())
+                })?;
+                if lines > 0 {
+                    b.size += raw + lines;
+                    b.blank = None;
+                    b.last_has_crlf = true;
+                    end += raw;
                 }
-                Ok(())
-            })?;
-            if lines > 0 {
-                b.size += raw + lines;
-                b.blank = None;
-                b.last_has_crlf = true;
-                end += raw;
+            } else {
+                let run = segs.skip_body(quoting);
+                if run.lines > 0 {
+                    b.size += run.raw + run.lines - run.unquoted;
+                    b.blank = run.last_blank.map(|at| (at, 2));
+                    b.last_has_crlf = true;
+                    end += run.raw;
+                }
             }
         }
         let Some(seg) = segs.next()? else { break };
