@@ -484,13 +484,19 @@ mod tests {
         drop(held);
     }
 
-    #[test]
-    fn a_dotlock_says_who_holds_it_and_a_dead_holders_goes_at_once() {
-        let dir = TempDir::new("dead");
+    /// A directory with an mbox `u` (created and opened), its dotlock's path
+    /// and this host's name.
+    fn dotlocked_mbox(tag: &str) -> (TempDir, PathBuf, File, PathBuf, String) {
+        let dir = TempDir::new(tag);
         let mbox = dir.join("u");
         let file = File::create(&mbox).unwrap();
         let dot = dir.join("u.lock");
-        let host = sys::hostname().unwrap();
+        (dir, mbox, file, dot, sys::hostname().unwrap())
+    }
+
+    #[test]
+    fn a_dotlock_says_who_holds_it_and_a_dead_holders_goes_at_once() {
+        let (dir, mbox, file, dot, host) = dotlocked_mbox("dead");
         let lock =
             MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::ZERO, &records(&dir)).unwrap();
         assert_eq!(fs::read_to_string(&dot).unwrap(), format!("{} {host}\n", std::process::id()));
@@ -516,11 +522,7 @@ mod tests {
     /// process to start removes that dotlock, and only when its holder died.
     #[test]
     fn recorded_dotlocks_of_dead_processes_are_removed_at_start() {
-        let dir = TempDir::new("records");
-        let mbox = dir.join("u");
-        let file = File::create(&mbox).unwrap();
-        let dot = dir.join("u.lock");
-        let host = sys::hostname().unwrap();
+        let (dir, mbox, file, dot, host) = dotlocked_mbox("records");
         let lock =
             MboxLock::acquire(&mbox, &file, &[LockMethod::Dotlock], true, Duration::ZERO, &records(&dir)).unwrap();
         let record = Records::dir_in(dir.path()).join("u");

@@ -3,7 +3,6 @@
 # outcome checked byte for byte against the two allowed ones, with the UIDLs. CRASH_TORTURE=1 (`make torture`)
 # steps through more system calls and adds randomized-delay kills over a large mailbox.
 import os
-import pwd
 import random
 import re
 import shutil
@@ -132,20 +131,27 @@ def start_any_process(env):
     assert out.startswith(b"+OK"), out
 
 
+def five_messages(env):
+    """alice's mbox of five messages and an UPDATE that deletes 2 and the last one (the case where a
+    byte-identical redelivery of the last imitates the tail): the messages, the mailbox before and after, the
+    UIDLs of all and of the kept ones, and the session script."""
+    msgs = [message(n) for n in range(1, 6)]
+    before = lib.build_mbox(msgs)
+    after_update = lib.build_mbox([msgs[0], msgs[2], msgs[3]])
+    env.write_mbox("alice", before)
+    all_ids = uidls(env)
+    kept_ids = [all_ids[0], all_ids[2], all_ids[3]]
+    script = ["USER alice", "PASS " + PASSWORD, "DELE 2", "DELE 5", "QUIT"]
+    return msgs, before, after_update, all_ids, kept_ids, script
+
+
 @pytest.mark.parametrize("later", ["none", "procmail", "identical"])
 def test_kill_at_every_file_changing_call_of_update(crash_env, later):
     env = crash_env
     if later == "procmail":
         lib.need_tool("procmail")
-    msgs = [message(n) for n in range(1, 6)]
-    before = lib.build_mbox(msgs)
-    # Deleting 2 and the last one: the case where a byte-identical redelivery of the last imitates the tail.
-    after_update = lib.build_mbox([msgs[0], msgs[2], msgs[3]])
-    env.write_mbox("alice", before)
-    all_ids = uidls(env)
-    kept_ids = [all_ids[0], all_ids[2], all_ids[3]]
+    msgs, before, after_update, all_ids, kept_ids, script = five_messages(env)
     snap = snapshot(env)
-    script = ["USER alice", "PASS " + PASSWORD, "DELE 2", "DELE 5", "QUIT"]
     runs = 0
     for sc in SYSCALLS:
         total = count_calls(env, script, sc)
@@ -173,13 +179,7 @@ def test_kill_at_every_call_of_recovery(crash_env):
     """A crash that leaves a journal (at the cut, and in the middle of writing the data back), then the recovery
     itself killed at each of its file-changing calls, then a clean recovery."""
     env = crash_env
-    msgs = [message(n) for n in range(1, 6)]
-    before = lib.build_mbox(msgs)
-    after_update = lib.build_mbox([msgs[0], msgs[2], msgs[3]])
-    env.write_mbox("alice", before)
-    all_ids = uidls(env)
-    kept_ids = [all_ids[0], all_ids[2], all_ids[3]]
-    script = ["USER alice", "PASS " + PASSWORD, "DELE 2", "DELE 5", "QUIT"]
+    msgs, before, after_update, all_ids, kept_ids, script = five_messages(env)
     recovery = ["USER alice", "PASS " + PASSWORD, "QUIT"]
     snap = snapshot(env)
     runs = 0
@@ -248,6 +248,16 @@ def maildir_env(env):
     return md
 
 
+def put_back(env, md, contents):
+    """Writes again the messages of `contents` an UPDATE removed from the Maildir `md`."""
+    for name, data in contents.items():
+        path = os.path.join(md, "cur", name)
+        if not os.path.exists(path):
+            with open(path, "wb") as f:
+                f.write(data)
+    env.fix_perms()
+
+
 def test_maildir_kill_at_every_unlink_and_directory_sync(crash_env):
     """Maildir UPDATE killed at each unlink and fsync: every kept message and its UIDL stay; a deleted one is
     gone or still there, never damaged."""
@@ -260,12 +270,7 @@ def test_maildir_kill_at_every_unlink_and_directory_sync(crash_env):
     runs = 0
     for sc in ["unlink", "unlinkat", "fsync"]:
         total = count_calls(env, script, sc)
-        for name, data in contents.items():
-            path = os.path.join(md, "cur", name)
-            if not os.path.exists(path):
-                with open(path, "wb") as f:
-                    f.write(data)
-        env.fix_perms()
+        put_back(env, md, contents)
         for n in range(1, total + 1):
             session(env, script, inject=(sc, n))
             left = sorted(os.listdir(os.path.join(md, "cur")))
@@ -276,12 +281,7 @@ def test_maildir_kill_at_every_unlink_and_directory_sync(crash_env):
             ids = uidls(env)
             expected = [u for f, u in zip(files, all_ids) if f in left]
             assert ids == expected, "%s #%d: %s != %s" % (sc, n, ids, expected)
-            for name, data in contents.items():
-                path = os.path.join(md, "cur", name)
-                if not os.path.exists(path):
-                    with open(path, "wb") as f:
-                        f.write(data)
-            env.fix_perms()
+            put_back(env, md, contents)
             runs += 1
     assert runs >= 2
 
