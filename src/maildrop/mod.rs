@@ -7,6 +7,7 @@
 
 mod lines;
 mod maildir;
+mod maildir_index;
 mod mbox;
 mod message;
 mod store;
@@ -64,7 +65,7 @@ impl Maildrop {
     ) -> Result<Maildrop, MaildropError> {
         let store = match location {
             Location::Mbox(path) => Store::Mbox(Mbox::open(path, state, mbox, limits)?),
-            Location::Maildir(path) => Store::Maildir(Maildir::open(path, limits)?),
+            Location::Maildir(path) => Store::Maildir(Maildir::open(path, limits, &state.index)?),
         };
         let deleted = vec![false; store.messages().len()];
         Ok(Maildrop { store, deleted })
