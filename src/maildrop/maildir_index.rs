@@ -28,6 +28,8 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::checksum::Checksum;
+
 const MAGIC: &[u8; 14] = b"POP3D-MDIDX-1\n";
 
 /// How old a directory's mtime must be for a listing of it to be trusted
@@ -176,8 +178,9 @@ pub fn save(path: &Path, listing: &Listing) {
     }
 }
 
-/// FNV-1a over the octets: state_dir is the daemon's own, so this only has
-/// to catch torn and cut files.
+/// The checksum of a whole listing (added in one piece).
 fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    let mut sum = Checksum::default();
+    sum.add(bytes);
+    sum.0
 }

@@ -5,6 +5,7 @@
 //! go through), and the two stores, `mbox` and `maildir`, which only list,
 //! read and commit.
 
+mod checksum;
 mod lines;
 mod maildir;
 mod maildir_index;

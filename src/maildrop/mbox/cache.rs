@@ -34,6 +34,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::index::{self, head_matches, CopyNumbers, Index, ScanError};
+use crate::maildrop::checksum::Checksum;
 use crate::maildrop::lines::FromQuoting;
 use crate::maildrop::message::{Message, Uid};
 
@@ -268,30 +269,4 @@ fn load(path: &Path, max_messages: usize) -> io::Result<Option<(Stamp, Vec<Messa
     let mut stored = [0u8; 8];
     file.read_exact(&mut stored)?;
     Ok((sum.0 == u64::from_le_bytes(stored)).then_some((stamp, messages)))
-}
-
-/// A 64-bit checksum over 8-octet words (FNV-1a style multiply, then a
-/// rotation so a word's position counts): one multiply per word. Writing
-/// and reading add the file in the same pieces (the header, then blocks of
-/// `RECORDS_PER_BLOCK` records), so the words line up the same way.
-#[derive(Debug)]
-struct Checksum(u64);
-
-impl Default for Checksum {
-    fn default() -> Self {
-        Checksum(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Checksum {
-    fn add(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
-            self.0 = (self.0 ^ w).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
-        }
-        for &b in words.remainder() {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
-        }
-    }
 }
