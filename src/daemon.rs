@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::config::{Config, Listen};
 use crate::limits::{ACCEPT_RETRY, LIMIT_LOG_INTERVAL, LISTEN_BACKLOG, REFUSE_WRITE_TIMEOUT, SESSION_STACK};
 use crate::penalty::Penalties;
+use crate::reply::Code;
 use crate::session::{self, Start};
 use crate::sys;
 use crate::tls::Tls;
@@ -187,5 +188,5 @@ fn refuse(mut stream: TcpStream, tls: bool) {
         return;
     }
     let _ = stream.set_write_timeout(Some(REFUSE_WRITE_TIMEOUT));
-    let _ = stream.write_all(b"-ERR [SYS/TEMP] too many sessions, try again later\r\n");
+    let _ = write!(stream, "-ERR {} too many sessions, try again later\r\n", Code::SysTemp);
 }

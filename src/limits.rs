@@ -47,6 +47,16 @@ pub const STORE_BLOCK: usize = 64 * 1024;
 /// small stack keeps 1,000 idle sessions cheap.
 pub const SESSION_STACK: usize = 256 * 1024;
 
+/// The persistent mbox index is read and written this many records (60
+/// octets each) at a time: 60 KiB, like a mail file block.
+pub const INDEX_BLOCK_RECORDS: usize = 1024;
+
+/// A saved Maildir listing stands for its directories without reading them
+/// only if their mtimes were at least this old when it was taken: a change
+/// within the same timestamp tick (coarse on most filesystems) would not
+/// show in the mtime.
+pub const MAILDIR_SETTLED: Duration = Duration::from_secs(2);
+
 /// An unauthenticated session ends after this many login timeouts in total,
 /// however it spends them (a client dripping CAPA or a slow TLS handshake).
 pub const LOGIN_TIME_FACTOR: u32 = 4;

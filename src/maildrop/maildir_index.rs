@@ -29,12 +29,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::checksum::Checksum;
+use crate::limits::MAILDIR_SETTLED as SETTLED;
 
 const MAGIC: &[u8; 14] = b"POP3D-MDIDX-1\n";
-
-/// How old a directory's mtime must be for a listing of it to be trusted
-/// without reading it again: more than any filesystem's timestamp tick.
-const SETTLED: Duration = Duration::from_secs(2);
 
 /// A directory as the listing saw it: inode and mtime.
 pub type DirStamp = (u64, i64, i64);

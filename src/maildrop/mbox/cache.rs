@@ -34,14 +34,12 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::index::{self, head_matches, CopyNumbers, Index, ScanError};
+use crate::limits::INDEX_BLOCK_RECORDS as RECORDS_PER_BLOCK;
 use crate::maildrop::checksum::Checksum;
 use crate::maildrop::lines::FromQuoting;
 use crate::maildrop::message::{Message, Uid};
 
 const MAGIC: &[u8; 14] = b"POP3D-INDEX-1\n";
-
-/// Records read or written per block.
-const RECORDS_PER_BLOCK: usize = 1024;
 
 /// Octets per message in the file.
 pub const RECORD_LEN: usize = 8 * 4 + 16 + 4 + 8;
