@@ -24,7 +24,8 @@ run: build
 	printf '%s\n' 'listen = 127.0.0.1:1110, 127.0.0.1:1995 tls' 'users_file = $(DEMO)/users' \
 	  'mailbox = $(DEMO)/spool/%u' 'state_dir = $(DEMO)/state' 'log = stderr' \
 	  'tls_cert = $(DEMO)/cert.pem' 'tls_key = $(DEMO)/key.pem' 'user = nobody' > $(DEMO)/pop3d.conf
-	if [ "$$(id -u)" = 0 ]; then chown -R nobody $(DEMO); chmod 755 $(DEMO); fi
+	chmod 640 $(DEMO)/users
+	if [ "$$(id -u)" = 0 ]; then chown -R nobody $(DEMO); chmod 755 $(DEMO); chown root:$$(id -g nobody) $(DEMO)/users; fi
 	@echo "pop3d demo on 127.0.0.1:1110 and pop3s on 127.0.0.1:1995 (user demo, password secret); Ctrl-C stops it"
 	target/release/pop3d -f $(DEMO)/pop3d.conf
 

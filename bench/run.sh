@@ -203,6 +203,7 @@ setup_mailboxes() {
                 copy_mailboxes "$W/srv/pop3d/spool" nobody:nogroup
                 chown nobody:nogroup "$W/srv/pop3d/state"; chmod 700 "$W/srv/pop3d/state"
                 for u in $(all_users); do echo "$u:$HASH"; done > "$W/srv/pop3d/users"
+                chown root:nogroup "$W/srv/pop3d/users"; chmod 640 "$W/srv/pop3d/users"
                 ;;
             dovecot)
                 mkdir -p "$W/srv/dovecot"/{run,state,home,index}

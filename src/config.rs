@@ -96,9 +96,16 @@ pub struct Config {
     pub hostname: String,
     pub max_sessions: usize,
     pub max_sessions_per_ip: usize,
+    /// Sessions not logged in yet, in all and per network.
+    pub max_prelogin: usize,
+    pub max_prelogin_per_network: usize,
     pub timeout_login: Duration,
     pub timeout_session: Duration,
     pub max_bad_commands: u32,
+    /// Addresses are grouped into networks of these prefix lengths for the
+    /// failure records and the pre-login budget.
+    pub network_prefix_ipv4: u8,
+    pub network_prefix_ipv6: u8,
     pub log: LogTarget,
     pub log_level: log::LevelFilter,
 }
@@ -127,9 +134,13 @@ impl Default for Config {
             hostname: system_hostname(),
             max_sessions: 200,
             max_sessions_per_ip: 20,
+            max_prelogin: 100,
+            max_prelogin_per_network: 10,
             timeout_login: Duration::from_secs(60),
             timeout_session: MIN_SESSION_TIMEOUT,
             max_bad_commands: 5,
+            network_prefix_ipv4: 32,
+            network_prefix_ipv6: 64,
             log: LogTarget::Syslog,
             log_level: log::LevelFilter::Info,
         }
@@ -231,6 +242,10 @@ impl Config {
             "max_sessions_per_ip" => {
                 self.max_sessions_per_ip = positive(value).ok_or_else(|| bad("expected a number above 0"))?
             }
+            "max_prelogin" => self.max_prelogin = positive(value).ok_or_else(|| bad("expected a number above 0"))?,
+            "max_prelogin_per_network" => {
+                self.max_prelogin_per_network = positive(value).ok_or_else(|| bad("expected a number above 0"))?
+            }
             "timeout_login" => {
                 self.timeout_login =
                     Duration::from_secs(positive(value).ok_or_else(|| bad("expected seconds above 0"))? as u64)
@@ -241,6 +256,14 @@ impl Config {
                     return Err(bad("RFC 1939 requires at least 600 seconds"));
                 }
                 self.timeout_session = t;
+            }
+            "network_prefix_ipv4" => {
+                self.network_prefix_ipv4 =
+                    value.parse().ok().filter(|n| *n <= 32).ok_or_else(|| bad("expected a prefix length 0-32"))?
+            }
+            "network_prefix_ipv6" => {
+                self.network_prefix_ipv6 =
+                    value.parse().ok().filter(|n| *n <= 128).ok_or_else(|| bad("expected a prefix length 0-128"))?
             }
             "max_bad_commands" => self.max_bad_commands = number(value).ok_or_else(|| bad("expected a number"))? as u32,
             "log" => {
@@ -329,6 +352,28 @@ impl Config {
         let before = &template[..template.find("%u")?];
         let dir = &before[..before.rfind('/')?];
         Some(PathBuf::from(if dir.is_empty() { "/" } else { dir }))
+    }
+
+    /// The part of the `mailbox` template the operator fixed: the longest
+    /// directory that is the same for every user name (`/var/mail` for
+    /// `/var/mail/%u`, `/home` for `maildir:/home/%u/Maildir`). No link is
+    /// followed below it.
+    pub fn mailbox_fixed_dir(&self) -> PathBuf {
+        let template = self.mailbox.strip_prefix("maildir:").or_else(|| self.mailbox.strip_prefix("mbox:"));
+        let template = template.unwrap_or(&self.mailbox);
+        let (a, b) = (expand(template, "a"), expand(template, "b"));
+        let mut fixed = PathBuf::new();
+        for (x, y) in a.components().zip(b.components()) {
+            if x != y {
+                break;
+            }
+            fixed.push(x);
+        }
+        if fixed == a {
+            // No %u (refused by `set`): only the last component is the user's.
+            fixed.pop();
+        }
+        fixed
     }
 
     /// Where a (validated) user name's mail is: `mailbox` with `%u`
@@ -475,5 +520,15 @@ mod tests {
         c.set("mailbox", "/%u").unwrap();
         assert_eq!(c.mbox_spool_dir(), Some(PathBuf::from("/")));
         assert!(c.warnings().is_empty(), "/ is not on NFS here");
+        assert_eq!(c.mailbox_fixed_dir(), PathBuf::from("/"));
+        for (template, fixed) in [
+            ("/var/mail/%u", "/var/mail"),
+            ("maildir:/home/%u/mail/Maildir", "/home"),
+            ("/srv/100%%/%u.mbox", "/srv/100%"),
+            ("/m/x%u/mbox", "/m"),
+        ] {
+            c.set("mailbox", template).unwrap();
+            assert_eq!(c.mailbox_fixed_dir(), PathBuf::from(fixed), "{template}");
+        }
     }
 }

@@ -1,47 +1,22 @@
 //! Daemon mode: binds the listeners, drops root, then serves one OS thread per connection within session limits.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use crate::admission::{Admission, Refused};
 use crate::config::{Config, Listen};
-use crate::limits::{ACCEPT_RETRY, LIMIT_LOG_INTERVAL, LISTEN_BACKLOG, REFUSE_WRITE_TIMEOUT, SESSION_STACK};
+use crate::limits::{
+    ACCEPT_RETRY, LIMIT_LOG_INTERVAL, LISTEN_BACKLOG, LOGIN_TIME_FACTOR, REAP_GRACE, REAP_INTERVAL,
+    REFUSE_WRITE_TIMEOUT, SESSION_STACK,
+};
 use crate::penalty::Penalties;
 use crate::reply::Code;
 use crate::session::{self, Start};
 use crate::sys;
 use crate::tls::Tls;
 use crate::transport::Boxed;
-
-/// Sessions running now, in total and per client address.
-#[derive(Default)]
-struct Counts {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
-    last_limit_log: Option<Instant>,
-}
-
-/// Releases a session's place in `Counts` when the session thread ends,
-/// however it ends.
-struct Slot {
-    counts: Arc<Mutex<Counts>>,
-    ip: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        c.total -= 1;
-        if let Some(n) = c.per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_ip.remove(&self.ip);
-            }
-        }
-    }
-}
 
 /// Binds every `listen` address, switches to `user` when root, and serves
 /// until killed. `reload` re-reads the configuration on SIGHUP.
@@ -64,11 +39,20 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
     crate::lock::remove_stale_dotlocks(&crate::lock::Records::dir_in(&config.state_dir));
     // SIGHUP reloads at once, on a thread of its own, and is logged there.
     sys::block_sighup().map_err(|e| format!("cannot block SIGHUP: {e}"))?;
+    let penalties = Arc::new(Penalties::new(config.network_prefix_ipv4, config.network_prefix_ipv6));
     let shared = Arc::new(Shared {
         current: RwLock::new((Arc::new(config), tls)),
-        penalties: Default::default(),
-        counts: Default::default(),
+        penalties,
+        admission: Default::default(),
+        last_limit_log: Mutex::new(None),
         reload: Box::new(reload),
+    });
+    // One deadline for everything before login, however the bytes arrive.
+    let reaper = shared.clone();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(REAP_INTERVAL);
+        let timeout_login = reaper.current().0.timeout_login;
+        reaper.admission.reap(timeout_login * LOGIN_TIME_FACTOR + REAP_GRACE);
     });
     let reloader = shared.clone();
     std::thread::spawn(move || loop {
@@ -90,7 +74,8 @@ type Current = (Arc<Config>, Option<Arc<Tls>>);
 struct Shared {
     current: RwLock<Current>,
     penalties: Arc<Penalties>,
-    counts: Arc<Mutex<Counts>>,
+    admission: Arc<Admission>,
+    last_limit_log: Mutex<Option<Instant>>,
     reload: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
 }
 
@@ -122,23 +107,6 @@ impl Shared {
         log::info!("configuration reloaded (listen addresses need a restart)");
         *current = (Arc::new(new), tls);
     }
-
-    /// Takes a session slot for `ip`, or None when a limit is reached.
-    fn admit(&self, ip: IpAddr, config: &Config) -> Option<Slot> {
-        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let per_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
-        if c.total >= config.max_sessions || per_ip >= config.max_sessions_per_ip {
-            let now = Instant::now();
-            if c.last_limit_log.is_none_or(|t| now.duration_since(t) >= LIMIT_LOG_INTERVAL) {
-                c.last_limit_log = Some(now);
-                log::warn!("session limit reached ({} total, {per_ip} from {ip}): refusing connections", c.total);
-            }
-            return None;
-        }
-        c.total += 1;
-        *c.per_ip.entry(ip).or_insert(0) += 1;
-        Some(Slot { counts: self.counts.clone(), ip })
-    }
 }
 
 fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
@@ -153,9 +121,13 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
             }
         };
         let (config, tls) = shared.current();
-        let Some(slot) = shared.admit(peer.ip(), &config) else {
-            refuse(stream, listen.tls);
-            continue;
+        let slot = match shared.admission.admit(peer.ip(), &stream, &config) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                shared.log_refusal(peer.ip(), refused);
+                refuse(stream, listen.tls);
+                continue;
+            }
         };
         let plaintext = listen.plaintext.unwrap_or(config.plaintext_auth);
         let implicit_tls = listen.tls;
@@ -169,6 +141,7 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
                 plaintext,
                 peer: Some(peer),
                 penalties: Some(&penalties),
+                watch: Some(&slot),
             };
             let summary = session::serve(&start, Box::new(stream) as Boxed);
             // The slot is free before the line that says the session ended.
@@ -177,6 +150,21 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
         });
         if let Err(e) = spawned {
             log::error!("cannot start a session thread: {e}");
+        }
+    }
+}
+
+impl Shared {
+    /// A "too many sessions" line, at most every `LIMIT_LOG_INTERVAL`.
+    fn log_refusal(&self, ip: IpAddr, refused: Refused) {
+        let mut last = self.last_limit_log.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if last.is_none_or(|t| now.duration_since(t) >= LIMIT_LOG_INTERVAL) {
+            *last = Some(now);
+            match refused {
+                Refused::PerAddress(n) => log::warn!("session limit reached ({n} logged in from {ip}): refusing it"),
+                Refused::Total(n) => log::warn!("session limit reached ({n} logged in): refusing connections"),
+            }
         }
     }
 }

@@ -65,7 +65,9 @@ pub const LOGIN_TIME_FACTOR: u32 = 4;
 pub const MIN_SESSION_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// After a failed login the session waits this long times the number of
-/// failures so far (capped), to slow down password guessing.
+/// failures so far (capped); answers to logins from one address, one
+/// network or for one account are spaced this long times its decayed
+/// failure score (capped): at most one guess per 4 s each once saturated.
 pub const AUTH_FAIL_DELAY: Duration = Duration::from_millis(500);
 pub const AUTH_FAIL_DELAY_MAX_STEPS: u32 = 8;
 
@@ -84,13 +86,26 @@ pub const MAX_DOTLOCK_RECORDS: usize = 1000;
 /// Pause between attempts to take a mailbox lock held by someone else.
 pub const LOCK_RETRY: Duration = Duration::from_millis(50);
 
-/// A failed login older than this no longer lengthens the delay for its
-/// address.
-pub const PENALTY_FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+/// A failure record (per address, network or account) halves in this
+/// time: a guesser who pauses is forgotten in about an hour, one who keeps
+/// going stays at the longest delay.
+pub const PENALTY_HALF_LIFE: Duration = Duration::from_secs(10 * 60);
 
-/// Addresses whose failed logins are tracked at most; beyond it the stalest
-/// entries are dropped, so a flood of addresses cannot grow the table.
+/// Failure records (addresses, networks, accounts) the daemon keeps at
+/// most, about 100 bytes each; beyond it the spent and then the oldest go,
+/// so a flood of addresses cannot grow the table.
 pub const PENALTY_MAX_ADDRESSES: usize = 10_000;
+
+/// Records kept in inetd mode's `state_dir/penalties`, read and rewritten
+/// at each login (about 60 bytes a line: at most ~64 KiB of file).
+pub const PENALTY_FILE_MAX_ENTRIES: usize = 1_000;
+
+/// A network an account logged in from is exempt from that account's
+/// limit for this long after its last login there.
+pub const KNOWN_LOGIN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// (account, network) pairs remembered as known at most.
+pub const MAX_KNOWN_LOGINS: usize = 4_096;
 
 /// How often the TLS certificate files are checked for a change (renewed
 /// certificates are picked up without a restart).
@@ -110,3 +125,18 @@ pub const REFUSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A "too many sessions" log line is written at most this often.
 pub const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A session waiting for its login answer's slot looks this often whether
+/// it was closed meanwhile (its place given to a new connection).
+pub const PAUSE_STEP: Duration = Duration::from_millis(50);
+
+/// How often the daemon closes sessions that did not log in within the
+/// login deadline (however their bytes arrive: a TLS handshake dripping a
+/// byte at a time included). The deadline holds to within this.
+pub const REAP_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The login deadline is enforced from outside (the daemon's reaper, inetd
+/// mode's watchdog) this long after it passes: a session in an ordinary
+/// read sees it first and says why (`-ERR autologout`); only one stuck
+/// elsewhere (a TLS handshake dripped a byte at a time) is cut.
+pub const REAP_GRACE: Duration = Duration::from_secs(1);

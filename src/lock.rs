@@ -199,20 +199,13 @@ fn write_record(records: &Records, dotlock: &Path) -> Option<PathBuf> {
     let path = records.dir.join(&records.name);
     let written = match fs::create_dir(&records.dir) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
-        _ => OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .and_then(|mut f| {
-                // The process id first: the clean-up knows whose it was even
-                // when the dotlock itself was never made.
-                let mut text = format!("{}\n", std::process::id()).into_bytes();
-                text.extend_from_slice(dotlock.as_os_str().as_encoded_bytes());
-                f.write_all(&text)
-            }),
+        _ => crate::nofollow::create_temp(&path).and_then(|mut f| {
+            // The process id first: the clean-up knows whose it was even
+            // when the dotlock itself was never made.
+            let mut text = format!("{}\n", std::process::id()).into_bytes();
+            text.extend_from_slice(dotlock.as_os_str().as_encoded_bytes());
+            f.write_all(&text)
+        }),
     };
     match written {
         Ok(()) => Some(path),
@@ -397,7 +390,16 @@ impl SessionLock {
     /// Ok(None) when another session holds it.
     pub fn try_acquire(state_dir: &Path, user: &str) -> io::Result<Option<SessionLock>> {
         let path = state_dir.join(format!("{user}.session"));
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
+        // A link planted there is not followed (a dangling one would make us
+        // create its target).
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)?;
         Ok(flock(&file, true)?.then_some(SessionLock { _file: file }))
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Mutex;
 
@@ -16,11 +17,18 @@ pub fn init(target: &LogTarget, level: LevelFilter) -> Result<(), String> {
     let result = match target {
         LogTarget::Stderr => WriteLogger::init(level, config, WholeLines::new(std::io::stderr())),
         LogTarget::File(path) => {
+            // Opened as root, perhaps in a directory others can write: a
+            // link there is not followed, a FIFO does not block.
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o640)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
                 .open(path)
-                .map_err(|e| format!("log file {}: {e}", path.display()))?;
+                .map_err(|e| format!("log file {} (links are not followed): {e}", path.display()))?;
+            if !file.metadata().is_ok_and(|m| m.is_file()) {
+                return Err(format!("log file {} is not a regular file", path.display()));
+            }
             WriteLogger::init(level, config, WholeLines::new(file))
         }
         LogTarget::Syslog => {

@@ -3,6 +3,7 @@
 // `unsafe` is allowed in `sys` only (see there).
 #![deny(unsafe_code)]
 
+mod admission;
 mod config;
 mod conn;
 mod daemon;
@@ -12,8 +13,10 @@ mod limits;
 mod lock;
 mod logging;
 mod maildrop;
+mod nofollow;
 mod parser;
 mod penalty;
+mod perms;
 mod reply;
 mod sasl;
 mod session;
@@ -117,6 +120,7 @@ fn load(options: &Options) -> Result<Config, String> {
         config.set("listen", &options.listen.join(","))?;
     }
     config.finish(options.inetd)?;
+    perms::check(&config, options.config_file.as_deref())?;
     if options.inetd_tls && config.tls.is_none() {
         return Err("-s needs `tls_cert` and `tls_key`".into());
     }
@@ -187,17 +191,50 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
     }
     sasl::load_fake_key_secret(&config.state_dir);
     lock::remove_stale_dotlocks(&lock::Records::dir_in(&config.state_dir));
+    // Each inetd session is a process: failed logins are shared through a file.
+    let penalties = penalty::Penalties::in_file(
+        config.state_dir.join("penalties"),
+        config.network_prefix_ipv4,
+        config.network_prefix_ipv6,
+    );
     let start = session::Start {
         config,
         tls: tls.as_ref(),
         implicit_tls,
         plaintext: config.plaintext_auth,
         peer: sys::peer_addr(0),
-        penalties: None,
+        penalties: Some(&penalties),
+        watch: Some(&InetdWatch),
     };
+    // One deadline for everything before login, the TLS handshake included
+    // however its bytes arrive: the process ends when it passes.
+    let deadline = config.timeout_login * limits::LOGIN_TIME_FACTOR;
+    std::thread::spawn(move || {
+        std::thread::sleep(deadline + limits::REAP_GRACE);
+        if !LOGGED_IN.load(std::sync::atomic::Ordering::SeqCst) {
+            log::info!("session end: not logged in within {}s", deadline.as_secs());
+            std::process::exit(0);
+        }
+    });
     let stdio = transport::Stdio::new().map_err(|e| format!("stdin/stdout: {e}"))?;
     log::info!("{}", session::serve(&start, Box::new(stdio) as transport::Boxed));
     Ok(())
+}
+
+/// Whether inetd mode's one session has logged in.
+static LOGGED_IN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// inetd mode's watch: the login stops the pre-login deadline.
+struct InetdWatch;
+
+impl session::Watch for InetdWatch {
+    fn logged_in(&self) {
+        LOGGED_IN.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Reports an error from before logging was set up: on stderr, except in

@@ -119,6 +119,17 @@ pub fn process_exists(pid: i32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// flock(LOCK_EX), waiting for it (for short critical sections only).
+pub fn flock_wait(fd: RawFd) -> io::Result<()> {
+    loop {
+        // SAFETY: flock takes no pointers.
+        match check(unsafe { libc::flock(fd, libc::LOCK_EX) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
 /// The system's host name.
 pub fn hostname() -> Option<String> {
     let mut buf = [0u8; 256];
@@ -182,6 +193,23 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 pub fn is_root() -> bool {
     // SAFETY: geteuid takes no arguments and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// The uid and primary gid of account `user`, if it exists.
+pub fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let name = CString::new(user).ok()?;
+    // SAFETY: a zeroed passwd is valid; getpwnam_r fills it with pointers into `buf`.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe { libc::getpwnam_r(name.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut result) };
+    (rc == 0 && !result.is_null()).then_some((pw.pw_uid, pw.pw_gid))
+}
+
+/// This process's effective uid and gid.
+pub fn effective_ids() -> (u32, u32) {
+    // SAFETY: geteuid and getegid take no arguments and cannot fail.
+    unsafe { (libc::geteuid(), libc::getegid()) }
 }
 
 /// Switches the whole process to `user` (its uid, primary gid and no
@@ -309,12 +337,6 @@ fn c_path(name: &std::ffi::OsStr) -> io::Result<CString> {
     CString::new(name.as_encoded_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-/// Opens a directory without following a symbolic link in its last
-/// component (ELOOP if it is one).
-pub fn open_dir(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
-    open_at(libc::AT_FDCWD, path.as_os_str(), libc::O_DIRECTORY)
-}
-
 /// Opens directory `name` inside `dir`, not following a symbolic link.
 pub fn open_dir_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::AsRawFd;
@@ -334,6 +356,17 @@ pub fn open_file_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) ->
         return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file with a single link"));
     }
     Ok((file, meta.len()))
+}
+
+/// Opens `name` inside `dir` with `flags` (O_RDONLY unless O_RDWR is among
+/// them), never following a symbolic link in `name` (ELOOP).
+pub fn open_nofollow_at(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    flags: libc::c_int,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    open_at(dir.as_raw_fd(), name, flags)
 }
 
 fn open_at(dir: RawFd, name: &std::ffi::OsStr, flags: libc::c_int) -> io::Result<std::os::fd::OwnedFd> {

@@ -29,6 +29,7 @@ use super::maildir_index::{self, Listed, Listing};
 use super::message::{Message, Part, Uid};
 use super::store::{Limits, MaildropError};
 use super::stream;
+use crate::nofollow;
 use crate::reply::MessageSink;
 use crate::sys;
 
@@ -79,18 +80,21 @@ impl Maildir {
     /// Lists `root/new` and `root/cur` (a missing Maildir is an empty
     /// maildrop) within `limits`, and reads every message once for its size
     /// on the wire, except what the listing saved at `saved` (see
-    /// `maildir_index`) still knows.
-    pub fn open(root: PathBuf, limits: &Limits, saved: &Path) -> Result<Maildir, MaildropError> {
+    /// `maildir_index`) still knows. No link is followed below `fixed` (see
+    /// `nofollow`).
+    pub fn open(root: PathBuf, fixed: &Path, limits: &Limits, saved: &Path) -> Result<Maildir, MaildropError> {
         let mut drop =
             Maildir { root, dirs: [None, None], entries: Vec::new(), messages: Vec::new(), moved: RefCell::new(None) };
         // A symbolic link fails with ELOOP, or ENOTDIR (O_DIRECTORY checked first).
         let not_a_dir = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR));
         let refused =
             |what: &str| MaildropError::Corrupt(format!("{what} is not a directory (links are not followed)"));
-        let root_fd = match sys::open_dir(&drop.root) {
+        let root_fd = match nofollow::open_dir_below(fixed, &drop.root) {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(drop),
-            Err(e) if not_a_dir(&e) => return Err(refused(&drop.root.display().to_string())),
+            Err(e) if not_a_dir(&e) || e.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(refused(&format!("{} ({e})", drop.root.display())))
+            }
             Err(e) => return Err(e.into()),
         };
         for (k, subdir) in SUBDIRS.iter().enumerate() {

@@ -20,11 +20,11 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -99,7 +99,7 @@ pub fn load(path: &Path, max_files: usize) -> Listing {
 }
 
 fn read(path: &Path, max_files: usize) -> io::Result<Option<Listing>> {
-    let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    let mut file = crate::nofollow::open_state(path)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let Some(body_len) = bytes.len().checked_sub(8) else { return Ok(None) };
@@ -160,15 +160,8 @@ pub fn save(path: &Path, listing: &Listing) {
     }
     body.extend_from_slice(&checksum(&body).to_le_bytes());
     let tmp = path.with_extension("index-new");
-    let written = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(&body))
-        .and_then(|_| fs::rename(&tmp, path));
+    let written =
+        crate::nofollow::create_temp(&tmp).and_then(|mut f| f.write_all(&body)).and_then(|_| fs::rename(&tmp, path));
     if let Err(e) = written {
         log::warn!("cannot write the Maildir listing {}: {e}", path.display());
         let _ = fs::remove_file(&tmp);

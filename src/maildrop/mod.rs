@@ -15,7 +15,7 @@ mod store;
 mod stream;
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use lines::FromQuoting;
 use maildir::Maildir;
@@ -56,17 +56,33 @@ pub struct Maildrop {
 }
 
 impl Maildrop {
+    /// (Tests: the parent directory of the maildrop is the fixed part.)
     /// Lists the maildrop at `location` within `limits` (an mbox uses
     /// `state` for its update journal and the ids of identical copies).
+    #[cfg(test)]
     pub fn open(
         location: Location,
         state: StatePaths,
         limits: &Limits,
         mbox: &MboxSettings,
     ) -> Result<Maildrop, MaildropError> {
+        let (Location::Mbox(path) | Location::Maildir(path)) = &location;
+        let fixed = path.parent().unwrap_or(path).to_path_buf();
+        Maildrop::open_below(&fixed, location, state, limits, mbox)
+    }
+
+    /// `open` with no link followed below `fixed`, the part of the path the
+    /// operator fixed (see `nofollow`).
+    pub fn open_below(
+        fixed: &Path,
+        location: Location,
+        state: StatePaths,
+        limits: &Limits,
+        mbox: &MboxSettings,
+    ) -> Result<Maildrop, MaildropError> {
         let store = match location {
-            Location::Mbox(path) => Store::Mbox(Mbox::open(path, state, mbox, limits)?),
-            Location::Maildir(path) => Store::Maildir(Maildir::open(path, limits, &state.index)?),
+            Location::Mbox(path) => Store::Mbox(Mbox::open(path, fixed.to_path_buf(), state, mbox, limits)?),
+            Location::Maildir(path) => Store::Maildir(Maildir::open(path, fixed, limits, &state.index)?),
         };
         let deleted = vec![false; store.messages().len()];
         Ok(Maildrop { store, deleted })

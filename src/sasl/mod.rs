@@ -2,9 +2,7 @@
 
 pub mod scram;
 
-use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -202,7 +200,8 @@ pub fn load_fake_key_secret(state_dir: &Path) {
 
 fn fake_key_secret(state_dir: &Path, path: &Path) -> io::Result<[u8; 32]> {
     let read = |path: &Path| -> io::Result<[u8; 32]> {
-        let bytes = std::fs::read(path)?;
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut crate::nofollow::open_state(path)?, &mut bytes)?;
         <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not 32 bytes"))
     };
     let missing = match read(path) {
@@ -217,13 +216,7 @@ fn fake_key_secret(state_dir: &Path, path: &Path) -> io::Result<[u8; 32]> {
     let mut secret = [0u8; 32];
     SystemRandom::new().fill(&mut secret).map_err(|_| io::Error::other("no random source"))?;
     let tmp = state_dir.join(format!("scram.secret.new-{}", std::process::id()));
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(&secret).and_then(|_| f.sync_all()));
+    let written = crate::nofollow::create_temp(&tmp).and_then(|mut f| f.write_all(&secret).and_then(|_| f.sync_all()));
     let placed = written.and_then(|_| {
         if missing {
             // Another process may have made it first: then theirs is used.

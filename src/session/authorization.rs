@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::{End, Next, Session, State};
 use crate::hex;
-use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES};
+use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES, PAUSE_STEP};
 use crate::lock::{Records, SessionLock};
 use crate::maildrop::{Maildrop, MaildropError, StatePaths};
 use crate::parser::Command;
@@ -102,11 +102,28 @@ impl<T: Transport> Session<'_, T> {
     /// delayed and counted; a success takes the session lock and opens the
     /// maildrop.
     pub(super) fn login(&mut self, name: String, checked: Checked) -> io::Result<Next> {
-        let State::Authorization { user, failures, sasl, .. } = &mut self.state else {
+        let State::Authorization { user, sasl, .. } = &mut self.state else {
             return Ok(Next::Continue);
         };
         *user = None;
         *sasl = None;
+        // The answer waits for its slot: answers to one address, network
+        // or account leave one at a time, spaced by their failures.
+        let ip = self.start.peer.map(|p| p.ip());
+        let account = (!name.is_empty()).then_some(name.as_str());
+        let slot = match (self.start.penalties, ip) {
+            (Some(p), Some(ip)) => Some(p.reserve(ip, account)),
+            _ => None,
+        };
+        if let Some(slot) = &slot {
+            let until = Instant::now() + slot.wait;
+            if !self.pause(until.min(self.login_deadline)) || until > self.login_deadline {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+        }
+        let State::Authorization { failures, .. } = &mut self.state else {
+            return Ok(Next::Continue);
+        };
         match checked.result {
             Err(e) => {
                 log::error!("cannot read users file {}: {e}", self.config.users_file.display());
@@ -116,17 +133,16 @@ impl<T: Transport> Session<'_, T> {
             Ok(false) => {
                 *failures += 1;
                 let failures = *failures;
-                // The delay grows with this session's failures, and with the
-                // address's recent failures across sessions (daemon mode).
-                let ip = self.start.peer.map(|p| p.ip());
-                let recent = match (self.start.penalties, ip) {
-                    (Some(p), Some(ip)) => p.failed(ip),
+                // The delay grows with this session's failures; across
+                // sessions the slots above space the answers.
+                let recent = match (self.start.penalties, ip, &slot) {
+                    (Some(p), Some(ip), Some(slot)) => p.failed(ip, account, slot),
                     _ => 0,
                 };
                 log::info!("login failed for {name:?} ({recent} recent failures from this address)");
                 // Counted from the start of the check, so every failure takes
                 // the same time whatever the user's hash scheme (or none).
-                let steps = failures.max(recent).min(AUTH_FAIL_DELAY_MAX_STEPS);
+                let steps = failures.min(AUTH_FAIL_DELAY_MAX_STEPS);
                 let until = checked.started + AUTH_FAIL_DELAY * steps;
                 std::thread::sleep(until.saturating_duration_since(Instant::now()));
                 self.out.err_code(Code::Auth, "invalid user name or password")?;
@@ -136,8 +152,8 @@ impl<T: Transport> Session<'_, T> {
                 return Ok(Next::Continue);
             }
             Ok(true) => {
-                if let (Some(p), Some(peer)) = (self.start.penalties, self.start.peer) {
-                    p.succeeded(peer.ip());
+                if let (Some(p), Some(ip), Some(slot)) = (self.start.penalties, ip, &slot) {
+                    p.succeeded(ip, &name, slot);
                 }
             }
         }
@@ -160,24 +176,54 @@ impl<T: Transport> Session<'_, T> {
             dotlocks: Records { dir: Records::dir_in(state_dir), name: name.clone() },
             index: state_dir.join(format!("{name}.index")),
         };
+        let fixed = self.config.mailbox_fixed_dir();
         let location = self.config.location(&name);
-        match Maildrop::open(location.clone(), state, &self.config.limits, &self.config.mbox) {
+        match Maildrop::open_below(&fixed, location.clone(), state, &self.config.limits, &self.config.mbox) {
             Ok(drop) => {
                 let (n, size) = drop.stat();
                 log::info!("login {name}: {n} messages, {size} octets");
                 self.logged_in = Some(name.clone());
+                if let Some(watch) = self.start.watch {
+                    watch.logged_in();
+                }
                 self.state = State::Transaction { user: name, drop: Box::new(drop), _lock: lock };
                 self.out.get_mut().set_timeout(self.config.timeout_session)?;
                 self.out.ok(format_args!("maildrop has {n} messages ({size} octets)"))?;
             }
             Err(e) => {
                 log::error!("cannot open maildrop of {name}: {e} (maildrop {location})");
-                self.out.err_code(code_of(&e), &e)?;
+                // One answer for every way it cannot be opened (missing
+                // rights, a link, a FIFO, not an mbox...): the reason is for
+                // the log, not for whoever planted it.
+                match e {
+                    MaildropError::Locked(_) | MaildropError::TooLarge(_) => self.out.err_code(code_of(&e), &e)?,
+                    _ => self.out.err_code(Code::SysPerm, MAILDROP_UNAVAILABLE)?,
+                }
             }
         }
         Ok(Next::Continue)
     }
 }
+
+impl<T: Transport> Session<'_, T> {
+    /// Waits until `until` unless the session is closed from outside
+    /// meanwhile (then false): a waiting session holds no place it lost.
+    fn pause(&self, until: Instant) -> bool {
+        loop {
+            if self.start.watch.is_some_and(|w| w.cancelled()) {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(PAUSE_STEP));
+        }
+    }
+}
+
+/// The answer to a login whose maildrop cannot be opened, whatever the reason.
+const MAILDROP_UNAVAILABLE: &str = "maildrop cannot be opened; the reason is in the server's log";
 
 /// The response code for a maildrop error.
 pub(super) fn code_of(e: &MaildropError) -> Code {

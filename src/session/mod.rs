@@ -80,6 +80,15 @@ enum Next {
     Close(End),
 }
 
+/// What the caller learns of a session before it ends, and how it closes
+/// one from outside (the daemon's admission, inetd mode's deadline).
+pub trait Watch {
+    /// The session has logged in.
+    fn logged_in(&self);
+    /// The session was closed from outside: stop waiting.
+    fn cancelled(&self) -> bool;
+}
+
 /// How a session starts: the listener's (or inetd options') settings.
 pub struct Start<'a> {
     pub config: &'a Config,
@@ -93,6 +102,8 @@ pub struct Start<'a> {
     pub peer: Option<SocketAddr>,
     /// Failed logins by address, shared by the daemon's sessions.
     pub penalties: Option<&'a Penalties>,
+    /// Told of the login; may cancel the session.
+    pub watch: Option<&'a dyn Watch>,
 }
 
 /// Serves one session on `io` from greeting to close.
@@ -107,6 +118,7 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
         challenge: config.apop.then(|| authorization::apop_challenge(&config.hostname)).flatten(),
         stats: Stats::default(),
         logged_in: None,
+        login_deadline: Instant::now() + config.timeout_login * LOGIN_TIME_FACTOR,
     };
     let end = s.run().unwrap_or_else(|e| match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
@@ -159,11 +171,14 @@ struct Session<'a, T: Transport> {
     challenge: Option<String>,
     stats: Stats,
     logged_in: Option<String>,
+    /// Everything before login ends by then: the TLS handshake, the
+    /// commands, the wait for a login's answer.
+    login_deadline: Instant,
 }
 
 impl<T: Transport> Session<'_, T> {
     fn run(&mut self) -> io::Result<End> {
-        let login_deadline = Instant::now() + self.config.timeout_login * LOGIN_TIME_FACTOR;
+        let login_deadline = self.login_deadline;
         self.out.get_mut().set_timeout(self.config.timeout_login)?;
         if self.start.implicit_tls {
             self.start_tls()?;

@@ -38,6 +38,8 @@ impl Spool {
         fs::create_dir_all(dir.join("state")).unwrap();
         let users = format!("alice:{SECRET_HASH}\nbob:{SECRET_HASH}\ncarol:{{PLAIN}}tanstaaf\n");
         fs::write(dir.join("users"), users).unwrap();
+        // Password hashes: never readable by everyone (pop3d -t refuses it).
+        fs::set_permissions(dir.join("users"), std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
         Spool { dir }
     }
 
@@ -95,6 +97,12 @@ impl Spool {
             for entry in walk(&self.dir) {
                 std::os::unix::fs::chown(entry, Some(uid), None).unwrap();
             }
+            // The users file is root's, readable by pop3d's group: pop3d
+            // refuses one its sessions' account could write.
+            let users = self.dir.join("users");
+            if users.exists() {
+                std::os::unix::fs::chown(&users, Some(0), nobody_gid()).unwrap();
+            }
         }
     }
 }
@@ -127,6 +135,12 @@ fn nobody_uid() -> Option<u32> {
     }
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find(|l| l.starts_with("nobody:"))?.split(':').nth(2)?.parse().ok()
+}
+
+/// nobody's primary gid.
+fn nobody_gid() -> Option<u32> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find(|l| l.starts_with("nobody:"))?.split(':').nth(3)?.parse().ok()
 }
 
 pub fn binary() -> &'static str {

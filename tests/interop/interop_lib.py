@@ -248,6 +248,12 @@ def _chown_tree(path, uid):
             os.lchown(os.path.join(root, n), uid, -1)
 
 
+def protect_users_file(path, run_as):
+    """pop3d refuses a users file its sessions' account could write: root's, readable by that account's group."""
+    os.chown(path, 0, pwd.getpwnam(run_as).pw_gid)
+    os.chmod(path, 0o640)
+
+
 class Env:
     """A temp dir with srv/ (users file, spool, state, config; owned by `nobody` when root) and cli/
     (client configs and outputs, owned by the caller)."""
@@ -296,6 +302,7 @@ class Env:
     def fix_perms(self):
         if IS_ROOT:
             _chown_tree(self.srv, pwd.getpwnam(RUN_AS).pw_uid)
+            protect_users_file(self.users_file, RUN_AS)
 
     def use_tls(self, pki, client_ca=False, **extra):
         """Copy the server certificate and key of `pki` (and its CA, for client certificates) into srv/tls

@@ -175,6 +175,7 @@ def start_as_mail(env):
     env.add_user_line("%s:{PLAIN}%s" % (USER, PASSWORD))
     env.write_conf(user="mail", mailbox=os.path.join(SPOOL, "%u"), mbox_format="mboxo")
     lib._chown_tree(env.srv, pwd.getpwnam("mail").pw_uid)
+    lib.protect_users_file(env.users_file, "mail")
     return env.start()
 
 

@@ -2,6 +2,7 @@
 # installed binary accepts the installed example config, and the man pages lint clean and cannot drift from
 # the options in src/main.rs and the keys in src/config.rs and etc/pop3d.conf.
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -99,6 +100,8 @@ def test_installed_binary_accepts_the_installed_example_config(tmp):
     # is the installed file as it is, checked with the installed users.example (every hash scheme).
     state = os.path.join(tmp, "state")
     os.mkdir(state, 0o700)
+    if os.geteuid() == 0:
+        os.chown(state, pwd.getpwnam("mail").pw_uid, -1)  # the example's `user`: only it may write state_dir
     users = os.path.join(dest, "etc/pop3d/users.example")
 
     def check(*options):

@@ -28,9 +28,9 @@
 //! state_dir is the daemon's own; it catches torn, zeroed and cut files at a
 //! fraction of MD5's cost, which would be most of a cached login).
 
-use std::fs::{self, File, Metadata, OpenOptions};
+use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use super::index::{self, head_matches, CopyNumbers, Index, ScanError};
@@ -175,13 +175,7 @@ pub fn save_after_update(path: &Path, meta: &Metadata, quoting: FromQuoting, mes
 fn save(path: &Path, stamp: &Stamp, messages: &[Message]) {
     let tmp = path.with_extension("index-new");
     let written = (|| {
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
+        let mut out = crate::nofollow::create_temp(&tmp)?;
         let mut sum = Checksum::default();
         let mut buf = Vec::with_capacity(RECORDS_PER_BLOCK * RECORD_LEN);
         buf.extend_from_slice(MAGIC);
@@ -217,7 +211,7 @@ fn save(path: &Path, stamp: &Stamp, messages: &[Message]) {
 /// Reads the cache: None for a cache that is not there, not whole, not this
 /// format, or over `max_messages`; Err for one that cannot be read.
 fn load(path: &Path, max_messages: usize) -> io::Result<Option<(Stamp, Vec<Message>)>> {
-    let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    let mut file = crate::nofollow::open_state(path)?;
     let size = file.metadata()?.len();
     let mut head = [0u8; MAGIC.len() + HEADER_LEN];
     if size < (head.len() + 8) as u64 {

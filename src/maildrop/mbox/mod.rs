@@ -4,7 +4,7 @@ mod cache;
 mod index;
 mod update;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
@@ -17,6 +17,7 @@ use super::message::{Message, Part};
 use super::store::{Limits, MaildropError};
 use super::stream;
 use crate::lock::{LockMethod, MboxLock, Records};
+use crate::nofollow;
 use crate::reply::MessageSink;
 
 /// How mailboxes are read and locked (from the configuration).
@@ -43,6 +44,8 @@ pub struct StatePaths {
 /// One mbox as it was indexed at login.
 pub struct Mbox {
     path: PathBuf,
+    /// The operator's part of `path`, below which no link is followed.
+    fixed: PathBuf,
     state: StatePaths,
     settings: MboxSettings,
     /// The file indexed at login (None: no mailbox file, an empty maildrop).
@@ -52,16 +55,20 @@ pub struct Mbox {
 
 impl Mbox {
     /// Locks the mbox at `path`, finishes an interrupted update recorded in
-    /// `state.journal`, indexes it within `limits` and unlocks it.
+    /// `state.journal`, indexes it within `limits` and unlocks it. No link
+    /// below `fixed` is followed, and only a regular file with one link is
+    /// read (see `nofollow`).
     pub fn open(
         path: PathBuf,
+        fixed: PathBuf,
         state: StatePaths,
         settings: &MboxSettings,
         limits: &Limits,
     ) -> Result<Mbox, MaildropError> {
-        let recovering = state.journal.exists();
-        let mut mbox = Mbox { path, state, settings: settings.clone(), file: None, index: index::Index::default() };
-        let file = match OpenOptions::new().read(true).write(recovering).open(&mbox.path) {
+        let recovering = nofollow::state_exists(&state.journal);
+        let mut mbox =
+            Mbox { path, fixed, state, settings: settings.clone(), file: None, index: index::Index::default() };
+        let file = match nofollow::open_below(&mbox.fixed, &mbox.path, recovering) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(mbox),
             Err(e) => return Err(e.into()),
@@ -79,7 +86,7 @@ impl Mbox {
             if len > limits.max_size {
                 return Err(MaildropError::TooLarge(format!("{len} bytes, limit {}", limits.max_size)));
             }
-            let copies = match std::fs::read_to_string(copies) {
+            let copies = match nofollow::read_state(copies) {
                 Ok(text) => CopyNumbers::parse(&text),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => CopyNumbers::default(),
                 Err(e) => return Err(e.into()),
@@ -135,7 +142,7 @@ impl Mbox {
         let Some(first_gone) = deleted.iter().position(|d| *d) else {
             return Ok(());
         };
-        let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        let file = nofollow::open_below(&self.fixed, &self.path, true)?;
         let (locking, timeout) = (&self.settings.locking, self.settings.lock_timeout);
         let _lock = MboxLock::acquire(&self.path, &file, locking, true, timeout, &self.state.dotlocks)?;
         let (now, then) = (file.metadata()?, scanned.metadata()?);
@@ -200,6 +207,7 @@ mod tests {
     use super::*;
     use crate::maildrop::{Location, Maildrop};
     use crate::testkit::{Rng, TempDir};
+    use std::fs::OpenOptions;
     use std::io::Write;
     use std::path::Path;
 

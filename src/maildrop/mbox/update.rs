@@ -26,9 +26,9 @@
 //! looks like what was deleted. Journals of earlier pop3d versions (formats
 //! 2 and 3) record an MD5 of the old tail instead and are finished by it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use md5::{Digest, Md5};
@@ -189,13 +189,7 @@ fn build_pieces<'a>(file: &'a File, index: &Index, keep: &[bool], first_gone: us
 fn write_journal(journal: &Path, header: &Header, pieces: &[Piece], copies: &[u8]) -> Result<(), MaildropError> {
     let tmp = journal.with_extension("journal-new");
     let result = (|| {
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
+        let mut out = crate::nofollow::create_temp(&tmp)?;
         out.write_all(header.line().as_bytes())?;
         let mut buf = vec![0u8; STORE_BLOCK];
         for &Piece(file, mut pos, end) in pieces {
@@ -263,13 +257,7 @@ fn save_copies(path: &Path, text: &str) -> io::Result<()> {
         };
     }
     let tmp = path.with_extension("uids-new");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)?;
+    let mut f = crate::nofollow::create_temp(&tmp)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     fs::rename(&tmp, path)
@@ -278,7 +266,7 @@ fn save_copies(path: &Path, text: &str) -> io::Result<()> {
 /// Steps 2 and 3 of a pending journal: its data over the mailbox, the cut
 /// marker, the state `M`, the cut, the copy numbers, the journal removed.
 fn apply(file: &File, paths: &UpdatePaths, header: &Header) -> Result<(), MaildropError> {
-    let jfile = OpenOptions::new().read(true).write(true).open(paths.journal).map_err(MaildropError::Journal)?;
+    let jfile = crate::nofollow::open_state_rw(paths.journal).map_err(MaildropError::Journal)?;
     let mut reader = BufReader::new(&jfile);
     let mut line = String::new();
     reader.read_line(&mut line).map_err(MaildropError::Journal)?;
@@ -352,7 +340,7 @@ pub fn remove_leftovers(paths: &UpdatePaths) {
 /// one. `file` is the mailbox, opened read-write and exclusively locked.
 pub fn recover(file: &File, paths: &UpdatePaths) -> Result<bool, MaildropError> {
     let journal = paths.journal;
-    let jfile = match OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(journal) {
+    let jfile = match crate::nofollow::open_state_rw(journal) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(MaildropError::Journal(e)),
@@ -471,6 +459,7 @@ mod tests {
     use crate::maildrop::lines::FromQuoting;
     use crate::maildrop::mbox::index::{scan, CopyNumbers};
     use crate::testkit::TempDir;
+    use std::fs::OpenOptions;
 
     const MBOX: &[u8] = b"From a\nSubject: 1\n\none\n\nFrom b\nSubject: 2\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n";
 
