@@ -214,7 +214,11 @@ impl Config {
             "lock_timeout" => {
                 self.mbox.lock_timeout = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
             }
-            "max_messages" => self.mbox.max_messages = number(value).ok_or_else(|| bad("expected a number"))? as usize,
+            "max_messages" => {
+                // try_from: on a 32-bit target `as` would silently wrap 2^32 + 1 to 1.
+                let n = number(value).and_then(|n| usize::try_from(n).ok());
+                self.mbox.max_messages = n.ok_or_else(|| bad("expected a number"))?
+            }
             "max_mailbox_size" => {
                 self.mbox.max_size = size(value).ok_or_else(|| bad("expected a size like 512M or 8G"))?
             }
@@ -240,7 +244,10 @@ impl Config {
                 }
                 self.timeout_session = t;
             }
-            "max_bad_commands" => self.max_bad_commands = number(value).ok_or_else(|| bad("expected a number"))? as u32,
+            "max_bad_commands" => {
+                let n = number(value).and_then(|n| u32::try_from(n).ok());
+                self.max_bad_commands = n.ok_or_else(|| bad("expected a number"))?
+            }
             "log" => {
                 self.log = match value {
                     "syslog" => LogTarget::Syslog,
@@ -434,6 +441,17 @@ mod tests {
         assert!(Config::parse("mbox_locking = dotlock, fcntl, dotlock\n").unwrap_err().contains("at most once"));
         assert!(Config::parse("mbox_locking = ,\n").is_err());
         assert!(Config::parse("mbox_locking = flock\n").is_ok());
+    }
+
+    #[test]
+    fn numbers_never_wrap_on_32_bit_targets() {
+        assert!(Config::parse("max_bad_commands = 4294967297\n").is_err());
+        match Config::parse("max_messages = 4294967297\n") {
+            Ok(c) => assert_eq!(c.mbox.max_messages as u64, 4_294_967_297),
+            Err(e) => assert!(cfg!(target_pointer_width = "32"), "{e}"),
+        }
+        // Sizes and offsets are u64 everywhere: an 8G limit is 8G on a 32-bit box too.
+        assert_eq!(Config::parse("max_mailbox_size = 8G\n").unwrap().mbox.max_size, 8u64 << 30);
     }
 
     #[test]
