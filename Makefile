@@ -12,10 +12,16 @@ SIZE_GOAL_x86_64-unknown-linux-musl      := 1450000
 SIZE_GOAL_aarch64-unknown-linux-musl     := 1250000
 SIZE_GOAL_armv7-unknown-linux-musleabihf := 1000000
 SIZE_GOAL_mipsel-unknown-linux-musl      := 1600000
-# zig (PyPI, tests/install-cross.sh) is the C compiler and linker; std is rebuilt from rust-src with the
+# zig (PyPI, tests/install-cross.sh) is the C compiler and linker. std is rebuilt from rust-src with the
 # release-small profile (needed where rustup serves no std: armv7, mips; smaller everywhere), which on a
-# stable toolchain takes RUSTC_BOOTSTRAP=1.
-ZIGBUILD = RUSTC_BOOTSTRAP=1 $(CARGO) zigbuild --profile release-small -Zbuild-std=std,panic_abort --target
+# stable toolchain takes RUSTC_BOOTSTRAP=1, with its `optimize_for_size` feature and without its default
+# ones: no backtrace symbolizer (gimli, addr2line, a demangler; pop3d's panic hook logs the message and
+# never a backtrace). No unwind tables (.eh_frame) for Rust or C code: with panic = "abort" nothing
+# unwinds. The --config array is added to .cargo/config.toml's rustflags for the target, not put instead.
+# DESIGN.md ("Firmware builds") has the sizes each of these saves.
+ZIGBUILD = TARGET_CFLAGS="-fno-asynchronous-unwind-tables -fno-unwind-tables" RUSTC_BOOTSTRAP=1 \
+	$(CARGO) zigbuild --profile release-small -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
+	--config 'target.$(TARGET).rustflags = ["-C", "force-unwind-tables=no"]' --target $(TARGET)
 
 CROSS_TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf mipsel-unknown-linux-musl mips-unknown-linux-musl
 
@@ -74,7 +80,7 @@ ifeq ($(TARGET),)
 	@ls -l target/release-small/pop3d
 else
 	bash tests/install-cross.sh
-	$(ZIGBUILD) $(TARGET)
+	$(ZIGBUILD)
 	@bash tests/check-static.sh target/$(TARGET)/release-small/pop3d
 endif
 
