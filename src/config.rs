@@ -226,7 +226,9 @@ impl Config {
                 self.mbox.lock_timeout = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
             }
             "max_messages" => {
-                self.limits.max_messages = number(value).ok_or_else(|| bad("expected a number"))? as usize
+                // try_from: on a 32-bit target `as` would silently wrap 2^32 + 1 to 1.
+                let n = number(value).and_then(|n| usize::try_from(n).ok());
+                self.limits.max_messages = n.ok_or_else(|| bad("expected a number"))?
             }
             "max_mailbox_size" => {
                 self.limits.max_size = size(value).ok_or_else(|| bad("expected a size like 512M or 8G"))?
@@ -265,7 +267,10 @@ impl Config {
                 self.network_prefix_ipv6 =
                     value.parse().ok().filter(|n| *n <= 128).ok_or_else(|| bad("expected a prefix length 0-128"))?
             }
-            "max_bad_commands" => self.max_bad_commands = number(value).ok_or_else(|| bad("expected a number"))? as u32,
+            "max_bad_commands" => {
+                let n = number(value).and_then(|n| u32::try_from(n).ok());
+                self.max_bad_commands = n.ok_or_else(|| bad("expected a number"))?
+            }
             "log" => {
                 self.log = match value {
                     "syslog" => LogTarget::Syslog,
@@ -481,6 +486,19 @@ mod tests {
         assert!(Config::parse("mbox_locking = dotlock, fcntl, dotlock\n").unwrap_err().contains("at most once"));
         assert!(Config::parse("mbox_locking = ,\n").is_err());
         assert!(Config::parse("mbox_locking = flock\n").is_ok());
+    }
+
+    #[test]
+    fn numbers_never_wrap_on_32_bit_targets() {
+        assert!(Config::parse("max_bad_commands = 4294967297\n").is_err());
+        let wide = Config::parse("max_messages = 4294967297\n").map(|c| c.limits.max_messages as u64);
+        if usize::BITS == 64 {
+            assert_eq!(wide, Ok(4_294_967_297));
+        } else {
+            assert!(wide.unwrap_err().contains("expected a number"));
+        }
+        // Sizes and offsets are u64 everywhere: an 8G limit is 8G on a 32-bit box too.
+        assert_eq!(Config::parse("max_mailbox_size = 8G\n").unwrap().limits.max_size, 8u64 << 30);
     }
 
     #[test]

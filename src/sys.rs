@@ -271,17 +271,20 @@ pub fn wait_sighup() {
     while unsafe { libc::sigwait(&set, &mut sig) } != 0 || sig != libc::SIGHUP {}
 }
 
-#[link(name = "crypt")]
+// glibc's crypt_r lives in libcrypt (libxcrypt, or glibc's own before 2.38);
+// musl keeps it in libc itself, and rustc's self-contained musl ships no
+// libcrypt.a at all, so "crypt" is linked on glibc only.
+#[cfg_attr(target_env = "gnu", link(name = "crypt"))]
 extern "C" {
-    // glibc/libxcrypt and musl both provide crypt_r; musl keeps it in libc
-    // and ships an empty libcrypt.a, so linking "crypt" works on both.
     fn crypt_r(phrase: *const libc::c_char, setting: *const libc::c_char, data: *mut libc::c_void)
         -> *mut libc::c_char;
 }
 
 /// The size of the zeroed `struct crypt_data` area handed to crypt_r: larger
-/// than libxcrypt's (32 KiB), glibc's own before 2.38 (131,232 bytes) and
-/// musl's (260 bytes).
+/// than libxcrypt's (32 KiB), glibc's own before 2.38 (131,232 bytes on
+/// 64-bit targets, less on 32-bit ones) and musl's (260 bytes on every
+/// target: an int and 256 chars). None of them holds pointers, so the size
+/// does not grow with the word size.
 const CRYPT_DATA_SIZE: usize = 256 * 1024;
 
 /// The system's crypt(3): `password` hashed with the salt and parameters of

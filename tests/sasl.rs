@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -13,12 +13,7 @@ use ring::{digest, hmac, pbkdf2};
 
 /// Adds user `dave` with SCRAM keys for "pencil", made by `pop3d -P`.
 fn add_scram_user(spool: &Spool) {
-    let mut child = Command::new(common::binary())
-        .args(["-P", "dave"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::pop3d().args(["-P", "dave"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(b"pencil\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());

@@ -198,8 +198,7 @@ fn certificate_errors_name_the_file() {
     let (spool, pki, _) = setup(&[]);
     let conf = spool.config(&[]);
     let check = |args: &[String]| {
-        let out =
-            Command::new(common::binary()).args(["-t", "-f", conf.to_str().unwrap()]).args(args).output().unwrap();
+        let out = common::pop3d().args(["-t", "-f", conf.to_str().unwrap()]).args(args).output().unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
     };
     let o = |k: &str, v: &std::path::Path| vec!["-o".to_string(), format!("{k}={}", v.display())];

@@ -17,6 +17,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 POP3D_BIN = os.path.join(REPO_ROOT, os.environ.get("POP3D_BIN") or os.path.join("target", "debug", "pop3d"))
+# e.g. "qemu-mipsel": the daemon of Daemon() runs a cross-built POP3D_BIN under an emulator (make check-cross).
+POP3D_RUNNER = os.environ.get("POP3D_TEST_RUNNER", "").split()
 DELIVER = os.path.join(HERE, "deliver.py")
 IS_ROOT = os.geteuid() == 0
 RUN_AS = "nobody"
@@ -371,7 +373,7 @@ class Daemon:
     def __init__(self, env, opts=(), listen=("127.0.0.1:0",)):
         if not os.path.exists(POP3D_BIN):
             raise RuntimeError("pop3d binary not found at %s (cargo build, or set POP3D_BIN)" % POP3D_BIN)
-        cmd = [POP3D_BIN, "-f", env.conf]
+        cmd = POP3D_RUNNER + [POP3D_BIN, "-f", env.conf]
         for a in listen:
             cmd += ["-l", a]
         cmd += ["-o", "log=stderr"]
