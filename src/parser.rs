@@ -61,6 +61,13 @@ impl ParseError {
             ParseError::BadNumber => "invalid message number",
         }
     }
+
+    /// Whether the line is no POP3 command at all (another protocol's
+    /// request, binary noise): only those count toward `max_bad_commands`.
+    /// A known keyword with bad arguments is a POP3 client's mistake.
+    pub fn is_foreign(self) -> bool {
+        matches!(self, ParseError::LineTooLong | ParseError::BadBytes | ParseError::Unknown)
+    }
 }
 
 /// Accumulates at most one partial line between calls.

@@ -35,8 +35,8 @@ impl<T: Transport> Session<'_, T> {
                     self.out.ok("begin TLS negotiation")?;
                     Ok(Next::StartTls)
                 }
-                Some(_) => self.bad_command("already using TLS"),
-                None => self.bad_command("TLS is not available"),
+                Some(_) => self.refuse("already using TLS"),
+                None => self.refuse("TLS is not available"),
             },
             Command::User(_) | Command::Pass(_) | Command::Apop { .. } if !self.plaintext_allowed() => {
                 self.out.err_code(Code::Auth, "plaintext login is not allowed without TLS: use STLS or port 995")?;
@@ -51,14 +51,14 @@ impl<T: Transport> Session<'_, T> {
             }
             Command::Pass(password) => {
                 let State::Authorization { user: Some(name), .. } = &self.state else {
-                    return self.bad_command("give USER first");
+                    return self.refuse("give USER first");
                 };
                 let name = name.clone();
                 let checked = self.check_password(&name, &password);
                 self.login(name, checked)
             }
             Command::Apop { name, digest } => match self.challenge.clone() {
-                None => self.bad_command("APOP is not enabled"),
+                None => self.refuse("APOP is not enabled"),
                 Some(challenge) => {
                     let checked = self.check_secret(&name, |secret| users::check_apop(secret, &challenge, &digest));
                     self.login(name, checked)
@@ -66,7 +66,7 @@ impl<T: Transport> Session<'_, T> {
             },
             Command::Auth(None) => self.auth_mechanisms(),
             Command::Auth(Some((mechanism, initial))) => self.auth_start(&mechanism, initial),
-            _ => self.bad_command("command not valid before login"),
+            _ => self.refuse("command not valid before login"),
         }
     }
 

@@ -20,7 +20,7 @@ use crate::conn::Conn;
 use crate::limits::{LOGIN_TIME_FACTOR, READ_BUFFER};
 use crate::lock::SessionLock;
 use crate::maildrop::Maildrop;
-use crate::parser::{Command, Parser};
+use crate::parser::{Command, ParseError, Parser};
 use crate::penalty::Penalties;
 use crate::reply::ReplyWriter;
 use crate::sasl::{Exchange, Offer};
@@ -203,7 +203,7 @@ impl<T: Transport> Session<'_, T> {
                     match parser.next(&mut input) {
                         None => break,
                         Some(Ok(cmd)) => self.command(cmd)?,
-                        Some(Err(e)) => self.bad_command(e.message())?,
+                        Some(Err(e)) => self.bad_line(e)?,
                     }
                 };
                 match next {
@@ -236,18 +236,27 @@ impl<T: Transport> Session<'_, T> {
         }
     }
 
-    /// An invalid line: one `-ERR`; too many before login closes the session
-    /// (another protocol talking to our port).
-    fn bad_command(&mut self, why: &str) -> io::Result<Next> {
-        self.out.err(why)?;
+    /// A line that is not a command: one `-ERR`. Before login, lines that
+    /// are no POP3 command at all (another protocol talking to our port)
+    /// are counted, and the one that passes `max_bad_commands` is answered
+    /// with the closing `-ERR` alone: one reply per command, always.
+    fn bad_line(&mut self, e: ParseError) -> io::Result<Next> {
         if let State::Authorization { bad, .. } = &mut self.state {
-            *bad += 1;
-            if *bad > self.config.max_bad_commands {
-                self.out.err("too many invalid commands, closing")?;
-                return Ok(Next::Close(End::TooManyBadCommands));
+            if e.is_foreign() {
+                *bad += 1;
+                if *bad > self.config.max_bad_commands {
+                    self.out.err("too many invalid commands, closing")?;
+                    return Ok(Next::Close(End::TooManyBadCommands));
+                }
             }
         }
-        Ok(Next::Continue)
+        self.refuse(e.message())
+    }
+
+    /// A POP3 command that cannot be done now (wrong state, missing USER,
+    /// APOP off): `-ERR` and the session goes on; never counted.
+    fn refuse(&mut self, why: impl std::fmt::Display) -> io::Result<Next> {
+        self.out.err(why).map(|_| Next::Continue)
     }
 
     fn in_sasl(&self) -> bool {
