@@ -8,6 +8,7 @@ use crate::limits::MIN_SESSION_TIMEOUT;
 use crate::lock::LockMethod;
 use crate::maildrop::Location;
 use crate::maildrop::{FromQuoting, Limits, MboxSettings};
+use crate::policy::{Expire, Policy};
 use crate::sys;
 use crate::tls::TlsFiles;
 
@@ -99,6 +100,8 @@ pub struct Config {
     pub timeout_login: Duration,
     pub timeout_session: Duration,
     pub max_bad_commands: u32,
+    /// EXPIRE and LOGIN-DELAY for users without their own.
+    pub policy: Policy,
     pub log: LogTarget,
     pub log_level: log::LevelFilter,
 }
@@ -130,6 +133,7 @@ impl Default for Config {
             timeout_login: Duration::from_secs(60),
             timeout_session: MIN_SESSION_TIMEOUT,
             max_bad_commands: 5,
+            policy: Policy::default(),
             log: LogTarget::Syslog,
             log_level: log::LevelFilter::Info,
         }
@@ -243,6 +247,8 @@ impl Config {
                 self.timeout_session = t;
             }
             "max_bad_commands" => self.max_bad_commands = number(value).ok_or_else(|| bad("expected a number"))? as u32,
+            "expire" => self.policy.expire = Expire::parse(value).ok_or_else(|| bad("expected days or never"))?,
+            "login_delay" => self.policy.login_delay = number(value).ok_or_else(|| bad("expected seconds"))?,
             "log" => {
                 self.log = match value {
                     "syslog" => LogTarget::Syslog,

@@ -14,6 +14,8 @@ mod logging;
 mod maildrop;
 mod parser;
 mod penalty;
+mod policy;
+mod records;
 mod reply;
 mod sasl;
 mod session;

@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::hex;
 use crate::limits::MAX_USER_NAME;
+use crate::policy::Overrides;
 use crate::sasl::scram::ScramKeys;
 
 /// A stored credential.
@@ -58,6 +59,13 @@ pub fn valid_name(name: &str) -> bool {
 
 /// Parses one users file; returns the entries or the first error with its line number.
 pub fn parse(text: &str) -> Result<Vec<(String, Secret)>, String> {
+    Ok(parse_entries(text)?.into_iter().map(|(name, secret, _)| (name, secret)).collect())
+}
+
+/// Like `parse`, with each user's EXPIRE and LOGIN-DELAY overrides from
+/// the Dovecot-style extra fields (the 8th field:
+/// `name:hash:uid:gid:gecos:home:shell:extra`).
+pub fn parse_entries(text: &str) -> Result<Vec<(String, Secret, Overrides)>, String> {
     let mut users = Vec::new();
     for (no, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
@@ -70,7 +78,8 @@ pub fn parse(text: &str) -> Result<Vec<(String, Secret)>, String> {
         if !valid_name(name) {
             return Err(err("invalid user name"));
         }
-        users.push((name.to_string(), parse_secret(hash).ok_or_else(|| err("unsupported password hash"))?));
+        let overrides = Overrides::parse(rest.split(':').nth(6).unwrap_or("")).map_err(|e| err(&e))?;
+        users.push((name.to_string(), parse_secret(hash).ok_or_else(|| err("unsupported password hash"))?, overrides));
     }
     Ok(users)
 }
@@ -119,6 +128,14 @@ pub fn lookup(path: &Path, name: &str) -> io::Result<Option<Secret>> {
     let users =
         parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
     Ok(users.into_iter().find(|(n, _)| n == name).map(|(_, s)| s))
+}
+
+/// Every user's EXPIRE and LOGIN-DELAY overrides, with the user's name.
+pub fn overrides(path: &Path) -> io::Result<Vec<(String, Overrides)>> {
+    let text = fs::read_to_string(path)?;
+    let users = parse_entries(&text)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+    Ok(users.into_iter().map(|(name, _, o)| (name, o)).collect())
 }
 
 /// Checks a password. `secret` None (unknown user) does the same work as a
@@ -224,6 +241,17 @@ mod tests {
         assert_eq!(crypt("$7$x$", b"secret"), None, "a scheme we do not accept");
         let broken = parse("a:$6$rounds=many$salt$hash\n").unwrap();
         assert!(check_schemes(&broken).unwrap_err().contains("user a:"), "a setting crypt refuses");
+    }
+
+    #[test]
+    fn extra_fields_give_overrides_and_shadow_lines_still_parse() {
+        let text =
+            format!("a:{{PLAIN}}x::::::pop3_expire=7 pop3_login_delay=60\nb:{}:19000:0:99999:7:::\n", DUMMY_HASH);
+        let users = parse_entries(&text).unwrap();
+        assert_eq!(users[0].2.expire, Some(crate::policy::Expire::Days(7)));
+        assert_eq!(users[0].2.login_delay, Some(60));
+        assert_eq!(users[1].2, Overrides::default());
+        assert!(parse("a:{PLAIN}x::::::pop3_expire=soon\n").unwrap_err().starts_with("line 1: pop3_expire"));
     }
 
     #[test]

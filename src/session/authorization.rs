@@ -153,6 +153,9 @@ impl<T: Transport> Session<'_, T> {
                 return Ok(Next::Continue);
             }
         };
+        let Some(expiry) = self.login_policy(&name)? else {
+            return Ok(Next::Continue);
+        };
         let state_dir = &self.config.state_dir;
         let state = StatePaths {
             journal: state_dir.join(format!("{name}.journal")),
@@ -165,7 +168,8 @@ impl<T: Transport> Session<'_, T> {
                 let (n, size) = drop.stat();
                 log::info!("login {name}: {n} messages, {size} octets");
                 self.logged_in = Some(name.clone());
-                self.state = State::Transaction { user: name, drop, _lock: lock };
+                expiry.logged_in();
+                self.state = State::Transaction { user: name, drop, _lock: lock, expiry };
                 self.out.get_mut().set_timeout(self.config.timeout_session)?;
                 self.out.ok(format_args!("maildrop has {n} messages ({size} octets)"))?;
             }

@@ -7,6 +7,7 @@
 
 mod auth;
 mod authorization;
+mod expire;
 mod transaction;
 mod update;
 
@@ -51,6 +52,8 @@ struct Stats {
     deleted_bytes: u64,
 }
 
+// One per session, never moved around in numbers: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum State {
     Authorization {
         user: Option<String>,
@@ -63,6 +66,8 @@ enum State {
         user: String,
         drop: Maildrop,
         _lock: SessionLock,
+        /// EXPIRE and LOGIN-DELAY for this user.
+        expiry: expire::Expiry,
     },
 }
 
@@ -283,7 +288,10 @@ impl<T: Transport> Session<'_, T> {
     /// offers in AUTHORIZATION; RFC 2449 section 5 has them announced in the
     /// TRANSACTION state too. IMPLEMENTATION only after login.
     fn capa(&mut self) -> io::Result<()> {
-        let mut text = String::from("+OK capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n");
+        let mut text = String::from(
+            "+OK capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n",
+        );
+        text.push_str(&self.policy_capa());
         if self.plaintext_allowed() {
             text.push_str("USER\r\n");
         }

@@ -11,7 +11,7 @@ use crate::transport::Transport;
 impl<T: Transport> Session<'_, T> {
     /// A command in the TRANSACTION state (CAPA and QUIT aside).
     pub(super) fn transaction(&mut self, cmd: Command) -> io::Result<Next> {
-        let State::Transaction { drop, .. } = &mut self.state else {
+        let State::Transaction { drop, expiry, .. } = &mut self.state else {
             return Ok(Next::Continue);
         };
         let out = &mut self.out;
@@ -74,6 +74,7 @@ impl<T: Transport> Session<'_, T> {
                         }
                         out.write_all(b".\r\n")?;
                         if matches!(part, Part::Whole) {
+                            expiry.retrieved(&msg.uid.to_string());
                             self.stats.retrieved += 1;
                             self.stats.retrieved_bytes += size;
                         }
