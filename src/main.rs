@@ -18,6 +18,7 @@ mod policy;
 mod records;
 mod reply;
 mod sasl;
+mod saslprep;
 mod session;
 #[allow(unsafe_code)]
 mod sys;

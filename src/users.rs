@@ -49,12 +49,15 @@ impl std::fmt::Debug for Secret {
 const DUMMY_HASH: &str =
     "$6$pop3dnobody$EY80/em/H.ebsQcz/2eFIrXDp7Rj2gjt.YA0r0BzBXSQVvIkDxzXIXNrhKxTODMFSU1oHWiiiZuMK8S6a95dE/";
 
-/// Checks that `name` is safe to use as a maildrop name in a path: 1-64 of
-/// `[A-Za-z0-9._+@-]`, not starting with `.` (so no `/`, no `..`, no NUL).
+/// Checks that `name` is safe to use as a maildrop name in a path: 1-64
+/// octets of `[A-Za-z0-9._+@-]` or non-ASCII letters and digits (RFC 6856
+/// UTF-8 names), not starting with `.` (so no `/`, no `..`, no NUL).
 pub fn valid_name(name: &str) -> bool {
     (1..=MAX_USER_NAME).contains(&name.len())
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-@".contains(&b))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-@".contains(c) || (!c.is_ascii() && c.is_alphanumeric()))
 }
 
 /// Parses one users file; returns the entries or the first error with its line number.
@@ -187,6 +190,8 @@ pub fn scram_line(name: &str, mut input: impl std::io::BufRead) -> Result<String
     let mut password = String::new();
     input.read_line(&mut password).map_err(|e| format!("reading the password: {e}"))?;
     let password = password.trim_end_matches(['\r', '\n']);
+    // SCRAM hashes the prepared password (RFC 5802 section 2.2).
+    let password = crate::saslprep::saslprep(password).ok_or("the password holds a character SASLprep prohibits")?;
     if password.is_empty() {
         return Err("empty password".into());
     }
@@ -276,10 +281,21 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["alice", "a.b", "user@example.com", "x-1_2+3"] {
+        for ok in ["alice", "a.b", "user@example.com", "x-1_2+3", "j\u{FC}rgen", "\u{5F20}\u{4F1F}"] {
             assert!(valid_name(ok), "{ok}");
         }
-        for bad in ["", ".", "..", "../etc", "a/b", "a\0b", ".hidden", &"x".repeat(MAX_USER_NAME + 1)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../etc",
+            "a/b",
+            "a\0b",
+            ".hidden",
+            &"x".repeat(MAX_USER_NAME + 1),
+            "a\u{A0}b",
+            "a\u{2215}b",
+        ] {
             assert!(!valid_name(bad), "{bad:?}");
         }
     }

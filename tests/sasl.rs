@@ -322,3 +322,59 @@ fn auth_login_follows_the_plaintext_policy() {
     }
     assert!(!d.log().contains("login failed"));
 }
+
+/// UTF-8 credentials (RFC 6856) prepared with SASLprep (RFC 4013) in every
+/// mechanism: the account is stored composed (NFC), the client sends the
+/// name and password decomposed (as macOS does) or with a no-break space.
+#[test]
+fn utf8_credentials_are_prepared_for_every_mechanism() {
+    let spool = Spool::new();
+    let name = "j\u{FC}rgen";
+    let password = "p\u{E4}ss w\u{F6}rd";
+    let mut child = Command::new(common::binary())
+        .args(["-P", "z\u{F6}e"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `pop3d -P` prepares the password too: given with a no-break space.
+    child.stdin.take().unwrap().write_all("p\u{E4}ss\u{A0}w\u{F6}rd\n".as_bytes()).unwrap();
+    let scram_line = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    let users = format!("{name}:{{PLAIN}}{password}\n{scram_line}");
+    std::fs::write(spool.dir.join("users"), users).unwrap();
+    spool.write_mbox(name, format!("{}Subject: gr\u{FC}\u{DF}e\n\nUTF-8 \u{2713}\n", from_line("a@x")).as_bytes());
+    let d = Daemon::start(&spool, &[]);
+    let nfd_name = "ju\u{308}rgen";
+    let nfd_password = "pa\u{308}ss\u{A0}wo\u{308}rd";
+    // USER/PASS.
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    assert_eq!(c.cmd("UTF8"), "+OK UTF8 enabled");
+    assert_eq!(c.user_pass(nfd_name, nfd_password), "+OK maildrop has 1 messages (31 octets)");
+    // Message content is sent as it is.
+    assert!(c.cmd("RETR 1").starts_with("+OK"));
+    assert_eq!(c.multi(), "Subject: gr\u{FC}\u{DF}e\r\n\r\nUTF-8 \u{2713}\r\n".as_bytes());
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    // PLAIN and LOGIN, without the UTF8 command (CAPA says UTF8 USER).
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    let plain = B64.encode(format!("\0{nfd_name}\0{nfd_password}"));
+    assert!(c.cmd(&format!("AUTH PLAIN {plain}")).starts_with("+OK maildrop has 1"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    assert!(c.cmd(&format!("AUTH LOGIN {}", B64.encode(nfd_name))).starts_with("+ "));
+    assert!(c.cmd(&B64.encode(nfd_password)).starts_with("+OK maildrop has 1"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    // SCRAM: the server prepares the name; the client its password (RFC 5802).
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    let reply = scram(&mut c, "SCRAM-SHA-256", &mut ScramClient::new("zo\u{308}e", password, None), true);
+    assert!(reply.starts_with("+OK maildrop has 0"), "{reply}");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    // A wrong UTF-8 password still fails, and a prohibited character too.
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    assert!(c.user_pass(nfd_name, "p\u{E4}ss w\u{F6}rt").starts_with("-ERR [AUTH]"));
+    assert!(c.user_pass("j\u{FC}rgen\u{E000}", password).starts_with("-ERR [AUTH]"));
+}

@@ -79,6 +79,7 @@ impl<T: Transport> Session<'_, T> {
                 Ok(Next::Continue)
             }
             Outcome::CheckPassword { user, password } => {
+                let (user, password) = crate::saslprep::credentials(&user, &password);
                 let checked = self.check_password(&user, &password);
                 self.login(user, checked)
             }

@@ -53,13 +53,14 @@ impl<T: Transport> Session<'_, T> {
                 let State::Authorization { user: Some(name), .. } = &self.state else {
                     return self.refuse("give USER first");
                 };
-                let name = name.clone();
+                let (name, password) = crate::saslprep::credentials(name, &password);
                 let checked = self.check_password(&name, &password);
                 self.login(name, checked)
             }
             Command::Apop { name, digest } => match self.challenge.clone() {
                 None => self.refuse("APOP is not enabled"),
                 Some(challenge) => {
+                    let (name, _) = crate::saslprep::credentials(&name, b"");
                     let checked = self.check_secret(&name, |secret| users::check_apop(secret, &challenge, &digest));
                     self.login(name, checked)
                 }

@@ -10,6 +10,7 @@ mod authorization;
 mod expire;
 mod transaction;
 mod update;
+mod utf8;
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -235,6 +236,8 @@ impl<T: Transport> Session<'_, T> {
     fn command(&mut self, cmd: Command) -> io::Result<Next> {
         match (&self.state, cmd) {
             (_, Command::Capa) => self.capa().map(|_| Next::Continue),
+            (_, Command::Lang(tag)) => self.lang(tag),
+            (State::Authorization { .. }, Command::Utf8) => self.utf8(),
             (State::Authorization { .. }, cmd) => self.authorization(cmd),
             (State::Transaction { .. }, Command::Quit) => self.update(),
             (State::Transaction { .. }, cmd) => self.transaction(cmd),
@@ -292,6 +295,7 @@ impl<T: Transport> Session<'_, T> {
             "+OK capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n",
         );
         text.push_str(&self.policy_capa());
+        text.push_str("UTF8 USER\r\nLANG\r\n");
         if self.plaintext_allowed() {
             text.push_str("USER\r\n");
         }

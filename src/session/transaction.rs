@@ -96,7 +96,8 @@ impl<T: Transport> Session<'_, T> {
                 out.err("already logged in")?;
             }
             // Answered before the state is looked at (see `Session::command`).
-            Command::Capa | Command::Quit => {}
+            Command::Utf8 => out.err("UTF8 is only valid before login")?,
+            Command::Capa | Command::Quit | Command::Lang(_) => {}
         }
         Ok(Next::Continue)
     }
