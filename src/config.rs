@@ -102,6 +102,8 @@ pub struct Config {
     pub max_bad_commands: u32,
     /// EXPIRE and LOGIN-DELAY for users without their own.
     pub policy: Policy,
+    /// `:` or `;` (FAT/SMB Maildirs): starts the info of Maildir names.
+    pub maildir_info_separator: u8,
     pub log: LogTarget,
     pub log_level: log::LevelFilter,
 }
@@ -134,6 +136,7 @@ impl Default for Config {
             timeout_session: MIN_SESSION_TIMEOUT,
             max_bad_commands: 5,
             policy: Policy::default(),
+            maildir_info_separator: b':',
             log: LogTarget::Syslog,
             log_level: log::LevelFilter::Info,
         }
@@ -247,6 +250,13 @@ impl Config {
                 self.timeout_session = t;
             }
             "max_bad_commands" => self.max_bad_commands = number(value).ok_or_else(|| bad("expected a number"))? as u32,
+            "maildir_info_separator" => {
+                self.maildir_info_separator = match value {
+                    ":" => b':',
+                    ";" => b';',
+                    _ => return Err(bad("expected : or ;")),
+                }
+            }
             "expire" => self.policy.expire = Expire::parse(value).ok_or_else(|| bad("expected days or never"))?,
             "login_delay" => self.policy.login_delay = number(value).ok_or_else(|| bad("expected seconds"))?,
             "log" => {

@@ -146,6 +146,24 @@ impl Maildrop {
         }
     }
 
+    /// After a whole RETR of message `n`: a Maildir message in `new/`
+    /// moves to `cur/` as seen (see `maildir::conventions`).
+    pub fn retrieved(&mut self, n: u32) {
+        if let (Some(i), Store::Maildir(m)) = (self.index(n), &mut self.store) {
+            if let Err(e) = m.mark_seen(i) {
+                log::warn!("cannot move a retrieved message to cur/: {e}");
+            }
+        }
+    }
+
+    /// The separator (`:` or `;`) that starts the info in the Maildir
+    /// names pop3d gives; nothing for an mbox.
+    pub fn set_maildir_separator(&mut self, separator: u8) {
+        if let Store::Maildir(m) = &mut self.store {
+            m.set_separator(separator);
+        }
+    }
+
     /// UPDATE: removes the marked messages. Returns how many were removed.
     pub fn commit(self) -> Result<usize, MaildropError> {
         let (marked, _) = self.marked();

@@ -165,7 +165,8 @@ impl<T: Transport> Session<'_, T> {
         };
         let location = self.config.location(&name);
         match Maildrop::open(location.clone(), state, &self.config.limits, &self.config.mbox) {
-            Ok(drop) => {
+            Ok(mut drop) => {
+                drop.set_maildir_separator(self.config.maildir_info_separator);
                 let (n, size) = drop.stat();
                 log::info!("login {name}: {n} messages, {size} octets");
                 self.logged_in = Some(name.clone());

@@ -75,6 +75,7 @@ impl<T: Transport> Session<'_, T> {
                         out.write_all(b".\r\n")?;
                         if matches!(part, Part::Whole) {
                             expiry.retrieved(&msg.uid.to_string());
+                            drop.retrieved(n);
                             self.stats.retrieved += 1;
                             self.stats.retrieved_bytes += size;
                         }
