@@ -104,6 +104,8 @@ pub struct Config {
     pub policy: Policy,
     /// `:` or `;` (FAT/SMB Maildirs): starts the info of Maildir names.
     pub maildir_info_separator: u8,
+    /// Reuse `X-UIDL:` headers as UIDLs (migration from qpopper, mailutils).
+    pub uidl_from_x_uidl: bool,
     pub log: LogTarget,
     pub log_level: log::LevelFilter,
 }
@@ -137,6 +139,7 @@ impl Default for Config {
             max_bad_commands: 5,
             policy: Policy::default(),
             maildir_info_separator: b':',
+            uidl_from_x_uidl: false,
             log: LogTarget::Syslog,
             log_level: log::LevelFilter::Info,
         }
@@ -250,6 +253,7 @@ impl Config {
                 self.timeout_session = t;
             }
             "max_bad_commands" => self.max_bad_commands = number(value).ok_or_else(|| bad("expected a number"))? as u32,
+            "uidl_from_x_uidl" => self.uidl_from_x_uidl = boolean(value).ok_or_else(|| bad("expected yes or no"))?,
             "maildir_info_separator" => {
                 self.maildir_info_separator = match value {
                     ":" => b':',

@@ -11,6 +11,7 @@ mod mbox;
 mod message;
 mod store;
 mod stream;
+mod xuidl;
 
 use std::io;
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ pub struct Maildrop {
     store: Store,
     /// DELE's marks, one per message listed at login; RSET clears them.
     deleted: Vec<bool>,
+    /// Ids taken from X-UIDL headers (the migration option), by index.
+    x_uidl: Vec<Option<String>>,
 }
 
 impl Maildrop {
@@ -67,7 +70,7 @@ impl Maildrop {
             Location::Maildir(path) => Store::Maildir(Maildir::open(path, limits)?),
         };
         let deleted = vec![false; store.messages().len()];
-        Ok(Maildrop { store, deleted })
+        Ok(Maildrop { store, deleted, x_uidl: Vec::new() })
     }
 
     /// Number of messages at login, deleted ones included (the highest number).
@@ -143,6 +146,21 @@ impl Maildrop {
         match &self.store {
             Store::Mbox(m) => m.still_listed(i),
             Store::Maildir(m) => Ok(m.still_listed(i)),
+        }
+    }
+
+    /// Reuses the ids in `X-UIDL:` headers (qpopper, mailutils) where they
+    /// are valid and unique (see `xuidl`); reads every message's header.
+    pub fn adopt_x_uidl(&mut self) {
+        self.x_uidl = xuidl::ids(self);
+    }
+
+    /// The UIDL of message `n` (1-based, deleted or not), if it exists.
+    pub fn uidl(&self, n: u32) -> Option<String> {
+        let i = (n as usize).checked_sub(1)?;
+        match self.x_uidl.get(i) {
+            Some(Some(id)) => Some(id.clone()),
+            _ => self.store.messages().get(i).map(|m| m.uid.to_string()),
         }
     }
 

@@ -167,6 +167,9 @@ impl<T: Transport> Session<'_, T> {
         match Maildrop::open(location.clone(), state, &self.config.limits, &self.config.mbox) {
             Ok(mut drop) => {
                 drop.set_maildir_separator(self.config.maildir_info_separator);
+                if self.config.uidl_from_x_uidl {
+                    drop.adopt_x_uidl();
+                }
                 let (n, size) = drop.stat();
                 log::info!("login {name}: {n} messages, {size} octets");
                 self.logged_in = Some(name.clone());

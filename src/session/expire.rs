@@ -45,7 +45,7 @@ impl Expiry {
         let now = records::now();
         let due: Vec<u32> = drop
             .live()
-            .filter(|(_, m)| r.get(&m.uid.to_string()).is_some_and(|t| t.saturating_add(age) <= now))
+            .filter(|&(n, _)| drop.uidl(n).and_then(|u| r.get(&u)).is_some_and(|t| t.saturating_add(age) <= now))
             .map(|(n, _)| n)
             .collect();
         for &n in &due {

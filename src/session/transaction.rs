@@ -30,8 +30,8 @@ impl<T: Transport> Session<'_, T> {
             }
             Command::Uidl(None) => {
                 out.ok("unique-id listing follows")?;
-                for (i, m) in drop.live() {
-                    write!(out, "{i} {}\r\n", m.uid)?;
+                for (i, _) in drop.live() {
+                    write!(out, "{i} {}\r\n", drop.uidl(i).unwrap_or_default())?;
                 }
                 out.write_all(b".\r\n")?;
             }
@@ -47,7 +47,7 @@ impl<T: Transport> Session<'_, T> {
                 let size = msg.size;
                 match cmd {
                     Command::List(_) => out.ok(format_args!("{n} {size}"))?,
-                    Command::Uidl(_) => out.ok(format_args!("{n} {}", msg.uid))?,
+                    Command::Uidl(_) => out.ok(format_args!("{n} {}", drop.uidl(n).unwrap_or_default()))?,
                     Command::Retr(_) | Command::Top { .. } => {
                         if !drop.still_listed(n)? {
                             log::warn!("mailbox changed by another program during the session");
@@ -74,7 +74,7 @@ impl<T: Transport> Session<'_, T> {
                         }
                         out.write_all(b".\r\n")?;
                         if matches!(part, Part::Whole) {
-                            expiry.retrieved(&msg.uid.to_string());
+                            expiry.retrieved(&drop.uidl(n).unwrap_or_default());
                             drop.retrieved(n);
                             self.stats.retrieved += 1;
                             self.stats.retrieved_bytes += size;

@@ -18,7 +18,7 @@ impl<T: Transport> Session<'_, T> {
             log::info!("{user}: {expired} messages expired (EXPIRE {})", expiry.policy.expire);
         }
         let (marked, marked_bytes) = drop.marked();
-        let kept: Vec<String> = drop.live().map(|(_, m)| m.uid.to_string()).collect();
+        let kept: Vec<String> = drop.live().filter_map(|(n, _)| drop.uidl(n)).collect();
         match drop.commit() {
             Ok(_) => {
                 expiry.updated(&kept);
