@@ -104,6 +104,8 @@ pub struct Config {
     pub policy: Policy,
     /// `:` or `;` (FAT/SMB Maildirs): starts the info of Maildir names.
     pub maildir_info_separator: u8,
+    /// Peers whose connections start with a PROXY protocol header.
+    pub proxy_trusted: crate::proxy::Trusted,
     /// Reuse `X-UIDL:` headers as UIDLs (migration from qpopper, mailutils).
     pub uidl_from_x_uidl: bool,
     pub log: LogTarget,
@@ -140,6 +142,7 @@ impl Default for Config {
             policy: Policy::default(),
             maildir_info_separator: b':',
             uidl_from_x_uidl: false,
+            proxy_trusted: Default::default(),
             log: LogTarget::Syslog,
             log_level: log::LevelFilter::Info,
         }
@@ -253,6 +256,10 @@ impl Config {
                 self.timeout_session = t;
             }
             "max_bad_commands" => self.max_bad_commands = number(value).ok_or_else(|| bad("expected a number"))? as u32,
+            "proxy_trusted" => {
+                self.proxy_trusted = crate::proxy::Trusted::parse(value)
+                    .ok_or_else(|| bad("expected addresses or networks like `10.0.0.5, 192.168.0.0/24`"))?
+            }
             "uidl_from_x_uidl" => self.uidl_from_x_uidl = boolean(value).ok_or_else(|| bad("expected yes or no"))?,
             "maildir_info_separator" => {
                 self.maildir_info_separator = match value {

@@ -125,7 +125,8 @@ impl Shared {
     /// Takes a session slot for `ip`, or None when a limit is reached.
     fn admit(&self, ip: IpAddr, config: &Config) -> Option<Slot> {
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let per_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
+        // A trusted PROXY-protocol proxy carries many clients: only the total counts for it.
+        let per_ip = if config.proxy_trusted.contains(ip) { 0 } else { c.per_ip.get(&ip).copied().unwrap_or(0) };
         if c.total >= config.max_sessions || per_ip >= config.max_sessions_per_ip {
             let now = Instant::now();
             if c.last_limit_log.is_none_or(|t| now.duration_since(t) >= LIMIT_LOG_INTERVAL) {

@@ -15,6 +15,7 @@ mod maildrop;
 mod parser;
 mod penalty;
 mod policy;
+mod proxy;
 mod records;
 mod reply;
 mod sasl;

@@ -119,7 +119,7 @@ impl<T: Transport> Session<'_, T> {
                 let failures = *failures;
                 // The delay grows with this session's failures, and with the
                 // address's recent failures across sessions (daemon mode).
-                let ip = self.start.peer.map(|p| p.ip());
+                let ip = self.peer.map(|p| p.ip());
                 let recent = match (self.start.penalties, ip) {
                     (Some(p), Some(ip)) => p.failed(ip),
                     _ => 0,
@@ -137,7 +137,7 @@ impl<T: Transport> Session<'_, T> {
                 return Ok(Next::Continue);
             }
             Ok(true) => {
-                if let (Some(p), Some(peer)) = (self.start.penalties, self.start.peer) {
+                if let (Some(p), Some(peer)) = (self.start.penalties, self.peer) {
                     p.succeeded(peer.ip());
                 }
             }

@@ -8,6 +8,7 @@
 mod auth;
 mod authorization;
 mod expire;
+mod proxied;
 mod transaction;
 mod update;
 mod utf8;
@@ -41,6 +42,8 @@ pub enum End {
     TooManyAuthFailures,
     /// The TLS handshake or a TLS record failed.
     TlsError,
+    /// A malformed PROXY header from a trusted proxy, or one from anyone else.
+    BadProxyHeader,
     IoError,
 }
 
@@ -104,8 +107,9 @@ pub struct Start<'a> {
 /// Serves one session on `io` from greeting to close.
 pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
     let config = start.config;
-    let peer = start.peer.map_or_else(|| "stdin".to_string(), |p| p.to_string());
+    let conn_peer = start.peer.map_or_else(|| "stdin".to_string(), |p| p.to_string());
     let mut s = Session {
+        peer: start.peer,
         config,
         start,
         out: ReplyWriter::new(Conn::Plain(io)),
@@ -121,19 +125,23 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
             End::Timeout
         }
         io::ErrorKind::UnexpectedEof if s.out.get_ref().is_tls() => {
-            log::info!("{peer} closed the TLS connection without close_notify");
+            log::info!("{conn_peer} closed the TLS connection without close_notify");
             End::Disconnected
         }
         io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => End::Disconnected,
         _ if s.out.get_ref().is_tls() || matches!(s.out.get_ref(), Conn::Gone) => {
-            log::info!("TLS with {peer} failed: {e}");
+            log::info!("TLS with {conn_peer} failed: {e}");
             End::TlsError
         }
         _ => {
-            log::debug!("session I/O error with {peer}: {e}");
+            log::debug!("session I/O error with {conn_peer}: {e}");
             End::IoError
         }
     });
+    let peer = match (start.peer, s.peer) {
+        (Some(p), Some(real)) if p != real => format!("{real} (via proxy {p})"),
+        (_, real) => real.map_or_else(|| "stdin".to_string(), |p| p.to_string()),
+    };
     let st = &s.stats;
     Summary(format!(
         "session end: user={} peer={peer} tls={} retr={}/{} dele={}/{} end={end:?}",
@@ -160,6 +168,9 @@ impl std::fmt::Display for Summary {
 struct Session<'a, T: Transport> {
     config: &'a Config,
     start: &'a Start<'a>,
+    /// The client's address: the connection's, or the one a trusted
+    /// proxy's PROXY header gave.
+    peer: Option<SocketAddr>,
     out: ReplyWriter<Conn<T>>,
     state: State,
     challenge: Option<String>,
@@ -171,6 +182,9 @@ impl<T: Transport> Session<'_, T> {
     fn run(&mut self) -> io::Result<End> {
         let login_deadline = Instant::now() + self.config.timeout_login * LOGIN_TIME_FACTOR;
         self.out.get_mut().set_timeout(self.config.timeout_login)?;
+        if let Some(end) = self.proxy_header()? {
+            return Ok(end);
+        }
         if self.start.implicit_tls {
             self.start_tls()?;
         }
@@ -180,6 +194,7 @@ impl<T: Transport> Session<'_, T> {
         }
         let mut parser = Parser::new();
         let mut buf = vec![0u8; READ_BUFFER];
+        let mut first_read = true;
         loop {
             // Answers to pipelined commands go out together, before we wait.
             self.out.flush()?;
@@ -198,6 +213,11 @@ impl<T: Transport> Session<'_, T> {
                 Err(e) => return Err(e),
             };
             let mut input = &buf[..n];
+            if std::mem::take(&mut first_read) {
+                if let Some(end) = self.untrusted_proxy_header(input) {
+                    return Ok(end);
+                }
+            }
             loop {
                 let next = if self.in_sasl() {
                     match parser.next_sasl(&mut input) {
@@ -273,7 +293,7 @@ impl<T: Transport> Session<'_, T> {
 
     /// Plaintext passwords may be sent now: on TLS, or where policy allows.
     fn plaintext_allowed(&self) -> bool {
-        self.out.get_ref().is_tls() || self.start.plaintext.allows(self.start.peer.map(|p| p.ip()))
+        self.out.get_ref().is_tls() || self.start.plaintext.allows(self.peer.map(|p| p.ip()))
     }
 
     /// What SASL can offer on this connection now.
