@@ -106,6 +106,8 @@ pub struct Config {
     pub maildir_info_separator: u8,
     /// Peers whose connections start with a PROXY protocol header.
     pub proxy_trusted: crate::proxy::Trusted,
+    /// Client workarounds (`outlook-no-nuls`, `oe-ns-eoh`).
+    pub workarounds: crate::maildrop::Workarounds,
     /// Reuse `X-UIDL:` headers as UIDLs (migration from qpopper, mailutils).
     pub uidl_from_x_uidl: bool,
     pub log: LogTarget,
@@ -142,6 +144,7 @@ impl Default for Config {
             policy: Policy::default(),
             maildir_info_separator: b':',
             uidl_from_x_uidl: false,
+            workarounds: Default::default(),
             proxy_trusted: Default::default(),
             log: LogTarget::Syslog,
             log_level: log::LevelFilter::Info,
@@ -259,6 +262,10 @@ impl Config {
             "proxy_trusted" => {
                 self.proxy_trusted = crate::proxy::Trusted::parse(value)
                     .ok_or_else(|| bad("expected addresses or networks like `10.0.0.5, 192.168.0.0/24`"))?
+            }
+            "workarounds" => {
+                self.workarounds = crate::maildrop::Workarounds::parse(value)
+                    .ok_or_else(|| bad("expected a list of outlook-no-nuls, oe-ns-eoh, or nothing"))?
             }
             "uidl_from_x_uidl" => self.uidl_from_x_uidl = boolean(value).ok_or_else(|| bad("expected yes or no"))?,
             "maildir_info_separator" => {

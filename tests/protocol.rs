@@ -317,3 +317,41 @@ fn the_bad_command_limit_answers_each_pipelined_line_once() {
     assert!(c.rest().is_empty(), "nothing after the closing reply");
     d.wait_log("end=TooManyBadCommands");
 }
+
+/// The client workarounds: off, messages are sent as they are; on, NULs
+/// go out as 0x80 (same sizes) and a message without an end-of-headers
+/// line gets one, counted by LIST and STAT.
+#[test]
+fn client_workarounds() {
+    let spool = Spool::new();
+    let mbox = format!(
+        "{}Subject: nul\n\nnul\0byte\n\n{}Subject: no body\nX-Other: header only\n\n{}Subject: fine\n\nbody\n",
+        from_line("a@x"),
+        from_line("b@x"),
+        from_line("c@x")
+    );
+    // Message 2 is header lines only: the blank line before the next From_ is the separator.
+    spool.write_mbox("alice", mbox.as_bytes());
+    let off = Daemon::start(&spool, &[]);
+    let mut c = off.connect();
+    assert!(c.login("alice", "secret").starts_with("+OK maildrop has 3 messages (89 octets)"));
+    assert!(c.cmd("RETR 1").starts_with("+OK 26 octets"));
+    assert_eq!(c.multi(), b"Subject: nul\r\n\r\nnul\0byte\r\n");
+    assert!(c.cmd("RETR 2").starts_with("+OK 40 octets"));
+    assert_eq!(c.multi(), b"Subject: no body\r\nX-Other: header only\r\n");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    drop(off);
+    let on = Daemon::start(&spool, &["workarounds = outlook-no-nuls, oe-ns-eoh"]);
+    let mut c = on.connect();
+    assert!(c.login("alice", "secret").starts_with("+OK maildrop has 3 messages (91 octets)"));
+    assert_eq!(c.cmd("LIST 2"), "+OK 2 42");
+    assert!(c.cmd("RETR 1").starts_with("+OK 26 octets"));
+    assert_eq!(c.multi(), b"Subject: nul\r\n\r\nnul\x80byte\r\n");
+    assert!(c.cmd("RETR 2").starts_with("+OK 42 octets"));
+    assert_eq!(c.multi(), b"Subject: no body\r\nX-Other: header only\r\n\r\n");
+    assert!(c.cmd("TOP 2 5").starts_with("+OK"));
+    assert_eq!(c.multi(), b"Subject: no body\r\nX-Other: header only\r\n\r\n");
+    assert!(c.cmd("RETR 3").starts_with("+OK 23 octets"));
+    assert_eq!(c.multi(), b"Subject: fine\r\n\r\nbody\r\n", "a whole message is unchanged");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+}

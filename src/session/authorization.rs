@@ -167,6 +167,7 @@ impl<T: Transport> Session<'_, T> {
         match Maildrop::open(location.clone(), state, &self.config.limits, &self.config.mbox) {
             Ok(mut drop) => {
                 drop.set_maildir_separator(self.config.maildir_info_separator);
+                drop.set_workarounds(self.config.workarounds);
                 if self.config.uidl_from_x_uidl {
                     drop.adopt_x_uidl();
                 }
