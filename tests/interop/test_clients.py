@@ -1,5 +1,6 @@
 # Interop tests with more real clients, each in daemon and inetd (tcpserver) modes, plain and TLS: Perl's Net::POP3 (USER/PASS, APOP, AUTH LOGIN and PLAIN through Authen::SASL, STLS, implicit TLS), s-nail (APOP on and off), mailutils movemail (--uidl keep mode, opportunistic STLS) and curl (AUTH LOGIN, --sasl-authzid).
 import os
+import socket
 import time
 
 import pytest
@@ -245,3 +246,24 @@ def test_curl_auth_login_and_sasl_authzid(srv, env):
     r = curl(srv, "/", "--login-options", "AUTH=*")
     assert r.returncode == 0, r.stderr
     srv.wait_log("PLAIN authorization identity differs")
+
+
+def test_proxy_header_in_inetd_mode(env):
+    # tcpserver in front of pop3d -i, as behind HAProxy on the same box: the PROXY header from the trusted
+    # address gives the client's address to the session (its log line, its plaintext policy).
+    env.write_mbox("alice", lib.build_mbox(simple_messages(1)))
+    logfile = os.path.join(env.srv, "pop3d.log")
+    env.write_conf(log=logfile, proxy_trusted="127.0.0.1")
+    env.fix_perms()
+    port = lib.TcpServer(env).port
+    sock = socket.create_connection(("127.0.0.1", port), timeout=lib.IO_TIMEOUT)
+    sock.sendall(b"PROXY TCP4 198.51.100.20 127.0.0.1 40000 110\r\nUSER alice\r\nQUIT\r\n")
+    f = sock.makefile("rb")
+    assert lib.read_reply_line(f).startswith(b"+OK")
+    assert lib.read_reply_line(f).startswith(b"-ERR [AUTH] plaintext login is not allowed"), "not loopback"
+    assert lib.read_reply_line(f).startswith(b"+OK")
+    sock.close()
+    deadline = time.monotonic() + lib.IO_TIMEOUT
+    while "peer=198.51.100.20:40000 (via proxy 127.0.0.1:" not in open(logfile).read():
+        assert time.monotonic() < deadline, open(logfile).read()
+        time.sleep(0.02)
