@@ -184,6 +184,9 @@ pub fn check_apop(secret: Option<&Secret>, challenge: &str, digest: &str) -> boo
 /// A users-file line `name:{SCRAM-SHA-256}...` for the password on the first
 /// line of `input` (a random 16-byte salt, 4096 iterations as RFC 7677 asks).
 pub fn scram_line(name: &str, mut input: impl std::io::BufRead) -> Result<String, String> {
+    // The name as a SCRAM login will look it up (RFC 5802: SASLprep).
+    let prepared = crate::saslprep::saslprep(name).ok_or_else(|| format!("invalid user name {name:?}"))?;
+    let name: &str = &prepared;
     if !valid_name(name) {
         return Err(format!("invalid user name {name:?}"));
     }

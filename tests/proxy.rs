@@ -65,3 +65,20 @@ fn malformed_and_untrusted_headers_close_the_connection() {
     assert!(c.rest().is_empty());
     d.wait_log_times("end=BadProxyHeader", 2);
 }
+
+/// A trusted proxy carries many clients: max_sessions_per_ip does not
+/// count its connections (max_sessions still does).
+#[test]
+fn a_trusted_proxy_is_not_held_to_the_per_address_limit() {
+    let spool = Spool::new();
+    let d = Daemon::start(&spool, &["proxy_trusted = 127.0.0.1", "max_sessions_per_ip = 1", "max_sessions = 3"]);
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let mut c = d.connect();
+        c.send(format!("PROXY TCP4 192.0.2.{i} 127.0.0.1 1000 110\r\n").as_bytes());
+        assert!(c.line().starts_with("+OK POP3"), "session {i}");
+        open.push(c);
+    }
+    let mut c = d.connect();
+    assert_eq!(c.line(), "-ERR [SYS/TEMP] too many sessions, try again later");
+}
