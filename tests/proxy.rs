@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{Daemon, Spool};
+use common::pki::Pki;
+use common::{Client, Daemon, Spool};
 
 fn v2(cmd: u8, family: u8, body: &[u8]) -> Vec<u8> {
     [&b"\r\n\r\n\0\r\nQUIT\n"[..], &[cmd, family], &(body.len() as u16).to_be_bytes(), body].concat()
@@ -81,4 +82,29 @@ fn a_trusted_proxy_is_not_held_to_the_per_address_limit() {
     }
     let mut c = d.connect();
     assert_eq!(c.line(), "-ERR [SYS/TEMP] too many sessions, try again later");
+}
+
+/// On an implicit-TLS port the header comes before the handshake, and not
+/// a byte of the ClientHello behind it is taken as part of it.
+#[test]
+fn the_header_before_an_implicit_tls_handshake() {
+    let spool = Spool::new();
+    let pki = Pki::new(&spool.dir);
+    let mut lines = pki.server_lines();
+    lines.push("proxy_trusted = 127.0.0.1".into());
+    spool.give_to_server();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let d = Daemon::start_on(&spool, &lines, &["127.0.0.1:0 tls"]);
+    for header in [
+        b"PROXY TCP4 203.0.113.5 127.0.0.1 7777 995\r\n".to_vec(),
+        v2(0x21, 0x11, &[203, 0, 113, 6, 127, 0, 0, 1, 0x1e, 0x61, 3, 0xe3]),
+    ] {
+        let mut c = Client::tcp(d.tls_addr.unwrap());
+        c.send(&header);
+        c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
+        assert!(c.line().starts_with("+OK POP3 server ready"));
+        assert!(c.cmd("QUIT").starts_with("+OK"));
+    }
+    let log = d.wait_log("peer=203.0.113.6:7777 (via proxy");
+    assert!(log.contains("peer=203.0.113.5:7777 (via proxy") && log.contains("tls=TLSv1_3"), "{log}");
 }
