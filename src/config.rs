@@ -8,6 +8,7 @@ use crate::limits::MIN_SESSION_TIMEOUT;
 use crate::lock::LockMethod;
 use crate::maildrop::Location;
 use crate::maildrop::{FromQuoting, Limits, MboxSettings};
+use crate::policy::{Expire, Policy};
 use crate::sys;
 use crate::tls::TlsFiles;
 
@@ -106,6 +107,16 @@ pub struct Config {
     /// failure records and the pre-login budget.
     pub network_prefix_ipv4: u8,
     pub network_prefix_ipv6: u8,
+    /// EXPIRE and LOGIN-DELAY for users without their own.
+    pub policy: Policy,
+    /// `:` or `;` (FAT/SMB Maildirs): starts the info of Maildir names.
+    pub maildir_info_separator: u8,
+    /// Peers whose connections start with a PROXY protocol header.
+    pub proxy_trusted: crate::proxy::Trusted,
+    /// Client workarounds (`outlook-no-nuls`, `oe-ns-eoh`).
+    pub workarounds: crate::maildrop::Workarounds,
+    /// Reuse `X-UIDL:` headers as UIDLs (migration from qpopper, mailutils).
+    pub uidl_from_x_uidl: bool,
     pub log: LogTarget,
     pub log_level: log::LevelFilter,
 }
@@ -141,6 +152,11 @@ impl Default for Config {
             max_bad_commands: 5,
             network_prefix_ipv4: 32,
             network_prefix_ipv6: 64,
+            policy: Policy::default(),
+            maildir_info_separator: b':',
+            uidl_from_x_uidl: false,
+            workarounds: Default::default(),
+            proxy_trusted: Default::default(),
             log: LogTarget::Syslog,
             log_level: log::LevelFilter::Info,
         }
@@ -271,6 +287,24 @@ impl Config {
                 let n = number(value).and_then(|n| u32::try_from(n).ok());
                 self.max_bad_commands = n.ok_or_else(|| bad("expected a number"))?
             }
+            "proxy_trusted" => {
+                self.proxy_trusted = crate::proxy::Trusted::parse(value)
+                    .ok_or_else(|| bad("expected addresses or networks like `10.0.0.5, 192.168.0.0/24`"))?
+            }
+            "workarounds" => {
+                self.workarounds = crate::maildrop::Workarounds::parse(value)
+                    .ok_or_else(|| bad("expected a list of outlook-no-nuls, oe-ns-eoh, or nothing"))?
+            }
+            "uidl_from_x_uidl" => self.uidl_from_x_uidl = boolean(value).ok_or_else(|| bad("expected yes or no"))?,
+            "maildir_info_separator" => {
+                self.maildir_info_separator = match value {
+                    ":" => b':',
+                    ";" => b';',
+                    _ => return Err(bad("expected : or ;")),
+                }
+            }
+            "expire" => self.policy.expire = Expire::parse(value).ok_or_else(|| bad("expected days or never"))?,
+            "login_delay" => self.policy.login_delay = number(value).ok_or_else(|| bad("expected seconds"))?,
             "log" => {
                 self.log = match value {
                     "syslog" => LogTarget::Syslog,

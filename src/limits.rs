@@ -83,6 +83,12 @@ pub const DOTLOCK_STALE: Duration = Duration::from_secs(300);
 /// bound keeps a flooded directory from delaying the start.
 pub const MAX_DOTLOCK_RECORDS: usize = 1000;
 
+/// The longest PROXY protocol version 2 header body accepted: the
+/// addresses (at most 216 octets for Unix sockets) and the TLVs a proxy
+/// adds (SSL details, a unique id), with room; the header is read before
+/// the greeting, so it is bounded.
+pub const MAX_PROXY_V2_LENGTH: usize = 1024;
+
 /// Pause between attempts to take a mailbox lock held by someone else.
 pub const LOCK_RETRY: Duration = Duration::from_millis(50);
 

@@ -17,8 +17,12 @@ mod nofollow;
 mod parser;
 mod penalty;
 mod perms;
+mod policy;
+mod proxy;
+mod records;
 mod reply;
 mod sasl;
+mod saslprep;
 mod session;
 #[allow(unsafe_code)]
 mod sys;

@@ -390,3 +390,30 @@ pub fn unlink_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io
     check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })?;
     Ok(())
 }
+
+/// Renames `from` in directory `from_dir` to `to` in `to_dir`, both
+/// directories held open, so no path is followed. Like rename(2), it
+/// replaces an existing `to`.
+pub fn rename_at(
+    from_dir: std::os::fd::BorrowedFd<'_>,
+    from: &std::ffi::OsStr,
+    to_dir: std::os::fd::BorrowedFd<'_>,
+    to: &std::ffi::OsStr,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (from, to) = (c_path(from)?, c_path(to)?);
+    // SAFETY: NUL-terminated names relative to directories we hold open.
+    check(unsafe { libc::renameat(from_dir.as_raw_fd(), from.as_ptr(), to_dir.as_raw_fd(), to.as_ptr()) })?;
+    Ok(())
+}
+
+/// Opens an existing regular file `name` inside `dir` for appending, not
+/// following a symbolic link (Maildir++'s maildirsize).
+pub fn open_append_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::from(open_at(dir.as_raw_fd(), name, libc::O_WRONLY | libc::O_APPEND | libc::O_NONBLOCK)?);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    Ok(file)
+}

@@ -33,6 +33,8 @@ use crate::nofollow;
 use crate::reply::MessageSink;
 use crate::sys;
 
+mod conventions;
+
 /// The two directories that hold delivered mail. A message in both (moved
 /// while we listed) counts as the one in `cur/`.
 const SUBDIRS: [&str; 2] = ["cur", "new"];
@@ -48,11 +50,12 @@ struct Entry {
     name: OsString,
 }
 
-/// The unique part of a Maildir file name: everything before the `:` that
-/// starts the flags.
+/// The unique part of a Maildir file name: everything before the `:` (or
+/// the `;` of Maildirs on FAT or SMB, which cannot hold a `:`) that starts
+/// the info.
 fn unique(name: &OsStr) -> &[u8] {
     let bytes = name.as_bytes();
-    bytes.iter().position(|&b| b == b':').map_or(bytes, |i| &bytes[..i])
+    bytes.iter().position(|&b| b == b':' || b == b';').map_or(bytes, |i| &bytes[..i])
 }
 
 /// Delivery order: the seconds a unique name starts with (`1700000000.…`),
@@ -74,6 +77,10 @@ pub struct Maildir {
     /// Where every file is now, by unique name: read again when a message is
     /// not where it was listed (a mail reader moved or renamed it).
     moved: RefCell<Option<HashMap<Vec<u8>, Entry>>>,
+    /// The Maildir itself, held open (for maildirsize).
+    root_fd: Option<OwnedFd>,
+    /// What starts the info in the names pop3d gives (`:` or `;`).
+    separator: u8,
 }
 
 impl Maildir {
@@ -83,8 +90,15 @@ impl Maildir {
     /// `maildir_index`) still knows. No link is followed below `fixed` (see
     /// `nofollow`).
     pub fn open(root: PathBuf, fixed: &Path, limits: &Limits, saved: &Path) -> Result<Maildir, MaildropError> {
-        let mut drop =
-            Maildir { root, dirs: [None, None], entries: Vec::new(), messages: Vec::new(), moved: RefCell::new(None) };
+        let mut drop = Maildir {
+            root,
+            dirs: [None, None],
+            entries: Vec::new(),
+            messages: Vec::new(),
+            moved: RefCell::new(None),
+            root_fd: None,
+            separator: b':',
+        };
         // A symbolic link fails with ELOOP, or ENOTDIR (O_DIRECTORY checked first).
         let not_a_dir = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR));
         let refused =
@@ -105,12 +119,13 @@ impl Maildir {
                 Err(e) => return Err(e.into()),
             };
         }
+        drop.root_fd = Some(root_fd);
         let (stamps, settled) = maildir_index::stamps(&drop.dirs)?;
         let before = maildir_index::load(saved, limits.max_messages);
         if before.current(&stamps) {
             return drop.take_listing(&before, limits);
         }
-        let known = before.sizes();
+        let known = before.sizes(unique);
         let mut listed = drop.list(limits.max_messages.saturating_add(1))?;
         if listed.len() > limits.max_messages {
             return Err(MaildropError::TooLarge(format!("more than {} messages", limits.max_messages)));
@@ -135,7 +150,7 @@ impl Maildir {
             if total > limits.max_size {
                 return Err(MaildropError::TooLarge(format!("over {} bytes", limits.max_size)));
             }
-            let size = match known.get(&(entry.subdir, entry.name.as_os_str(), len)) {
+            let size = match known.get(&(unique(&entry.name), len)) {
                 Some(&size) => size,
                 None => stream::wire_size(io::Read::take(&file, len), FromQuoting::Verbatim)?,
             };
@@ -263,6 +278,7 @@ impl Maildir {
     pub fn commit(self, deleted: &[bool]) -> Result<(), MaildropError> {
         let mut first_error = None;
         let mut touched = [false; SUBDIRS.len()];
+        let mut removed = (0u64, 0u64);
         let marked = (0..self.entries.len()).filter(|&i| deleted.get(i) == Some(&true));
         for i in marked {
             let mut entry = self.entries[i].clone();
@@ -277,7 +293,10 @@ impl Maildir {
                 };
             }
             match result {
-                Ok(()) => touched[entry.subdir] = true,
+                Ok(()) => {
+                    touched[entry.subdir] = true;
+                    removed = (removed.0 + self.messages[i].end, removed.1 + 1);
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
                     log::error!("cannot remove {}/{}: {e}", self.root.display(), self.display(&entry));
@@ -285,6 +304,7 @@ impl Maildir {
                 }
             }
         }
+        self.note_removed(removed.0, removed.1);
         // The unlinks are durable once their directories are.
         for (dir, _) in self.dirs.iter().zip(touched).filter(|(_, t)| *t) {
             if let Some(dir) = dir {

@@ -7,8 +7,9 @@
 //! listing is used as it is. Directory times are coarse (a clock tick), so a
 //! listing is trusted that way only when both mtimes were at least
 //! `SETTLED` old when it was taken; otherwise the directories are read
-//! again, and only files the listing does not hold, under the same name and
-//! length, are read for their size. Like the mbox index it is written
+//! again, and only files the listing does not hold (by the unique part of
+//! the name, which a move to `cur/` keeps, and the length) are read for
+//! their size. Like the mbox index it is written
 //! atomically without fsync: a torn one fails its checksum and costs one
 //! full listing.
 //!
@@ -60,9 +61,11 @@ impl Listing {
         self.trusted && self.dirs == *now
     }
 
-    /// The wire size it knows for the file `name` in `subdir` of `len` octets.
-    pub fn sizes(&self) -> HashMap<(usize, &OsStr, u64), u64> {
-        self.files.iter().map(|f| ((f.subdir, f.name.as_os_str(), f.len), f.size)).collect()
+    /// The wire sizes it knows, by the unique part of a message's name
+    /// (given by `unique`: a message moved to `cur/` or flagged keeps it)
+    /// and its length.
+    pub fn sizes<'a>(&'a self, unique: impl Fn(&'a OsStr) -> &'a [u8]) -> HashMap<(&'a [u8], u64), u64> {
+        self.files.iter().map(|f| ((unique(f.name.as_os_str()), f.len), f.size)).collect()
     }
 }
 
