@@ -21,6 +21,9 @@
 //       +OK and to the close); a second session checks how many messages are left.
 //   pop3bench gen-maildir --out DIR --messages N --bytes B [--seed S]
 //       The messages of gen as a Maildir (files in DIR/cur, delivery-style names).
+//   pop3bench trivial-send --file F [--passes K] [--tls CERT --key KEY] [--stdout 1]
+//       The RETR limit: F sent K times as it is over 127.0.0.1 (or to stdout), with the CPU
+//       of the sending thread (limit.rs).
 //   pop3bench mem    --pid P [--comm NAME]
 //       Memory of process P and all its descendants (Linux /proc): sums of VmRSS and Pss,
 //       and the largest VmHWM / VmRSS among the processes whose comm is NAME; and the CPU time
@@ -34,9 +37,10 @@
 //
 // Files: main.rs (this: arguments, mode dispatch), conn.rs (one POP3 connection, plaintext or
 // TLS), load.rs (the load modes logins, retr, stat, idle, dele), mailgen.rs (gen, gen-maildir),
-// memory.rs (mem), rng.rs (the deterministic random generator of gen).
+// limit.rs (trivial-send), memory.rs (mem), rng.rs (the deterministic random generator of gen).
 
 mod conn;
+mod limit;
 mod load;
 mod mailgen;
 mod memory;
@@ -53,6 +57,7 @@ use std::sync::Arc;
 use rustls::ClientConfig;
 
 use conn::tls_config;
+use limit::trivial_send;
 use load::{dele, idle, logins, retr, stat};
 use mailgen::{gen, gen_maildir};
 use memory::mem;
@@ -105,7 +110,7 @@ pub fn die(msg: &str) -> ! {
 fn main() {
     let argv: Vec<String> = env::args().collect();
     if argv.len() < 2 {
-        die("usage: pop3bench gen|gen-maildir|logins|retr|stat|idle|dele|mem --key value ...");
+        die("usage: pop3bench gen|gen-maildir|logins|retr|stat|idle|dele|trivial-send|mem --key value ...");
     }
     let args = Args::parse(&argv[2..]);
     match argv[1].as_str() {
@@ -116,6 +121,7 @@ fn main() {
         "idle" => idle(&args),
         "dele" => dele(&args),
         "gen-maildir" => gen_maildir(&args),
+        "trivial-send" => trivial_send(&args),
         "mem" => mem(&args),
         m => die(&format!("unknown mode {}", m)),
     }
