@@ -438,8 +438,12 @@ keep_best() {
 bigstat() { # bigstat SERVER TAG [WHAT]: connect + login + STAT as pbbig (the 1 GB mbox, or the Maildir), with peak RSS
     local s=$1 tag=$2 what=${3:-1 GB mbox} line res hwm
     # pop3d serves every session in one process: its peak RSS (VmHWM) is reset to the
-    # current RSS first, so the figure is the peak during this session
-    [ "$s" != pop3d ] || echo 5 > "/proc/${PID[pop3d]}/clear_refs" || log "cannot reset pop3d's VmHWM"
+    # current RSS first, so the figure is the peak during this session; the RSS it starts
+    # from (what earlier sessions left) is kept too
+    if [ "$s" = pop3d ]; then
+        echo 5 > "/proc/${PID[pop3d]}/clear_refs" || log "cannot reset pop3d's VmHWM"
+        R[statrss0$tag,$s]=$(awk '/^VmRSS:/ {print $2}' "/proc/${PID[pop3d]}/status")
+    fi
     coproc STATC { timeout 300 "$BIN" stat --addr "${ADDR[$s]}" --user pbbig --pass "$PASS" --hold 120; }
     local in=${STATC[0]} outfd=${STATC[1]} cpid=$STATC_PID
     IFS= read -r -t 300 line <&"$in" || true
@@ -454,7 +458,7 @@ bigstat() { # bigstat SERVER TAG [WHAT]: connect + login + STAT as pbbig (the 1 
     [ "$(kv error "$res")" = 1 ] || [ -z "$res" ] && { log "$s: STAT on the $what failed"; return 0; }
     R[stat$tag,$s]=$(kv stat_ms "$res")
     R[statrss$tag,$s]=$hwm
-    log "$s: $what ($tag): STAT after $(kv stat_ms "$res") ms (login answered after $(kv login_ms "$res") ms), $(kv messages "$res") messages, peak RSS ${hwm} kB"
+    log "$s: $what ($tag): STAT after $(kv stat_ms "$res") ms (login answered after $(kv login_ms "$res") ms), $(kv messages "$res") messages, peak RSS ${hwm} kB${R[statrss0$tag,$s]:+ (RSS before the session ${R[statrss0$tag,$s]} kB)}"
 }
 
 login_rate() { # login_rate SERVER CONC [tls]: one run; over POP3S with tls (full handshakes, best run kept)
@@ -612,6 +616,24 @@ callgrind_ipb() {
         R[cgipb,pop3d]=$(awk -v a="$ir0" -v b="$ir1" -v x="$out0" -v y="$out1" 'BEGIN { printf "%.3f", (b - a) / (y - x) }')
         log "callgrind: pop3d -i, RETR 1..$CGMSGS: $ir1 instructions for $out1 octets out; login+QUIT alone: $ir0 for $out0 -> ${R[cgipb,pop3d]} per octet"
     fi
+    # one login: USER/PASS/STAT/QUIT of a small mailbox minus QUIT alone (after a session that
+    # wrote its index, as in the login-rate runs); one hash: perl's crypt() 10 times minus none
+    cp "$W/data/small.mbox" "$d/spool/pb0000"; chown nobody:nogroup "$d/spool/pb0000"; chmod 600 "$d/spool/pb0000"
+    printf 'USER pb0000\r\nPASS %s\r\nSTAT\r\nQUIT\r\n' "$PASS" > "$d/login.in"
+    printf 'QUIT\r\n' > "$d/quit.in"
+    "$P3D" -i -f "$d/pop3d.conf" < "$d/login.in" > /dev/null 2>&1 || true
+    cg_run pop3d-quit "$d/quit.in" "$P3D" -i -f "$d/pop3d.conf"; ir0=$CGIR
+    cg_run pop3d-login "$d/login.in" "$P3D" -i -f "$d/pop3d.conf"; ir1=$CGIR
+    local h0 h1
+    # shellcheck disable=SC2016
+    cg_run hash-0 "$d/empty.in" perl -e 'crypt($ARGV[1], $ARGV[0]) for 1 .. $ARGV[2]' "$HASH" "$PASS" 0; h0=$CGIR
+    # shellcheck disable=SC2016
+    cg_run hash-10 "$d/empty.in" perl -e 'crypt($ARGV[1], $ARGV[0]) for 1 .. $ARGV[2]' "$HASH" "$PASS" 10; h1=$CGIR
+    if num "$ir0" && num "$ir1" && num "$h0" && num "$h1"; then
+        R[cglogin,pop3d]=$(awk -v a="$ir0" -v b="$ir1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')
+        R[cghash,pop3d]=$(awk -v a="$h0" -v b="$h1" 'BEGIN { printf "%.1f", (b - a) / 10 / 1e6 }')
+        log "callgrind: pop3d -i login+STAT+QUIT $ir1, QUIT alone $ir0 -> ${R[cglogin,pop3d]} M instructions per login; perl crypt() x10 $h1, x0 $h0 -> ${R[cghash,pop3d]} M per hash"
+    fi
     cg_run trivial-0 "$d/empty.in" "$BIN" trivial-send --file "$d/spool/pbretr" --passes 0 --stdout 1; ir0=$CGIR out0=$CGOUT
     cg_run trivial-1 "$d/empty.in" "$BIN" trivial-send --file "$d/spool/pbretr" --passes 1 --stdout 1; ir1=$CGIR out1=$CGOUT
     if num "$ir0" && num "$ir1" && [ "$out1" -gt "$out0" ]; then
@@ -767,6 +789,7 @@ verdict() { # verdict EXPR-in-awk VALUES...: yes/NO/n/a
 }
 row() { printf '| %-50s | %12s | %12s | %12s | %-20s | %-4s |\n' "$@"; }
 kib() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.1f MiB", v / 1024 }' || echo n/a; }
+mib() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.1f", v / 1024 }' || echo n/a; }
 ratio() { # ratio A B -> A/B as "1.23x", or n/a
     if num "$1" && num "$2" && [ "$(awk -v b="$2" 'BEGIN { print (b > 0) }')" = 1 ]; then
         awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'
@@ -797,6 +820,10 @@ row "server CPU per plain login, 8 clients, ms" "$(g logincpu8 pop3d)" "$(g logi
 row "  one SHA512-CRYPT hash (crypt(3)), CPU ms" "$(g hash pop3d)" "" "" "-" ""
 row "  pop3d's CPU per login / one hash" "$(ratio "$(g logincpu8 pop3d)" "$(g hash pop3d)")" "" "" \
     "<= 1.2x" "$(verdict 'a <= 1.2 * b' "$(g logincpu8 pop3d)" "$(g hash pop3d)")"
+row "  same by instructions (callgrind), M per login" "$(g cglogin pop3d)" "" "" "-" ""
+row "  M instructions per hash (callgrind)" "$(g cghash pop3d)" "" "" "-" ""
+row "  pop3d's instructions per login / per hash" "$(ratio "$(g cglogin pop3d)" "$(g cghash pop3d)")" "" "" \
+    "<= 1.2x" "$(verdict 'a <= 1.2 * b' "$(g cglogin pop3d)" "$(g cghash pop3d)")"
 row "RETR all of 100 MB / 2,000 msgs, 1 at a time, MB/s" "$(g retr1 pop3d)" "$(g retr1 dovecot)" "$(g retr1 popa3d)" \
     "(for information)" ""
 row "  same, pipelined 8 deep, MB/s" "$(g retr8 pop3d)" "$(g retr8 dovecot)" "$(g retr8 popa3d)" \
@@ -838,6 +865,8 @@ row "  peak RSS in these two sessions" "$(kib "$(maxof "$(g statrsswarm pop3d)" 
     "$(kib "$(maxof "$(g statrsswarm dovecot)" "$(g statrssappend dovecot)")")" \
     "$(kib "$(maxof "$(g statrsswarm popa3d)" "$(g statrssappend popa3d)")")" \
     "<= 16 MiB" "$(verdict 'a <= 16384' "$(maxof "$(g statrsswarm pop3d)" "$(g statrssappend pop3d)")")"
+row "  (pop3d's RSS before the 2nd / append, MiB)" "$(mib "$(g statrss0warm pop3d)") / $(mib "$(g statrss0append pop3d)")" \
+    "" "" "-" ""
 row "UPDATE: QUIT after DELE 1 of 100 MB mbox, ms" "$(g updfirst pop3d)" "$(g updfirst dovecot)" "$(g updfirst popa3d)" \
     "< dovecot" "$(verdict 'a < b' "$(g updfirst pop3d)" "$(g updfirst dovecot)")"
 row "  after DELE of every 10th (200), ms" "$(g updtenth pop3d)" "$(g updtenth dovecot)" "$(g updtenth popa3d)" "-" ""
@@ -861,6 +890,12 @@ Notes:
   CPU per login: the server's CPU during the 8-client run / sessions. One hash: perl's crypt() (the
   system's crypt(3), libxcrypt, which pop3d calls too) with the bench users' \$6\$ hash, $NHASH calls
   timed by perl's times() (user+system CPU); what pop3d spends above it is its per-login overhead.
+  The CPU figures move with the load on the machine (both are measured, at different moments, on
+  shared CPUs); the same ratio by instructions (callgrind, user space only) is repeatable: pop3d -i
+  on pipes, USER/PASS/STAT/QUIT of a 10-message mailbox whose index exists, minus QUIT alone; and
+  perl's crypt() 10 times minus none, per hash. (pop3d -i also computes one hash when it starts, the
+  users-file scheme check of its configuration: in QUIT alone, so not counted here; the daemon does
+  that once, but an inetd-mode session pays it on top of its login.)
 - RETR: one session, LIST, then RETR 1..2000 one after another (the wait for each answer is in the
   figure), and again with 8 RETRs outstanding where CAPA lists PIPELINING (popa3d does not: n/a);
   MB/s of message octets (after dot-unstuffing) over the RETR phase, best of 5 sessions within 30 s;
@@ -899,7 +934,7 @@ Notes:
   in the page cache: the figure is CPU, not disk (the page cache is not dropped). "2nd" is the next
   session; then 100 messages (about 1 MB, generated with another seed) are appended to each server's
   copy and a third session STATs. Peak RSS: pop3d = VmHWM of the daemon, reset before each session
-  (/proc/PID/clear_refs); dovecot = VmHWM of its "pop3" process; popa3d = largest VmHWM of the popa3d
+  (/proc/PID/clear_refs) to the RSS it has then (printed: what earlier sessions left); dovecot = VmHWM of its "pop3" process; popa3d = largest VmHWM of the popa3d
   processes of the session.
 - UPDATE: a fresh copy of the 100 MB / 2,000-message mbox (new file, no index or state of the server),
   synced to disk; a session DELEs message 1, or messages 1, 11, 21, ... (200), or all 2,000, one
