@@ -131,10 +131,16 @@ impl Admission {
         let net = network(ip, config.network_prefix_ipv4, config.network_prefix_ipv6);
         let max_pre = config.max_prelogin.min(config.max_sessions);
         let mut c = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if c.per_ip.get(&ip).copied().unwrap_or(0) >= config.max_sessions_per_ip && !c.make_room(|p| p.ip == ip) {
+        // A trusted PROXY-protocol proxy carries many clients: only the
+        // totals count for it (limit clients per address on the proxy).
+        let proxy = config.proxy_trusted.contains(ip);
+        if !proxy
+            && c.per_ip.get(&ip).copied().unwrap_or(0) >= config.max_sessions_per_ip
+            && !c.make_room(|p| p.ip == ip)
+        {
             return Err(Refused::PerAddress(c.per_ip.get(&ip).copied().unwrap_or(0)));
         }
-        if c.pre.values().filter(|p| p.net == net).count() >= config.max_prelogin_per_network {
+        if !proxy && c.pre.values().filter(|p| p.net == net).count() >= config.max_prelogin_per_network {
             c.make_room(|p| p.net == net);
         }
         if c.pre.len() >= max_pre {

@@ -8,6 +8,7 @@ use crate::limits::{MIN_SESSION_TIMEOUT, SHUTDOWN_GRACE};
 use crate::lock::LockMethod;
 use crate::maildrop::Location;
 use crate::maildrop::{FromQuoting, Limits, MboxSettings};
+use crate::policy::{Expire, Policy};
 use crate::sys;
 use crate::tls::TlsFiles;
 
@@ -108,6 +109,16 @@ pub struct Config {
     /// failure records and the pre-login budget.
     pub network_prefix_ipv4: u8,
     pub network_prefix_ipv6: u8,
+    /// EXPIRE and LOGIN-DELAY for users without their own.
+    pub policy: Policy,
+    /// `:` or `;` (FAT/SMB Maildirs): starts the info of Maildir names.
+    pub maildir_info_separator: u8,
+    /// Peers whose connections start with a PROXY protocol header.
+    pub proxy_trusted: crate::proxy::Trusted,
+    /// Client workarounds (`outlook-no-nuls`, `oe-ns-eoh`).
+    pub workarounds: crate::maildrop::Workarounds,
+    /// Reuse `X-UIDL:` headers as UIDLs (migration from qpopper, mailutils).
+    pub uidl_from_x_uidl: bool,
     pub log: LogTarget,
     pub log_level: log::LevelFilter,
 }
@@ -144,6 +155,11 @@ impl Default for Config {
             shutdown_grace: SHUTDOWN_GRACE,
             network_prefix_ipv4: 32,
             network_prefix_ipv6: 64,
+            policy: Policy::default(),
+            maildir_info_separator: b':',
+            uidl_from_x_uidl: false,
+            workarounds: Default::default(),
+            proxy_trusted: Default::default(),
             log: LogTarget::Syslog,
             log_level: log::LevelFilter::Info,
         }
@@ -229,7 +245,9 @@ impl Config {
                 self.mbox.lock_timeout = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
             }
             "max_messages" => {
-                self.limits.max_messages = number(value).ok_or_else(|| bad("expected a number"))? as usize
+                // try_from: on a 32-bit target `as` would silently wrap 2^32 + 1 to 1.
+                let n = number(value).and_then(|n| usize::try_from(n).ok());
+                self.limits.max_messages = n.ok_or_else(|| bad("expected a number"))?
             }
             "max_mailbox_size" => {
                 self.limits.max_size = size(value).ok_or_else(|| bad("expected a size like 512M or 8G"))?
@@ -271,7 +289,28 @@ impl Config {
             "shutdown_grace" => {
                 self.shutdown_grace = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
             }
-            "max_bad_commands" => self.max_bad_commands = number(value).ok_or_else(|| bad("expected a number"))? as u32,
+            "max_bad_commands" => {
+                let n = number(value).and_then(|n| u32::try_from(n).ok());
+                self.max_bad_commands = n.ok_or_else(|| bad("expected a number"))?
+            }
+            "proxy_trusted" => {
+                self.proxy_trusted = crate::proxy::Trusted::parse(value)
+                    .ok_or_else(|| bad("expected addresses or networks like `10.0.0.5, 192.168.0.0/24`"))?
+            }
+            "workarounds" => {
+                self.workarounds = crate::maildrop::Workarounds::parse(value)
+                    .ok_or_else(|| bad("expected a list of outlook-no-nuls, oe-ns-eoh, or nothing"))?
+            }
+            "uidl_from_x_uidl" => self.uidl_from_x_uidl = boolean(value).ok_or_else(|| bad("expected yes or no"))?,
+            "maildir_info_separator" => {
+                self.maildir_info_separator = match value {
+                    ":" => b':',
+                    ";" => b';',
+                    _ => return Err(bad("expected : or ;")),
+                }
+            }
+            "expire" => self.policy.expire = Expire::parse(value).ok_or_else(|| bad("expected days or never"))?,
+            "login_delay" => self.policy.login_delay = number(value).ok_or_else(|| bad("expected seconds"))?,
             "log" => {
                 self.log = match value {
                     "syslog" => LogTarget::Syslog,
@@ -487,6 +526,19 @@ mod tests {
         assert!(Config::parse("mbox_locking = dotlock, fcntl, dotlock\n").unwrap_err().contains("at most once"));
         assert!(Config::parse("mbox_locking = ,\n").is_err());
         assert!(Config::parse("mbox_locking = flock\n").is_ok());
+    }
+
+    #[test]
+    fn numbers_never_wrap_on_32_bit_targets() {
+        assert!(Config::parse("max_bad_commands = 4294967297\n").is_err());
+        let wide = Config::parse("max_messages = 4294967297\n").map(|c| c.limits.max_messages as u64);
+        if usize::BITS == 64 {
+            assert_eq!(wide, Ok(4_294_967_297));
+        } else {
+            assert!(wide.unwrap_err().contains("expected a number"));
+        }
+        // Sizes and offsets are u64 everywhere: an 8G limit is 8G on a 32-bit box too.
+        assert_eq!(Config::parse("max_mailbox_size = 8G\n").unwrap().limits.max_size, 8u64 << 30);
     }
 
     #[test]

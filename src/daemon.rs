@@ -14,6 +14,7 @@ use crate::limits::{
     REFUSE_WRITE_TIMEOUT, SESSION_STACK,
 };
 use crate::penalty::Penalties;
+use crate::reply::Code;
 use crate::session::{self, Start};
 use crate::sys;
 use crate::tls::Tls;
@@ -38,6 +39,7 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
     }
     sys::no_new_privs().map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
     crate::sasl::load_fake_key_secret(&config.state_dir);
+    crate::lock::remove_stale_dotlocks(&crate::lock::Records::dir_in(&config.state_dir));
     // SIGHUP and SIGTERM are taken by the main thread, below.
     sys::block_signals().map_err(|e| format!("cannot block SIGHUP and SIGTERM: {e}"))?;
     let penalties = Arc::new(Penalties::new(config.network_prefix_ipv4, config.network_prefix_ipv6));
@@ -202,5 +204,5 @@ fn refuse(mut stream: TcpStream, tls: bool) {
         return;
     }
     let _ = stream.set_write_timeout(Some(REFUSE_WRITE_TIMEOUT));
-    let _ = stream.write_all(b"-ERR [SYS/TEMP] too many sessions, try again later\r\n");
+    let _ = write!(stream, "-ERR {} too many sessions, try again later\r\n", Code::SysTemp);
 }

@@ -21,8 +21,12 @@ pub mod nofollow;
 pub mod parser;
 pub mod penalty;
 pub mod perms;
+pub mod policy;
+pub mod proxy;
+pub mod records;
 pub mod reply;
 pub mod sasl;
+pub mod saslprep;
 pub mod session;
 pub mod shutdown;
 #[allow(unsafe_code)]

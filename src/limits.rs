@@ -47,6 +47,16 @@ pub const STORE_BLOCK: usize = 64 * 1024;
 /// small stack keeps 1,000 idle sessions cheap.
 pub const SESSION_STACK: usize = 256 * 1024;
 
+/// The persistent mbox index is read and written this many records (60
+/// octets each) at a time: 60 KiB, like a mail file block.
+pub const INDEX_BLOCK_RECORDS: usize = 1024;
+
+/// A saved Maildir listing stands for its directories without reading them
+/// only if their mtimes were at least this old when it was taken: a change
+/// within the same timestamp tick (coarse on most filesystems) would not
+/// show in the mtime.
+pub const MAILDIR_SETTLED: Duration = Duration::from_secs(2);
+
 /// An unauthenticated session ends after this many login timeouts in total,
 /// however it spends them (a client dripping CAPA or a slow TLS handshake).
 pub const LOGIN_TIME_FACTOR: u32 = 4;
@@ -67,6 +77,17 @@ pub const MAX_AUTH_FAILURES: u32 = 5;
 /// A dotlock older than this is stale (left by a crashed writer) and is
 /// removed, as procmail and mutt do.
 pub const DOTLOCK_STALE: Duration = Duration::from_secs(300);
+
+/// Dotlock records (see `lock::Records`) looked at when a process starts:
+/// one per maildrop being updated at the moment of a crash, so a few; the
+/// bound keeps a flooded directory from delaying the start.
+pub const MAX_DOTLOCK_RECORDS: usize = 1000;
+
+/// The longest PROXY protocol version 2 header body accepted: the
+/// addresses (at most 216 octets for Unix sockets) and the TLVs a proxy
+/// adds (SSL details, a unique id), with room; the header is read before
+/// the greeting, so it is bounded.
+pub const MAX_PROXY_V2_LENGTH: usize = 1024;
 
 /// Pause between attempts to take a mailbox lock held by someone else.
 pub const LOCK_RETRY: Duration = Duration::from_millis(50);

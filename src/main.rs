@@ -170,6 +170,7 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
     }
     sys::no_new_privs().map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
     sasl::load_fake_key_secret(&config.state_dir);
+    lock::remove_stale_dotlocks(&lock::Records::dir_in(&config.state_dir));
     // Each inetd session is a process: the log budget is shared through a file.
     loglimit::share_through(config.state_dir.join("logbudget"));
     // Each inetd session is a process: failed logins are shared through a file.

@@ -99,8 +99,20 @@ fn regular_single(file: &File, name: &OsStr) -> io::Result<()> {
 /// on a FIFO, and only if it is a regular file. A link or anything else
 /// not a regular file is InvalidData: not what pop3d wrote there.
 pub fn open_state(path: &Path) -> io::Result<File> {
+    open_state_for(path, false)
+}
+
+/// `open_state` for reading and writing (the UPDATE journal, whose state
+/// byte is updated in place).
+pub fn open_state_rw(path: &Path) -> io::Result<File> {
+    open_state_for(path, true)
+}
+
+fn open_state_for(path: &Path, write: bool) -> io::Result<File> {
     let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{} {what}", path.display()));
-    let file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
+    let opened =
+        OpenOptions::new().read(true).write(write).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path);
+    let file = match opened {
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(invalid("is a symbolic link (not followed)")),
         other => other?,
     };

@@ -30,6 +30,10 @@ pub enum Command {
     Uidl(Option<u32>),
     Capa,
     Stls,
+    /// RFC 6856: UTF-8 mode (AUTHORIZATION only).
+    Utf8,
+    /// RFC 6856: LANG alone lists the languages; LANG tag (or `*`) selects one.
+    Lang(Option<String>),
     /// AUTH alone lists the SASL mechanisms; otherwise a mechanism and an
     /// optional initial response (RFC 5034), still base64.
     Auth(Option<(String, Option<Vec<u8>>)>),
@@ -60,6 +64,13 @@ impl ParseError {
             ParseError::ArgumentTooLong => "argument too long",
             ParseError::BadNumber => "invalid message number",
         }
+    }
+
+    /// Whether the line is no POP3 command at all (another protocol's
+    /// request, binary noise): only those count toward `max_bad_commands`.
+    /// A known keyword with bad arguments is a POP3 client's mistake.
+    pub fn is_foreign(self) -> bool {
+        matches!(self, ParseError::LineTooLong | ParseError::BadBytes | ParseError::Unknown)
     }
 }
 
@@ -151,8 +162,8 @@ fn parse_line(line: &[u8]) -> Result<Command, ParseError> {
     }
     let args = split_args(rest)?;
     let cmd = match (&keyword[..], args.as_slice()) {
-        (b"USER", [name]) => Command::User(text(name)?),
-        (b"APOP", [name, digest]) => Command::Apop { name: text(name)?, digest: text(digest)? },
+        (b"USER", [name]) => Command::User(utf8_text(name)?),
+        (b"APOP", [name, digest]) => Command::Apop { name: utf8_text(name)?, digest: text(digest)? },
         (b"STAT", []) => Command::Stat,
         (b"LIST", []) => Command::List(None),
         (b"LIST", [n]) => Command::List(Some(msg_number(n)?)),
@@ -166,9 +177,12 @@ fn parse_line(line: &[u8]) -> Result<Command, ParseError> {
         (b"UIDL", [n]) => Command::Uidl(Some(msg_number(n)?)),
         (b"CAPA", []) => Command::Capa,
         (b"STLS", []) => Command::Stls,
+        (b"UTF8", []) => Command::Utf8,
+        (b"LANG", []) => Command::Lang(None),
+        (b"LANG", [tag]) => Command::Lang(Some(text(tag)?)),
         (
             b"USER" | b"APOP" | b"STAT" | b"LIST" | b"RETR" | b"DELE" | b"NOOP" | b"RSET" | b"QUIT" | b"TOP" | b"UIDL"
-            | b"CAPA" | b"STLS",
+            | b"CAPA" | b"STLS" | b"UTF8" | b"LANG",
             _,
         ) => return Err(ParseError::BadArguments),
         _ => return Err(ParseError::Unknown),
@@ -213,6 +227,15 @@ fn text(arg: &[u8]) -> Result<String, ParseError> {
         Ok(String::from_utf8_lossy(arg).into_owned())
     } else {
         Err(ParseError::BadArguments)
+    }
+}
+
+/// A user name: printable ASCII or UTF-8 (RFC 6856), no control
+/// characters or spaces; SASLprep is the session's business.
+fn utf8_text(arg: &[u8]) -> Result<String, ParseError> {
+    match std::str::from_utf8(arg) {
+        Ok(s) if s.chars().all(|c| !c.is_control() && !c.is_whitespace()) => Ok(s.to_string()),
+        _ => Err(ParseError::BadArguments),
     }
 }
 

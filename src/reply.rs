@@ -18,6 +18,8 @@ pub enum Code {
     SysPerm,
     /// The credentials were wrong, or may not be used here.
     Auth,
+    /// Logged in again sooner than LOGIN-DELAY allows (RFC 2449 section 8.1.1).
+    LoginDelay,
 }
 
 impl fmt::Display for Code {
@@ -27,6 +29,7 @@ impl fmt::Display for Code {
             Code::SysTemp => "[SYS/TEMP]",
             Code::SysPerm => "[SYS/PERM]",
             Code::Auth => "[AUTH]",
+            Code::LoginDelay => "[LOGIN-DELAY]",
         })
     }
 }
@@ -200,14 +203,14 @@ mod tests {
         let mut w = ReplyWriter::new(Sink::default());
         w.ok("2 320").unwrap();
         w.err("no such message").unwrap();
-        for code in [Code::InUse, Code::SysTemp, Code::SysPerm, Code::Auth] {
+        for code in [Code::InUse, Code::SysTemp, Code::SysPerm, Code::Auth, Code::LoginDelay] {
             w.err_code(code, "x").unwrap();
         }
         w.flush().unwrap();
         assert_eq!(
             String::from_utf8(w.get_ref().1.clone()).unwrap(),
             "+OK 2 320\r\n-ERR no such message\r\n-ERR [IN-USE] x\r\n\
-             -ERR [SYS/TEMP] x\r\n-ERR [SYS/PERM] x\r\n-ERR [AUTH] x\r\n"
+             -ERR [SYS/TEMP] x\r\n-ERR [SYS/PERM] x\r\n-ERR [AUTH] x\r\n-ERR [LOGIN-DELAY] x\r\n"
         );
     }
 

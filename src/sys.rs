@@ -112,6 +112,13 @@ pub fn flock(fd: RawFd, op: libc::c_int) -> io::Result<Locked> {
     }
 }
 
+/// Whether process `pid` exists (on this host), whoever owns it.
+pub fn process_exists(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it only checks the pid.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// flock(LOCK_EX), waiting for it (for short critical sections only).
 pub fn flock_wait(fd: RawFd) -> io::Result<()> {
     loop {
@@ -292,17 +299,20 @@ pub fn stop_listening(fd: RawFd) {
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
 
-#[link(name = "crypt")]
+// glibc's crypt_r lives in libcrypt (libxcrypt, or glibc's own before 2.38);
+// musl keeps it in libc itself, and rustc's self-contained musl ships no
+// libcrypt.a at all, so "crypt" is linked on glibc only.
+#[cfg_attr(target_env = "gnu", link(name = "crypt"))]
 extern "C" {
-    // glibc/libxcrypt and musl both provide crypt_r; musl keeps it in libc
-    // and ships an empty libcrypt.a, so linking "crypt" works on both.
     fn crypt_r(phrase: *const libc::c_char, setting: *const libc::c_char, data: *mut libc::c_void)
         -> *mut libc::c_char;
 }
 
 /// The size of the zeroed `struct crypt_data` area handed to crypt_r: larger
-/// than libxcrypt's (32 KiB), glibc's own before 2.38 (131,232 bytes) and
-/// musl's (260 bytes).
+/// than libxcrypt's (32 KiB), glibc's own before 2.38 (131,232 bytes on
+/// 64-bit targets, less on 32-bit ones) and musl's (260 bytes on every
+/// target: an int and 256 chars). None of them holds pointers, so the size
+/// does not grow with the word size.
 const CRYPT_DATA_SIZE: usize = 256 * 1024;
 
 /// The system's crypt(3): `password` hashed with the salt and parameters of
@@ -407,4 +417,31 @@ pub fn unlink_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io
     // SAFETY: a NUL-terminated name relative to a directory we hold open.
     check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })?;
     Ok(())
+}
+
+/// Renames `from` in directory `from_dir` to `to` in `to_dir`, both
+/// directories held open, so no path is followed. Like rename(2), it
+/// replaces an existing `to`.
+pub fn rename_at(
+    from_dir: std::os::fd::BorrowedFd<'_>,
+    from: &std::ffi::OsStr,
+    to_dir: std::os::fd::BorrowedFd<'_>,
+    to: &std::ffi::OsStr,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (from, to) = (c_path(from)?, c_path(to)?);
+    // SAFETY: NUL-terminated names relative to directories we hold open.
+    check(unsafe { libc::renameat(from_dir.as_raw_fd(), from.as_ptr(), to_dir.as_raw_fd(), to.as_ptr()) })?;
+    Ok(())
+}
+
+/// Opens an existing regular file `name` inside `dir` for appending, not
+/// following a symbolic link (Maildir++'s maildirsize).
+pub fn open_append_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::from(open_at(dir.as_raw_fd(), name, libc::O_WRONLY | libc::O_APPEND | libc::O_NONBLOCK)?);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    Ok(file)
 }

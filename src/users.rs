@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::hex;
 use crate::limits::MAX_USER_NAME;
+use crate::policy::Overrides;
 use crate::sasl::scram::ScramKeys;
 
 /// A stored credential.
@@ -48,16 +49,26 @@ impl std::fmt::Debug for Secret {
 const DUMMY_HASH: &str =
     "$6$pop3dnobody$EY80/em/H.ebsQcz/2eFIrXDp7Rj2gjt.YA0r0BzBXSQVvIkDxzXIXNrhKxTODMFSU1oHWiiiZuMK8S6a95dE/";
 
-/// Checks that `name` is safe to use as a maildrop name in a path: 1-64 of
-/// `[A-Za-z0-9._+@-]`, not starting with `.` (so no `/`, no `..`, no NUL).
+/// Checks that `name` is safe to use as a maildrop name in a path: 1-64
+/// octets of `[A-Za-z0-9._+@-]` or non-ASCII letters and digits (RFC 6856
+/// UTF-8 names), not starting with `.` (so no `/`, no `..`, no NUL).
 pub fn valid_name(name: &str) -> bool {
     (1..=MAX_USER_NAME).contains(&name.len())
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-@".contains(&b))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-@".contains(c) || (!c.is_ascii() && c.is_alphanumeric()))
 }
 
 /// Parses one users file; returns the entries or the first error with its line number.
 pub fn parse(text: &str) -> Result<Vec<(String, Secret)>, String> {
+    Ok(parse_entries(text)?.into_iter().map(|(name, secret, _)| (name, secret)).collect())
+}
+
+/// Like `parse`, with each user's EXPIRE and LOGIN-DELAY overrides from
+/// the Dovecot-style extra fields (the 8th field:
+/// `name:hash:uid:gid:gecos:home:shell:extra`).
+pub fn parse_entries(text: &str) -> Result<Vec<(String, Secret, Overrides)>, String> {
     let mut users = Vec::new();
     for (no, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
@@ -70,7 +81,8 @@ pub fn parse(text: &str) -> Result<Vec<(String, Secret)>, String> {
         if !valid_name(name) {
             return Err(err("invalid user name"));
         }
-        users.push((name.to_string(), parse_secret(hash).ok_or_else(|| err("unsupported password hash"))?));
+        let overrides = Overrides::parse(rest.split(':').nth(6).unwrap_or("")).map_err(|e| err(&e))?;
+        users.push((name.to_string(), parse_secret(hash).ok_or_else(|| err("unsupported password hash"))?, overrides));
     }
     Ok(users)
 }
@@ -121,6 +133,14 @@ pub fn lookup(path: &Path, name: &str) -> io::Result<Option<Secret>> {
     Ok(users.into_iter().find(|(n, _)| n == name).map(|(_, s)| s))
 }
 
+/// Every user's EXPIRE and LOGIN-DELAY overrides, with the user's name.
+pub fn overrides(path: &Path) -> io::Result<Vec<(String, Overrides)>> {
+    let text = fs::read_to_string(path)?;
+    let users = parse_entries(&text)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+    Ok(users.into_iter().map(|(name, _, o)| (name, o)).collect())
+}
+
 /// Checks a password. `secret` None (unknown user) does the same work as a
 /// wrong password and fails.
 pub fn check_password(secret: Option<&Secret>, password: &[u8]) -> bool {
@@ -164,12 +184,17 @@ pub fn check_apop(secret: Option<&Secret>, challenge: &str, digest: &str) -> boo
 /// A users-file line `name:{SCRAM-SHA-256}...` for the password on the first
 /// line of `input` (a random 16-byte salt, 4096 iterations as RFC 7677 asks).
 pub fn scram_line(name: &str, mut input: impl std::io::BufRead) -> Result<String, String> {
+    // The name as a SCRAM login will look it up (RFC 5802: SASLprep).
+    let prepared = crate::saslprep::saslprep(name).ok_or_else(|| format!("invalid user name {name:?}"))?;
+    let name: &str = &prepared;
     if !valid_name(name) {
         return Err(format!("invalid user name {name:?}"));
     }
     let mut password = String::new();
     input.read_line(&mut password).map_err(|e| format!("reading the password: {e}"))?;
     let password = password.trim_end_matches(['\r', '\n']);
+    // SCRAM hashes the prepared password (RFC 5802 section 2.2).
+    let password = crate::saslprep::saslprep(password).ok_or("the password holds a character SASLprep prohibits")?;
     if password.is_empty() {
         return Err("empty password".into());
     }
@@ -227,6 +252,17 @@ mod tests {
     }
 
     #[test]
+    fn extra_fields_give_overrides_and_shadow_lines_still_parse() {
+        let text =
+            format!("a:{{PLAIN}}x::::::pop3_expire=7 pop3_login_delay=60\nb:{}:19000:0:99999:7:::\n", DUMMY_HASH);
+        let users = parse_entries(&text).unwrap();
+        assert_eq!(users[0].2.expire, Some(crate::policy::Expire::Days(7)));
+        assert_eq!(users[0].2.login_delay, Some(60));
+        assert_eq!(users[1].2, Overrides::default());
+        assert!(parse("a:{PLAIN}x::::::pop3_expire=soon\n").unwrap_err().starts_with("line 1: pop3_expire"));
+    }
+
+    #[test]
     fn apop_rfc1939_example() {
         let s = Secret::Plain(b"tanstaaf".to_vec());
         let challenge = "<1896.697170952@dbc.mtview.ca.us>";
@@ -248,10 +284,21 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["alice", "a.b", "user@example.com", "x-1_2+3"] {
+        for ok in ["alice", "a.b", "user@example.com", "x-1_2+3", "j\u{FC}rgen", "\u{5F20}\u{4F1F}"] {
             assert!(valid_name(ok), "{ok}");
         }
-        for bad in ["", ".", "..", "../etc", "a/b", "a\0b", ".hidden", &"x".repeat(MAX_USER_NAME + 1)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../etc",
+            "a/b",
+            "a\0b",
+            ".hidden",
+            &"x".repeat(MAX_USER_NAME + 1),
+            "a\u{A0}b",
+            "a\u{2215}b",
+        ] {
             assert!(!valid_name(bad), "{bad:?}");
         }
     }

@@ -21,7 +21,7 @@ shift || true
 cd "$(dirname "$0")/../fuzz"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(parser sasl mbox maildir users config der)
+    targets=(parser sasl mbox maildir users config der proxy)
 fi
 host=$(rustc -vV | sed -n 's/^host: //p')
 profile=${FUZZ_PROFILE:-release}

@@ -2,10 +2,10 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use common::{from_line, Daemon, Spool, HANG_GUARD};
+use common::{from_line, Client, Daemon, Spool, HANG_GUARD};
 
 fn one_message() -> Vec<u8> {
     format!("{}Subject: x\n\nbody\n", from_line("a@x")).into_bytes()
@@ -47,8 +47,10 @@ fn another_protocol_on_the_port_is_disconnected() {
     c.send(b"GET / HTTP/1.1\r\nHost: example\r\nUser-Agent: x\r\nAccept: */*\r\nConnection: close\r\n\r\n");
     let rest = String::from_utf8(c.rest()).unwrap();
     let errs = rest.lines().filter(|l| l.starts_with("-ERR")).count();
-    assert_eq!(errs, 5, "4 errors, then the closing one: {rest}");
-    assert!(rest.contains("too many invalid commands"));
+    // One reply per line: three errors, then the closing one answers the
+    // fourth line; the rest is never read.
+    assert_eq!(errs, 4, "3 errors, then the closing one: {rest}");
+    assert_eq!(rest.lines().last(), Some("-ERR too many invalid commands, closing"), "{rest}");
 }
 
 #[test]
@@ -78,6 +80,70 @@ fn client_vanishing_mid_retr_or_before_quit_changes_nothing() {
     let mut c = d.connect();
     assert!(c.login("alice", "secret").starts_with("+OK maildrop has 2 messages"));
     assert_eq!(spool.read_mbox("alice"), mbox);
+}
+
+/// A 64 KiB tmpfs mounted for one test, unmounted when dropped; None (the
+/// test skipped) when not root.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path) -> Option<Tmpfs> {
+        let root = std::fs::read_to_string("/proc/self/status")
+            .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+            .unwrap_or(false);
+        if !root {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", dir.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount a 64 KiB tmpfs");
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A first start on a full state_dir makes no SCRAM secret (in particular
+/// no empty one); once there is room, the next process makes a whole one and
+/// the ones after it keep it.
+#[test]
+fn the_scram_secret_on_a_full_then_freed_state_dir() {
+    let spool = Spool::new();
+    let Some(tmpfs) = Tmpfs::mount(&spool.dir.join("small-state")) else { return };
+    let state = tmpfs.0.clone();
+    let filler = state.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    while f.write_all(&[0u8; 4096]).is_ok() {}
+    drop(f);
+    let log = spool.dir.join("pop3d.log");
+    let extra = [format!("state_dir = {}", state.display()), format!("log = {}", log.display())];
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let quit = |extra: &[&str]| {
+        let mut c = Client::inetd(&spool, extra);
+        assert!(c.line().starts_with("+OK"));
+        assert!(c.cmd("QUIT").starts_with("+OK"));
+    };
+    quit(&extra);
+    let secret = state.join("scram.secret");
+    assert!(!secret.exists(), "no secret, and no empty one, on a full disk");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("scram.secret") && logged.contains("per process"), "{logged}");
+    std::fs::remove_file(&filler).unwrap();
+    quit(&extra);
+    let made = std::fs::read(&secret).unwrap();
+    assert_eq!(made.len(), 32);
+    quit(&extra);
+    assert_eq!(std::fs::read(&secret).unwrap(), made, "a good secret is kept");
+    let names: Vec<_> = std::fs::read_dir(&state).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!names.iter().any(|n| n.to_string_lossy().contains(".new-")), "no temporary file left: {names:?}");
 }
 
 #[test]
@@ -172,28 +238,9 @@ fn failed_logins_slow_down_the_next_ones_from_the_same_address() {
 /// mount a small tmpfs for state_dir; CI runs as root.)
 #[test]
 fn a_full_disk_during_update_deletes_nothing() {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false);
-    if !root {
-        eprintln!("skipped: mounting a tmpfs needs root");
-        return;
-    }
     let spool = Spool::new();
-    let small = spool.dir.join("small-state");
-    std::fs::create_dir_all(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", small.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount a 64 KiB tmpfs");
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(small.clone());
+    let Some(tmpfs) = Tmpfs::mount(&spool.dir.join("small-state")) else { return };
+    let small = tmpfs.0.clone();
     let big = format!("{}Subject: big\n\n{}\n", from_line("b@x"), "0123456789abcdef\n".repeat(20_000));
     let mbox = [one_message().as_slice(), b"\n", big.as_bytes()].concat();
     spool.write_mbox("alice", &mbox);
@@ -204,11 +251,16 @@ fn a_full_disk_during_update_deletes_nothing() {
     assert!(c.cmd("DELE 1").starts_with("+OK"));
     let reply = c.cmd("QUIT");
     assert!(reply.starts_with("-ERR [SYS/TEMP] could not remove deleted messages"), "{reply}");
+    // What failed is named: the journal in state_dir, not the mailbox; the
+    // path only in the log.
+    assert!(reply.contains("update journal in state_dir"), "{reply}");
+    assert!(!reply.contains(small.to_str().unwrap()), "{reply}");
     assert_eq!(spool.read_mbox("alice"), mbox, "the mailbox is untouched");
     let left: Vec<_> = std::fs::read_dir(&small).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(!left.iter().any(|n| n.to_string_lossy().contains("journal")), "{left:?}");
     let log = d.wait_log("update of alice's maildrop failed");
     assert!(log.contains("No space left on device"), "{log}");
+    assert!(log.contains(&format!("no space in {} for the ", small.display())), "{log}");
 }
 
 #[test]

@@ -2,9 +2,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{binary, from_line, Client, Daemon, Spool};
+use common::{from_line, pop3d, Client, Daemon, Spool};
 
 #[test]
 fn inetd_mode_serves_one_session_on_stdin_stdout_and_keeps_stderr_silent() {
@@ -32,7 +30,7 @@ fn inetd_mode_serves_one_session_on_stdin_stdout_and_keeps_stderr_silent() {
 fn inetd_mode_refuses_stderr_logging() {
     let spool = Spool::new();
     let conf = spool.config(&[]);
-    let out = Command::new(binary()).args(["-i", "-f", conf.to_str().unwrap()]).output().unwrap();
+    let out = pop3d().args(["-i", "-f", conf.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success());
     assert!(out.stderr.is_empty() && out.stdout.is_empty());
 }
@@ -41,21 +39,18 @@ fn inetd_mode_refuses_stderr_logging() {
 fn config_check_and_version() {
     let spool = Spool::new();
     let good = spool.config(&[]);
-    let out = Command::new(binary()).args(["-t", "-f", good.to_str().unwrap()]).output().unwrap();
+    let out = pop3d().args(["-t", "-f", good.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::write(&good, "timeout_session = 5\n").unwrap();
-    let out = Command::new(binary()).args(["-t", "-f", good.to_str().unwrap()]).output().unwrap();
+    let out = pop3d().args(["-t", "-f", good.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 1") && err.contains("600"), "{err}");
     let good = spool.config(&[]);
-    let out = Command::new(binary())
-        .args(["-t", "-f", good.to_str().unwrap(), "-o", "users_file=/nonexistent"])
-        .output()
-        .unwrap();
+    let out = pop3d().args(["-t", "-f", good.to_str().unwrap(), "-o", "users_file=/nonexistent"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
-    let out = Command::new(binary()).arg("-V").output().unwrap();
+    let out = pop3d().arg("-V").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("pop3d {}\n", env!("CARGO_PKG_VERSION")));
 }
 
@@ -85,7 +80,7 @@ fn inetd_mode_gives_up_on_a_client_that_never_reads() {
     let log = spool.dir.join("pop3d.log");
     let log_line = format!("log = {}", log.display());
     let conf = spool.config(&[&log_line, "timeout_login = 1", "max_bad_commands = 100000"]);
-    let mut child = Command::new(binary())
+    let mut child = pop3d()
         .args(["-i", "-f", conf.to_str().unwrap()])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -168,4 +163,31 @@ fn log_lines_from_concurrent_inetd_sessions_are_never_torn() {
     assert_eq!(logged.matches("login failed for \"nobody").count(), sessions, "{logged}");
     // All of them made or read state_dir/scram.secret at once: none read it half-written.
     assert!(!logged.contains("scram.secret"), "{logged}");
+}
+
+/// A daemon killed while it held a mailbox's dotlock leaves it (and its
+/// record in state_dir); the daemon started again removes it at once, before
+/// any client or delivery agent has to wait for it to grow stale.
+#[test]
+fn a_restarted_daemon_removes_the_dotlock_its_killed_predecessor_held() {
+    let spool = Spool::new();
+    spool.write_mbox("alice", format!("{}Subject: x\n\nbody\n", from_line("a@x")).as_bytes());
+    let mut gone = std::process::Command::new("true").spawn().unwrap(); // a process that has ended
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let dotlock = spool.mbox("alice").with_extension("lock");
+    std::fs::write(&dotlock, format!("{dead} {}\n", host.trim())).unwrap();
+    let records = spool.dir.join("state").join("dotlocks");
+    std::fs::create_dir_all(&records).unwrap();
+    std::fs::write(records.join("alice"), format!("{dead}\n{}", dotlock.display())).unwrap();
+    spool.give_to_server();
+    let d = Daemon::start(&spool, &["lock_timeout = 60"]);
+    d.wait_log("listening on");
+    let log = d.wait_log("which died");
+    assert!(log.contains(&format!("removed dotlock {} left by pop3d process {dead}", dotlock.display())), "{log}");
+    assert!(!dotlock.exists() && !records.join("alice").exists());
+    // No wait for the lock (lock_timeout is far beyond the hang guard).
+    let mut c = d.connect();
+    assert!(c.login("alice", "secret").starts_with("+OK maildrop has 1"));
 }

@@ -5,9 +5,9 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{binary, Spool};
+use common::{pop3d, Spool};
 
 fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
@@ -16,7 +16,7 @@ fn is_root() -> bool {
 }
 
 fn check(conf: &Path) -> Output {
-    Command::new(binary()).args(["-t", "-f", conf.to_str().unwrap()]).output().unwrap()
+    pop3d().args(["-t", "-f", conf.to_str().unwrap()]).output().unwrap()
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -88,7 +88,7 @@ fn a_log_file_link_is_not_followed() {
         let conf = spool.config(&[&log, "listen = 127.0.0.1:0"]);
         // Planted after `config` (which chowns the tree, following links).
         std::os::unix::fs::symlink(target, logs.join(name)).unwrap();
-        let out = Command::new(binary()).args(["-f", conf.to_str().unwrap()]).output().unwrap();
+        let out = pop3d().args(["-f", conf.to_str().unwrap()]).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains("links are not followed"), "{err}");

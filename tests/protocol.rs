@@ -273,3 +273,85 @@ fn a_maildir_maildrop_serves_and_updates() {
     assert_eq!(c.login("alice", "secret"), "+OK maildrop has 1 messages (22 octets)");
     assert_eq!(c.cmd("UIDL 1"), format!("+OK 1 {:x}", Md5::digest(b"1700000002.M2P2.box")));
 }
+
+/// Known POP3 commands in the wrong state are answered -ERR and never close
+/// the session (the seeds' thread on wrong-state commands); only lines that
+/// are no POP3 command count toward `max_bad_commands` (default 5).
+#[test]
+fn wrong_state_commands_never_close_the_session() {
+    let spool = Spool::new();
+    spool.write_mbox("alice", format!("{}Subject: x\n\nbody\n", from_line("a@x")).as_bytes());
+    let d = Daemon::start(&spool, &[]);
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    for _ in 0..3 {
+        for cmd in ["STAT", "LIST", "RETR 1", "DELE 1", "NOOP", "RSET", "TOP 1 1", "UIDL", "PASS x", "APOP a b"] {
+            assert!(c.cmd(cmd).starts_with("-ERR"), "{cmd} before login");
+        }
+    }
+    // Bad arguments to known commands are a client's mistake, not another protocol.
+    for cmd in ["RETR", "LIST 0", "USER", "TOP 1 x", "AUTH PLAIN not!base64"] {
+        assert!(c.cmd(cmd).starts_with("-ERR"), "{cmd}");
+    }
+    assert_eq!(c.user_pass("alice", "secret"), "+OK maildrop has 1 messages (20 octets)");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+}
+
+/// The limit with pipelined input: each line gets exactly one reply, the
+/// closing -ERR is the reply to the line that crossed the limit, and no
+/// line after it is answered.
+#[test]
+fn the_bad_command_limit_answers_each_pipelined_line_once() {
+    let spool = Spool::new();
+    let d = Daemon::start(&spool, &["max_bad_commands = 2"]);
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    c.send(b"CAPA\r\nFOO\r\nSTAT\r\nBAR\r\nNOOP\r\nBAZ\r\nNOOP\r\nQUIT\r\n");
+    assert_eq!(c.line(), "+OK capability list follows");
+    c.multi();
+    assert_eq!(c.line(), "-ERR unknown command");
+    assert_eq!(c.line(), "-ERR command not valid before login");
+    assert_eq!(c.line(), "-ERR unknown command");
+    assert_eq!(c.line(), "-ERR command not valid before login");
+    assert_eq!(c.line(), "-ERR too many invalid commands, closing");
+    assert!(c.rest().is_empty(), "nothing after the closing reply");
+    d.wait_log("end=TooManyBadCommands");
+}
+
+/// The client workarounds: off, messages are sent as they are; on, NULs
+/// go out as 0x80 (same sizes) and a message without an end-of-headers
+/// line gets one, counted by LIST and STAT.
+#[test]
+fn client_workarounds() {
+    let spool = Spool::new();
+    let mbox = format!(
+        "{}Subject: nul\n\nnul\0byte\n\n{}Subject: no body\nX-Other: header only\n\n{}Subject: fine\n\nbody\n",
+        from_line("a@x"),
+        from_line("b@x"),
+        from_line("c@x")
+    );
+    // Message 2 is header lines only: the blank line before the next From_ is the separator.
+    spool.write_mbox("alice", mbox.as_bytes());
+    let off = Daemon::start(&spool, &[]);
+    let mut c = off.connect();
+    assert!(c.login("alice", "secret").starts_with("+OK maildrop has 3 messages (89 octets)"));
+    assert!(c.cmd("RETR 1").starts_with("+OK 26 octets"));
+    assert_eq!(c.multi(), b"Subject: nul\r\n\r\nnul\0byte\r\n");
+    assert!(c.cmd("RETR 2").starts_with("+OK 40 octets"));
+    assert_eq!(c.multi(), b"Subject: no body\r\nX-Other: header only\r\n");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    drop(off);
+    let on = Daemon::start(&spool, &["workarounds = outlook-no-nuls, oe-ns-eoh"]);
+    let mut c = on.connect();
+    assert!(c.login("alice", "secret").starts_with("+OK maildrop has 3 messages (91 octets)"));
+    assert_eq!(c.cmd("LIST 2"), "+OK 2 42");
+    assert!(c.cmd("RETR 1").starts_with("+OK 26 octets"));
+    assert_eq!(c.multi(), b"Subject: nul\r\n\r\nnul\x80byte\r\n");
+    assert!(c.cmd("RETR 2").starts_with("+OK 42 octets"));
+    assert_eq!(c.multi(), b"Subject: no body\r\nX-Other: header only\r\n\r\n");
+    assert!(c.cmd("TOP 2 5").starts_with("+OK"));
+    assert_eq!(c.multi(), b"Subject: no body\r\nX-Other: header only\r\n\r\n");
+    assert!(c.cmd("RETR 3").starts_with("+OK 23 octets"));
+    assert_eq!(c.multi(), b"Subject: fine\r\n\r\nbody\r\n", "a whole message is unchanged");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+}

@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -13,12 +13,7 @@ use ring::{digest, hmac, pbkdf2};
 
 /// Adds user `dave` with SCRAM keys for "pencil", made by `pop3d -P`.
 fn add_scram_user(spool: &Spool) {
-    let mut child = Command::new(common::binary())
-        .args(["-P", "dave"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::pop3d().args(["-P", "dave"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(b"pencil\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -108,7 +103,7 @@ fn plain_with_and_without_initial_response_and_cancel() {
     let mut c = d.connect();
     assert!(c.line().starts_with("+OK"));
     assert_eq!(c.cmd("AUTH"), "+OK SASL mechanisms follow");
-    assert_eq!(c.multi(), b"SCRAM-SHA-256\r\nPLAIN\r\n");
+    assert_eq!(c.multi(), b"SCRAM-SHA-256\r\nPLAIN\r\nLOGIN\r\n");
     assert_eq!(c.cmd("AUTH PLAIN"), "+ ");
     assert_eq!(c.cmd("*"), "-ERR authentication cancelled");
     assert_eq!(
@@ -121,7 +116,7 @@ fn plain_with_and_without_initial_response_and_cancel() {
     let mut c = d.connect();
     assert!(c.line().starts_with("+OK"));
     assert!(c.cmd("AUTH PLAIN not!base64").starts_with("-ERR"));
-    assert!(c.cmd("AUTH KERBEROS_V4").starts_with("-ERR [AUTH]"));
+    assert_eq!(c.cmd("AUTH KERBEROS_V4"), "-ERR unsupported authentication mechanism");
     assert!(c.cmd(&format!("AUTH PLAIN {}", B64.encode("\0bob\0secret"))).starts_with("+OK"));
 }
 
@@ -146,7 +141,7 @@ fn scram_sha_256_without_tls_and_with_a_stored_key_user() {
     let mut c = d.connect();
     assert!(c.line().starts_with("+OK"));
     let reply = scram(&mut c, "SCRAM-SHA-256-PLUS", &mut ScramClient::new("dave", "pencil", Some([7; 32])), true);
-    assert!(reply.starts_with("-ERR [AUTH]"), "{reply}");
+    assert_eq!(reply, "-ERR mechanism SCRAM-SHA-256-PLUS needs TLS 1.3 (channel binding)");
 }
 
 #[test]
@@ -204,7 +199,9 @@ fn external_maps_the_verified_certificate_cn_to_a_user() {
     let mut c = connect(Some(&alice)).unwrap();
     assert!(c.line().starts_with("+OK"));
     assert_eq!(c.cmd("CAPA"), "+OK capability list follows");
-    assert!(String::from_utf8(c.multi()).unwrap().contains("SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN EXTERNAL"));
+    assert!(String::from_utf8(c.multi())
+        .unwrap()
+        .contains("SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN EXTERNAL"));
     assert!(c.cmd(&format!("AUTH EXTERNAL {}", B64.encode("bob"))).starts_with("-ERR [AUTH]"), "not bob");
     assert!(c.cmd("AUTH EXTERNAL =").starts_with("+OK maildrop"));
     assert!(c.cmd("QUIT").starts_with("+OK"));
@@ -223,7 +220,7 @@ fn external_maps_the_verified_certificate_cn_to_a_user() {
     assert!(c.line().starts_with("+OK"));
     assert_eq!(c.cmd("CAPA"), "+OK capability list follows");
     assert!(!String::from_utf8(c.multi()).unwrap().contains("EXTERNAL"));
-    assert!(c.cmd("AUTH EXTERNAL =").starts_with("-ERR [AUTH]"));
+    assert_eq!(c.cmd("AUTH EXTERNAL ="), "-ERR mechanism EXTERNAL needs a verified TLS client certificate");
     // A certificate from another CA is refused in the handshake (TLS 1.3
     // reports it at the first read).
     let refused = connect(Some(&foreign)).and_then(|mut c| c.try_rest());
@@ -269,4 +266,106 @@ fn an_unreadable_users_file_is_a_temporary_failure_for_every_mechanism() {
     // Still in AUTHORIZATION, with no failure counted: more tries are answered.
     assert!(c.cmd("NOOP").starts_with("-ERR"));
     assert_eq!(c.user_pass("alice", "secret"), temp);
+}
+
+/// AUTH LOGIN (draft-murchison-sasl-login) in both forms, under the
+/// plaintext policy of PLAIN; an unknown or unoffered mechanism is a plain
+/// `-ERR` (no [AUTH], no delay, not a failed login), so the sequence curl
+/// and other clients use, trying mechanisms in turn, ends in a login.
+#[test]
+fn auth_login_and_falling_back_from_unknown_mechanisms() {
+    let spool = Spool::new();
+    let d = Daemon::start(&spool, &[]);
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    assert_eq!(c.cmd("AUTH LOGIN"), format!("+ {}", B64.encode("Username:")));
+    assert_eq!(c.cmd(&B64.encode("alice")), format!("+ {}", B64.encode("Password:")));
+    assert_eq!(c.cmd(&B64.encode("wrong")), "-ERR [AUTH] invalid user name or password");
+    // Initial response: the user name (curl's form).
+    assert_eq!(c.cmd(&format!("AUTH LOGIN {}", B64.encode("alice"))), format!("+ {}", B64.encode("Password:")));
+    assert_eq!(c.cmd("*"), "-ERR authentication cancelled");
+    // Five unknown mechanisms in a row cost no failure: a wrong password
+    // after them is the session's second failure, not its seventh.
+    for m in ["CRAM-MD5", "DIGEST-MD5", "NTLM", "GSSAPI", "XOAUTH2", "SCRAM-SHA-1"] {
+        assert_eq!(c.cmd(&format!("AUTH {m}")), "-ERR unsupported authentication mechanism", "{m}");
+    }
+    assert_eq!(c.cmd("AUTH EXTERNAL ="), "-ERR mechanism EXTERNAL needs a verified TLS client certificate");
+    assert_eq!(c.cmd(&format!("AUTH LOGIN {}", B64.encode("alice"))), format!("+ {}", B64.encode("Password:")));
+    assert!(c.cmd(&B64.encode("secret")).starts_with("+OK maildrop has 0"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    let log = d.wait_log("session end: user=alice");
+    assert_eq!(log.matches("login failed").count(), 1, "{log}");
+    assert!(!log.contains("SASL authentication failed"), "an unknown mechanism is no failed login: {log}");
+}
+
+/// Where plaintext logins are refused, LOGIN is neither offered nor usable,
+/// and saying so is a plain -ERR, not [AUTH].
+#[test]
+fn auth_login_follows_the_plaintext_policy() {
+    let spool = Spool::new();
+    let d = Daemon::start(&spool, &["plaintext_auth = no"]);
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    assert_eq!(c.cmd("AUTH"), "+OK SASL mechanisms follow");
+    assert_eq!(c.multi(), b"SCRAM-SHA-256\r\n");
+    for m in ["LOGIN", "PLAIN"] {
+        assert_eq!(
+            c.cmd(&format!("AUTH {m}")),
+            "-ERR mechanism not available without TLS: use STLS or port 995",
+            "{m}"
+        );
+    }
+    assert!(!d.log().contains("login failed"));
+}
+
+/// UTF-8 credentials (RFC 6856) prepared with SASLprep (RFC 4013) in every
+/// mechanism: the account is stored composed (NFC), the client sends the
+/// name and password decomposed (as macOS does) or with a no-break space.
+#[test]
+fn utf8_credentials_are_prepared_for_every_mechanism() {
+    let spool = Spool::new();
+    let name = "j\u{FC}rgen";
+    let password = "p\u{E4}ss w\u{F6}rd";
+    let mut child =
+        common::pop3d().args(["-P", "z\u{F6}e"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    // `pop3d -P` prepares the password too: given with a no-break space.
+    child.stdin.take().unwrap().write_all("p\u{E4}ss\u{A0}w\u{F6}rd\n".as_bytes()).unwrap();
+    let scram_line = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    let users = format!("{name}:{{PLAIN}}{password}\n{scram_line}");
+    std::fs::write(spool.dir.join("users"), users).unwrap();
+    spool.write_mbox(name, format!("{}Subject: gr\u{FC}\u{DF}e\n\nUTF-8 \u{2713}\n", from_line("a@x")).as_bytes());
+    let d = Daemon::start(&spool, &[]);
+    let nfd_name = "ju\u{308}rgen";
+    let nfd_password = "pa\u{308}ss\u{A0}wo\u{308}rd";
+    // USER/PASS.
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    assert_eq!(c.cmd("UTF8"), "+OK UTF8 enabled");
+    assert_eq!(c.user_pass(nfd_name, nfd_password), "+OK maildrop has 1 messages (31 octets)");
+    // Message content is sent as it is.
+    assert!(c.cmd("RETR 1").starts_with("+OK"));
+    assert_eq!(c.multi(), "Subject: gr\u{FC}\u{DF}e\r\n\r\nUTF-8 \u{2713}\r\n".as_bytes());
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    // PLAIN and LOGIN, without the UTF8 command (CAPA says UTF8 USER).
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    let plain = B64.encode(format!("\0{nfd_name}\0{nfd_password}"));
+    assert!(c.cmd(&format!("AUTH PLAIN {plain}")).starts_with("+OK maildrop has 1"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    assert!(c.cmd(&format!("AUTH LOGIN {}", B64.encode(nfd_name))).starts_with("+ "));
+    assert!(c.cmd(&B64.encode(nfd_password)).starts_with("+OK maildrop has 1"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    // SCRAM: the server prepares the name; the client its password (RFC 5802).
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    let reply = scram(&mut c, "SCRAM-SHA-256", &mut ScramClient::new("zo\u{308}e", password, None), true);
+    assert!(reply.starts_with("+OK maildrop has 0"), "{reply}");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    // A wrong UTF-8 password still fails, and a prohibited character too.
+    let mut c = d.connect();
+    assert!(c.line().starts_with("+OK"));
+    assert!(c.user_pass(nfd_name, "p\u{E4}ss w\u{F6}rt").starts_with("-ERR [AUTH]"));
+    assert!(c.user_pass("j\u{FC}rgen\u{E000}", password).starts_with("-ERR [AUTH]"));
 }

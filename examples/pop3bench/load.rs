@@ -1,4 +1,4 @@
-//! The load modes: logins (session rate), retr (RETR throughput), stat (first STAT), idle (held sessions).
+//! The load modes: logins (session rate), retr (RETR throughput), stat (first STAT), idle (held sessions), dele (UPDATE time).
 
 use std::io::{self, BufRead, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -404,4 +404,56 @@ pub fn idle(a: &Args) {
         open_secs,
         quit_ok
     );
+}
+
+// ---------------------------------------------------------------- dele (UPDATE cost)
+
+/// Log in, DELE the messages `--which` names (`first`: message 1; `tenth`: 1, 11, 21, ...;
+/// `all`), one command at a time (popa3d does not pipeline), then time QUIT: from sending it
+/// to its +OK and to the server closing the connection (the UPDATE is done by then in every
+/// server measured). A new session then checks that the right number of messages is left.
+pub fn dele(a: &Args) {
+    let addr = a.addr();
+    let user = a.s("user");
+    let pass = a.s("pass");
+    let which = a.s("which");
+    let timeout = Duration::from_secs(300);
+    let r = (|| -> Res<(u64, u64, f64, f64, u64)> {
+        let mut c = Conn::session(&addr, timeout, None, &user, &pass)?;
+        let (n, _) = parse_stat(&c.cmd_ok("STAT")?);
+        let marked: Vec<u64> = match which.as_str() {
+            "first" => vec![1],
+            "tenth" => (1..=n).step_by(10).collect(),
+            "all" => (1..=n).collect(),
+            w => return Err(format!("--which {}: first, tenth or all", w)),
+        };
+        for i in &marked {
+            c.cmd_ok(&format!("DELE {}", i))?;
+        }
+        let t0 = Instant::now();
+        c.cmd_ok("QUIT")?;
+        let ok = t0.elapsed();
+        // the server closes after its UPDATE: wait for EOF
+        while c.line().is_ok() {}
+        let closed = t0.elapsed();
+        let mut c = Conn::session(&addr, timeout, None, &user, &pass)?;
+        let (left, _) = parse_stat(&c.cmd_ok("STAT")?);
+        c.cmd_ok("QUIT")?;
+        Ok((n, marked.len() as u64, ms(ok), ms(closed), left))
+    })();
+    match r {
+        Ok((n, deleted, ok_ms, closed_ms, left)) => println!(
+            "RESULT messages={} deleted={} quit_ok_ms={:.1} quit_closed_ms={:.1} left={} left_ok={}",
+            n,
+            deleted,
+            ok_ms,
+            closed_ms,
+            left,
+            u8::from(left == n - deleted)
+        ),
+        Err(e) => {
+            eprintln!("pop3bench dele: error: {}", e);
+            println!("RESULT error=1");
+        }
+    }
 }

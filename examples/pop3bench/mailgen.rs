@@ -1,4 +1,4 @@
-//! The gen mode: a deterministic mbox of realistic messages (text and base64 bodies cut from pools).
+//! The gen and gen-maildir modes: a deterministic mbox or Maildir of realistic messages (text and base64 bodies cut from pools).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -301,13 +301,47 @@ fn b64_line(rng: &mut Rng, v: &mut Vec<u8>) {
 
 pub fn gen(a: &Args) {
     let out = a.s("out");
+    let f = File::create(&out).unwrap_or_else(|e| die(&format!("{}: {}", out, e)));
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    let (n, written) = messages(a, |_, _, m| {
+        if w.write_all(m).is_err() {
+            die("write failed");
+        }
+    });
+    if w.flush().is_err() {
+        die("write failed");
+    }
+    println!("RESULT messages={} bytes={}", n, written);
+}
+
+/// A Maildir of the same messages (without the mbox `From ` line and the blank line after
+/// each), in cur/ as a mail reader leaves them, with delivery-style names
+/// `TIME.MmicrosPpid.host:2,S` and no `,S=` size: every file has to be read for its size.
+pub fn gen_maildir(a: &Args) {
+    let out = a.s("out");
+    for d in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(format!("{}/{}", out, d)).unwrap_or_else(|e| die(&format!("{}: {}", out, e)));
+    }
+    let (n, _) = messages(a, |i, t, m| {
+        let body = m.iter().position(|&b| b == b'\n').map_or(m, |p| &m[p + 1..]);
+        let body = body.strip_suffix(b"\n").unwrap_or(body);
+        let name = format!("{}/cur/{}.M{}P{}.bench.example:2,S", out, t, (i * 7919) % 1_000_000, 1000 + i);
+        if std::fs::write(&name, body).is_err() {
+            die(&format!("{}: write failed", name));
+        }
+    });
+    println!("RESULT messages={}", n);
+}
+
+/// Generates `--messages` messages of about `--bytes` in all from `--seed`, each (its index,
+/// delivery time, the message as an mbox entry: `From ` line to blank line) handed to `put`;
+/// the count and the octets generated.
+fn messages(a: &Args, mut put: impl FnMut(u64, i64, &[u8])) -> (u64, u64) {
     let n = a.n("messages", 2000).max(1);
     let total = a.n("bytes", 100_000_000);
     let mut rng = Rng(a.n("seed", 1));
     let text = Pool::new(8 << 20, |v| text_line(&mut rng, v));
     let b64 = Pool::new(4 << 20, |v| b64_line(&mut rng, v));
-    let f = File::create(&out).unwrap_or_else(|e| die(&format!("{}: {}", out, e)));
-    let mut w = BufWriter::with_capacity(1 << 20, f);
     let mut written: u64 = 0;
     let mut t: i64 = 1_735_689_600; // 2025-01-01
     let mut m = Vec::with_capacity(1 << 20);
@@ -394,13 +428,8 @@ pub fn gen(a: &Args) {
             m.push(b'\n');
         }
         m.push(b'\n'); // blank line before the next separator
-        if w.write_all(&m).is_err() {
-            die("write failed");
-        }
+        put(i, t, &m);
         written += m.len() as u64;
     }
-    if w.flush().is_err() {
-        die("write failed");
-    }
-    println!("RESULT messages={} bytes={}", n, written);
+    (n, written)
 }

@@ -16,6 +16,14 @@
 //   pop3bench idle   --addr A --prefix P --users N --pass PW [--conc C] [--hold S]
 //       Open N sessions (accounts P0000..), log each in, print READY, hold them until a
 //       line (or EOF) on stdin or S seconds, then QUIT them all.
+//   pop3bench dele   --addr A --user U --pass PW --which first|tenth|all
+//       Log in, DELE message 1, every tenth message (1, 11, ...) or all, then time QUIT (to its
+//       +OK and to the close); a second session checks how many messages are left.
+//   pop3bench gen-maildir --out DIR --messages N --bytes B [--seed S]
+//       The messages of gen as a Maildir (files in DIR/cur, delivery-style names).
+//   pop3bench trivial-send --file F [--passes K] [--tls CERT --key KEY] [--stdout 1]
+//       The RETR limit: F sent K times as it is over 127.0.0.1 (or to stdout), with the CPU
+//       of the sending thread (limit.rs).
 //   pop3bench mem    --pid P [--comm NAME]
 //       Memory of process P and all its descendants (Linux /proc): sums of VmRSS and Pss,
 //       and the largest VmHWM / VmRSS among the processes whose comm is NAME; and the CPU time
@@ -28,10 +36,11 @@
 // holding modes); diagnostics on stderr. Exit status 0 unless the run could not be done.
 //
 // Files: main.rs (this: arguments, mode dispatch), conn.rs (one POP3 connection, plaintext or
-// TLS), load.rs (the load modes logins, retr, stat, idle), mailgen.rs (gen), memory.rs (mem),
-// rng.rs (the deterministic random generator of gen).
+// TLS), load.rs (the load modes logins, retr, stat, idle, dele), mailgen.rs (gen, gen-maildir),
+// limit.rs (trivial-send), memory.rs (mem), rng.rs (the deterministic random generator of gen).
 
 mod conn;
+mod limit;
 mod load;
 mod mailgen;
 mod memory;
@@ -48,8 +57,9 @@ use std::sync::Arc;
 use rustls::ClientConfig;
 
 use conn::tls_config;
-use load::{idle, logins, retr, stat};
-use mailgen::gen;
+use limit::trivial_send;
+use load::{dele, idle, logins, retr, stat};
+use mailgen::{gen, gen_maildir};
 use memory::mem;
 
 pub struct Args(HashMap<String, String>);
@@ -100,7 +110,7 @@ pub fn die(msg: &str) -> ! {
 fn main() {
     let argv: Vec<String> = env::args().collect();
     if argv.len() < 2 {
-        die("usage: pop3bench gen|logins|retr|stat|idle --key value ...");
+        die("usage: pop3bench gen|gen-maildir|logins|retr|stat|idle|dele|trivial-send|mem --key value ...");
     }
     let args = Args::parse(&argv[2..]);
     match argv[1].as_str() {
@@ -109,6 +119,9 @@ fn main() {
         "retr" => retr(&args),
         "stat" => stat(&args),
         "idle" => idle(&args),
+        "dele" => dele(&args),
+        "gen-maildir" => gen_maildir(&args),
+        "trivial-send" => trivial_send(&args),
         "mem" => mem(&args),
         m => die(&format!("unknown mode {}", m)),
     }

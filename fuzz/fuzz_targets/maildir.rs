@@ -53,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
             uniques.insert(name.split(|&b| b == b':').next().unwrap().to_vec());
         }
     }
-    let state = StatePaths { journal: d.join("journal"), copies: d.join("uids") };
+    // No index cache from an earlier run: every run scans.
+    let _ = std::fs::remove_file(d.join("index"));
+    let dotlocks = pop3d::lock::Records { dir: d.join("dotlocks"), name: "u".into() };
+    let state = StatePaths { journal: d.join("journal"), copies: d.join("uids"), dotlocks, index: d.join("index") };
     let settings = MboxSettings { quoting: FromQuoting::Mboxrd, locking: Vec::new(), lock_timeout: Duration::ZERO };
     let limits = Limits { max_messages: 100, max_size: u64::MAX };
     let drop = Maildrop::open_below(&d, Location::Maildir(maildir), state, &limits, &settings).unwrap();

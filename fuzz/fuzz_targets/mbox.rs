@@ -80,7 +80,10 @@ fuzz_target!(|data: &[u8]| {
     let d = dir();
     let path = d.join("mbox");
     std::fs::write(&path, data).unwrap();
-    let state = StatePaths { journal: d.join("journal"), copies: d.join("uids") };
+    // No index cache from an earlier run: every run scans.
+    let _ = std::fs::remove_file(d.join("index"));
+    let dotlocks = pop3d::lock::Records { dir: d.join("dotlocks"), name: "u".into() };
+    let state = StatePaths { journal: d.join("journal"), copies: d.join("uids"), dotlocks, index: d.join("index") };
     let settings = MboxSettings { quoting, locking: vec![LockMethod::Fcntl], lock_timeout: Duration::ZERO };
     let limits = Limits { max_messages: 10_000, max_size: u64::MAX };
     let Ok(drop) = Maildrop::open_below(&d, Location::Mbox(path), state, &limits, &settings) else { return };

@@ -117,6 +117,31 @@ fn is_quoted_from(line: &[u8], quoting: FromQuoting) -> bool {
     }
 }
 
+/// What `Segments::skip_body` consumed: whole lines of a message body.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BodyRun {
+    /// Octets consumed (whole lines, each ending in LF).
+    pub raw: u64,
+    /// Lines consumed: each adds one octet on the wire (CRLF for LF).
+    pub lines: u64,
+    /// Quoted `>From ` lines among them: each sent one octet shorter.
+    pub unquoted: u64,
+    /// Input offset of the last line if it was empty (the blank line that
+    /// may separate the message from the next).
+    pub last_blank: Option<u64>,
+}
+
+/// The searcher of `skip_body`, built once.
+fn from_finder() -> &'static memchr::memmem::Finder<'static> {
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    FINDER.get_or_init(|| memchr::memmem::Finder::new(b"From "))
+}
+
+/// The LF octets in `bytes` (memchr's vector count).
+fn count_lf(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
+}
+
 /// Reads segments from `R` through a fixed block buffer.
 pub struct Segments<R> {
     inner: R,
@@ -212,6 +237,48 @@ impl<R: Read> Segments<R> {
         self.start += pos;
         self.offset += pos as u64;
         Ok((pos as u64, lines))
+    }
+
+    /// The index scan's fast path through a message body: the whole lines
+    /// at the front of the buffer, from an mbox line start, up to the first
+    /// CR or message separator (`From ` at a line start), summed in bulk:
+    /// the line ends counted, and only lines starting with `>` looked at
+    /// (for `>From ` quoting). Blank lines and dots change nothing in the
+    /// size, so they do not stop it; everything else is `next`'s.
+    pub fn skip_body(&mut self, quoting: FromQuoting) -> BodyRun {
+        if self.follows != Follows::MboxLine {
+            return BodyRun::default();
+        }
+        if self.cr_from > self.start || self.cr_at < self.start {
+            self.cr_at = memchr::memchr(b'\r', &self.buf[self.start..self.end]).map_or(self.end, |i| self.start + i);
+            self.cr_from = self.start;
+        }
+        let window = &self.buf[self.start..self.cr_at];
+        // Whole lines only, and none from a separator on.
+        let Some(last_lf) = memchr::memrchr(b'\n', window) else { return BodyRun::default() };
+        let mut run = &window[..=last_lf];
+        // Every separator and quoted line holds `From `: one search finds
+        // both (the `>`s before it, back to a line start, tell which).
+        let mut unquoted = 0;
+        for i in from_finder().find_iter(run) {
+            let gts = run[..i].iter().rev().take_while(|&&b| b == b'>').count();
+            let at = i - gts;
+            if at > 0 && run[at - 1] != b'\n' {
+                continue;
+            }
+            if gts == 0 {
+                run = &run[..at];
+                break;
+            }
+            unquoted += u64::from(is_quoted_from(&run[at..], quoting));
+        }
+        let lines = count_lf(run);
+        let n = run.len();
+        let blank = n >= 1 && run[n - 1] == b'\n' && (n == 1 || run[n - 2] == b'\n');
+        let last_blank = blank.then(|| self.offset + n as u64 - 1);
+        self.start += n;
+        self.offset += n as u64;
+        BodyRun { raw: n as u64, lines, unquoted, last_blank }
     }
 
     /// The next segment, or `None` at the end of the input.
@@ -333,5 +400,54 @@ mod tests {
         assert_eq!(WireLine::of(&seg(b">Fromx"), rd).content, b">Fromx");
         let dot = WireLine::of(&seg(b".hidden"), rd);
         assert!(dot.stuff_dot && dot.crlf && dot.size() == 9);
+    }
+
+    /// The bulk body path sums exactly what the segment path gives for the
+    /// same lines, for any bytes: octets, line ends, unquoted lines and a
+    /// last blank line, and stops where a separator or CR needs `next`.
+    #[test]
+    fn skip_body_sums_what_next_gives() {
+        let mut rng = crate::testkit::Rng(0x5ca1_ab1e);
+        let alphabet: &[&[u8]] =
+            &[b"\n", b"\n", b"\r", b"From ", b">From ", b">>From x", b">", b".", b"x", b"yz ", b"F"];
+        for round in 0..3000 {
+            let mut bytes = Vec::new();
+            for _ in 0..rng.below(60) {
+                if rng.below(8) == 0 {
+                    bytes.push(rng.next() as u8);
+                } else {
+                    bytes.extend_from_slice(rng.pick(alphabet));
+                }
+            }
+            for quoting in [FromQuoting::Mboxrd, FromQuoting::Mboxo, FromQuoting::Verbatim] {
+                let mut fast = Segments::new(&bytes[..], 0);
+                let mut slow = Segments::new(&bytes[..], 0);
+                fast.refill().unwrap();
+                let run = fast.skip_body(quoting);
+                let mut want = BodyRun::default();
+                while want.raw < run.raw {
+                    let seg = slow.next().unwrap().unwrap();
+                    assert_eq!(seg.end, LineEnd::Lf, "round {round}: only LF lines in a run");
+                    assert!(!seg.is_separator(), "round {round}: no separator in a run");
+                    let wire = WireLine::of(&seg, quoting);
+                    want.raw += seg.raw_len();
+                    want.lines += 1;
+                    want.unquoted += (seg.content.len() + 2) as u64 - wire.size();
+                    want.last_blank = seg.is_blank().then_some(seg.offset);
+                }
+                assert_eq!(run, want, "round {round} {quoting:?}: {:?}", String::from_utf8_lossy(&bytes));
+                // Where it stopped, the rest starts with a separator, or its
+                // first line has a CR or no LF: lines for `next`.
+                let rest = &bytes[run.raw as usize..];
+                let first_line = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len())];
+                let takeable = rest.contains(&b'\n') && !first_line.contains(&b'\r') && !rest.starts_with(b"From ");
+                assert!(
+                    !takeable,
+                    "round {round} {quoting:?}: stopped early at {}: {:?}",
+                    run.raw,
+                    String::from_utf8_lossy(&bytes)
+                );
+            }
+        }
     }
 }

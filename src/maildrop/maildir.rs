@@ -25,12 +25,15 @@ use std::path::{Path, PathBuf};
 use md5::{Digest, Md5};
 
 use super::lines::FromQuoting;
+use super::maildir_index::{self, Listed, Listing};
 use super::message::{Message, Part, Uid};
 use super::store::{Limits, MaildropError};
 use super::stream;
 use crate::nofollow;
 use crate::reply::MessageSink;
 use crate::sys;
+
+mod conventions;
 
 /// The two directories that hold delivered mail. A message in both (moved
 /// while we listed) counts as the one in `cur/`.
@@ -47,11 +50,12 @@ struct Entry {
     name: OsString,
 }
 
-/// The unique part of a Maildir file name: everything before the `:` that
-/// starts the flags.
+/// The unique part of a Maildir file name: everything before the `:` (or
+/// the `;` of Maildirs on FAT or SMB, which cannot hold a `:`) that starts
+/// the info.
 fn unique(name: &OsStr) -> &[u8] {
     let bytes = name.as_bytes();
-    bytes.iter().position(|&b| b == b':').map_or(bytes, |i| &bytes[..i])
+    bytes.iter().position(|&b| b == b':' || b == b';').map_or(bytes, |i| &bytes[..i])
 }
 
 /// Delivery order: the seconds a unique name starts with (`1700000000.…`),
@@ -73,16 +77,28 @@ pub struct Maildir {
     /// Where every file is now, by unique name: read again when a message is
     /// not where it was listed (a mail reader moved or renamed it).
     moved: RefCell<Option<HashMap<Vec<u8>, Entry>>>,
+    /// The Maildir itself, held open (for maildirsize).
+    root_fd: Option<OwnedFd>,
+    /// What starts the info in the names pop3d gives (`:` or `;`).
+    separator: u8,
 }
 
 impl Maildir {
     /// Lists `root/new` and `root/cur` (a missing Maildir is an empty
     /// maildrop) within `limits`, and reads every message once for its size
-    /// on the wire.
-    /// No link is followed below `fixed` (see `nofollow`).
-    pub fn open(root: PathBuf, fixed: &Path, limits: &Limits) -> Result<Maildir, MaildropError> {
-        let mut drop =
-            Maildir { root, dirs: [None, None], entries: Vec::new(), messages: Vec::new(), moved: RefCell::new(None) };
+    /// on the wire, except what the listing saved at `saved` (see
+    /// `maildir_index`) still knows. No link is followed below `fixed` (see
+    /// `nofollow`).
+    pub fn open(root: PathBuf, fixed: &Path, limits: &Limits, saved: &Path) -> Result<Maildir, MaildropError> {
+        let mut drop = Maildir {
+            root,
+            dirs: [None, None],
+            entries: Vec::new(),
+            messages: Vec::new(),
+            moved: RefCell::new(None),
+            root_fd: None,
+            separator: b':',
+        };
         // A symbolic link fails with ELOOP, or ENOTDIR (O_DIRECTORY checked first).
         let not_a_dir = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR));
         let refused =
@@ -103,6 +119,13 @@ impl Maildir {
                 Err(e) => return Err(e.into()),
             };
         }
+        drop.root_fd = Some(root_fd);
+        let (stamps, settled) = maildir_index::stamps(&drop.dirs)?;
+        let before = maildir_index::load(saved, limits.max_messages);
+        if before.current(&stamps) {
+            return drop.take_listing(&before, limits);
+        }
+        let known = before.sizes(unique);
         let mut listed = drop.list(limits.max_messages.saturating_add(1))?;
         if listed.len() > limits.max_messages {
             return Err(MaildropError::TooLarge(format!("more than {} messages", limits.max_messages)));
@@ -110,6 +133,7 @@ impl Maildir {
         listed.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
         listed.dedup_by(|later, first| unique(&later.name) == unique(&first.name));
         let mut total = 0u64;
+        let mut after = Listing { dirs: stamps, trusted: settled, files: Vec::new() };
         for entry in listed {
             let (file, len) = match drop.open_entry(&entry) {
                 Ok(file) => file,
@@ -126,12 +150,38 @@ impl Maildir {
             if total > limits.max_size {
                 return Err(MaildropError::TooLarge(format!("over {} bytes", limits.max_size)));
             }
-            let size = stream::wire_size(io::Read::take(&file, len), FromQuoting::Verbatim)?;
-            let uid = Uid { digest: Md5::digest(unique(&entry.name)).into(), copy: 0 };
-            drop.messages.push(Message { start: 0, content: 0, end: len, size, uid, head: 0 });
-            drop.entries.push(entry);
+            let size = match known.get(&(unique(&entry.name), len)) {
+                Some(&size) => size,
+                None => stream::wire_size(io::Read::take(&file, len), FromQuoting::Verbatim)?,
+            };
+            after.files.push(Listed { subdir: entry.subdir, name: entry.name.clone(), len, size });
+            drop.push(entry, len, size);
+        }
+        if after.files != before.files || after.dirs != before.dirs || after.trusted != before.trusted {
+            maildir_index::save(saved, &after);
         }
         Ok(drop)
+    }
+
+    /// The listing saved at the last login, for directories that have not
+    /// changed since: no directory read, no file opened (RETR opens each
+    /// one, with every check, when it is sent).
+    fn take_listing(mut self, listing: &Listing, limits: &Limits) -> Result<Maildir, MaildropError> {
+        let total = listing.files.iter().map(|f| f.len).fold(0u64, u64::saturating_add);
+        if total > limits.max_size {
+            return Err(MaildropError::TooLarge(format!("over {} bytes", limits.max_size)));
+        }
+        for f in &listing.files {
+            self.push(Entry { subdir: f.subdir, name: f.name.clone() }, f.len, f.size);
+        }
+        Ok(self)
+    }
+
+    /// Adds the message in `entry`, of `len` octets and `size` on the wire.
+    fn push(&mut self, entry: Entry, len: u64, size: u64) {
+        let uid = Uid { digest: Md5::digest(unique(&entry.name)).into(), copy: 0 };
+        self.messages.push(Message { start: 0, content: 0, end: len, size, uid, head: 0 });
+        self.entries.push(entry);
     }
 
     /// The names in `new/` and `cur/` that may be messages (no dot files),
@@ -228,6 +278,7 @@ impl Maildir {
     pub fn commit(self, deleted: &[bool]) -> Result<(), MaildropError> {
         let mut first_error = None;
         let mut touched = [false; SUBDIRS.len()];
+        let mut removed = (0u64, 0u64);
         let marked = (0..self.entries.len()).filter(|&i| deleted.get(i) == Some(&true));
         for i in marked {
             let mut entry = self.entries[i].clone();
@@ -242,7 +293,10 @@ impl Maildir {
                 };
             }
             match result {
-                Ok(()) => touched[entry.subdir] = true,
+                Ok(()) => {
+                    touched[entry.subdir] = true;
+                    removed = (removed.0 + self.messages[i].end, removed.1 + 1);
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
                     log::error!("cannot remove {}/{}: {e}", self.root.display(), self.display(&entry));
@@ -250,6 +304,7 @@ impl Maildir {
                 }
             }
         }
+        self.note_removed(removed.0, removed.1);
         // The unlinks are durable once their directories are.
         for (dir, _) in self.dirs.iter().zip(touched).filter(|(_, t)| *t) {
             if let Some(dir) = dir {
@@ -292,7 +347,14 @@ mod tests {
 
     /// The Maildir at `root` as a session opens it.
     fn open(root: &Path, limits: &Limits) -> Result<Maildrop, MaildropError> {
-        let state = StatePaths { journal: PathBuf::new(), copies: PathBuf::new() };
+        open_saved(root, limits, &root.with_extension("index"))
+    }
+
+    /// The same, with its saved listing at `index`.
+    fn open_saved(root: &Path, limits: &Limits, index: &Path) -> Result<Maildrop, MaildropError> {
+        let dotlocks = crate::lock::Records { dir: PathBuf::new(), name: String::new() };
+        let state =
+            StatePaths { journal: PathBuf::new(), copies: PathBuf::new(), dotlocks, index: index.to_path_buf() };
         let mbox = crate::maildrop::MboxSettings {
             quoting: FromQuoting::Mboxrd,
             locking: Vec::new(),
@@ -444,6 +506,94 @@ mod tests {
                 assert_eq!(top, lines[..(header_end + k).min(lines.len())].concat(), "round {round} TOP {k}");
             }
             fs::remove_file(root.join("new").join(&name)).unwrap();
+        }
+    }
+
+    /// Sets the mtime of `cur/` and `new/` back, as if nothing had changed
+    /// there for a while.
+    fn settle(root: &Path) {
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for d in SUBDIRS {
+            File::open(root.join(d)).unwrap().set_modified(past).unwrap();
+        }
+    }
+
+    fn listing(drop: &Maildrop) -> Vec<String> {
+        drop.live().map(|(n, m)| format!("{n} {m:?}")).collect()
+    }
+
+    /// Unchanged directories: the saved listing stands, no message is read
+    /// (a file rewritten behind its back, which a Maildir never sees, keeps
+    /// its saved size). A delivery: the directories are read again, and only
+    /// the new file is measured.
+    #[test]
+    fn a_saved_listing_of_unchanged_directories_is_used_as_it_is() {
+        let (_dir, root) = maildir("saved");
+        fs::write(root.join("cur/1700000001.M1P1.host:2,S"), b"Subject: a\n\none\n").unwrap();
+        fs::write(root.join("new/1700000002.M2P2.host"), b"Subject: b\n\ntwo\n").unwrap();
+        settle(&root);
+        let first = open(&root, &limits(10)).unwrap();
+        assert_eq!(first.get(1).unwrap().size, 19);
+        // Same length, more line ends: 2 octets more on the wire if read.
+        fs::write(root.join("cur/1700000001.M1P1.host:2,S"), b"Subject: a\n\n\n\n\n\n").unwrap();
+        let second = open(&root, &limits(10)).unwrap();
+        assert_eq!(listing(&second), listing(&first), "the saved listing, no file read");
+        fs::write(root.join("new/1700000003.M3P3.host"), b"Subject: c\n\nthree\n").unwrap();
+        let third = open(&root, &limits(10)).unwrap();
+        assert_eq!(third.len(), 3);
+        assert_eq!(third.get(1).unwrap().size, 19, "a file known by name and length is not read again");
+        assert_eq!(third.get(3).unwrap().size, 21);
+        // Without a saved listing everything is read.
+        let fresh = open_saved(&root, &limits(10), &root.with_extension("none")).unwrap();
+        assert_eq!(fresh.get(1).unwrap().size, 22);
+    }
+
+    /// Whatever happens between logins (deliveries, moves to cur/ with
+    /// flags, deletions, quiet periods, a torn listing), a login with the
+    /// saved listing lists what a login without it lists.
+    #[test]
+    fn the_saved_listing_gives_what_a_full_listing_gives() {
+        let (dir, root) = maildir("mdprop");
+        let saved = dir.join("saved");
+        let mut rng = Rng(0xd1_5c0);
+        let mut n = 0;
+        for step in 0..300 {
+            let names: Vec<(String, String)> = SUBDIRS
+                .iter()
+                .flat_map(|d| {
+                    fs::read_dir(root.join(d))
+                        .unwrap()
+                        .map(move |e| (d.to_string(), e.unwrap().file_name().into_string().unwrap()))
+                })
+                .collect();
+            match rng.below(6) {
+                0 | 1 => {
+                    n += 1;
+                    let body = "line\n".repeat(rng.below(20) as usize);
+                    fs::write(root.join(format!("new/17000{n:05}.M{n}P1.host")), format!("Subject: {n}\n\n{body}"))
+                        .unwrap();
+                }
+                2 if !names.is_empty() => {
+                    let (d, name) = &names[rng.below(names.len() as u64) as usize];
+                    let base = name.split(':').next().unwrap();
+                    fs::rename(root.join(d).join(name), root.join("cur").join(format!("{base}:2,S"))).unwrap();
+                }
+                3 if !names.is_empty() => {
+                    let (d, name) = &names[rng.below(names.len() as u64) as usize];
+                    fs::remove_file(root.join(d).join(name)).unwrap();
+                }
+                4 => settle(&root),
+                5 => {
+                    if let Some(bytes) = fs::read(&saved).ok().filter(|b| !b.is_empty()) {
+                        fs::write(&saved, &bytes[..rng.below(bytes.len() as u64) as usize]).unwrap();
+                    }
+                }
+                _ => {}
+            }
+            let cached = open_saved(&root, &limits(1000), &saved).unwrap();
+            let full = open_saved(&root, &limits(1000), &dir.join("never-saved")).unwrap();
+            let _ = fs::remove_file(dir.join("never-saved"));
+            assert_eq!(listing(&cached), listing(&full), "step {step}");
         }
     }
 }

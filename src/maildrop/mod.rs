@@ -5,12 +5,16 @@
 //! go through), and the two stores, `mbox` and `maildir`, which only list,
 //! read and commit.
 
+mod checksum;
 mod lines;
 mod maildir;
+mod maildir_index;
 mod mbox;
 mod message;
 mod store;
 mod stream;
+mod workarounds;
+mod xuidl;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -21,6 +25,7 @@ use mbox::Mbox;
 pub use mbox::{MboxSettings, StatePaths};
 pub use message::{Message, Part};
 pub use store::{Limits, MaildropError};
+pub use workarounds::Workarounds;
 
 use crate::reply::MessageSink;
 
@@ -29,6 +34,15 @@ use crate::reply::MessageSink;
 pub enum Location {
     Mbox(PathBuf),
     Maildir(PathBuf),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Mbox(path) => write!(f, "{}", path.display()),
+            Location::Maildir(path) => write!(f, "maildir:{}", path.display()),
+        }
+    }
 }
 
 /// The store a maildrop's messages are read from and removed in.
@@ -42,6 +56,12 @@ pub struct Maildrop {
     store: Store,
     /// DELE's marks, one per message listed at login; RSET clears them.
     deleted: Vec<bool>,
+    /// Ids taken from X-UIDL headers (the migration option), by index.
+    x_uidl: Vec<Option<String>>,
+    /// The client workarounds on, and (oe-ns-eoh) the messages that get
+    /// an end-of-headers line, by index.
+    workarounds: Workarounds,
+    eoh_added: Vec<bool>,
 }
 
 impl Maildrop {
@@ -71,10 +91,10 @@ impl Maildrop {
     ) -> Result<Maildrop, MaildropError> {
         let store = match location {
             Location::Mbox(path) => Store::Mbox(Mbox::open(path, fixed.to_path_buf(), state, mbox, limits)?),
-            Location::Maildir(path) => Store::Maildir(Maildir::open(path, fixed, limits)?),
+            Location::Maildir(path) => Store::Maildir(Maildir::open(path, fixed, limits, &state.index)?),
         };
         let deleted = vec![false; store.messages().len()];
-        Ok(Maildrop { store, deleted })
+        Ok(Maildrop { store, deleted, x_uidl: Vec::new(), workarounds: Workarounds::default(), eoh_added: Vec::new() })
     }
 
     /// Number of messages at login, deleted ones included (the highest number).
@@ -95,8 +115,17 @@ impl Maildrop {
     }
 
     /// Message `n` (1-based) unless it does not exist or is marked deleted.
-    pub fn get(&self, n: u32) -> Option<&Message> {
-        self.index(n).map(|i| &self.store.messages()[i])
+    pub fn get(&self, n: u32) -> Option<Message> {
+        self.index(n).map(|i| self.message(i))
+    }
+
+    /// Message `i` (0-based) with its size as sent (workarounds included).
+    fn message(&self, i: usize) -> Message {
+        let mut m = self.store.messages()[i].clone();
+        if self.eoh_added.get(i) == Some(&true) {
+            m.size += 2;
+        }
+        m
     }
 
     /// Whether message `n` exists and is marked deleted.
@@ -105,14 +134,8 @@ impl Maildrop {
     }
 
     /// Messages not marked deleted, with their numbers.
-    pub fn live(&self) -> impl Iterator<Item = (u32, &Message)> {
-        self.store
-            .messages()
-            .iter()
-            .zip(&self.deleted)
-            .enumerate()
-            .filter(|(_, (_, d))| !**d)
-            .map(|(i, (m, _))| (i as u32 + 1, m))
+    pub fn live(&self) -> impl Iterator<Item = (u32, Message)> + '_ {
+        self.deleted.iter().enumerate().filter(|(_, d)| !**d).map(|(i, _)| (i as u32 + 1, self.message(i)))
     }
 
     /// Count and total size of the messages not marked deleted.
@@ -135,17 +158,44 @@ impl Maildrop {
     /// Marked messages and their total size.
     pub fn marked(&self) -> (usize, u64) {
         let (live, size) = self.stat();
-        (self.len() - live, self.store.messages().iter().map(|m| m.size).sum::<u64>() - size)
+        (self.len() - live, (0..self.len()).map(|i| self.message(i).size).sum::<u64>() - size)
     }
 
     /// Sends message `n` byte-stuffed (without the final `.` line).
     /// Returns the octets sent, or None if there is no such message.
     pub fn send<W: MessageSink>(&self, n: u32, part: Part, out: &mut W) -> Option<io::Result<u64>> {
         let i = self.index(n)?;
-        Some(match &self.store {
+        if self.workarounds.outlook_no_nuls {
+            let sent = workarounds::NoNuls::new(out).and_then(|mut w| {
+                let sent = self.send_raw(i, part, &mut w)?;
+                w.finish().map(|_| sent)
+            });
+            return Some(sent);
+        }
+        Some(self.send_raw(i, part, out))
+    }
+
+    /// Sends message `i` (0-based), with the end-of-headers line where
+    /// oe-ns-eoh adds one.
+    fn send_raw<W: MessageSink>(&self, i: usize, part: Part, out: &mut W) -> io::Result<u64> {
+        let sent = match &self.store {
             Store::Mbox(m) => m.send(i, part, out),
             Store::Maildir(m) => m.send(i, part, out),
-        })
+        }?;
+        if self.eoh_added.get(i) == Some(&true) {
+            out.write_all(b"\r\n")?;
+            return Ok(sent + 2);
+        }
+        Ok(sent)
+    }
+
+    /// Turns on the client workarounds; oe-ns-eoh reads every message's
+    /// header once to find those without an end-of-headers line.
+    pub fn set_workarounds(&mut self, workarounds: Workarounds) {
+        self.workarounds = workarounds;
+        if workarounds.oe_ns_eoh {
+            self.eoh_added = workarounds::missing_eoh(self);
+        }
     }
 
     /// Whether message `n` is still where it was listed (false when another
@@ -155,6 +205,39 @@ impl Maildrop {
         match &self.store {
             Store::Mbox(m) => m.still_listed(i),
             Store::Maildir(m) => Ok(m.still_listed(i)),
+        }
+    }
+
+    /// Reuses the ids in `X-UIDL:` headers (qpopper, mailutils) where they
+    /// are valid and unique (see `xuidl`); reads every message's header.
+    pub fn adopt_x_uidl(&mut self) {
+        self.x_uidl = xuidl::ids(self);
+    }
+
+    /// The UIDL of message `n` (1-based, deleted or not), if it exists.
+    pub fn uidl(&self, n: u32) -> Option<String> {
+        let i = (n as usize).checked_sub(1)?;
+        match self.x_uidl.get(i) {
+            Some(Some(id)) => Some(id.clone()),
+            _ => self.store.messages().get(i).map(|m| m.uid.to_string()),
+        }
+    }
+
+    /// After a whole RETR of message `n`: a Maildir message in `new/`
+    /// moves to `cur/` as seen (see `maildir::conventions`).
+    pub fn retrieved(&mut self, n: u32) {
+        if let (Some(i), Store::Maildir(m)) = (self.index(n), &mut self.store) {
+            if let Err(e) = m.mark_seen(i) {
+                log::warn!("cannot move a retrieved message to cur/: {e}");
+            }
+        }
+    }
+
+    /// The separator (`:` or `;`) that starts the info in the Maildir
+    /// names pop3d gives; nothing for an mbox.
+    pub fn set_maildir_separator(&mut self, separator: u8) {
+        if let Store::Maildir(m) = &mut self.store {
+            m.set_separator(separator);
         }
     }
 

@@ -23,7 +23,11 @@ pub enum MaildropError {
     Corrupt(String),
     /// The file changed behind our back; nothing was deleted ([SYS/TEMP]).
     Changed,
+    /// The mailbox itself could not be read or written ([SYS/TEMP]).
     Io(io::Error),
+    /// The update journal in `state_dir` could not be written or read
+    /// (typically a full filesystem there; the log names the path).
+    Journal(io::Error),
 }
 
 impl MaildropError {
@@ -41,6 +45,7 @@ impl std::fmt::Display for MaildropError {
             MaildropError::Corrupt(why) => write!(f, "mailbox unreadable: {why}"),
             MaildropError::Changed => write!(f, "mailbox was changed by another program during the session"),
             MaildropError::Io(e) => write!(f, "mailbox I/O error: {e}"),
+            MaildropError::Journal(e) => write!(f, "update journal in state_dir unusable: {e}"),
         }
     }
 }

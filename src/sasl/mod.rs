@@ -1,10 +1,9 @@
-//! SASL for AUTH (RFC 5034): the mechanisms usable now, and PLAIN, EXTERNAL and SCRAM exchanges as pure steps.
+//! SASL for AUTH (RFC 5034): the mechanisms usable now, and PLAIN, LOGIN, EXTERNAL and SCRAM exchanges as pure steps.
 
+pub mod login;
 pub mod scram;
 
-use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -34,11 +33,27 @@ impl Offer {
         m.push("SCRAM-SHA-256");
         if self.plaintext {
             m.push("PLAIN");
+            m.push("LOGIN");
         }
         if self.certificate_user.is_some() {
             m.push("EXTERNAL");
         }
         m
+    }
+
+    /// Why `mechanism` (upper case) cannot be used now, for a plain `-ERR`
+    /// (RFC 3206: no `[AUTH]`, the credentials were never tried); None if
+    /// it can.
+    pub fn refusal(&self, mechanism: &str) -> Option<&'static str> {
+        if self.mechanisms().contains(&mechanism) {
+            return None;
+        }
+        Some(match mechanism {
+            "PLAIN" | "LOGIN" => "mechanism not available without TLS: use STLS or port 995",
+            "EXTERNAL" => "mechanism EXTERNAL needs a verified TLS client certificate",
+            "SCRAM-SHA-256-PLUS" => "mechanism SCRAM-SHA-256-PLUS needs TLS 1.3 (channel binding)",
+            _ => "unsupported authentication mechanism",
+        })
     }
 }
 
@@ -69,6 +84,8 @@ pub enum Outcome {
 pub enum Exchange {
     /// Waiting for PLAIN's response after an empty challenge.
     Plain,
+    /// LOGIN, waiting for the user name or the password.
+    Login(login::Login),
     /// Waiting for EXTERNAL's authorization identity.
     External(String),
     /// SCRAM; `started` once the client-first message was fed.
@@ -96,6 +113,7 @@ impl Exchange {
                 Some(data) => (None, plain(&data)),
                 None => (Some(Exchange::Plain), Outcome::Challenge(Vec::new())),
             },
+            "LOGIN" => login::start(initial),
             "EXTERNAL" => {
                 let user = offer.certificate_user.clone().unwrap_or_default();
                 match initial {
@@ -127,6 +145,7 @@ impl Exchange {
     ) -> (Option<Exchange>, Outcome) {
         match self {
             Exchange::Plain => (None, plain(data)),
+            Exchange::Login(state) => login::step(state, data),
             Exchange::External(user) => (None, external(user, data)),
             Exchange::Scram { mut server, started } => {
                 let outcome = if started {
@@ -218,13 +237,7 @@ fn fake_key_secret(state_dir: &Path, path: &Path) -> io::Result<[u8; 32]> {
     let mut secret = [0u8; 32];
     SystemRandom::new().fill(&mut secret).map_err(|_| io::Error::other("no random source"))?;
     let tmp = state_dir.join(format!("scram.secret.new-{}", std::process::id()));
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(&secret).and_then(|_| f.sync_all()));
+    let written = crate::nofollow::create_temp(&tmp).and_then(|mut f| f.write_all(&secret).and_then(|_| f.sync_all()));
     let placed = written.and_then(|_| {
         if missing {
             // Another process may have made it first: then theirs is used.
@@ -265,7 +278,10 @@ mod tests {
     fn mechanisms_follow_the_offer() {
         assert_eq!(offer(false).mechanisms(), ["SCRAM-SHA-256", "EXTERNAL"]);
         let o = Offer { plaintext: true, certificate_user: None, channel_binding: Some([1; 32]) };
-        assert_eq!(o.mechanisms(), ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN"]);
+        assert_eq!(o.mechanisms(), ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN", "LOGIN"]);
+        assert_eq!(o.refusal("LOGIN"), None);
+        assert_eq!(o.refusal("CRAM-MD5"), Some("unsupported authentication mechanism"));
+        assert!(offer(false).refusal("PLAIN").unwrap().contains("TLS"));
     }
 
     #[test]

@@ -494,6 +494,8 @@ fn decode_saslname(text: &str) -> Result<String, Reason> {
         rest = tail;
     }
     out.push_str(rest);
+    // RFC 5802 section 5.1: the name is prepared with SASLprep.
+    let out = crate::saslprep::saslprep(&out).ok_or("invalid user name")?.into_owned();
     if out.is_empty() || out.len() > MAX_USER_NAME || out.contains('\0') {
         return Err("invalid user name");
     }

@@ -24,11 +24,17 @@ impl<T: Transport> Session<'_, T> {
     /// AUTH with a mechanism, and its initial response if one was given.
     pub(super) fn auth_start(&mut self, mechanism: &str, initial: Option<Vec<u8>>) -> io::Result<Next> {
         let initial = match initial.map(|i| sasl::decode(&i)) {
-            Some(None) => return self.bad_command("malformed base64"),
+            Some(None) => return self.refuse("malformed base64"),
             Some(Some(data)) => Some(data),
             None => None,
         };
         let offer = self.sasl_offer();
+        // Not a credentials failure: no [AUTH], no delay, not counted, so a
+        // client falls back to another mechanism without asking its user
+        // for a new password (RFC 3206).
+        if let Some(why) = offer.refusal(mechanism) {
+            return self.refuse(why);
+        }
         let started = Instant::now();
         let (exchange, outcome) = Exchange::start(mechanism, initial, &offer, |name| self.scram_keys(name));
         self.sasl_outcome(exchange, outcome, started)
@@ -73,6 +79,7 @@ impl<T: Transport> Session<'_, T> {
                 Ok(Next::Continue)
             }
             Outcome::CheckPassword { user, password } => {
+                let (user, password) = crate::saslprep::credentials(&user, &password);
                 let checked = self.check_password(&user, &password);
                 self.login(user, checked)
             }
@@ -86,7 +93,7 @@ impl<T: Transport> Session<'_, T> {
                 self.login(user, Checked { started, result })
             }
             Outcome::Failure(why) => {
-                if crate::loglimit::allow(self.start.peer.map(|p| p.ip())) {
+                if crate::loglimit::allow(self.peer.map(|p| p.ip())) {
                     log::info!("SASL authentication failed: {why}");
                 }
                 self.login(String::new(), Checked { started, result: Ok(false) })

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::{End, Next, Session, State};
 use crate::hex;
 use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES, PAUSE_STEP};
-use crate::lock::SessionLock;
+use crate::lock::{Records, SessionLock};
 use crate::maildrop::{Maildrop, MaildropError, StatePaths};
 use crate::parser::Command;
 use crate::reply::Code;
@@ -35,8 +35,8 @@ impl<T: Transport> Session<'_, T> {
                     self.out.ok("begin TLS negotiation")?;
                     Ok(Next::StartTls)
                 }
-                Some(_) => self.bad_command("already using TLS"),
-                None => self.bad_command("TLS is not available"),
+                Some(_) => self.refuse("already using TLS"),
+                None => self.refuse("TLS is not available"),
             },
             Command::User(_) | Command::Pass(_) | Command::Apop { .. } if !self.plaintext_allowed() => {
                 self.out.err_code(Code::Auth, "plaintext login is not allowed without TLS: use STLS or port 995")?;
@@ -51,22 +51,23 @@ impl<T: Transport> Session<'_, T> {
             }
             Command::Pass(password) => {
                 let State::Authorization { user: Some(name), .. } = &self.state else {
-                    return self.bad_command("give USER first");
+                    return self.refuse("give USER first");
                 };
-                let name = name.clone();
+                let (name, password) = crate::saslprep::credentials(name, &password);
                 let checked = self.check_password(&name, &password);
                 self.login(name, checked)
             }
             Command::Apop { name, digest } => match self.challenge.clone() {
-                None => self.bad_command("APOP is not enabled"),
+                None => self.refuse("APOP is not enabled"),
                 Some(challenge) => {
+                    let (name, _) = crate::saslprep::credentials(&name, b"");
                     let checked = self.check_secret(&name, |secret| users::check_apop(secret, &challenge, &digest));
                     self.login(name, checked)
                 }
             },
             Command::Auth(None) => self.auth_mechanisms(),
             Command::Auth(Some((mechanism, initial))) => self.auth_start(&mechanism, initial),
-            _ => self.bad_command("command not valid before login"),
+            _ => self.refuse("command not valid before login"),
         }
     }
 
@@ -109,7 +110,8 @@ impl<T: Transport> Session<'_, T> {
         *sasl = None;
         // The answer waits for its slot: answers to one address, network
         // or account leave one at a time, spaced by their failures.
-        let ip = self.start.peer.map(|p| p.ip());
+        // The client's address (from a trusted proxy's PROXY header, if any).
+        let ip = self.peer.map(|p| p.ip());
         let account = (!name.is_empty()).then_some(name.as_str());
         let slot = match (self.start.penalties, ip) {
             (Some(p), Some(ip)) => Some(p.reserve(ip, account)),
@@ -172,25 +174,38 @@ impl<T: Transport> Session<'_, T> {
                 return Ok(Next::Continue);
             }
         };
+        let Some(expiry) = self.login_policy(&name)? else {
+            return Ok(Next::Continue);
+        };
+        let state_dir = &self.config.state_dir;
         let state = StatePaths {
-            journal: self.config.state_dir.join(format!("{name}.journal")),
-            copies: self.config.state_dir.join(format!("{name}.uids")),
+            journal: state_dir.join(format!("{name}.journal")),
+            copies: state_dir.join(format!("{name}.uids")),
+            dotlocks: Records { dir: Records::dir_in(state_dir), name: name.clone() },
+            index: state_dir.join(format!("{name}.index")),
         };
         let fixed = self.config.mailbox_fixed_dir();
-        match Maildrop::open_below(&fixed, self.config.location(&name), state, &self.config.limits, &self.config.mbox) {
-            Ok(drop) => {
+        let location = self.config.location(&name);
+        match Maildrop::open_below(&fixed, location.clone(), state, &self.config.limits, &self.config.mbox) {
+            Ok(mut drop) => {
+                drop.set_maildir_separator(self.config.maildir_info_separator);
+                drop.set_workarounds(self.config.workarounds);
+                if self.config.uidl_from_x_uidl {
+                    drop.adopt_x_uidl();
+                }
                 let (n, size) = drop.stat();
                 log::info!("login {name}: {n} messages, {size} octets");
                 self.logged_in = Some(name.clone());
                 if let Some(watch) = self.start.watch {
                     watch.logged_in();
                 }
-                self.state = State::Transaction { user: name, drop, _lock: lock };
+                expiry.logged_in();
+                self.state = State::Transaction { user: name, drop: Box::new(drop), _lock: lock, expiry };
                 self.out.get_mut().set_timeout(self.config.timeout_session)?;
                 self.out.ok(format_args!("maildrop has {n} messages ({size} octets)"))?;
             }
             Err(e) => {
-                log::error!("cannot open maildrop of {name}: {e}");
+                log::error!("cannot open maildrop of {name}: {e} (maildrop {location})");
                 // One answer for every way it cannot be opened (missing
                 // rights, a link, a FIFO, not an mbox...): the reason is for
                 // the log, not for whoever planted it.

@@ -7,8 +7,11 @@
 
 mod auth;
 mod authorization;
+mod expire;
+mod proxied;
 mod transaction;
 mod update;
+mod utf8;
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -20,7 +23,7 @@ use crate::conn::Conn;
 use crate::limits::{LOGIN_TIME_FACTOR, READ_BUFFER};
 use crate::lock::SessionLock;
 use crate::maildrop::Maildrop;
-use crate::parser::{Command, Parser};
+use crate::parser::{Command, ParseError, Parser};
 use crate::penalty::Penalties;
 use crate::reply::ReplyWriter;
 use crate::sasl::{Exchange, Offer};
@@ -39,6 +42,8 @@ pub enum End {
     TooManyAuthFailures,
     /// The TLS handshake or a TLS record failed.
     TlsError,
+    /// A malformed PROXY header from a trusted proxy, or one from anyone else.
+    BadProxyHeader,
     IoError,
 }
 
@@ -51,6 +56,8 @@ struct Stats {
     deleted_bytes: u64,
 }
 
+// One per session, never moved around in numbers: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum State {
     Authorization {
         user: Option<String>,
@@ -61,8 +68,10 @@ enum State {
     },
     Transaction {
         user: String,
-        drop: Maildrop,
+        drop: Box<Maildrop>,
         _lock: SessionLock,
+        /// EXPIRE and LOGIN-DELAY for this user.
+        expiry: expire::Expiry,
     },
 }
 
@@ -109,8 +118,9 @@ pub struct Start<'a> {
 /// Serves one session on `io` from greeting to close.
 pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
     let config = start.config;
-    let peer = start.peer.map_or_else(|| "stdin".to_string(), |p| p.to_string());
+    let conn_peer = start.peer.map_or_else(|| "stdin".to_string(), |p| p.to_string());
     let mut s = Session {
+        peer: start.peer,
         config,
         start,
         out: ReplyWriter::new(Conn::Plain(io)),
@@ -127,23 +137,27 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
             End::Timeout
         }
         io::ErrorKind::UnexpectedEof if s.out.get_ref().is_tls() => {
-            if s.logged_in.is_some() || crate::loglimit::allow(start.peer.map(|p| p.ip())) {
-                log::info!("{peer} closed the TLS connection without close_notify");
+            if s.logged_in.is_some() || crate::loglimit::allow(s.peer.map(|p| p.ip())) {
+                log::info!("{conn_peer} closed the TLS connection without close_notify");
             }
             End::Disconnected
         }
         io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => End::Disconnected,
         _ if s.out.get_ref().is_tls() || matches!(s.out.get_ref(), Conn::Gone) => {
-            if s.logged_in.is_some() || crate::loglimit::allow(start.peer.map(|p| p.ip())) {
-                log::info!("TLS with {peer} failed: {e}");
+            if s.logged_in.is_some() || crate::loglimit::allow(s.peer.map(|p| p.ip())) {
+                log::info!("TLS with {conn_peer} failed: {e}");
             }
             End::TlsError
         }
         _ => {
-            log::debug!("session I/O error with {peer}: {e}");
+            log::debug!("session I/O error with {conn_peer}: {e}");
             End::IoError
         }
     });
+    let peer = match (start.peer, s.peer) {
+        (Some(p), Some(real)) if p != real => format!("{real} (via proxy {p})"),
+        (_, real) => real.map_or_else(|| "stdin".to_string(), |p| p.to_string()),
+    };
     let st = &s.stats;
     let logged_in = s.logged_in.is_some();
     Summary(
@@ -181,6 +195,9 @@ impl std::fmt::Display for Summary {
 struct Session<'a, T: Transport> {
     config: &'a Config,
     start: &'a Start<'a>,
+    /// The client's address: the connection's, or the one a trusted
+    /// proxy's PROXY header gave.
+    peer: Option<SocketAddr>,
     out: ReplyWriter<Conn<T>>,
     state: State,
     challenge: Option<String>,
@@ -195,6 +212,9 @@ impl<T: Transport> Session<'_, T> {
     fn run(&mut self) -> io::Result<End> {
         let login_deadline = self.login_deadline;
         self.out.get_mut().set_timeout(self.config.timeout_login)?;
+        if let Some(end) = self.proxy_header()? {
+            return Ok(end);
+        }
         if self.start.implicit_tls {
             self.start_tls()?;
         }
@@ -204,6 +224,7 @@ impl<T: Transport> Session<'_, T> {
         }
         let mut parser = Parser::new();
         let mut buf = vec![0u8; READ_BUFFER];
+        let mut first_read = true;
         loop {
             // Answers to pipelined commands go out together, before we wait.
             self.out.flush()?;
@@ -222,6 +243,11 @@ impl<T: Transport> Session<'_, T> {
                 Err(e) => return Err(e),
             };
             let mut input = &buf[..n];
+            if std::mem::take(&mut first_read) {
+                if let Some(end) = self.untrusted_proxy_header(input) {
+                    return Ok(end);
+                }
+            }
             loop {
                 let next = if self.in_sasl() {
                     match parser.next_sasl(&mut input) {
@@ -233,7 +259,7 @@ impl<T: Transport> Session<'_, T> {
                     match parser.next(&mut input) {
                         None => break,
                         Some(Ok(cmd)) => self.command(cmd)?,
-                        Some(Err(e)) => self.bad_command(e.message())?,
+                        Some(Err(e)) => self.bad_line(e)?,
                     }
                 };
                 match next {
@@ -260,24 +286,35 @@ impl<T: Transport> Session<'_, T> {
     fn command(&mut self, cmd: Command) -> io::Result<Next> {
         match (&self.state, cmd) {
             (_, Command::Capa) => self.capa().map(|_| Next::Continue),
+            (_, Command::Lang(tag)) => self.lang(tag),
+            (State::Authorization { .. }, Command::Utf8) => self.utf8(),
             (State::Authorization { .. }, cmd) => self.authorization(cmd),
             (State::Transaction { .. }, Command::Quit) => self.update(),
             (State::Transaction { .. }, cmd) => self.transaction(cmd),
         }
     }
 
-    /// An invalid line: one `-ERR`; too many before login closes the session
-    /// (another protocol talking to our port).
-    fn bad_command(&mut self, why: &str) -> io::Result<Next> {
-        self.out.err(why)?;
+    /// A line that is not a command: one `-ERR`. Before login, lines that
+    /// are no POP3 command at all (another protocol talking to our port)
+    /// are counted, and the one that passes `max_bad_commands` is answered
+    /// with the closing `-ERR` alone: one reply per command, always.
+    fn bad_line(&mut self, e: ParseError) -> io::Result<Next> {
         if let State::Authorization { bad, .. } = &mut self.state {
-            *bad += 1;
-            if *bad > self.config.max_bad_commands {
-                self.out.err("too many invalid commands, closing")?;
-                return Ok(Next::Close(End::TooManyBadCommands));
+            if e.is_foreign() {
+                *bad += 1;
+                if *bad > self.config.max_bad_commands {
+                    self.out.err("too many invalid commands, closing")?;
+                    return Ok(Next::Close(End::TooManyBadCommands));
+                }
             }
         }
-        Ok(Next::Continue)
+        self.refuse(e.message())
+    }
+
+    /// A POP3 command that cannot be done now (wrong state, missing USER,
+    /// APOP off): `-ERR` and the session goes on; never counted.
+    fn refuse(&mut self, why: impl std::fmt::Display) -> io::Result<Next> {
+        self.out.err(why).map(|_| Next::Continue)
     }
 
     fn in_sasl(&self) -> bool {
@@ -286,7 +323,7 @@ impl<T: Transport> Session<'_, T> {
 
     /// Plaintext passwords may be sent now: on TLS, or where policy allows.
     fn plaintext_allowed(&self) -> bool {
-        self.out.get_ref().is_tls() || self.start.plaintext.allows(self.start.peer.map(|p| p.ip()))
+        self.out.get_ref().is_tls() || self.start.plaintext.allows(self.peer.map(|p| p.ip()))
     }
 
     /// What SASL can offer on this connection now.
@@ -304,7 +341,11 @@ impl<T: Transport> Session<'_, T> {
     /// offers in AUTHORIZATION; RFC 2449 section 5 has them announced in the
     /// TRANSACTION state too. IMPLEMENTATION only after login.
     fn capa(&mut self) -> io::Result<()> {
-        let mut text = String::from("+OK capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n");
+        let mut text = String::from(
+            "+OK capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n",
+        );
+        text.push_str(&self.policy_capa());
+        text.push_str("UTF8 USER\r\nLANG\r\n");
         if self.plaintext_allowed() {
             text.push_str("USER\r\n");
         }

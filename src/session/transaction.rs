@@ -11,7 +11,7 @@ use crate::transport::Transport;
 impl<T: Transport> Session<'_, T> {
     /// A command in the TRANSACTION state (CAPA and QUIT aside).
     pub(super) fn transaction(&mut self, cmd: Command) -> io::Result<Next> {
-        let State::Transaction { drop, .. } = &mut self.state else {
+        let State::Transaction { drop, expiry, .. } = &mut self.state else {
             return Ok(Next::Continue);
         };
         let out = &mut self.out;
@@ -30,8 +30,8 @@ impl<T: Transport> Session<'_, T> {
             }
             Command::Uidl(None) => {
                 out.ok("unique-id listing follows")?;
-                for (i, m) in drop.live() {
-                    write!(out, "{i} {}\r\n", m.uid)?;
+                for (i, _) in drop.live() {
+                    write!(out, "{i} {}\r\n", drop.uidl(i).unwrap_or_default())?;
                 }
                 out.write_all(b".\r\n")?;
             }
@@ -47,7 +47,7 @@ impl<T: Transport> Session<'_, T> {
                 let size = msg.size;
                 match cmd {
                     Command::List(_) => out.ok(format_args!("{n} {size}"))?,
-                    Command::Uidl(_) => out.ok(format_args!("{n} {}", msg.uid))?,
+                    Command::Uidl(_) => out.ok(format_args!("{n} {}", drop.uidl(n).unwrap_or_default()))?,
                     Command::Retr(_) | Command::Top { .. } => {
                         if !drop.still_listed(n)? {
                             log::warn!("mailbox changed by another program during the session");
@@ -74,6 +74,8 @@ impl<T: Transport> Session<'_, T> {
                         }
                         out.write_all(b".\r\n")?;
                         if matches!(part, Part::Whole) {
+                            expiry.retrieved(&drop.uidl(n).unwrap_or_default());
+                            drop.retrieved(n);
                             self.stats.retrieved += 1;
                             self.stats.retrieved_bytes += size;
                         }
@@ -95,7 +97,8 @@ impl<T: Transport> Session<'_, T> {
                 out.err("already logged in")?;
             }
             // Answered before the state is looked at (see `Session::command`).
-            Command::Capa | Command::Quit => {}
+            Command::Utf8 => out.err("UTF8 is only valid before login")?,
+            Command::Capa | Command::Quit | Command::Lang(_) => {}
         }
         Ok(Next::Continue)
     }

@@ -143,8 +143,23 @@ fn nobody_gid() -> Option<u32> {
     passwd.lines().find(|l| l.starts_with("nobody:"))?.split(':').nth(3)?.parse().ok()
 }
 
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_pop3d")
+/// The pop3d under test: `POP3D_TEST_BIN` (e.g. a cross-built binary) or the one cargo built.
+pub fn binary() -> String {
+    std::env::var("POP3D_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pop3d").to_string())
+}
+
+/// A command running pop3d, through `POP3D_TEST_RUNNER` when it is set
+/// (e.g. `qemu-mipsel`, so a cross-built binary runs without binfmt_misc).
+pub fn pop3d() -> Command {
+    match std::env::var("POP3D_TEST_RUNNER") {
+        Ok(runner) if !runner.is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut cmd = Command::new(words.next().unwrap());
+            cmd.args(words).arg(binary());
+            cmd
+        }
+        _ => Command::new(binary()),
+    }
 }
 
 /// A running daemon; killed when dropped.
@@ -168,7 +183,7 @@ impl Daemon {
     /// and waits until it reports every address.
     pub fn start_on(spool: &Spool, extra: &[&str], listens: &[&str]) -> Daemon {
         let conf = spool.config(extra);
-        let mut cmd = Command::new(binary());
+        let mut cmd = pop3d();
         cmd.args(["-f", conf.to_str().unwrap()]);
         for l in listens {
             cmd.args(["-l", l]);
@@ -329,7 +344,7 @@ impl Client {
 
     /// An inetd-mode session on the configuration file `conf` as it is.
     pub fn inetd_conf(conf: &Path, args: &[&str]) -> Client {
-        let mut child = Command::new(binary())
+        let mut child = pop3d()
             .args(["-i", "-f", conf.to_str().unwrap()])
             .args(args)
             .stdin(Stdio::piped())

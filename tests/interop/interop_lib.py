@@ -17,6 +17,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 POP3D_BIN = os.path.join(REPO_ROOT, os.environ.get("POP3D_BIN") or os.path.join("target", "debug", "pop3d"))
+# e.g. "qemu-mipsel": the daemon of Daemon() runs a cross-built POP3D_BIN under an emulator (make check-cross).
+POP3D_RUNNER = os.environ.get("POP3D_TEST_RUNNER", "").split()
 DELIVER = os.path.join(HERE, "deliver.py")
 IS_ROOT = os.geteuid() == 0
 RUN_AS = "nobody"
@@ -245,7 +247,11 @@ def _chown_tree(path, uid):
     os.chown(path, uid, -1)
     for root, dirs, files in os.walk(path):
         for n in dirs + files:
-            os.lchown(os.path.join(root, n), uid, -1)
+            try:
+                os.lchown(os.path.join(root, n), uid, -1)
+            except FileNotFoundError:
+                pass  # a running daemon's temporary file (scram.secret.new-PID), gone meanwhile
+
 
 
 def protect_users_file(path, run_as):
@@ -371,7 +377,7 @@ class Daemon:
     def __init__(self, env, opts=(), listen=("127.0.0.1:0",)):
         if not os.path.exists(POP3D_BIN):
             raise RuntimeError("pop3d binary not found at %s (cargo build, or set POP3D_BIN)" % POP3D_BIN)
-        cmd = [POP3D_BIN, "-f", env.conf]
+        cmd = POP3D_RUNNER + [POP3D_BIN, "-f", env.conf]
         for a in listen:
             cmd += ["-l", a]
         cmd += ["-o", "log=stderr"]
@@ -533,12 +539,17 @@ def login_retry_in_use(daemon, user="alice", deadline_s=10.0):
 def race_deliveries_with_updates(daemon, deliver, total, sessions, number_of, user="alice"):
     """A bounded race: deliver(1) .. deliver(total - 1) run in a thread while `sessions` sessions each
     retrieve the first message, delete it and quit. Returns the numbers of the deleted messages
-    (`number_of(lines)` reads one from a retrieved message's lines); fails if a delivery failed."""
+    (`number_of(lines)` reads one from a retrieved message's lines); fails if a delivery failed.
+    When a session fails, no further delivery starts and the one under way is waited for: no delivery
+    of this race outlives it (into the next test's mailbox, or after the fixture removed the account)."""
     errors = []
+    stop = threading.Event()
 
     def deliverer():
         try:
             for n in range(1, total):
+                if stop.is_set():
+                    return
                 deliver(n)
         except Exception as e:  # reported below
             errors.append(e)
@@ -546,14 +557,19 @@ def race_deliveries_with_updates(daemon, deliver, total, sessions, number_of, us
     t = threading.Thread(target=deliverer)
     t.start()
     deleted = []
-    for _ in range(sessions):
-        p = login_retry_in_use(daemon, user)
-        if p.stat()[0]:
-            _, lines, _ = p.retr(1)
-            deleted.append(number_of(lines))
-            p.dele(1)
-        p.quit()
-    t.join(timeout=CLIENT_TIMEOUT * 2)
+    try:
+        for _ in range(sessions):
+            p = login_retry_in_use(daemon, user)
+            if p.stat()[0]:
+                _, lines, _ = p.retr(1)
+                deleted.append(number_of(lines))
+                p.dele(1)
+            p.quit()
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        t.join(timeout=CLIENT_TIMEOUT * 2)
     assert not t.is_alive() and not errors, errors
     return deleted
 

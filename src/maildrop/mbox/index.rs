@@ -1,7 +1,9 @@
 //! Builds the message index of an mbox in one streaming scan: offsets, exact wire sizes and UIDLs.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 
 use md5::{Digest, Md5};
 
@@ -19,6 +21,17 @@ pub fn head_of(line: &[u8]) -> u64 {
     let line = &line[..line.len().min(HEAD_LEN)];
     let line = line.iter().position(|&b| b == b'\r' || b == b'\n').map_or(line, |i| &line[..i]);
     line.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Whether `msg`'s `From ` line still starts at its offset in `file`.
+pub fn head_matches(file: &File, msg: &Message) -> io::Result<bool> {
+    let mut buf = [0u8; HEAD_LEN];
+    let len = (msg.content - msg.start).min(HEAD_LEN as u64) as usize;
+    match file.read_exact_at(&mut buf[..len], msg.start) {
+        Ok(()) => Ok(buf.starts_with(b"From ") && head_of(&buf[..len]) == msg.head),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The index of every message up to `scanned_end`.
@@ -66,6 +79,7 @@ struct Building {
 }
 
 /// Scans the whole of `input` (an mbox from offset 0).
+#[cfg(test)]
 /// `copies` gives, for a digest, the copy numbers its identical copies had
 /// when an earlier copy was deleted (see `CopyNumbers`), so they keep their ids.
 pub fn scan<R: Read>(
@@ -74,28 +88,51 @@ pub fn scan<R: Read>(
     max_messages: usize,
     copies: &CopyNumbers,
 ) -> Result<Index, ScanError> {
-    let mut segs = Segments::new(input, 0);
-    let mut index = Index::default();
+    scan_after(Vec::new(), input, 0, quoting, max_messages, copies)
+}
+
+/// Continues a scan: `known` are the messages before `offset`, where a
+/// message's `From ` line starts (or 0), and `input` is the mbox from
+/// `offset` on. The result is what a scan of the whole file gives, as long
+/// as `known` is what it gave for the bytes before `offset`.
+pub fn scan_after<R: Read>(
+    known: Vec<Message>,
+    input: R,
+    offset: u64,
+    quoting: FromQuoting,
+    max_messages: usize,
+    copies: &CopyNumbers,
+) -> Result<Index, ScanError> {
+    let mut segs = Segments::new(input, offset);
+    let mut ids = UidAssigner::after(&known, copies);
+    let mut index = Index { messages: known, scanned_end: offset };
     let mut cur: Option<Building> = None;
-    let mut ids = UidAssigner { copies: copies.0.clone(), ..Default::default() };
-    let mut end = 0;
+    let mut end = offset;
     loop {
         // Fast path: ordinary lines are counted in bulk (header lines are
         // hashed on the way, as the slow path below does).
         if let Some(b) = cur.as_mut().filter(|b| !b.in_from_line) {
-            let (in_header, hasher) = (b.in_header, &mut b.hasher);
-            let (raw, lines) = segs.take_plain_lines(u64::MAX, |line| {
-                if in_header {
+            if b.in_header {
+                let hasher = &mut b.hasher;
+                let (raw, lines) = segs.take_plain_lines(u64::MAX, |line| {
                     hasher.update(line);
                     hasher.update(b"\n");
+                    Ok(())
+                })?;
+                if lines > 0 {
+                    b.size += raw + lines;
+                    b.blank = None;
+                    b.last_has_crlf = true;
+                    end += raw;
                 }
-                Ok(())
-            })?;
-            if lines > 0 {
-                b.size += raw + lines;
-                b.blank = None;
-                b.last_has_crlf = true;
-                end += raw;
+            } else {
+                let run = segs.skip_body(quoting);
+                if run.lines > 0 {
+                    b.size += run.raw + run.lines - run.unquoted;
+                    b.blank = run.last_blank.map(|at| (at, 2));
+                    b.last_has_crlf = true;
+                    end += run.raw;
+                }
             }
         }
         let Some(seg) = segs.next()? else { break };
@@ -225,6 +262,20 @@ struct UidAssigner {
 }
 
 impl UidAssigner {
+    /// The assigner as a scan leaves it after `known`: the next free copy
+    /// number of each digest, and the kept numbers not yet used up (each
+    /// copy takes the first of its digest's list, used or not).
+    fn after(known: &[Message], copies: &CopyNumbers) -> UidAssigner {
+        let mut ids = UidAssigner { copies: copies.0.clone(), ..Default::default() };
+        for msg in known {
+            ids.next.insert(msg.uid.digest, msg.uid.copy + 1);
+            if let Some(kept) = ids.copies.get_mut(&msg.uid.digest).filter(|c| !c.is_empty()) {
+                kept.remove(0);
+            }
+        }
+        ids
+    }
+
     fn finish(&mut self, b: Building, next_start: u64) -> Message {
         let (end, size) = match b.blank {
             // The blank line before the next `From ` line belongs to the mbox format.

@@ -1,5 +1,6 @@
 //! The mbox store: one file per maildrop, locked only while indexed or rewritten, read by message, rewritten in place at UPDATE.
 
+mod cache;
 mod index;
 mod update;
 
@@ -9,13 +10,13 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use index::{head_of, CopyNumbers, ScanError, HEAD_LEN};
+use index::{head_matches, CopyNumbers, ScanError};
 
 use super::lines::FromQuoting;
 use super::message::{Message, Part};
 use super::store::{Limits, MaildropError};
 use super::stream;
-use crate::lock::{LockMethod, MboxLock};
+use crate::lock::{LockMethod, MboxLock, Records};
 use crate::nofollow;
 use crate::reply::MessageSink;
 
@@ -27,17 +28,6 @@ pub struct MboxSettings {
     pub lock_timeout: Duration,
 }
 
-/// Whether `msg`'s `From ` line still starts at its offset in `file`.
-fn head_matches(file: &File, msg: &Message) -> io::Result<bool> {
-    let mut buf = [0u8; HEAD_LEN];
-    let len = (msg.content - msg.start).min(HEAD_LEN as u64) as usize;
-    match file.read_exact_at(&mut buf[..len], msg.start) {
-        Ok(()) => Ok(buf.starts_with(b"From ") && head_of(&buf[..len]) == msg.head),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// Files pop3d keeps per mbox maildrop in `state_dir`.
 #[derive(Clone)]
 pub struct StatePaths {
@@ -45,6 +35,10 @@ pub struct StatePaths {
     pub journal: PathBuf,
     /// The copy numbers of identical messages (see `CopyNumbers`).
     pub copies: PathBuf,
+    /// Where a dotlock taken for it is recorded (see `lock::Records`).
+    pub dotlocks: Records,
+    /// The persistent index (see `cache`).
+    pub index: PathBuf,
 }
 
 /// One mbox as it was indexed at login.
@@ -80,10 +74,13 @@ impl Mbox {
             Err(e) => return Err(e.into()),
         };
         {
-            let _lock = MboxLock::acquire(&mbox.path, &file, &settings.locking, recovering, settings.lock_timeout)?;
-            let StatePaths { journal, copies } = &mbox.state;
+            let (locking, timeout, records) = (&settings.locking, settings.lock_timeout, &mbox.state.dotlocks);
+            let _lock = MboxLock::acquire(&mbox.path, &file, locking, recovering, timeout, records)?;
+            let StatePaths { journal, copies, .. } = &mbox.state;
+            let paths = update::UpdatePaths { journal, copies };
+            update::remove_leftovers(&paths);
             if recovering {
-                update::recover(&file, &update::UpdatePaths { journal, copies })?;
+                update::recover(&file, &paths)?;
             }
             let len = file.metadata()?.len();
             if len > limits.max_size {
@@ -94,12 +91,12 @@ impl Mbox {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => CopyNumbers::default(),
                 Err(e) => return Err(e.into()),
             };
-            mbox.index = index::scan(io::Read::take(&file, len), settings.quoting, limits.max_messages, &copies)
-                .map_err(|e| match e {
-                    ScanError::NotMbox => MaildropError::Corrupt("does not start with a From line".into()),
-                    ScanError::TooManyMessages(n) => MaildropError::TooLarge(format!("more than {n} messages")),
-                    ScanError::Io(e) => MaildropError::Io(e),
-                })?;
+            let (quoting, max) = (settings.quoting, limits.max_messages);
+            mbox.index = cache::index(&file, len, &mbox.state.index, quoting, max, &copies).map_err(|e| match e {
+                ScanError::NotMbox => MaildropError::Corrupt("does not start with a From line".into()),
+                ScanError::TooManyMessages(n) => MaildropError::TooLarge(format!("more than {n} messages")),
+                ScanError::Io(e) => MaildropError::Io(e),
+            })?;
         }
         mbox.file = Some(file);
         Ok(mbox)
@@ -116,16 +113,25 @@ impl Mbox {
         let (Some(msg), Some(file)) = (self.index.messages.get(i), &self.file) else {
             return Err(io::ErrorKind::NotFound.into());
         };
-        stream::send(file, msg, self.settings.quoting, part, out)
+        let sent = stream::send(file, msg, self.settings.quoting, part, out)?;
+        if matches!(part, Part::Whole) && sent != msg.size {
+            // Not what the index says: the next login scans afresh.
+            cache::forget(&self.state.index);
+        }
+        Ok(sent)
     }
 
     /// Whether message `i`'s `From ` line is still where the index says:
     /// false when someone rewrote the mailbox in place since login.
     pub fn still_listed(&self, i: usize) -> io::Result<bool> {
-        match (self.index.messages.get(i), &self.file) {
-            (Some(msg), Some(file)) => head_matches(file, msg),
-            _ => Ok(true),
+        let listed = match (self.index.messages.get(i), &self.file) {
+            (Some(msg), Some(file)) => head_matches(file, msg)?,
+            _ => true,
+        };
+        if !listed {
+            cache::forget(&self.state.index);
         }
+        Ok(listed)
     }
 
     /// UPDATE: removes the messages marked in `deleted`.
@@ -137,7 +143,8 @@ impl Mbox {
             return Ok(());
         };
         let file = nofollow::open_below(&self.fixed, &self.path, true)?;
-        let _lock = MboxLock::acquire(&self.path, &file, &self.settings.locking, true, self.settings.lock_timeout)?;
+        let (locking, timeout) = (&self.settings.locking, self.settings.lock_timeout);
+        let _lock = MboxLock::acquire(&self.path, &file, locking, true, timeout, &self.state.dotlocks)?;
         let (now, then) = (file.metadata()?, scanned.metadata()?);
         if now.dev() != then.dev() || now.ino() != then.ino() || now.len() < self.index.scanned_end {
             return Err(MaildropError::Changed);
@@ -170,8 +177,28 @@ impl Mbox {
         // journal with the rewrite, so their ids change with it or not at all.
         let copies = CopyNumbers::of_survivors(&self.index, &keep).to_text();
         let paths = update::UpdatePaths { journal: &self.state.journal, copies: &self.state.copies };
+        // Gone before the journal is written (whose directory sync makes
+        // that durable): no crash leaves an index of the old content.
+        cache::forget(&self.state.index);
         update::remove_messages(&file, &self.index, &keep, &paths, &copies)?;
+        let kept = self.kept_after_update(&keep, first_gone);
+        cache::save_after_update(&self.state.index, &file.metadata()?, self.settings.quoting, &kept);
         Ok(())
+    }
+
+    /// The kept messages where the rewrite put them: those before the first
+    /// deleted one stay; each later one moves to just after the kept block
+    /// before it (see `update::remove_messages`).
+    fn kept_after_update(&self, keep: &[bool], first_gone: usize) -> Vec<Message> {
+        let messages = &self.index.messages;
+        let mut kept: Vec<Message> = messages[..first_gone].to_vec();
+        let mut pos = messages[first_gone].start;
+        for (i, msg) in messages.iter().enumerate().skip(first_gone).filter(|(i, _)| keep[*i]) {
+            let moved = |offset: u64| offset - msg.start + pos;
+            kept.push(Message { start: pos, content: moved(msg.content), end: moved(msg.end), ..msg.clone() });
+            pos += self.index.block_end(i) - msg.start;
+        }
+        kept
     }
 }
 
@@ -230,6 +257,10 @@ mod tests {
 
     const LIMITS: Limits = Limits { max_messages: 1000, max_size: u64::MAX };
 
+    /// Offsets in the cache file: its magic and the fixed header fields.
+    const MAGIC_LEN: usize = 14;
+    const HEADER_FIELDS: usize = 8 * 4 + 1 + 8;
+
     fn settings() -> MboxSettings {
         MboxSettings {
             quoting: FromQuoting::Mboxrd,
@@ -240,7 +271,9 @@ mod tests {
 
     /// The mbox at `path` as a session opens it, with its state files in `dir`.
     fn open(dir: &TempDir, path: &Path, settings: &MboxSettings) -> Maildrop {
-        let state = StatePaths { journal: dir.join("journal"), copies: dir.join("uids") };
+        let dotlocks = crate::lock::Records { dir: dir.join("dotlocks"), name: "u".into() };
+        let state =
+            StatePaths { journal: dir.join("journal"), copies: dir.join("uids"), dotlocks, index: dir.join("index") };
         Maildrop::open(Location::Mbox(path.to_path_buf()), state, &LIMITS, settings).unwrap()
     }
 
@@ -334,5 +367,138 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The cached index gives exactly what a full scan gives, whatever
+    /// happens to the mailbox (and to the cache) between logins: random
+    /// mailboxes, then random appends, dma-style appends, truncations,
+    /// same-size and other edits in place, replacements, UPDATEs and
+    /// corrupted caches.
+    #[test]
+    fn the_cached_index_is_what_a_full_scan_gives() {
+        let dir = TempDir::new("cache");
+        let path = dir.join("mbox");
+        let settings = MboxSettings { quoting: FromQuoting::Mboxrd, locking: Vec::new(), lock_timeout: Duration::ZERO };
+        let paths = |index: &str| StatePaths {
+            journal: dir.join("journal"),
+            copies: dir.join("uids"),
+            dotlocks: crate::lock::Records { dir: dir.join("dotlocks"), name: "u".into() },
+            index: dir.join(index),
+        };
+        let listing = |drop: &Maildrop| -> Vec<String> { drop.live().map(|(n, m)| format!("{n} {m:?}")).collect() };
+        let open = |state: StatePaths| Maildrop::open(Location::Mbox(path.clone()), state, &LIMITS, &settings);
+        let mut rng = Rng(0x5eed_cace);
+        let mut used = 0;
+        for round in 0..60 {
+            std::fs::write(&path, random_mbox(&mut rng)).unwrap();
+            let _ = std::fs::remove_file(dir.join("uids"));
+            let _ = std::fs::remove_file(dir.join("cached"));
+            for step in 0..10 {
+                let what = rng.below(9);
+                match what {
+                    0 => {
+                        OpenOptions::new().append(true).open(&path).unwrap().write_all(&random_mbox(&mut rng)).unwrap()
+                    }
+                    1 => {
+                        let mut more = b"\n".to_vec();
+                        more.extend(random_mbox(&mut rng));
+                        OpenOptions::new().append(true).open(&path).unwrap().write_all(&more).unwrap();
+                    }
+                    2 => {
+                        let len = std::fs::metadata(&path).unwrap().len();
+                        OpenOptions::new().write(true).open(&path).unwrap().set_len(rng.below(len + 1)).unwrap();
+                    }
+                    3 | 4 => {
+                        let mut bytes = std::fs::read(&path).unwrap();
+                        if bytes.len() > 5 {
+                            let at = 5 + rng.below(bytes.len() as u64 - 5) as usize;
+                            if what == 3 {
+                                bytes[at] = *rng.pick(&[&b'\n', &b'x', &b'F', &b'>']);
+                            } else {
+                                bytes.splice(at..at, b"Status: RO\n".iter().copied());
+                            }
+                            OpenOptions::new().write(true).open(&path).unwrap().write_all(&bytes).unwrap();
+                        }
+                    }
+                    5 => {
+                        let other = dir.join("other");
+                        let len = std::fs::metadata(&path).unwrap().len() as usize;
+                        let mut bytes = random_mbox(&mut rng);
+                        bytes.resize(len.max(5), b'y');
+                        std::fs::write(&other, bytes).unwrap();
+                        std::fs::rename(&other, &path).unwrap();
+                    }
+                    6 => {
+                        if let Some(mut bytes) = std::fs::read(dir.join("cached")).ok().filter(|b| !b.is_empty()) {
+                            let at = rng.below(bytes.len() as u64) as usize;
+                            bytes[at] ^= 1 << rng.below(8);
+                            if rng.below(2) == 0 {
+                                bytes.truncate(at);
+                            }
+                            std::fs::write(dir.join("cached"), bytes).unwrap();
+                        }
+                    }
+                    7 => {
+                        if let Ok(mut drop) = open(paths("cached")) {
+                            for n in 1..=drop.len() as u32 {
+                                if rng.below(3) == 0 {
+                                    drop.delete(n);
+                                }
+                            }
+                            let _ = drop.commit();
+                        }
+                    }
+                    _ => {}
+                }
+                let _ = std::fs::remove_file(dir.join("plain"));
+                let cached = open(paths("cached"));
+                let plain = open(paths("plain"));
+                let context = format!("round {round} step {step} mutation {what}");
+                match (&cached, &plain) {
+                    (Ok(c), Ok(p)) => {
+                        assert_eq!(listing(c), listing(p), "{context}");
+                        used += 1;
+                    }
+                    (Err(c), Err(p)) => assert_eq!(format!("{c:?}"), format!("{p:?}"), "{context}"),
+                    _ => panic!("{context}: {:?} / {:?}", cached.as_ref().err(), plain.as_ref().err()),
+                }
+            }
+        }
+        assert!(used > 300, "only {used} comparisons of two listings");
+        let [unchanged, appended, full] = cache::USES.with(|u| u.get());
+        assert!(
+            unchanged > 50 && appended > 50 && full > 100,
+            "{unchanged} unchanged, {appended} appended, {full} full scans"
+        );
+    }
+
+    /// The cache is used: a login with nothing changed writes nothing and
+    /// scans nothing; mail appended is scanned from the last indexed message.
+    #[test]
+    fn an_unchanged_mailbox_is_not_scanned_or_written_again() {
+        let dir = TempDir::new("cacheuse");
+        let path = dir.join("mbox");
+        std::fs::write(&path, b"From a\nSubject: 1\n\none\n\nFrom b\nSubject: 2\n\ntwo\n").unwrap();
+        let settings = settings();
+        let first = open(&dir, &path, &settings);
+        let index = dir.join("index");
+        let written = std::fs::metadata(&index).unwrap().modified().unwrap();
+        // The cache says what the file holds: a forged size shows through.
+        let mut bytes = std::fs::read(&index).unwrap();
+        let record = MAGIC_LEN + HEADER_FIELDS + cache::RECORD_LEN + 24;
+        bytes[record] ^= 0x40;
+        let forged = bytes.clone();
+        std::fs::write(&index, &bytes).unwrap();
+        let again = open(&dir, &path, &settings);
+        assert_eq!(format!("{:?}", again.get(2)), format!("{:?}", first.get(2)), "a corrupt cache is not used");
+        assert_ne!(std::fs::read(&index).unwrap(), forged, "and is written anew");
+        let before = std::fs::metadata(&index).unwrap().modified().unwrap();
+        let third = open(&dir, &path, &settings);
+        assert_eq!(std::fs::metadata(&index).unwrap().modified().unwrap(), before, "nothing new: nothing written");
+        assert_eq!(third.stat(), first.stat());
+        assert!(written <= before);
+        OpenOptions::new().append(true).open(&path).unwrap().write_all(b"\nFrom c\nSubject: 3\n\nthree\n").unwrap();
+        let fourth = open(&dir, &path, &settings);
+        assert_eq!(fourth.stat().0, 3);
     }
 }

@@ -5,20 +5,26 @@
 //! still appends to the live file. The steps, all under the mailbox locks:
 //!
 //! 1. The bytes from the first deleted message to the end of the file, less
-//!    the deleted messages, are written to a journal (a temporary file, fsync,
-//!    rename): `first`, the old length, the new length and an MD5 of the old
-//!    bytes in `new_len..old_len`, which step 2 never touches; after the
-//!    data, the copy numbers of identical messages for `USER.uids`.
-//! 2. The journal data is written over the mailbox at `first`, fsync.
-//! 3. The mailbox is truncated to the new length, fsync; `USER.uids` is
-//!    written from the journal; the journal removed.
+//!    the deleted messages, are written to a journal in `state_dir` (a
+//!    temporary file, fsync, rename): `first`, the old length, the new
+//!    length, and after the data the copy numbers of identical messages for
+//!    `USER.uids`. Its state is `P` (pending): the mailbox is not cut yet.
+//! 2. The journal data is written over the mailbox at `first`, then a
+//!    marker (`CUT_MARK`, NUL first) at the new length, inside the old tail
+//!    that is about to go; fsync.
+//! 3. The journal's state becomes `M` (marked), fsync; the mailbox is
+//!    truncated to the new length, fsync; `USER.uids` is written from the
+//!    journal; the journal removed.
 //!
 //! A journal found later (under the locks, before the mailbox is read) is
-//! finished: if the file is shorter than the old length, or its bytes in
-//! `new_len..old_len` no longer match the MD5, step 3 had happened: the
-//! copy numbers are written again and the journal removed. Otherwise steps
-//! 2-3 are redone, carrying along any mail a delivery agent appended after
-//! the crash. Either way the ids and the mailbox change together.
+//! finished from what it recorded, never from what the mailbox content
+//! looks like: in state `P` nothing was cut, so steps 2-3 are redone (mail
+//! appended after the crash lies past the old length and is carried
+//! along). In state `M` the cut may have happened: the marker still at the
+//! new length says it did not (no delivery starts with a NUL); anything
+//! else there, or nothing, is mail appended after the cut, however much it
+//! looks like what was deleted. Journals of earlier pop3d versions (formats
+//! 2 and 3) record an MD5 of the old tail instead and are finished by it.
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -30,12 +36,33 @@ use md5::{Digest, Md5};
 use super::index::Index;
 use crate::hex;
 use crate::limits::STORE_BLOCK;
+use crate::maildrop::store::MaildropError;
 
-const MAGIC: &str = "POP3D-JOURNAL-3";
+const MAGIC: &str = "POP3D-JOURNAL-4";
+
+/// Offset of the state byte in a format-4 journal: right after `MAGIC `.
+const STATE_AT: u64 = MAGIC.len() as u64 + 1;
+
+/// Written at the new length before the mailbox is cut (a delivery never
+/// starts with a NUL); as much of it as the old tail has room for.
+const CUT_MARK: &[u8] = b"\0POP3D-CUT\0";
+
+/// How far an update got, as its journal records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Format 4, state `P`: the mailbox has not been cut.
+    Pending,
+    /// Format 4, state `M`: the cut marker is written; the cut may be done.
+    Marked,
+    /// Formats 2 and 3: the MD5 of the old bytes in `new_len..old_len`,
+    /// which step 2 never touches.
+    Legacy([u8; 16]),
+}
 
 /// What a journal says about the rewrite it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Header {
+    progress: Progress,
     ino: u64,
     first: u64,
     old_len: u64,
@@ -43,45 +70,50 @@ struct Header {
     /// Octets of copy-number text after the data; None in a format-2
     /// journal (an earlier pop3d), which leaves `USER.uids` alone.
     copies_len: Option<u64>,
-    tail_md5: [u8; 16],
 }
 
 impl Header {
     fn line(&self) -> String {
-        let hex = hex::encode(&self.tail_md5);
-        let Header { ino, first, old_len, new_len, copies_len, .. } = self;
+        let Header { ino, first, old_len, new_len, copies_len, progress } = self;
         let copies_len = copies_len.map_or("-".to_string(), |n| n.to_string());
-        format!("{MAGIC} {ino} {first} {old_len} {new_len} {copies_len} {hex}\n")
+        match progress {
+            Progress::Pending | Progress::Marked => {
+                let state = if *progress == Progress::Pending { 'P' } else { 'M' };
+                format!("{MAGIC} {state} {ino} {first} {old_len} {new_len} {copies_len}\n")
+            }
+            Progress::Legacy(md5) => {
+                format!("POP3D-JOURNAL-3 {ino} {first} {old_len} {new_len} {copies_len} {}\n", hex::encode(md5))
+            }
+        }
     }
 
     fn parse(line: &str) -> Option<Header> {
         let mut f = line.split_ascii_whitespace();
-        // Format 2 (an earlier pop3d) carries no copy numbers.
-        let with_copies = match f.next()? {
-            MAGIC => true,
-            "POP3D-JOURNAL-2" => false,
+        // Formats 2 and 3 (earlier pop3d) carry an MD5 and no state; format
+        // 2 no copy numbers either.
+        let (format, state) = match f.next()? {
+            MAGIC => (4, Some(f.next()?)),
+            "POP3D-JOURNAL-3" => (3, None),
+            "POP3D-JOURNAL-2" => (2, None),
             _ => return None,
         };
-        let mut field = || f.next();
-        let mut num = || field()?.parse::<u64>().ok();
+        let mut num = || f.next()?.parse::<u64>().ok();
         let (ino, first, old_len, new_len) = (num()?, num()?, num()?, num()?);
-        let copies_len = match with_copies {
-            true => match f.next()? {
+        let copies_len = match format {
+            2 => None,
+            _ => match f.next()? {
                 "-" => None,
                 n => Some(n.parse().ok()?),
             },
-            false => None,
         };
-        let tail_md5 = hex::decode(f.next()?)?;
+        let progress = match state {
+            Some("P") => Progress::Pending,
+            Some("M") => Progress::Marked,
+            Some(_) => return None,
+            None => Progress::Legacy(hex::decode(f.next()?)?),
+        };
         // An update only shrinks the file, from `first` on.
-        (first <= new_len && new_len <= old_len).then_some(Header {
-            ino,
-            first,
-            old_len,
-            new_len,
-            copies_len,
-            tail_md5,
-        })
+        (first <= new_len && new_len < old_len).then_some(Header { progress, ino, first, old_len, new_len, copies_len })
     }
 }
 
@@ -111,7 +143,7 @@ pub fn remove_messages(
     keep: &[bool],
     paths: &UpdatePaths,
     copies: &str,
-) -> io::Result<bool> {
+) -> Result<bool, MaildropError> {
     let Some(first_gone) = keep.iter().position(|k| !k) else {
         return Ok(false);
     };
@@ -120,18 +152,18 @@ pub fn remove_messages(
     let first = index.messages[first_gone].start;
     let pieces = build_pieces(file, index, keep, first_gone, old_len);
     // At least one message (its `From ` line) goes: the file shrinks, which
-    // the journal's recovery rule relies on.
+    // leaves room for the cut marker.
     let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
-    let tail_md5 = md5_range(file, new_len, old_len)?;
     let copies_len = Some(copies.len() as u64);
-    let header = Header { ino: meta.ino(), first, old_len, new_len, copies_len, tail_md5 };
+    let header = Header { progress: Progress::Pending, ino: meta.ino(), first, old_len, new_len, copies_len };
     write_journal(paths.journal, &header, &pieces, copies.as_bytes())?;
     if let Err(e) = apply(file, paths, &header) {
         // The journal is complete: finishing it now, still under the locks,
         // beats leaving a half-rewritten mailbox until the next login.
-        log::error!("rewriting the mailbox failed ({e}); finishing it from the journal");
+        log::error!("rewriting the mailbox failed ({e}); finishing it from the journal {}", paths.journal.display());
         recover(file, paths).map_err(|e2| {
-            io::Error::new(e2.kind(), format!("{e}; the deletion stays pending in {} ({e2})", paths.journal.display()))
+            log::error!("the deletion stays pending in {}: {e2}", paths.journal.display());
+            e
         })?;
     }
     Ok(true)
@@ -151,25 +183,57 @@ fn build_pieces<'a>(file: &'a File, index: &Index, keep: &[bool], first_gone: us
     pieces
 }
 
-/// Writes the journal under a temporary name, syncs it, then renames it into place.
-fn write_journal(journal: &Path, header: &Header, pieces: &[Piece], copies: &[u8]) -> io::Result<()> {
+/// Writes the journal under a temporary name, syncs it, then renames it
+/// into place. Errors name the journal's directory and, when it is full,
+/// the space it needed (in the log; the error says what failed).
+fn write_journal(journal: &Path, header: &Header, pieces: &[Piece], copies: &[u8]) -> Result<(), MaildropError> {
     let tmp = journal.with_extension("journal-new");
     let result = (|| {
         let mut out = crate::nofollow::create_temp(&tmp)?;
         out.write_all(header.line().as_bytes())?;
         let mut buf = vec![0u8; STORE_BLOCK];
-        for piece in pieces {
-            copy_range(piece.0, piece.1, piece.2, &mut out, &mut buf)?;
+        for &Piece(file, mut pos, end) in pieces {
+            while pos < end {
+                let want = buf.len().min((end - pos) as usize);
+                let n = read_some_at(file, &mut buf[..want], pos).map_err(Source::Mailbox)?;
+                out.write_all(&buf[..n])?;
+                pos += n as u64;
+            }
         }
         out.write_all(copies)?;
         out.sync_all()?;
         fs::rename(&tmp, journal)?;
-        sync_dir(journal)
+        sync_dir(journal)?;
+        Ok::<(), Source>(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result
+    result.map_err(|e| match e {
+        Source::Mailbox(e) => MaildropError::Io(e),
+        Source::Journal(e) => {
+            let dir = journal.parent().unwrap_or(Path::new("."));
+            let size = header.line().len() as u64 + (header.new_len - header.first) + copies.len() as u64;
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                log::error!("no space in {} for the {size}-byte update journal {}", dir.display(), journal.display());
+            } else {
+                log::error!("cannot write the update journal {}: {e}", journal.display());
+            }
+            MaildropError::Journal(e)
+        }
+    })
+}
+
+/// Which file an error of `write_journal` came from.
+enum Source {
+    Mailbox(io::Error),
+    Journal(io::Error),
+}
+
+impl From<io::Error> for Source {
+    fn from(e: io::Error) -> Source {
+        Source::Journal(e)
+    }
 }
 
 /// The copy numbers a journal carries (after its header line and data).
@@ -199,19 +263,19 @@ fn save_copies(path: &Path, text: &str) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
-/// Steps 2 and 3: journal data over the mailbox, truncate, the copy
-/// numbers, remove the journal.
-fn apply(file: &File, paths: &UpdatePaths, header: &Header) -> io::Result<()> {
-    let jfile = crate::nofollow::open_state(paths.journal)?;
+/// Steps 2 and 3 of a pending journal: its data over the mailbox, the cut
+/// marker, the state `M`, the cut, the copy numbers, the journal removed.
+fn apply(file: &File, paths: &UpdatePaths, header: &Header) -> Result<(), MaildropError> {
+    let jfile = crate::nofollow::open_state_rw(paths.journal).map_err(MaildropError::Journal)?;
     let mut reader = BufReader::new(&jfile);
     let mut line = String::new();
-    reader.read_line(&mut line)?;
+    reader.read_line(&mut line).map_err(MaildropError::Journal)?;
     let header_len = line.len() as u64;
     let mut data = reader.take(header.new_len - header.first);
     let mut pos = header.first;
     let mut buf = vec![0u8; STORE_BLOCK];
     loop {
-        let n = data.read(&mut buf)?;
+        let n = data.read(&mut buf).map_err(MaildropError::Journal)?;
         if n == 0 {
             break;
         }
@@ -219,12 +283,25 @@ fn apply(file: &File, paths: &UpdatePaths, header: &Header) -> io::Result<()> {
         pos += n as u64;
     }
     if pos != header.new_len {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "journal is shorter than it says"));
+        return Err(MaildropError::Journal(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "journal is shorter than it says",
+        )));
     }
+    let mark = &CUT_MARK[..CUT_MARK.len().min((header.old_len - header.new_len) as usize)];
+    file.write_all_at(mark, header.new_len)?;
     file.sync_data()?;
+    jfile.write_all_at(b"M", STATE_AT).and_then(|_| jfile.sync_data()).map_err(MaildropError::Journal)?;
+    cut(file, paths, &jfile, header_len, header)
+}
+
+/// The cut and what follows it: truncate to the new length, sync, then
+/// finish (copy numbers, journal removed).
+fn cut(file: &File, paths: &UpdatePaths, jfile: &File, header_len: u64, header: &Header) -> Result<(), MaildropError> {
     file.set_len(header.new_len)?;
     file.sync_all()?;
-    finish(paths, journal_copies(&jfile, header_len, header)?.as_deref())
+    let copies = journal_copies(jfile, header_len, header).map_err(MaildropError::Journal)?;
+    finish(paths, copies.as_deref()).map_err(MaildropError::Journal)
 }
 
 /// The end of step 3: the copy numbers written, then the journal removed.
@@ -246,68 +323,111 @@ fn finish(paths: &UpdatePaths, copies: Option<&str>) -> io::Result<()> {
     sync_dir(paths.journal)
 }
 
+/// Removes what an update killed half-way leaves in `state_dir` besides its
+/// journal: a journal or copy-number file still being written. Called under
+/// the maildrop's locks, where no update of it can be running.
+pub fn remove_leftovers(paths: &UpdatePaths) {
+    for tmp in [paths.journal.with_extension("journal-new"), paths.copies.with_extension("uids-new")] {
+        match fs::remove_file(&tmp) {
+            Ok(()) => log::warn!("removed {}, left by an interrupted update", tmp.display()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("cannot remove {}: {e}", tmp.display()),
+        }
+    }
+}
+
 /// Finishes an interrupted UPDATE recorded in `paths.journal`, if there is
 /// one. `file` is the mailbox, opened read-write and exclusively locked.
-pub fn recover(file: &File, paths: &UpdatePaths) -> io::Result<bool> {
+pub fn recover(file: &File, paths: &UpdatePaths) -> Result<bool, MaildropError> {
     let journal = paths.journal;
-    let jfile = match crate::nofollow::open_state(journal) {
+    let jfile = match crate::nofollow::open_state_rw(journal) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
+        Err(e) => return Err(MaildropError::Journal(e)),
     };
     let mut line = String::new();
-    BufReader::new(&jfile).take(512).read_line(&mut line)?;
+    BufReader::new(&jfile).take(512).read_line(&mut line).map_err(MaildropError::Journal)?;
     let meta = file.metadata()?;
+    let len = meta.len();
     let header = match Header::parse(&line) {
         // The inode, not the device: device numbers can change across a
         // reboot (btrfs subvolumes, USB disks), which is when this runs.
-        Some(h) if h.ino == meta.ino() => h,
+        // A pending update never shrank the file.
+        Some(h) if h.ino == meta.ino() && (h.progress != Progress::Pending || len >= h.old_len) => h,
         _ => {
-            // Not for this file (the mailbox was replaced): keep it for the
-            // operator, under a name no later journal overwrites.
+            // Not for this file (the mailbox was replaced or cut by someone
+            // else): keep it for the operator, under a name no later journal
+            // overwrites.
             let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
             let aside = journal.with_extension(format!("journal-stale-{stamp}"));
-            fs::rename(journal, &aside)?;
+            fs::rename(journal, &aside).map_err(MaildropError::Journal)?;
             log::error!("journal {} does not match its mailbox; kept as {}", journal.display(), aside.display());
             return Ok(false);
         }
     };
     let header_len = line.len() as u64;
-    let copies = journal_copies(&jfile, header_len, &header)?;
-    let len = meta.len();
-    if len < header.old_len || md5_range(file, header.new_len, header.old_len)? != header.tail_md5 {
-        // Truncated already: the rewrite was complete.
-        finish(paths, copies.as_deref())?;
+    let cut_done = match header.progress {
+        Progress::Pending => false,
+        Progress::Marked => {
+            let mark = &CUT_MARK[..CUT_MARK.len().min((header.old_len - header.new_len) as usize)];
+            let mut here = vec![0u8; mark.len()];
+            match file.read_exact_at(&mut here, header.new_len) {
+                Ok(()) => here != mark,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Progress::Legacy(md5) => len < header.old_len || md5_range(file, header.new_len, header.old_len)? != md5,
+    };
+    if cut_done {
+        let copies = journal_copies(&jfile, header_len, &header).map_err(MaildropError::Journal)?;
+        finish(paths, copies.as_deref()).map_err(MaildropError::Journal)?;
         log::warn!("finished an interrupted update: journal {} was already applied", journal.display());
         return Ok(true);
     }
-    // Not truncated: redo it with a new journal that also carries the mail
-    // appended after the old length.
     let data_len = header.new_len - header.first;
-    let redo = Header {
-        new_len: header.new_len + (len - header.old_len),
-        old_len: len,
-        tail_md5: md5_range(file, header.new_len + (len - header.old_len), len)?,
-        ..header.clone()
-    };
-    let pieces = [Piece(&jfile, header_len, header_len + data_len), Piece(file, header.old_len, len)];
-    write_journal(journal, &redo, &pieces, copies.as_deref().unwrap_or("").as_bytes())?;
-    apply(file, paths, &redo)?;
-    log::warn!("finished an interrupted update of {} bytes from journal {}", data_len, journal.display());
+    if len == header.old_len && !matches!(header.progress, Progress::Legacy(_)) {
+        // Nothing appended since: the journal as it is (no second one, so
+        // no more space than the update itself took). Earlier formats have
+        // no state byte to update: they are written anew in this format.
+        match header.progress {
+            Progress::Marked => cut(file, paths, &jfile, header_len, &header)?,
+            _ => apply(file, paths, &Header { progress: Progress::Pending, ..header })?,
+        }
+    } else {
+        // Mail appended after the crash: a new journal that carries it too.
+        let copies = journal_copies(&jfile, header_len, &header).map_err(MaildropError::Journal)?;
+        let redo = Header {
+            progress: Progress::Pending,
+            new_len: header.new_len + (len - header.old_len),
+            old_len: len,
+            ..header.clone()
+        };
+        let pieces = [Piece(&jfile, header_len, header_len + data_len), Piece(file, header.old_len, len)];
+        write_journal(journal, &redo, &pieces, copies.as_deref().unwrap_or("").as_bytes())?;
+        apply(file, paths, &redo)?;
+    }
+    log::warn!("finished an interrupted update of {data_len} bytes from journal {}", journal.display());
     Ok(true)
 }
 
 fn copy_range(src: &File, mut start: u64, end: u64, out: &mut impl Write, buf: &mut [u8]) -> io::Result<()> {
     while start < end {
         let want = buf.len().min((end - start) as usize);
-        let n = src.read_at(&mut buf[..want], start)?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "mailbox shrank while being copied"));
-        }
+        let n = read_some_at(src, &mut buf[..want], start)?;
         out.write_all(&buf[..n])?;
         start += n as u64;
     }
     Ok(())
+}
+
+/// Reads at least one byte at `pos` (the caller asks only for bytes it
+/// knows are there): a file that ends sooner shrank under us.
+fn read_some_at(src: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    match src.read_at(buf, pos)? {
+        0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "mailbox shrank while being copied")),
+        n => Ok(n),
+    }
 }
 
 fn md5_range(file: &File, start: u64, end: u64) -> io::Result<[u8; 16]> {
@@ -380,64 +500,139 @@ mod tests {
         assert!(!copies.exists());
     }
 
-    /// Simulates a crash after the journal is written, at every point of
-    /// step 2 and 3, with and without a delivery after the crash.
+    /// The state a crash can leave: the journal written (state P), `written`
+    /// bytes of its data and `marked` bytes of the cut marker over the
+    /// mailbox, then maybe the state M, then maybe the cut.
+    struct Crash {
+        written: usize,
+        marked: usize,
+        state_m: bool,
+        cut: bool,
+    }
+
+    /// Every crash point of an update of MBOX that deletes the messages not
+    /// in `keep`, in order.
+    fn crash_points(data_len: usize, mark_len: usize) -> Vec<Crash> {
+        let mut out: Vec<Crash> =
+            (0..=data_len).map(|w| Crash { written: w, marked: 0, state_m: false, cut: false }).collect();
+        out.extend((1..=mark_len).map(|m| Crash { written: data_len, marked: m, state_m: false, cut: false }));
+        out.push(Crash { written: data_len, marked: mark_len, state_m: true, cut: false });
+        out.push(Crash { written: data_len, marked: mark_len, state_m: true, cut: true });
+        out
+    }
+
+    /// Crashes an update of MBOX keeping `keep` at `crash`, appends `later`
+    /// (a delivery after the crash), recovers, and returns the mailbox.
+    fn crash_and_recover(name: &str, keep: &[bool], crash: &Crash, later: &[u8]) -> Vec<u8> {
+        let (dir, path, file, index) = mailbox(name);
+        let journal = dir.join("j");
+        let first_gone = keep.iter().position(|k| !k).unwrap();
+        let pieces = build_pieces(&file, &index, keep, first_gone, MBOX.len() as u64);
+        let first = index.messages[first_gone].start;
+        let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
+        let meta = file.metadata().unwrap();
+        let (ino, old_len, copies_len) = (meta.ino(), meta.len(), Some(COPIES.len() as u64));
+        let header = Header { progress: Progress::Pending, ino, first, old_len, new_len, copies_len };
+        let data: Vec<u8> = pieces.iter().flat_map(|p| MBOX[p.1 as usize..p.2 as usize].to_vec()).collect();
+        write_journal(&journal, &header, &pieces, COPIES.as_bytes()).unwrap();
+        // The ids of the last update, which the crash left in place.
+        let copies = dir.join("uids");
+        fs::write(&copies, "old\n").unwrap();
+        file.write_all_at(&data[..crash.written], first).unwrap();
+        file.write_all_at(&CUT_MARK[..crash.marked], new_len).unwrap();
+        if crash.state_m {
+            OpenOptions::new().write(true).open(&journal).unwrap().write_all_at(b"M", STATE_AT).unwrap();
+        }
+        if crash.cut {
+            file.set_len(new_len).unwrap();
+        }
+        OpenOptions::new().append(true).open(&path).unwrap().write_all(later).unwrap();
+        assert!(recover(&file, &UpdatePaths { journal: &journal, copies: &copies }).unwrap());
+        assert!(!journal.exists());
+        assert_eq!(fs::read_to_string(&copies).unwrap(), COPIES, "the ids change with the mailbox");
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 2, "only the mailbox and the ids: {left:?}");
+        fs::read(&path).unwrap()
+    }
+
+    /// A crash at every point of steps 2 and 3, with and without a delivery
+    /// after it: the mailbox ends as the update meant, with the delivery.
     #[test]
     fn recovery_from_every_crash_point() {
-        let expected: &[u8] = KEPT;
         let new_mail: &[u8] = b"From e\n\nlate\n\n";
-        for delivered in [false, true] {
-            for written in 0..=expected.len() - 24 {
-                for truncated in [false, true] {
-                    if truncated && written != expected.len() - 24 {
-                        continue;
-                    }
-                    let (dir, path, file, index) = mailbox(&format!("crash-{delivered}-{written}-{truncated}"));
-                    let journal = dir.join("j");
-                    let pieces = build_pieces(&file, &index, &[true, false, true], 1, MBOX.len() as u64);
-                    let first = index.messages[1].start;
-                    let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
-                    let meta = file.metadata().unwrap();
-                    let header = Header {
-                        ino: meta.ino(),
-                        first,
-                        old_len: meta.len(),
-                        new_len,
-                        copies_len: Some(COPIES.len() as u64),
-                        tail_md5: md5_range(&file, new_len, meta.len()).unwrap(),
-                    };
-                    write_journal(&journal, &header, &pieces, COPIES.as_bytes()).unwrap();
-                    // The ids of the last update, which the crash left in place.
-                    let copies = dir.join("uids");
-                    fs::write(&copies, "old\n").unwrap();
-                    // The crash: part of step 2 done, maybe step 3.
-                    file.write_all_at(&expected[24..24 + written], first).unwrap();
-                    if truncated {
-                        file.set_len(new_len).unwrap();
-                    }
-                    if delivered {
-                        OpenOptions::new().append(true).open(&path).unwrap().write_all(new_mail).unwrap();
-                    }
-                    assert!(recover(&file, &UpdatePaths { journal: &journal, copies: &copies }).unwrap());
-                    let want = [expected, if delivered { new_mail } else { b"" }].concat();
-                    assert_eq!(String::from_utf8_lossy(&fs::read(&path).unwrap()), String::from_utf8_lossy(&want));
-                    assert!(!journal.exists());
-                    assert_eq!(fs::read_to_string(&copies).unwrap(), COPIES, "the ids change with the mailbox");
-                }
+        let keep = [true, false, true];
+        let data_len = KEPT.len() - 24;
+        let mark_len = CUT_MARK.len().min(MBOX.len() - KEPT.len());
+        for later in [&b""[..], new_mail] {
+            for (i, crash) in crash_points(data_len, mark_len).iter().enumerate() {
+                let got = crash_and_recover(&format!("crash-{}-{i}", later.len()), &keep, crash, later);
+                let want = [KEPT, later].concat();
+                assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want), "crash point {i}");
             }
         }
     }
 
+    /// The last message deleted, the process killed after the cut, and the
+    /// same message delivered again (a retried delivery): the redelivery is
+    /// new mail and stays, however exactly it repeats the deleted bytes.
+    #[test]
+    fn a_byte_identical_redelivery_after_the_cut_is_kept() {
+        let keep = [true, true, false];
+        let last = &MBOX[MBOX.windows(6).position(|w| w == b"From c").unwrap()..];
+        let before = &MBOX[..MBOX.len() - last.len()];
+        for (i, crash) in crash_points(0, CUT_MARK.len().min(last.len())).iter().enumerate() {
+            let got = crash_and_recover(&format!("redeliver-{i}"), &keep, crash, last);
+            // Cut before the crash: the redelivery stays. Not cut: the
+            // deleted message goes, the redelivery after it stays.
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&[before, last].concat()), "{i}");
+        }
+    }
+
+    /// Recovery with nothing appended needs no second journal: with room
+    /// for one journal only, it still finishes.
+    #[test]
+    fn recovery_without_new_mail_writes_no_second_journal() {
+        let (dir, path, file, index) = mailbox("onejournal");
+        let journal = dir.join("j");
+        let pieces = build_pieces(&file, &index, &[true, false, true], 1, MBOX.len() as u64);
+        let first = index.messages[1].start;
+        let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
+        let meta = file.metadata().unwrap();
+        let header = Header {
+            progress: Progress::Pending,
+            ino: meta.ino(),
+            first,
+            old_len: meta.len(),
+            new_len,
+            copies_len: None,
+        };
+        write_journal(&journal, &header, &pieces, b"").unwrap();
+        // A second journal cannot be written: its temporary name is taken
+        // by a directory.
+        fs::create_dir(journal.with_extension("journal-new")).unwrap();
+        let copies = dir.join("uids");
+        let paths = UpdatePaths { journal: &journal, copies: &copies };
+        assert!(recover(&file, &paths).unwrap());
+        assert_eq!(fs::read(&path).unwrap(), KEPT);
+        assert!(!journal.exists());
+    }
+
     #[test]
     fn header_round_trip() {
-        let h = Header { ino: 2, first: 3, old_len: 40, new_len: 5, copies_len: Some(9), tail_md5: [7; 16] };
+        let h = Header { progress: Progress::Pending, ino: 2, first: 3, old_len: 40, new_len: 5, copies_len: Some(9) };
         assert_eq!(Header::parse(&h.line()), Some(h.clone()));
+        let m = Header { progress: Progress::Marked, ..h.clone() };
+        assert_eq!(Header::parse(&m.line()), Some(m.clone()));
+        assert_eq!(h.line().as_bytes()[STATE_AT as usize], b'P');
+        assert_eq!(m.line().as_bytes()[STATE_AT as usize], b'M');
         assert_eq!(Header::parse("garbage"), None);
         assert_eq!(Header::parse(&Header { first: 6, ..h.clone() }.line()), None, "data of negative length");
         assert_eq!(Header::parse(&Header { new_len: 41, ..h.clone() }.line()), None, "a file that grew");
-        let v2 = Header { copies_len: None, ..h };
-        assert_eq!(Header::parse("POP3D-JOURNAL-2 2 3 40 5 07070707070707070707070707070707\n"), Some(v2.clone()));
-        assert_eq!(Header::parse(&v2.line()), Some(v2), "redone from format 2: still no copy numbers");
+        assert_eq!(Header::parse(&h.line().replace(" P ", " X ")), None, "an unknown state");
+        let v3 = Header { progress: Progress::Legacy([7; 16]), ..h.clone() };
+        assert_eq!(Header::parse(&v3.line()), Some(v3.clone()));
+        let v2 = Header { copies_len: None, ..v3 };
+        assert_eq!(Header::parse("POP3D-JOURNAL-2 2 3 40 5 07070707070707070707070707070707\n"), Some(v2));
     }
 
     /// A copy-number file that cannot be written (here: its directory is
@@ -464,7 +659,7 @@ mod tests {
         let old_len = MBOX.len() as u64;
         let tail_md5 = md5_range(&file, new_len, old_len).unwrap();
         let ino = file.metadata().unwrap().ino();
-        let header = Header { ino, first, old_len, new_len, copies_len: None, tail_md5 };
+        let header = Header { progress: Progress::Legacy(tail_md5), ino, first, old_len, new_len, copies_len: None };
         let journal = dir.join("j");
         write_journal(&journal, &header, &pieces, b"").unwrap();
         let hex = hex::encode(&tail_md5);

@@ -1,0 +1,43 @@
+//! A session behind a load balancer or TLS terminator: the PROXY header (src/proxy.rs) read before the greeting from a trusted proxy, and a header from anyone else refused.
+
+use std::io;
+
+use super::{End, Session};
+use crate::conn::Conn;
+use crate::proxy;
+use crate::transport::Transport;
+
+impl<T: Transport> Session<'_, T> {
+    /// From a trusted proxy, reads its PROXY header before anything else
+    /// and takes the client address from it. Some(end) when the session
+    /// ends here (a malformed header: closed without a word).
+    pub(super) fn proxy_header(&mut self) -> io::Result<Option<End>> {
+        let Some(via) = self.start.peer.filter(|p| self.config.proxy_trusted.contains(p.ip())) else {
+            return Ok(None);
+        };
+        let Conn::Plain(io) = self.out.get_mut() else { return Ok(None) };
+        match proxy::read_header(io) {
+            Ok(Some(client)) => self.peer = Some(client),
+            Ok(None) => {}
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                log::warn!("{e} from trusted proxy {via}: closing");
+                let _ = self.out.get_mut().close();
+                return Ok(Some(End::BadProxyHeader));
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(None)
+    }
+
+    /// A PROXY header from an address that is not trusted: someone trying
+    /// to pass for another address. Closed with a log line.
+    pub(super) fn untrusted_proxy_header(&mut self, input: &[u8]) -> Option<End> {
+        let from = self.start.peer?;
+        if self.config.proxy_trusted.contains(from.ip()) || !proxy::looks_like_header(input) {
+            return None;
+        }
+        log::warn!("PROXY header from {from}, which is not in proxy_trusted: closing");
+        let _ = self.out.get_mut().close();
+        Some(End::BadProxyHeader)
+    }
+}
