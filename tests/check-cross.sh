@@ -52,8 +52,10 @@ done
 
 # The unit tests built for big-endian MIPS and run by qemu-mips (cargo's runner). Tests unwind, so std is
 # rebuilt with panic_unwind here; dev-profile code keeps the build short.
+# Optimised a little (opt-level 1, debug assertions kept): the property tests run thousands of rounds,
+# which unoptimised code under emulation takes over ten minutes for.
 step "mips-unknown-linux-musl: unit tests under qemu-mips"
-CARGO_TARGET_MIPS_UNKNOWN_LINUX_MUSL_RUNNER=qemu-mips RUSTC_BOOTSTRAP=1 \
+CARGO_TARGET_MIPS_UNKNOWN_LINUX_MUSL_RUNNER=qemu-mips RUSTC_BOOTSTRAP=1 CARGO_PROFILE_TEST_OPT_LEVEL=1 \
     cargo-zigbuild test -q -Zbuild-std --target mips-unknown-linux-musl --bins
 
 step "done"
