@@ -144,7 +144,7 @@ pub fn pop3d() -> Command {
             cmd.args(words).arg(binary());
             cmd
         }
-        _ => pop3d(),
+        _ => Command::new(binary()),
     }
 }
 
