@@ -362,10 +362,22 @@ impl Config {
             Ok(_) => {}
             Err(e) => return Err(format!("state_dir {}: {e}", self.state_dir.display())),
         }
+        self.users().map(|_| ())
+    }
+
+    /// The users file, read and parsed; the error names it.
+    fn users(&self) -> Result<Vec<(String, crate::users::Secret)>, String> {
         let text = std::fs::read_to_string(&self.users_file)
             .map_err(|e| format!("users_file {}: {e}", self.users_file.display()))?;
-        let users = crate::users::parse(&text).map_err(|e| format!("users_file {}: {e}", self.users_file.display()))?;
-        crate::users::check_schemes(&users).map_err(|e| format!("users_file {}: {e}", self.users_file.display()))
+        crate::users::parse(&text).map_err(|e| format!("users_file {}: {e}", self.users_file.display()))
+    }
+
+    /// Checks that this system's crypt(3) computes every hash scheme the
+    /// users file uses: one full hash per scheme, so it runs for `-t` and
+    /// when the daemon starts or reloads, not for every inetd session.
+    pub fn check_hash_schemes(&self) -> Result<(), String> {
+        crate::users::check_schemes(&self.users()?)
+            .map_err(|e| format!("users_file {}: {e}", self.users_file.display()))
     }
 
     /// Settings that work but are likely not what the operator wants.

@@ -34,6 +34,12 @@ pub const WRITE_BUFFER: usize = 128 * 1024;
 /// input, so 1,000 idle sessions stay cheap.
 pub const IDLE_WRITE_BUFFER: usize = 4 * 1024;
 
+/// Heap blocks of this size and more are mapped on their own and returned
+/// to the system when freed (glibc; see `sys::return_large_blocks`), so a
+/// session that held a large index leaves no memory behind it. One reply
+/// buffer's size: those are kept as spares anyway.
+pub const MALLOC_MMAP_THRESHOLD: usize = 128 * 1024;
+
 /// Full-size reply buffers kept for reuse across sessions (at most 1 MiB):
 /// enough for the sessions busy retrieving at one moment on a small box.
 pub const SPARE_REPLY_BUFFERS: usize = 8;

@@ -26,6 +26,7 @@ struct Options {
 }
 
 fn main() -> ExitCode {
+    sys::return_large_blocks(limits::MALLOC_MMAP_THRESHOLD);
     let mut opts = getopts::Options::new();
     opts.optopt("f", "", "configuration file (key = value lines)", "FILE");
     opts.optflag("i", "", "serve one session on stdin/stdout (inetd, xinetd, tcpserver, systemd Accept=yes)");
@@ -99,6 +100,9 @@ fn load(options: &Options) -> Result<Config, String> {
         config.set("listen", &options.listen.join(","))?;
     }
     config.finish(options.inetd)?;
+    if options.check || !options.inetd {
+        config.check_hash_schemes()?;
+    }
     perms::check(&config, options.config_file.as_deref())?;
     if options.inetd_tls && config.tls.is_none() {
         return Err("-s needs `tls_cert` and `tls_key`".into());

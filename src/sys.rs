@@ -130,6 +130,21 @@ pub fn flock_wait(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// glibc only: blocks of `threshold` octets and more are mapped on their
+/// own and given back to the system when freed. Setting it also turns off
+/// glibc's sliding threshold, which after one large index (megabytes, freed
+/// at the end of a session) would keep every later one on the heap, and
+/// the daemon's memory at its high-water mark. musl always maps large blocks.
+pub fn return_large_blocks(threshold: usize) {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt takes two integers and changes only malloc's tuning.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, threshold.try_into().unwrap_or(libc::c_int::MAX));
+    }
+    #[cfg(not(target_env = "gnu"))]
+    let _ = threshold;
+}
+
 /// The system's host name.
 pub fn hostname() -> Option<String> {
     let mut buf = [0u8; 256];

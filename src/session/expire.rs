@@ -54,6 +54,12 @@ impl Expiry {
         due.len()
     }
 
+    /// Whether retrieval times are kept (EXPIRE is set): only then does
+    /// UPDATE need the ids of the messages that stay.
+    pub fn tracks_retrievals(&self) -> bool {
+        self.retrievals.is_some()
+    }
+
     /// After UPDATE: forgets the messages that are gone.
     pub fn updated(&mut self, kept: &[String]) {
         if let Some(r) = &mut self.retrievals {

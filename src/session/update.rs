@@ -24,7 +24,12 @@ impl<T: Transport> Session<'_, T> {
             self.out.err_code(Code::SysTemp, "server shutting down: nothing deleted, try again")?;
             return Ok(Next::Close(End::UpdateFailed));
         };
-        let kept: Vec<String> = drop.live().filter_map(|(n, _)| drop.uidl(n)).collect();
+        // The ids of the messages that stay, for the retrieval records only
+        // (100,000 ids are megabytes: not built when EXPIRE is not set).
+        let kept: Vec<String> = match expiry.tracks_retrievals() {
+            true => drop.live().filter_map(|(n, _)| drop.uidl(n)).collect(),
+            false => Vec::new(),
+        };
         match drop.commit() {
             Ok(_) => {
                 expiry.updated(&kept);

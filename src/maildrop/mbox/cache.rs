@@ -94,6 +94,12 @@ pub fn index(
         }
         Some((stamp, mut messages)) if grew_only(file, &stamp, &now, &messages)? => {
             count(Use::Appended);
+            // Room for what was appended, at the mailbox's average message
+            // size (twice over): the list grows once, not by doubling a
+            // copy of 100,000 messages for the few new ones.
+            let average = stamp.len / (messages.len() as u64).max(1);
+            let room = ((len - stamp.len) / average.max(1) * 2 + 16).min(max_messages as u64);
+            messages.reserve_exact(room as usize);
             // The last message again, with what follows it.
             let from = messages.pop().map_or(0, |m| m.start);
             (messages, from)

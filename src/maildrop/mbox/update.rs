@@ -47,6 +47,12 @@ const STATE_AT: u64 = MAGIC.len() as u64 + 1;
 /// starts with a NUL); as much of it as the old tail has room for.
 const CUT_MARK: &[u8] = b"\0POP3D-CUT\0";
 
+/// As much of `CUT_MARK` as the old tail of `header`'s update has room for
+/// (in u64 first: a tail of 4 GiB or more must not wrap on 32-bit targets).
+fn cut_mark(header: &Header) -> &'static [u8] {
+    &CUT_MARK[..(header.old_len - header.new_len).min(CUT_MARK.len() as u64) as usize]
+}
+
 /// How far an update got, as its journal records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Progress {
@@ -194,7 +200,8 @@ fn write_journal(journal: &Path, header: &Header, pieces: &[Piece], copies: &[u8
         let mut buf = vec![0u8; STORE_BLOCK];
         for &Piece(file, mut pos, end) in pieces {
             while pos < end {
-                let want = buf.len().min((end - pos) as usize);
+                // In u64 first: a span of 4 GiB or more must not wrap on 32-bit targets.
+                let want = (end - pos).min(buf.len() as u64) as usize;
                 let n = read_some_at(file, &mut buf[..want], pos).map_err(Source::Mailbox)?;
                 out.write_all(&buf[..n])?;
                 pos += n as u64;
@@ -288,7 +295,7 @@ fn apply(file: &File, paths: &UpdatePaths, header: &Header) -> Result<(), Maildr
             "journal is shorter than it says",
         )));
     }
-    let mark = &CUT_MARK[..CUT_MARK.len().min((header.old_len - header.new_len) as usize)];
+    let mark = cut_mark(header);
     file.write_all_at(mark, header.new_len)?;
     file.sync_data()?;
     jfile.write_all_at(b"M", STATE_AT).and_then(|_| jfile.sync_data()).map_err(MaildropError::Journal)?;
@@ -369,7 +376,7 @@ pub fn recover(file: &File, paths: &UpdatePaths) -> Result<bool, MaildropError> 
     let cut_done = match header.progress {
         Progress::Pending => false,
         Progress::Marked => {
-            let mark = &CUT_MARK[..CUT_MARK.len().min((header.old_len - header.new_len) as usize)];
+            let mark = cut_mark(&header);
             let mut here = vec![0u8; mark.len()];
             match file.read_exact_at(&mut here, header.new_len) {
                 Ok(()) => here != mark,
@@ -413,7 +420,7 @@ pub fn recover(file: &File, paths: &UpdatePaths) -> Result<bool, MaildropError> 
 
 fn copy_range(src: &File, mut start: u64, end: u64, out: &mut impl Write, buf: &mut [u8]) -> io::Result<()> {
     while start < end {
-        let want = buf.len().min((end - start) as usize);
+        let want = (end - start).min(buf.len() as u64) as usize;
         let n = read_some_at(src, &mut buf[..want], start)?;
         out.write_all(&buf[..n])?;
         start += n as u64;
