@@ -223,7 +223,12 @@ pub fn remove_stale_dotlocks(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten().take(MAX_DOTLOCK_RECORDS) {
         let record = entry.path();
-        let Ok(text) = fs::read(&record) else { continue };
+        // A link planted among the records is not followed (state_dir rule).
+        let read = crate::nofollow::open_state(&record).and_then(|f| {
+            let mut text = Vec::new();
+            f.take(4096).read_to_end(&mut text).map(|_| text)
+        });
+        let Ok(text) = read else { continue };
         // `PID\nDOTLOCK`; anything else is a record cut short by the crash,
         // written before any dotlock was made.
         let Some(nl) = text.iter().position(|&b| b == b'\n') else {
@@ -408,6 +413,28 @@ impl SessionLock {
 mod tests {
     use super::*;
     use crate::testkit::TempDir;
+
+    /// A record planted as a link (to text naming a "dotlock" of a dead
+    /// pop3d) is not followed: the file it names stays.
+    #[test]
+    fn a_linked_dotlock_record_is_not_followed() {
+        let dir = TempDir::new("records-link");
+        let records = dir.join("dotlocks");
+        fs::create_dir(&records).unwrap();
+        let victim = dir.join("victim");
+        let dead = 2_147_483_646;
+        fs::write(&victim, format!("{dead} {}\n", sys::hostname().unwrap())).unwrap();
+        fs::write(temporary_dotlock(&victim, dead as u32), b"x").unwrap();
+        fs::write(dir.join("bait"), format!("{dead}\n{}", victim.display())).unwrap();
+        std::os::unix::fs::symlink(dir.join("bait"), records.join("alice")).unwrap();
+        remove_stale_dotlocks(&records);
+        assert!(victim.exists() && temporary_dotlock(&victim, dead as u32).exists());
+        // The same text in a real record is acted on (the test's control).
+        fs::remove_file(records.join("alice")).unwrap();
+        fs::copy(dir.join("bait"), records.join("alice")).unwrap();
+        remove_stale_dotlocks(&records);
+        assert!(!victim.exists());
+    }
 
     fn records(dir: &TempDir) -> Records {
         Records { dir: Records::dir_in(dir.path()), name: "u".into() }
