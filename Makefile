@@ -25,7 +25,7 @@ ZIGBUILD = TARGET_CFLAGS="-fno-asynchronous-unwind-tables -fno-unwind-tables" RU
 
 CROSS_TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf mipsel-unknown-linux-musl mips-unknown-linux-musl
 
-.PHONY: build run check check-cross test lint bench torture release release-all clean $(addprefix cross-,$(CROSS_TARGETS))
+.PHONY: build run check check-cross test lint bench torture release release-all clean fuzz $(addprefix cross-,$(CROSS_TARGETS))
 
 build:
 	$(CARGO) build --release
@@ -57,14 +57,23 @@ check: lint
 	$(CARGO) test --all-targets
 	$(CARGO) build
 	python3 -m pytest -q tests/interop
+	bash tests/fuzz.sh $(FUZZ_CHECK_SECONDS)
 	$(MAKE) --no-print-directory check-cross
 
 # Static builds under emulation (tests/check-cross.sh says what runs where).
 check-cross:
 	bash tests/check-cross.sh
 
+# Fuzzing (fuzz/, tests/fuzz.sh): every target replays its seed corpus and
+# saved crashes, then runs FUZZ_SECONDS each (`make check`: a few seconds).
+FUZZ_SECONDS ?= 60
+FUZZ_CHECK_SECONDS ?= 3
+fuzz:
+	FUZZ_PROFILE=deep bash tests/fuzz.sh $(FUZZ_SECONDS)
+
 lint:
 	$(CARGO) fmt --check
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 	$(CARGO) clippy --all-targets -- -D warnings
 	python3 tests/structure/check.py src
 

@@ -170,9 +170,27 @@ impl Admission {
             c.pre.iter().filter(|(_, p)| now.duration_since(p.started) >= deadline).map(|(id, _)| *id).collect();
         for id in late {
             if let Some(ip) = c.evict(id) {
-                log::info!("closed a session from {ip}: not logged in within {:.0}s", deadline.as_secs_f64());
+                if crate::loglimit::allow(Some(ip)) {
+                    log::info!("closed a session from {ip}: not logged in within {:.0}s", deadline.as_secs_f64());
+                }
             }
         }
+    }
+
+    /// Closes every session not logged in (SIGTERM); returns how many
+    /// sessions are left, all logged in.
+    pub fn close_waiting(&self) -> usize {
+        let mut c = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting: Vec<u64> = c.pre.keys().copied().collect();
+        for id in waiting {
+            c.evict(id);
+        }
+        c.total
+    }
+
+    /// Sessions running now.
+    pub fn sessions(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 
     /// Sessions now: (all, not logged in).

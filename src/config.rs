@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::limits::MIN_SESSION_TIMEOUT;
+use crate::limits::{MIN_SESSION_TIMEOUT, SHUTDOWN_GRACE};
 use crate::lock::LockMethod;
 use crate::maildrop::Location;
 use crate::maildrop::{FromQuoting, Limits, MboxSettings};
@@ -103,6 +103,8 @@ pub struct Config {
     pub timeout_login: Duration,
     pub timeout_session: Duration,
     pub max_bad_commands: u32,
+    /// SIGTERM: how long logged-in sessions may go on.
+    pub shutdown_grace: Duration,
     /// Addresses are grouped into networks of these prefix lengths for the
     /// failure records and the pre-login budget.
     pub network_prefix_ipv4: u8,
@@ -150,6 +152,7 @@ impl Default for Config {
             timeout_login: Duration::from_secs(60),
             timeout_session: MIN_SESSION_TIMEOUT,
             max_bad_commands: 5,
+            shutdown_grace: SHUTDOWN_GRACE,
             network_prefix_ipv4: 32,
             network_prefix_ipv6: 64,
             policy: Policy::default(),
@@ -282,6 +285,9 @@ impl Config {
             "network_prefix_ipv6" => {
                 self.network_prefix_ipv6 =
                     value.parse().ok().filter(|n| *n <= 128).ok_or_else(|| bad("expected a prefix length 0-128"))?
+            }
+            "shutdown_grace" => {
+                self.shutdown_grace = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
             }
             "max_bad_commands" => {
                 let n = number(value).and_then(|n| u32::try_from(n).ok());

@@ -2,13 +2,15 @@
 
 use std::io::Write;
 use std::net::{IpAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use crate::admission::{Admission, Refused};
 use crate::config::{Config, Listen};
 use crate::limits::{
-    ACCEPT_RETRY, LIMIT_LOG_INTERVAL, LISTEN_BACKLOG, LOGIN_TIME_FACTOR, REAP_GRACE, REAP_INTERVAL,
+    ACCEPT_RETRY, LIMIT_LOG_INTERVAL, LISTEN_BACKLOG, LOGIN_TIME_FACTOR, PAUSE_STEP, REAP_GRACE, REAP_INTERVAL,
     REFUSE_WRITE_TIMEOUT, SESSION_STACK,
 };
 use crate::penalty::Penalties;
@@ -35,16 +37,18 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
         let user = config.user.as_deref().ok_or("started as root without `user` to switch to")?;
         sys::drop_privileges(user)?;
     }
+    sys::no_new_privs().map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
     crate::sasl::load_fake_key_secret(&config.state_dir);
     crate::lock::remove_stale_dotlocks(&crate::lock::Records::dir_in(&config.state_dir));
-    // SIGHUP reloads at once, on a thread of its own, and is logged there.
-    sys::block_sighup().map_err(|e| format!("cannot block SIGHUP: {e}"))?;
+    // SIGHUP and SIGTERM are taken by the main thread, below.
+    sys::block_signals().map_err(|e| format!("cannot block SIGHUP and SIGTERM: {e}"))?;
     let penalties = Arc::new(Penalties::new(config.network_prefix_ipv4, config.network_prefix_ipv6));
     let shared = Arc::new(Shared {
         current: RwLock::new((Arc::new(config), tls)),
         penalties,
         admission: Default::default(),
         last_limit_log: Mutex::new(None),
+        stopping: AtomicBool::new(false),
         reload: Box::new(reload),
     });
     // One deadline for everything before login, however the bytes arrive.
@@ -53,19 +57,38 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
         std::thread::sleep(REAP_INTERVAL);
         let timeout_login = reaper.current().0.timeout_login;
         reaper.admission.reap(timeout_login * LOGIN_TIME_FACTOR + REAP_GRACE);
+        crate::loglimit::summary();
     });
-    let reloader = shared.clone();
-    std::thread::spawn(move || loop {
-        sys::wait_sighup();
-        reloader.reload_now();
-    });
-    let (last, last_listen) = listeners.pop().ok_or("no listen address")?;
+    let mut fds = Vec::new();
     for (l, listen) in listeners {
+        fds.push(l.as_raw_fd());
         let shared = shared.clone();
         std::thread::spawn(move || accept_loop(l, listen, shared));
     }
-    accept_loop(last, last_listen, shared);
+    // SIGHUP reloads at once; SIGTERM stops.
+    while let sys::Signal::Hup = sys::wait_signal() {
+        shared.reload_now();
+    }
+    stop(&shared, &fds);
     Ok(())
+}
+
+/// SIGTERM: stops accepting, closes the sessions not logged in, gives the
+/// others `shutdown_grace` to finish, then ends, never in an UPDATE.
+fn stop(shared: &Shared, listeners: &[RawFd]) {
+    shared.stopping.store(true, Ordering::SeqCst);
+    for &fd in listeners {
+        sys::stop_listening(fd);
+    }
+    let grace = shared.current().0.shutdown_grace;
+    let running = shared.admission.close_waiting();
+    log::info!("SIGTERM: no longer accepting; {running} sessions logged in get up to {}s to finish", grace.as_secs());
+    let deadline = Instant::now() + grace;
+    while shared.admission.sessions() > 0 && Instant::now() < deadline {
+        std::thread::sleep(PAUSE_STEP);
+    }
+    crate::shutdown::end_updates();
+    log::info!("stopped ({} sessions cut off after the grace period)", shared.admission.sessions());
 }
 
 /// The configuration and TLS setup that new sessions get.
@@ -76,6 +99,8 @@ struct Shared {
     penalties: Arc<Penalties>,
     admission: Arc<Admission>,
     last_limit_log: Mutex<Option<Instant>>,
+    /// SIGTERM came: accept errors end the accept loops.
+    stopping: AtomicBool,
     reload: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
 }
 
@@ -113,6 +138,7 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
     loop {
         let (stream, peer) = match listener.accept() {
             Ok(c) => c,
+            Err(_) if shared.stopping.load(Ordering::SeqCst) => return,
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning.
                 log::error!("accept failed: {e}");
@@ -146,7 +172,9 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
             let summary = session::serve(&start, Box::new(stream) as Boxed);
             // The slot is free before the line that says the session ended.
             drop(slot);
-            log::info!("{summary}");
+            if summary.logged_in() || crate::loglimit::allow(Some(peer.ip())) {
+                log::info!("{summary}");
+            }
         });
         if let Err(e) = spawned {
             log::error!("cannot start a session thread: {e}");

@@ -152,3 +152,32 @@ pub const REAP_INTERVAL: Duration = Duration::from_millis(500);
 /// read sees it first and says why (`-ERR autologout`); only one stuck
 /// elsewhere (a TLS handshake dripped a byte at a time) is cut.
 pub const REAP_GRACE: Duration = Duration::from_secs(1);
+
+/// Connection and failure log lines (about sessions that never logged in)
+/// for all clients: a burst of this many, then `LOG_RATE` a second. At most
+/// ~400 bytes a line (client text is cut to `LOG_CLIENT_TEXT`): about 8 KB/s
+/// sustained under any flood, which logd's ring on a router and flash
+/// storage survive.
+pub const LOG_BURST: u32 = 100;
+pub const LOG_RATE: f64 = 20.0;
+
+/// The same per client address: a burst of 10, then one a second.
+pub const LOG_PER_ADDRESS_BURST: u32 = 10;
+pub const LOG_PER_ADDRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Addresses whose log rate is tracked at most (a flood of addresses
+/// cannot grow the table; the global limit still holds).
+pub const LOG_MAX_ADDRESSES: usize = 4_096;
+
+/// How often the count of held-back log lines is logged.
+pub const LOG_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Client text (a user name) in a log line: at most this many bytes, each
+/// escaped to at most 4 characters.
+pub const LOG_CLIENT_TEXT: usize = 64;
+
+/// SIGTERM: sessions already logged in get this long to finish by default
+/// (`shutdown_grace`: a client in the middle of RETR and QUIT completes);
+/// then the daemon ends, after any UPDATE running has finished. Shorter
+/// than the init script's and systemd's wait before SIGKILL (10 s, 90 s).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);

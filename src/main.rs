@@ -3,35 +3,10 @@
 // `unsafe` is allowed in `sys` only (see there).
 #![deny(unsafe_code)]
 
-mod admission;
-mod config;
-mod conn;
-mod daemon;
-mod der;
-mod hex;
-mod limits;
-mod lock;
-mod logging;
-mod maildrop;
-mod nofollow;
-mod parser;
-mod penalty;
-mod perms;
-mod policy;
-mod proxy;
-mod records;
-mod reply;
-mod sasl;
-mod saslprep;
-mod session;
-#[allow(unsafe_code)]
-mod sys;
-mod tls;
-mod transport;
-mod users;
-
-#[cfg(test)]
-mod testkit;
+// The modules are the library's (src/lib.rs), which the fuzz targets use too.
+use pop3d::{
+    config, daemon, limits, lock, logging, loglimit, penalty, perms, sasl, session, sys, tls, transport, users,
+};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -197,8 +172,11 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
     if sys::is_root() {
         sys::drop_privileges(config.user.as_deref().unwrap_or(""))?;
     }
+    sys::no_new_privs().map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
     sasl::load_fake_key_secret(&config.state_dir);
     lock::remove_stale_dotlocks(&lock::Records::dir_in(&config.state_dir));
+    // Each inetd session is a process: the log budget is shared through a file.
+    loglimit::share_through(config.state_dir.join("logbudget"));
     // Each inetd session is a process: failed logins are shared through a file.
     let penalties = penalty::Penalties::in_file(
         config.state_dir.join("penalties"),
@@ -220,12 +198,17 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
     std::thread::spawn(move || {
         std::thread::sleep(deadline + limits::REAP_GRACE);
         if !LOGGED_IN.load(std::sync::atomic::Ordering::SeqCst) {
-            log::info!("session end: not logged in within {}s", deadline.as_secs());
+            if loglimit::allow(None) {
+                log::info!("session end: not logged in within {}s", deadline.as_secs());
+            }
             std::process::exit(0);
         }
     });
     let stdio = transport::Stdio::new().map_err(|e| format!("stdin/stdout: {e}"))?;
-    log::info!("{}", session::serve(&start, Box::new(stdio) as transport::Boxed));
+    let summary = session::serve(&start, Box::new(stdio) as transport::Boxed);
+    if summary.logged_in() || loglimit::allow(start.peer.map(|p| p.ip())) {
+        log::info!("{summary}");
+    }
     Ok(())
 }
 

@@ -145,6 +145,31 @@ pub fn create_temp(path: &Path) -> io::Result<File> {
     OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)
 }
 
+/// Opens (creating it, mode 0600) and locks a state_dir lock file, not
+/// following a link; the lock goes with the returned file.
+pub fn lock_state(path: &Path) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    sys::flock_wait(file.as_raw_fd())?;
+    Ok(file)
+}
+
+/// Replaces a state_dir file with `text` atomically (a temporary file
+/// created anew, then renamed over it).
+pub fn replace_state(path: &Path, text: &str) -> io::Result<()> {
+    let tmp = path.with_extension("new");
+    let mut file = create_temp(&tmp)?;
+    std::io::Write::write_all(&mut file, text.as_bytes())?;
+    std::fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

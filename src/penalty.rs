@@ -410,6 +410,27 @@ mod tests {
     }
 
     #[test]
+    fn links_planted_for_the_record_files_are_never_followed() {
+        let dir = TempDir::new("penalty-links");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let file = dir.join("penalties");
+        for (name, target) in
+            [("penalties", &victim), ("penalties.new", &victim), ("penalties.lock", &dir.join("made"))]
+        {
+            std::os::unix::fs::symlink(target, dir.join(name)).unwrap();
+        }
+        // The lock is a link: the record is this process's alone, and nothing is written through it.
+        assert_eq!(fail(&Penalties::in_file(file.clone(), 32, 64), "192.0.2.1", None), 1);
+        assert!(!dir.join("made").exists());
+        std::fs::remove_file(dir.join("penalties.lock")).unwrap();
+        // The record and its temporary file are links: replaced, not followed.
+        fail(&Penalties::in_file(file.clone(), 32, 64), "192.0.2.1", None);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert!(!std::fs::symlink_metadata(&file).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
     fn the_file_is_shared_between_processes_and_bounded() {
         let dir = TempDir::new("penalties");
         let file = dir.join("penalties");

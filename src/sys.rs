@@ -255,21 +255,22 @@ pub fn drop_privileges(user: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn sighup_set() -> libc::sigset_t {
-    // SAFETY: sigemptyset initialises the zeroed set; sigaddset adds a valid signal.
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the zeroed set; sigaddset adds valid signals.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::sigaddset(&mut set, libc::SIGTERM);
         set
     }
 }
 
-/// Blocks SIGHUP in the calling thread and every thread it starts later, so
-/// that it stays pending for `wait_sighup` instead of ending the process.
-/// Call before starting any thread.
-pub fn block_sighup() -> io::Result<()> {
-    let set = sighup_set();
+/// Blocks SIGHUP and SIGTERM in the calling thread and every thread it
+/// starts later, so that they stay pending for `wait_signal` instead of
+/// ending the process. Call before starting any thread.
+pub fn block_signals() -> io::Result<()> {
+    let set = signal_set();
     // SAFETY: a valid, initialised set; the old mask is not asked for.
     match unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } {
         0 => Ok(()),
@@ -277,13 +278,40 @@ pub fn block_sighup() -> io::Result<()> {
     }
 }
 
-/// Waits until a SIGHUP (blocked by `block_sighup`) arrives.
-pub fn wait_sighup() {
-    let set = sighup_set();
+/// A signal the daemon acts on.
+pub enum Signal {
+    Hup,
+    Term,
+}
+
+/// Waits until SIGHUP or SIGTERM (blocked by `block_signals`) arrives.
+pub fn wait_signal() -> Signal {
+    let set = signal_set();
     let mut sig: libc::c_int = 0;
-    // SAFETY: a valid set and a valid place for the signal number. sigwait
-    // only fails for an invalid set; then the loop asks again.
-    while unsafe { libc::sigwait(&set, &mut sig) } != 0 || sig != libc::SIGHUP {}
+    loop {
+        // SAFETY: a valid set and a valid place for the signal number. sigwait
+        // only fails for an invalid set; then the loop asks again.
+        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            match sig {
+                libc::SIGHUP => return Signal::Hup,
+                libc::SIGTERM => return Signal::Term,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// PR_SET_NO_NEW_PRIVS: nothing this process runs can gain privileges
+/// (setuid binaries, file capabilities), for good.
+pub fn no_new_privs() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(|_| ())
+}
+
+/// Stops a listening socket: an `accept` blocked on it returns at once.
+pub fn stop_listening(fd: RawFd) {
+    // SAFETY: shutdown takes no pointers; on a listening socket it wakes accept.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
 
 // glibc's crypt_r lives in libcrypt (libxcrypt, or glibc's own before 2.38);

@@ -102,6 +102,11 @@ impl Maildrop {
         self.deleted.len()
     }
 
+    /// No messages at login.
+    pub fn is_empty(&self) -> bool {
+        self.deleted.is_empty()
+    }
+
     /// The 0-based index of message `n` unless it does not exist or is
     /// marked deleted.
     fn index(&self, n: u32) -> Option<usize> {

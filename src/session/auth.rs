@@ -93,7 +93,9 @@ impl<T: Transport> Session<'_, T> {
                 self.login(user, Checked { started, result })
             }
             Outcome::Failure(why) => {
-                log::info!("SASL authentication failed: {why}");
+                if crate::loglimit::allow(self.peer.map(|p| p.ip())) {
+                    log::info!("SASL authentication failed: {why}");
+                }
                 self.login(String::new(), Checked { started, result: Ok(false) })
             }
             // The users file could not be read for the exchange: [SYS/TEMP],

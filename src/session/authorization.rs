@@ -141,7 +141,10 @@ impl<T: Transport> Session<'_, T> {
                     (Some(p), Some(ip), Some(slot)) => p.failed(ip, account, slot),
                     _ => 0,
                 };
-                log::info!("login failed for {name:?} ({recent} recent failures from this address)");
+                if crate::loglimit::allow(ip) {
+                    let who = crate::loglimit::client_text(name.as_bytes());
+                    log::info!("login failed for {who} ({recent} recent failures from this address)");
+                }
                 // Counted from the start of the check, so every failure takes
                 // the same time whatever the user's hash scheme (or none).
                 let steps = failures.min(AUTH_FAIL_DELAY_MAX_STEPS);

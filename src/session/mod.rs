@@ -137,12 +137,16 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
             End::Timeout
         }
         io::ErrorKind::UnexpectedEof if s.out.get_ref().is_tls() => {
-            log::info!("{conn_peer} closed the TLS connection without close_notify");
+            if s.logged_in.is_some() || crate::loglimit::allow(s.peer.map(|p| p.ip())) {
+                log::info!("{conn_peer} closed the TLS connection without close_notify");
+            }
             End::Disconnected
         }
         io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => End::Disconnected,
         _ if s.out.get_ref().is_tls() || matches!(s.out.get_ref(), Conn::Gone) => {
-            log::info!("TLS with {conn_peer} failed: {e}");
+            if s.logged_in.is_some() || crate::loglimit::allow(s.peer.map(|p| p.ip())) {
+                log::info!("TLS with {conn_peer} failed: {e}");
+            }
             End::TlsError
         }
         _ => {
@@ -155,25 +159,36 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
         (_, real) => real.map_or_else(|| "stdin".to_string(), |p| p.to_string()),
     };
     let st = &s.stats;
-    Summary(format!(
-        "session end: user={} peer={peer} tls={} retr={}/{} dele={}/{} end={end:?}",
-        s.logged_in.as_deref().unwrap_or("-"),
-        s.out.get_ref().tls_summary(),
-        st.retrieved,
-        st.retrieved_bytes,
-        st.deleted,
-        st.deleted_bytes,
-    ))
+    let logged_in = s.logged_in.is_some();
+    Summary(
+        logged_in,
+        format!(
+            "session end: user={} peer={peer} tls={} retr={}/{} dele={}/{} end={end:?}",
+            s.logged_in.as_deref().unwrap_or("-"),
+            s.out.get_ref().tls_summary(),
+            st.retrieved,
+            st.retrieved_bytes,
+            st.deleted,
+            st.deleted_bytes,
+        ),
+    )
 }
 
 /// The session's one log line (who, from where, TLS, retrieved and deleted,
 /// how it ended), for the caller to log once it has released the session's
 /// resources.
-pub struct Summary(String);
+pub struct Summary(bool, String);
+
+impl Summary {
+    /// Whether the session logged in (its line is never rate limited).
+    pub fn logged_in(&self) -> bool {
+        self.0
+    }
+}
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.1)
     }
 }
 

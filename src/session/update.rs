@@ -4,6 +4,7 @@ use std::io;
 
 use super::authorization::code_of;
 use super::{End, Next, Session, State};
+use crate::reply::Code;
 use crate::transport::Transport;
 
 impl<T: Transport> Session<'_, T> {
@@ -18,6 +19,11 @@ impl<T: Transport> Session<'_, T> {
             log::info!("{user}: {expired} messages expired (EXPIRE {})", expiry.policy.expire);
         }
         let (marked, marked_bytes) = drop.marked();
+        // The daemon ends (SIGTERM) only between UPDATEs, never in one.
+        let Some(_updating) = crate::shutdown::Updating::start() else {
+            self.out.err_code(Code::SysTemp, "server shutting down: nothing deleted, try again")?;
+            return Ok(Next::Close(End::UpdateFailed));
+        };
         // The ids of the messages that stay, for the retrieval records only
         // (100,000 ids are megabytes: not built when EXPIRE is not set).
         let kept: Vec<String> = match expiry.tracks_retrievals() {

@@ -247,7 +247,11 @@ def _chown_tree(path, uid):
     os.chown(path, uid, -1)
     for root, dirs, files in os.walk(path):
         for n in dirs + files:
-            os.lchown(os.path.join(root, n), uid, -1)
+            try:
+                os.lchown(os.path.join(root, n), uid, -1)
+            except FileNotFoundError:
+                pass  # a running daemon's temporary file (scram.secret.new-PID), gone meanwhile
+
 
 
 def protect_users_file(path, run_as):

@@ -148,7 +148,8 @@ def test_openwrt_procd_script_starts_checked_and_reloads_with_hup(env):
     rc, recorded, err = call("start_service")
     assert rc == 0, err
     assert recorded == ["open_instance", "set_param command %s -f %s" % (lib.POP3D_BIN, env.conf),
-                        "set_param respawn 3600 5 5", "set_param stderr 1", "close_instance"], recorded
+                        "set_param respawn 3600 5 5", "set_param stderr 1", "set_param term_timeout 10",
+                        "close_instance"], recorded
     rc, recorded, err = call("reload_service")
     assert rc == 0 and recorded == ["send_signal pop3d * HUP"], (recorded, err)
     env.write_conf(bogus_key="1")

@@ -17,6 +17,10 @@ MAX_CODE_LINES = 500
 
 def module_of(path):
     rel = os.path.relpath(path, SRC)[:-3].split(os.sep)
+    if rel == ["main"]:
+        # The binary's root beside the library's (src/lib.rs): a file of its own, naming the library's
+        # modules as `pop3d::...`.
+        return ("<main>",)
     if rel[-1] in ("mod", "main", "lib"):
         rel = rel[:-1]
     return tuple(rel)
@@ -77,7 +81,7 @@ for mod, text in texts.items():
     is_dir_module = os.path.basename(files[mod]) in ("mod.rs", "main.rs", "lib.rs")
     parent = mod if is_dir_module else mod[:-1]
     for parts in paths(code):
-        if parts[0] == "crate":
+        if parts[0] in ("crate", "pop3d"):
             target = resolve(parts[1:])
         elif parts[0] == "super":
             base, rest = list(parent), parts

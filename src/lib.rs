@@ -1,0 +1,39 @@
+//! pop3d as a library: every module of the server, for the binary (src/main.rs) and the fuzz targets (fuzz/); not a public API.
+//!
+//! The modules, in the order data flows through them, are described in
+//! README.md ("Layout") and DESIGN.md ("Structure").
+
+// `unsafe` is allowed in `sys` only (see there).
+#![deny(unsafe_code)]
+
+pub mod admission;
+pub mod config;
+pub mod conn;
+pub mod daemon;
+pub mod der;
+pub mod hex;
+pub mod limits;
+pub mod lock;
+pub mod logging;
+pub mod loglimit;
+pub mod maildrop;
+pub mod nofollow;
+pub mod parser;
+pub mod penalty;
+pub mod perms;
+pub mod policy;
+pub mod proxy;
+pub mod records;
+pub mod reply;
+pub mod sasl;
+pub mod saslprep;
+pub mod session;
+pub mod shutdown;
+#[allow(unsafe_code)]
+pub mod sys;
+pub mod tls;
+pub mod transport;
+pub mod users;
+
+#[cfg(test)]
+mod testkit;
