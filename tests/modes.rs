@@ -57,7 +57,7 @@ fn config_check_and_version() {
     // still serves everyone else.
     let users = spool.dir.join("users");
     let mut text = std::fs::read_to_string(&users).unwrap();
-    text.push_str("dave:$5$rounds=1$\n");
+    text.push_str("dave:$5$rounds=x$abc$\n");
     std::fs::write(&users, text).unwrap();
     spool.give_to_server();
     let out = pop3d().args(["-t", "-f", good.to_str().unwrap()]).output().unwrap();
