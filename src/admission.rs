@@ -157,7 +157,7 @@ impl Admission {
         let cancelled = Arc::new(AtomicBool::new(false));
         let pre = Pre { ip, net, started: Instant::now(), sock: sock.try_clone().ok(), cancelled: cancelled.clone() };
         c.pre.insert(id, pre);
-        Ok(Ticket { admission: self.clone(), id, ip, cancelled })
+        Ok(Ticket { admission: self.clone(), id, ip: Mutex::new(ip), cancelled })
     }
 
     /// Closes every session that has not logged in within `deadline` of
@@ -205,11 +205,38 @@ impl Admission {
 pub struct Ticket {
     admission: Arc<Admission>,
     id: u64,
-    ip: IpAddr,
+    /// Where the session is counted: its peer, or the client a PROXY
+    /// header named.
+    ip: Mutex<IpAddr>,
     cancelled: Arc<AtomicBool>,
 }
 
 impl Watch for Ticket {
+    fn client(&self, ip: IpAddr, config: &Config) -> bool {
+        let ip = ip.to_canonical();
+        let mut c = self.admission.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counted = self.ip.lock().unwrap_or_else(|e| e.into_inner());
+        if *counted == ip {
+            return true;
+        }
+        let id = self.id;
+        // As at admission: the client's oldest session not logged in makes
+        // way (this one is still counted at the proxy, so it is not among them).
+        if c.per_ip.get(&ip).copied().unwrap_or(0) >= config.max_sessions_per_ip && !c.make_room(|p| p.ip == ip) {
+            return false;
+        }
+        // Still one session: counted at the client instead of the proxy.
+        c.release(*counted);
+        c.total += 1;
+        *c.per_ip.entry(ip).or_insert(0) += 1;
+        if let Some(pre) = c.pre.get_mut(&id) {
+            pre.ip = ip;
+            pre.net = network(ip, config.network_prefix_ipv4, config.network_prefix_ipv6);
+        }
+        *counted = ip;
+        true
+    }
+
     fn logged_in(&self) {
         let mut c = self.admission.inner.lock().unwrap_or_else(|e| e.into_inner());
         c.pre.remove(&self.id);
@@ -226,7 +253,7 @@ impl Drop for Ticket {
         // An evicted session's place was given back when it was closed.
         if !self.cancelled.load(Ordering::SeqCst) {
             c.pre.remove(&self.id);
-            c.release(self.ip);
+            c.release(*self.ip.lock().unwrap_or_else(|e| e.into_inner()));
         }
     }
 }

@@ -113,3 +113,23 @@ fn the_header_before_an_implicit_tls_handshake() {
     let log = d.wait_log("peer=203.0.113.6:7777 (via proxy");
     assert!(log.contains("peer=203.0.113.5:7777 (via proxy") && log.contains("tls=TLSv1_3"), "{log}");
 }
+
+/// Behind a trusted proxy, `max_sessions_per_ip` counts the client each
+/// PROXY header names: a second logged-in session for one client is
+/// refused, another client is not.
+#[test]
+fn behind_a_proxy_the_per_address_limit_counts_each_client() {
+    let spool = Spool::new();
+    let extra = ["proxy_trusted = 127.0.0.1", "max_sessions_per_ip = 1"];
+    let d = Daemon::start_on(&spool, &extra, &["127.0.0.1:0 plaintext=yes"]);
+    let mut first = d.connect();
+    first.send(b"PROXY TCP4 192.0.2.7 127.0.0.1 1000 110\r\n");
+    assert!(first.login("alice", "secret").starts_with("+OK"));
+    let mut second = d.connect();
+    second.send(b"PROXY TCP4 192.0.2.7 127.0.0.1 1001 110\r\n");
+    assert_eq!(second.line(), "-ERR [SYS/TEMP] too many sessions, try again later");
+    let mut other = d.connect();
+    other.send(b"PROXY TCP4 192.0.2.8 127.0.0.1 1002 110\r\n");
+    assert!(other.login("bob", "secret").starts_with("+OK"));
+    assert!(d.wait_log("too many sessions from 192.0.2.7").contains("via 127.0.0.1"));
+}

@@ -44,6 +44,8 @@ pub enum End {
     TlsError,
     /// A malformed PROXY header from a trusted proxy, or one from anyone else.
     BadProxyHeader,
+    /// The client behind a proxy already holds `max_sessions_per_ip`.
+    TooManySessions,
     IoError,
 }
 
@@ -92,6 +94,11 @@ enum Next {
 /// What the caller learns of a session before it ends, and how it closes
 /// one from outside (the daemon's admission, inetd mode's deadline).
 pub trait Watch {
+    /// The session's client is `ip` (the address a trusted proxy's PROXY
+    /// header gave): counted there from now on for the per-address limit.
+    /// False when that address already holds `max_sessions_per_ip`
+    /// sessions that have logged in: the session is to be refused.
+    fn client(&self, ip: std::net::IpAddr, config: &Config) -> bool;
     /// The session has logged in.
     fn logged_in(&self);
     /// The session was closed from outside: stop waiting.

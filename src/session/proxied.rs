@@ -1,10 +1,11 @@
 //! A session behind a load balancer or TLS terminator: the PROXY header (src/proxy.rs) read before the greeting from a trusted proxy, and a header from anyone else refused.
 
-use std::io;
+use std::io::{self, Write};
 
 use super::{End, Session};
 use crate::conn::Conn;
 use crate::proxy;
+use crate::reply::Code;
 use crate::transport::Transport;
 
 impl<T: Transport> Session<'_, T> {
@@ -17,7 +18,18 @@ impl<T: Transport> Session<'_, T> {
         };
         let Conn::Plain(io) = self.out.get_mut() else { return Ok(None) };
         match proxy::read_header(io) {
-            Ok(Some(client)) => self.peer = Some(client),
+            Ok(Some(client)) => {
+                self.peer = Some(client);
+                if let Some(watch) = self.start.watch {
+                    if !watch.client(client.ip(), self.config) {
+                        log::info!("too many sessions from {} (via {via}): refused", client.ip());
+                        self.out.err_code(Code::SysTemp, "too many sessions, try again later")?;
+                        self.out.flush()?;
+                        let _ = self.out.get_mut().close();
+                        return Ok(Some(End::TooManySessions));
+                    }
+                }
+            }
             Ok(None) => {}
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 log::warn!("{e} from trusted proxy {via}: closing");
