@@ -172,7 +172,7 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
             let summary = session::serve(&start, Box::new(stream) as Boxed);
             // The slot is free before the line that says the session ended.
             drop(slot);
-            if summary.logged_in() || crate::loglimit::allow(Some(peer.ip())) {
+            if summary.logged_in() || crate::loglimit::allow(summary.client().or(Some(peer.ip()))) {
                 log::info!("{summary}");
             }
         });

@@ -206,7 +206,7 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
     });
     let stdio = transport::Stdio::new().map_err(|e| format!("stdin/stdout: {e}"))?;
     let summary = session::serve(&start, Box::new(stdio) as transport::Boxed);
-    if summary.logged_in() || loglimit::allow(start.peer.map(|p| p.ip())) {
+    if summary.logged_in() || loglimit::allow(summary.client()) {
         log::info!("{summary}");
     }
     Ok(())

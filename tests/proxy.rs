@@ -133,3 +133,20 @@ fn behind_a_proxy_the_per_address_limit_counts_each_client() {
     assert!(other.login("bob", "secret").starts_with("+OK"));
     assert!(d.wait_log("too many sessions from 192.0.2.7").contains("via 127.0.0.1"));
 }
+
+/// The per-address log budget behind a trusted proxy belongs to each
+/// client, not to the proxy: 30 clients that never log in all get their
+/// session line (one address gets 10 at once).
+#[test]
+fn behind_a_proxy_each_client_has_its_own_log_budget() {
+    let spool = Spool::new();
+    let d = Daemon::start(&spool, &["proxy_trusted = 127.0.0.1"]);
+    for i in 0..30 {
+        let mut c = d.connect();
+        c.send(format!("PROXY TCP4 198.51.100.{i} 127.0.0.1 1000 110\r\n").as_bytes());
+        assert!(c.line().starts_with("+OK POP3"));
+        assert!(c.cmd("QUIT").starts_with("+OK"));
+    }
+    let log = d.wait_log_times("session end: user=-", 30);
+    assert_eq!(log.matches("session end: user=-").count(), 30, "{log}");
+}

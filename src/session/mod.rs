@@ -169,6 +169,7 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
     let logged_in = s.logged_in.is_some();
     Summary(
         logged_in,
+        s.peer.map(|p| p.ip()),
         format!(
             "session end: user={} peer={peer} tls={} retr={}/{} dele={}/{} end={end:?}",
             s.logged_in.as_deref().unwrap_or("-"),
@@ -184,18 +185,24 @@ pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
 /// The session's one log line (who, from where, TLS, retrieved and deleted,
 /// how it ended), for the caller to log once it has released the session's
 /// resources.
-pub struct Summary(bool, String);
+pub struct Summary(bool, Option<std::net::IpAddr>, String);
 
 impl Summary {
     /// Whether the session logged in (its line is never rate limited).
     pub fn logged_in(&self) -> bool {
         self.0
     }
+
+    /// The client's address (behind a trusted proxy, the one its PROXY
+    /// header named), for the per-address log budget.
+    pub fn client(&self) -> Option<std::net::IpAddr> {
+        self.1
+    }
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.1)
+        f.write_str(&self.2)
     }
 }
 
