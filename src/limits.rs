@@ -169,6 +169,11 @@ pub const LOG_PER_ADDRESS_EVERY: Duration = Duration::from_secs(1);
 /// cannot grow the table; the global limit still holds).
 pub const LOG_MAX_ADDRESSES: usize = 4_096;
 
+/// Addresses whose log budget inetd's sessions share through
+/// state_dir/logbudget (rewritten for each line held to it, so kept
+/// small); beyond it a new address is held to the budget for all only.
+pub const LOG_SHARED_ADDRESSES: usize = 256;
+
 /// How often the count of held-back log lines is logged.
 pub const LOG_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
 

@@ -19,7 +19,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::limits::{
     LOG_BURST, LOG_CLIENT_TEXT, LOG_MAX_ADDRESSES, LOG_PER_ADDRESS_BURST, LOG_PER_ADDRESS_EVERY, LOG_RATE,
-    LOG_SUMMARY_INTERVAL,
+    LOG_SHARED_ADDRESSES, LOG_SUMMARY_INTERVAL,
 };
 use crate::nofollow;
 
@@ -66,20 +66,54 @@ fn per_address_rate() -> f64 {
 /// all of them lives in this file in state_dir.
 static SHARED: OnceLock<PathBuf> = OnceLock::new();
 
-/// Keeps the budget for all clients in `path` (inetd mode), read and
-/// replaced under a lock for each line held to it. (The per-address
-/// budget would live and die with the process: there is none.)
+/// Keeps the budgets in `path` (inetd mode), read and replaced under a
+/// lock for each line held to them: the one for all clients, and one for
+/// each address that used some of its own recently (at most
+/// `LOG_SHARED_ADDRESSES`; a full bucket is the same as none).
 pub fn share_through(path: PathBuf) {
     let _ = SHARED.set(path);
 }
 
-/// `allow` through the shared file: `tokens at_ms suppressed since_ms`.
-/// A file that cannot be used lets the line through (logged, not lost).
-fn allow_shared(path: &Path) -> bool {
+/// `allow` through the shared file: a first line `tokens at_ms
+/// suppressed since_ms` for all clients, then `address tokens at_ms` for
+/// each address with a bucket not full. A file that cannot be used lets
+/// the line through (logged, not lost).
+fn allow_shared(path: &Path, ip: Option<IpAddr>) -> bool {
     let Ok(_lock) = nofollow::lock_state(&path.with_extension("lock")) else { return true };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let text = nofollow::read_state(path).unwrap_or_default();
-    let mut fields = text.split_whitespace().map(|w| w.parse::<f64>().ok());
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    // Every address's bucket as of now; full ones are dropped.
+    let burst = f64::from(LOG_PER_ADDRESS_BURST);
+    let mut addresses: Vec<(IpAddr, f64)> = rest
+        .lines()
+        .filter_map(|line| {
+            let mut w = line.split_whitespace();
+            let (ip, tokens, at) =
+                (w.next()?.parse().ok()?, w.next()?.parse::<f64>().ok()?, w.next()?.parse::<u64>().ok()?);
+            let tokens = (tokens + now.saturating_sub(at.min(now)) as f64 / 1000.0 * per_address_rate()).min(burst);
+            (tokens.is_finite() && tokens < burst).then_some((ip, tokens.max(0.0)))
+        })
+        .take(LOG_SHARED_ADDRESSES)
+        .collect();
+    let known = addresses.len();
+    let address_ok = match ip.map(|ip| ip.to_canonical()) {
+        None => true,
+        Some(ip) => match addresses.iter_mut().find(|(a, _)| *a == ip) {
+            Some((_, tokens)) if *tokens >= 1.0 => {
+                *tokens -= 1.0;
+                true
+            }
+            Some(_) => false,
+            // No room to remember it: only the budget for all holds it.
+            None if known >= LOG_SHARED_ADDRESSES => true,
+            None => {
+                addresses.push((ip, burst - 1.0));
+                true
+            }
+        },
+    };
+    let mut fields = first.split_whitespace().map(|w| w.parse::<f64>().ok());
     let mut next = || fields.next().flatten().filter(|v| v.is_finite() && *v >= 0.0);
     let (tokens, at, suppressed, since) = (next(), next(), next(), next());
     let at = at.map_or(now, |a| (a as u64).min(now));
@@ -87,7 +121,7 @@ fn allow_shared(path: &Path) -> bool {
     let mut tokens = tokens.map_or(f64::from(LOG_BURST), |t| (t + refill).min(f64::from(LOG_BURST)));
     let mut suppressed = suppressed.unwrap_or(0.0) as u64;
     let mut since = since.map_or(now, |s| s as u64);
-    let ok = tokens >= 1.0;
+    let ok = address_ok && tokens >= 1.0;
     if ok {
         tokens -= 1.0;
         if suppressed > 0 && now.saturating_sub(since) >= LOG_SUMMARY_INTERVAL.as_millis() as u64 {
@@ -102,7 +136,11 @@ fn allow_shared(path: &Path) -> bool {
         }
         suppressed += 1;
     }
-    let _ = nofollow::replace_state(path, &format!("{tokens:.3} {now} {suppressed} {since}\n"));
+    let mut text = format!("{tokens:.3} {now} {suppressed} {since}\n");
+    for (ip, tokens) in &addresses {
+        text.push_str(&format!("{ip} {tokens:.3} {now}\n"));
+    }
+    let _ = nofollow::replace_state(path, &text);
     ok
 }
 
@@ -110,7 +148,7 @@ fn allow_shared(path: &Path) -> bool {
 /// logged now; if not, it is counted for the next summary.
 pub fn allow(ip: Option<IpAddr>) -> bool {
     if let Some(path) = SHARED.get() {
-        return allow_shared(path);
+        return allow_shared(path, ip);
     }
     let mut guard = LIMITER.lock().unwrap_or_else(|e| e.into_inner());
     let now = Instant::now();
@@ -211,4 +249,25 @@ mod tests {
         // Other tests share the global bucket: this address gets its burst at most.
         assert!(allowed as u32 <= LOG_PER_ADDRESS_BURST + 1, "{allowed}");
     }
+
+    /// inetd's sessions share the per-address budgets too: one address
+    /// gets its burst across "processes" (calls that reread the file),
+    /// another address its own, and the file stays bounded.
+    #[test]
+    fn the_shared_file_holds_each_address_to_its_own_budget() {
+        let dir = crate::testkit::TempDir::new("logbudget");
+        let path = dir.join("logbudget");
+        let (one, two): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let first = (0..30).filter(|_| allow_shared(&path, Some(one))).count();
+        assert_eq!(first as u32, LOG_PER_ADDRESS_BURST, "one address: its burst, then held back");
+        let second = (0..5).filter(|_| allow_shared(&path, Some(two))).count();
+        assert_eq!(second, 5, "another address has a budget of its own");
+        for i in 0..(LOG_SHARED_ADDRESSES + 50) {
+            let ip = IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
+            allow_shared(&path, Some(ip));
+        }
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines <= LOG_SHARED_ADDRESSES + 1, "{lines} lines");
+    }
 }
+
