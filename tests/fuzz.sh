@@ -45,7 +45,14 @@ for t in "${targets[@]}"; do
     "$bin" -runs=0 "corpus/$t" "regressions/$t" 2>"artifacts/$t.log" || { cat "artifacts/$t.log" >&2; exit 1; }
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    if ! "$bin" -max_total_time="$seconds" -timeout=10 -artifact_prefix="artifacts/$t-" "$work" "corpus/$t" \
+    # FUZZ_RUNS (make check): that many inputs from a fixed seed, the same on every machine, so a check
+    # never turns red by chance; otherwise (make fuzz) random, for the given time.
+    if [ -n "${FUZZ_RUNS:-}" ]; then
+        budget=(-runs="$FUZZ_RUNS" -seed=1)
+    else
+        budget=(-max_total_time="$seconds")
+    fi
+    if ! "$bin" "${budget[@]}" -timeout=10 -artifact_prefix="artifacts/$t-" "$work" "corpus/$t" \
         2>"artifacts/$t.log"; then
         tail -40 "artifacts/$t.log" >&2
         echo "fuzz: $t found a crash (fuzz/artifacts/$t-*)" >&2

@@ -50,7 +50,8 @@ fuzz_target!(|data: &[u8]| {
         let sub = if which & 1 == 0 { "new" } else { "cur" };
         let path = maildir.join(sub).join(std::ffi::OsStr::from_bytes(name));
         if std::fs::write(&path, content).is_ok() && !name.starts_with(b".") {
-            uniques.insert(name.split(|&b| b == b':').next().unwrap().to_vec());
+            // The unique part ends at the info separator, `:` or `;` (FAT/SMB).
+            uniques.insert(name.split(|&b| b == b':' || b == b';').next().unwrap().to_vec());
         }
     }
     // No index cache from an earlier run: every run scans.
