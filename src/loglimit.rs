@@ -270,4 +270,3 @@ mod tests {
         assert!(lines <= LOG_SHARED_ADDRESSES + 1, "{lines} lines");
     }
 }
-
