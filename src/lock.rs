@@ -395,16 +395,7 @@ impl SessionLock {
     /// Ok(None) when another session holds it.
     pub fn try_acquire(state_dir: &Path, user: &str) -> io::Result<Option<SessionLock>> {
         let path = state_dir.join(format!("{user}.session"));
-        // A link planted there is not followed (a dangling one would make us
-        // create its target).
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)?;
+        let file = crate::nofollow::open_lock(&path)?;
         Ok(flock(&file, true)?.then_some(SessionLock { _file: file }))
     }
 }

@@ -145,18 +145,24 @@ pub fn create_temp(path: &Path) -> io::Result<File> {
     OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)
 }
 
-/// Opens (creating it, mode 0600) and locks a state_dir lock file, not
-/// following a link; the lock goes with the returned file.
-pub fn lock_state(path: &Path) -> io::Result<File> {
-    use std::os::fd::AsRawFd;
-    let file = OpenOptions::new()
+/// Opens (creating it, mode 0600) a state_dir lock file, not following a
+/// link (a dangling one would make us create its target) and not blocking
+/// on a FIFO.
+pub fn open_lock(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
+        .open(path)
+}
+
+/// `open_lock`, then waits for its lock; the lock goes with the returned file.
+pub fn lock_state(path: &Path) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    let file = open_lock(path)?;
     sys::flock_wait(file.as_raw_fd())?;
     Ok(file)
 }

@@ -25,11 +25,8 @@
 //! the login deadline ends the session).
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -39,7 +36,6 @@ use crate::limits::{
     PENALTY_HALF_LIFE, PENALTY_MAX_ADDRESSES,
 };
 use crate::nofollow;
-use crate::sys;
 
 /// What a record is kept for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -215,15 +211,7 @@ impl Penalties {
             return f(&mut table, now_ms());
         };
         let lock_path = path.with_extension("lock");
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&lock_path)
-            .and_then(|l| sys::flock_wait(l.as_raw_fd()).map(|_| l));
+        let lock = nofollow::lock_state(&lock_path);
         if let Err(e) = &lock {
             log::warn!("{}: {e}; failed logins are not shared with other sessions now", lock_path.display());
             return f(&mut table, now_ms());
