@@ -6,6 +6,7 @@
 // `unsafe` is allowed in `sys` only (see there).
 #![deny(unsafe_code)]
 
+pub mod accounts;
 pub mod admission;
 pub mod config;
 pub mod conn;
@@ -22,6 +23,7 @@ pub mod parser;
 pub mod penalty;
 pub mod perms;
 pub mod policy;
+pub mod privsep;
 pub mod proxy;
 pub mod records;
 pub mod reply;
