@@ -49,7 +49,7 @@ const DUMMY_SETTING: &str = "$6$pop3dnobodysalt$";
 pub fn check(files: &Files, name: &str, password: &[u8], today: i64) -> io::Result<Result<Account, Refusal>> {
     let passwd = std::fs::read_to_string(&files.passwd)?;
     let shadow = std::fs::read_to_string(&files.shadow)?;
-    let account = find(&passwd, name).and_then(|p| parse_passwd(p));
+    let account = find(&passwd, name).and_then(parse_passwd);
     let entry = find(&shadow, name).map(Shadow::parse);
     // The setting hashed when this user cannot log in: the first usable
     // hash of the file has the cost real users have.
