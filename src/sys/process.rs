@@ -130,3 +130,19 @@ pub fn own_dir_at(dir: BorrowedFd<'_>, name: &str, uid: u32, gid: u32, mode: u32
     check(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) })?;
     Ok(fd)
 }
+
+/// Waits until `a` or `b` is readable (or closed): which of them are.
+pub fn poll_either(a: RawFd, b: RawFd) -> io::Result<(bool, bool)> {
+    let mut fds = [
+        libc::pollfd { fd: a, events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: b, events: libc::POLLIN, revents: 0 },
+    ];
+    loop {
+        // SAFETY: poll reads and writes the two pollfd structs we own; no timeout.
+        match check(unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) }) {
+            Ok(_) => return Ok((fds[0].revents != 0, fds[1].revents != 0)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
