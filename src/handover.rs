@@ -12,10 +12,11 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::inetd::{self, Split};
-use crate::limits::MAX_AUTH_FAILURES;
+use crate::limits::{LOGIN_TIME_FACTOR, MAX_AUTH_FAILURES, REAP_GRACE};
 use crate::privsep::{self, Helper, Serving};
 use crate::relay::Relay;
 use crate::sys::{self, process};
@@ -46,8 +47,14 @@ pub fn serve(config: &Config, implicit_tls: bool) -> Result<(), String> {
         }
         process::Forked::Parent(child) => {
             drop((session_end, relay_end));
-            let login =
-                privsep::serve(&helper_end, &config.account_files, Serving::OneSession { checks: MAX_AUTH_FAILURES });
+            let login = privsep::serve(
+                &helper_end,
+                &config.account_files,
+                Serving::OneSession {
+                    checks: MAX_AUTH_FAILURES,
+                    until: Instant::now() + config.timeout_login * LOGIN_TIME_FACTOR + REAP_GRACE,
+                },
+            );
             drop(helper_end);
             let result = match login {
                 Some((name, account)) => as_the_user(config, &state, name, account, user_end),
