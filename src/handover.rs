@@ -47,6 +47,9 @@ pub fn serve(config: &Config, implicit_tls: bool) -> Result<(), String> {
         }
         process::Forked::Parent(child) => {
             drop((session_end, relay_end));
+            // The client is the child's: this process keeps only its address, for the log.
+            let peer = sys::peer_addr(0);
+            process::release_stdio().map_err(|e| format!("stdin/stdout: {e}"))?;
             let login = privsep::serve(
                 &helper_end,
                 &config.account_files,
@@ -57,7 +60,7 @@ pub fn serve(config: &Config, implicit_tls: bool) -> Result<(), String> {
             );
             drop(helper_end);
             let result = match login {
-                Some((name, account)) => as_the_user(config, &state, name, account, user_end),
+                Some((name, account)) => as_the_user(config, &state, peer, (name, account), user_end),
                 None => Ok(()),
             };
             process::wait(child);
@@ -88,8 +91,8 @@ fn pre_login(
 fn as_the_user(
     config: &Config,
     state: &OwnedFd,
-    name: String,
-    account: crate::accounts::Account,
+    peer: Option<std::net::SocketAddr>,
+    (name, account): (String, crate::accounts::Account),
     relay: UnixStream,
 ) -> Result<(), String> {
     let users = sys::open_dir_at(state.as_fd(), "users".as_ref()).map_err(|e| state_error(config, "users", e))?;
@@ -106,7 +109,7 @@ fn as_the_user(
         tls: None,
         implicit_tls: false,
         plaintext: own.plaintext_auth,
-        peer: sys::peer_addr(0),
+        peer,
         penalties: None,
         watch: None,
         helper: None,
