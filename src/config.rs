@@ -458,17 +458,19 @@ impl Config {
     pub fn mailbox_fixed_dir(&self, home: &str) -> PathBuf {
         let template = self.mailbox.strip_prefix("maildir:").or_else(|| self.mailbox.strip_prefix("mbox:"));
         let template = template.unwrap_or(&self.mailbox);
-        let (a, b) = (expand(template, "a", home), expand(template, "b", home));
+        // The components that change with neither the name nor the home:
+        // a home's own directories are its user's, like a name's.
+        let a = expand(template, "a", home);
+        let (b, c) = (expand(template, "b", home), expand(template, "a", &format!("{home}/+")));
         let mut fixed = PathBuf::new();
-        for (x, y) in a.components().zip(b.components()) {
-            if x != y {
+        for ((x, y), z) in a.components().zip(b.components()).zip(c.components()) {
+            if x != y || x != z {
                 break;
             }
             fixed.push(x);
         }
         if fixed == a {
-            // Only the home changes it (or nothing: refused by `set`): the
-            // last component is the user's.
+            // Nothing changes it (refused by `set`): the last component is the user's.
             fixed.pop();
         }
         fixed
@@ -659,7 +661,9 @@ mod tests {
         assert_eq!(c.mailbox_fixed_dir("/home/ann"), PathBuf::from("/home/ann"), "nothing below the home is followed");
         c.set("mailbox", "%h/mail/%u").unwrap();
         assert_eq!(c.location("ann", "/srv/ann"), Location::Mbox("/srv/ann/mail/ann".into()));
-        assert_eq!(c.mailbox_fixed_dir("/srv/ann"), PathBuf::from("/srv/ann/mail"));
+        assert_eq!(c.mailbox_fixed_dir("/srv/ann"), PathBuf::from("/srv/ann"), "the user's mail/ is no followed link");
+        c.set("mailbox", "%h/mail/inbox").unwrap();
+        assert_eq!(c.mailbox_fixed_dir("/home/ann"), PathBuf::from("/home/ann"));
         assert!(c.set("mailbox", "%%h/x").is_err(), "a literal %h changes nothing");
         assert!(Config::parse("accounts = pam\n").is_err());
         let state = std::env::temp_dir();

@@ -200,7 +200,7 @@ fn the_daemon_serves_the_debian_layout_and_refuses_a_private_mailbox_clearly() {
     let mut c = d.connect();
     c.line();
     assert!(c.user_pass(&ben.name, "sys-pw").starts_with("-ERR [SYS/PERM]"));
-    d.wait_log(&format!("it belongs to uid {}, not to the account's uid {}", ann.uid, ben.uid));
+    d.wait_log(&format!("mailbox belongs to uid {}, not to the account's uid {}", ann.uid, ben.uid));
 }
 
 #[test]

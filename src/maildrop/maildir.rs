@@ -89,7 +89,12 @@ impl Maildir {
     /// on the wire, except what the listing saved at `saved` (see
     /// `maildir_index`) still knows. No link is followed below `fixed` (see
     /// `nofollow`).
-    pub fn open(root: PathBuf, fixed: &Path, limits: &Limits, saved: &Path) -> Result<Maildir, MaildropError> {
+    pub fn open(
+        root: PathBuf,
+        fixed: &Path,
+        (limits, owner): (&Limits, Option<u32>),
+        saved: &Path,
+    ) -> Result<Maildir, MaildropError> {
         let mut drop = Maildir {
             root,
             dirs: [None, None],
@@ -111,6 +116,7 @@ impl Maildir {
             }
             Err(e) => return Err(e.into()),
         };
+        super::store::check_owner(&root_fd, owner)?;
         for (k, subdir) in SUBDIRS.iter().enumerate() {
             drop.dirs[k] = match sys::open_dir_at(root_fd.as_fd(), OsStr::new(subdir)) {
                 Ok(fd) => Some(fd),

@@ -89,9 +89,22 @@ impl Maildrop {
         limits: &Limits,
         mbox: &MboxSettings,
     ) -> Result<Maildrop, MaildropError> {
+        Maildrop::open_owned(fixed, location, state, (limits, mbox), None)
+    }
+
+    /// `open_below`, refusing a mailbox (the mbox or the Maildir directory,
+    /// as opened: no path is looked at twice) that does not belong to
+    /// `owner` when one is given (system accounts).
+    pub fn open_owned(
+        fixed: &Path,
+        location: Location,
+        state: StatePaths,
+        (limits, mbox): (&Limits, &MboxSettings),
+        owner: Option<u32>,
+    ) -> Result<Maildrop, MaildropError> {
         let store = match location {
-            Location::Mbox(path) => Store::Mbox(Mbox::open(path, fixed.to_path_buf(), state, mbox, limits)?),
-            Location::Maildir(path) => Store::Maildir(Maildir::open(path, fixed, limits, &state.index)?),
+            Location::Mbox(path) => Store::Mbox(Mbox::open(path, fixed.to_path_buf(), state, mbox, (limits, owner))?),
+            Location::Maildir(path) => Store::Maildir(Maildir::open(path, fixed, (limits, owner), &state.index)?),
         };
         let deleted = vec![false; store.messages().len()];
         Ok(Maildrop { store, deleted, x_uidl: Vec::new(), workarounds: Workarounds::default(), eoh_added: Vec::new() })

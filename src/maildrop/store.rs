@@ -28,12 +28,15 @@ pub enum MaildropError {
     /// The update journal in `state_dir` could not be written or read
     /// (typically a full filesystem there; the log names the path).
     Journal(io::Error),
+    /// A system account's mailbox (the file or directory opened) belongs to
+    /// another uid ([SYS/PERM]).
+    Foreign { owner: u32, account: u32 },
 }
 
 impl MaildropError {
     /// True for problems that go away by themselves ([SYS/TEMP]).
     pub fn is_temporary(&self) -> bool {
-        !matches!(self, MaildropError::TooLarge(_) | MaildropError::Corrupt(_))
+        !matches!(self, MaildropError::TooLarge(_) | MaildropError::Corrupt(_) | MaildropError::Foreign { .. })
     }
 }
 
@@ -46,7 +49,21 @@ impl std::fmt::Display for MaildropError {
             MaildropError::Changed => write!(f, "mailbox was changed by another program during the session"),
             MaildropError::Io(e) => write!(f, "mailbox I/O error: {e}"),
             MaildropError::Journal(e) => write!(f, "update journal in state_dir unusable: {e}"),
+            MaildropError::Foreign { owner, account } => {
+                write!(f, "mailbox belongs to uid {owner}, not to the account's uid {account}")
+            }
         }
+    }
+}
+
+/// Refuses an opened mailbox not owned by `owner` (when given).
+pub fn check_owner(opened: &impl std::os::fd::AsFd, owner: Option<u32>) -> Result<(), MaildropError> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(account) = owner else { return Ok(()) };
+    let file = std::fs::File::from(opened.as_fd().try_clone_to_owned()?);
+    match file.metadata()?.uid() {
+        uid if uid == account => Ok(()),
+        uid => Err(MaildropError::Foreign { owner: uid, account }),
     }
 }
 

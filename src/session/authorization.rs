@@ -216,11 +216,9 @@ impl<T: Transport> Session<'_, T> {
         };
         let fixed = self.config.mailbox_fixed_dir(self.home());
         let location = self.config.location(&name, self.home());
-        if let Err(why) = self.owned_by_account(&location) {
-            log::error!("cannot open maildrop of {name}: {why} (maildrop {location})");
-            return self.out.err_code(Code::SysPerm, MAILDROP_UNAVAILABLE).map(|_| Next::Continue);
-        }
-        match Maildrop::open_below(&fixed, location.clone(), state, &self.config.limits, &self.config.mbox) {
+        let owner = self.account.as_ref().map(|a| a.uid);
+        let settings = (&self.config.limits, &self.config.mbox);
+        match Maildrop::open_owned(&fixed, location.clone(), state, settings, owner) {
             Ok(mut drop) => {
                 drop.set_maildir_separator(self.config.maildir_info_separator);
                 drop.set_workarounds(self.config.workarounds);

@@ -1,11 +1,10 @@
-//! A session with a system account: its home for `%h`, the mailbox owner check, the permissions hint, and what the relay on the other side of a hand-over needs.
+//! A session with a system account: its home for `%h`, the permissions hint, and the hand-over to the relay.
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
 
 use super::Session;
 use crate::conn::Relayed;
-use crate::maildrop::{Location, MaildropError};
+use crate::maildrop::MaildropError;
 use crate::transport::Transport;
 
 /// inetd mode with system accounts: after a successful check the helper's
@@ -19,21 +18,6 @@ impl<T: Transport> Session<'_, T> {
     /// The account's home directory (`%h`); empty for users-file accounts.
     pub(super) fn home(&self) -> &str {
         self.account.as_ref().map_or("", |a| a.home.as_str())
-    }
-
-    /// A system account's mailbox must be its own: a file of another uid at
-    /// that path (a link is refused later anyway) is never served.
-    pub(super) fn owned_by_account(&self, location: &Location) -> Result<(), String> {
-        let Some(account) = &self.account else { return Ok(()) };
-        let path = match location {
-            Location::Mbox(p) | Location::Maildir(p) => p,
-        };
-        match std::fs::symlink_metadata(path) {
-            Ok(m) if m.uid() != account.uid => {
-                Err(format!("it belongs to uid {}, not to the account's uid {}", m.uid(), account.uid))
-            }
-            _ => Ok(()),
-        }
     }
 
     /// For the log: what a system account's mailbox needs when the daemon's

@@ -63,7 +63,7 @@ impl Mbox {
         fixed: PathBuf,
         state: StatePaths,
         settings: &MboxSettings,
-        limits: &Limits,
+        (limits, owner): (&Limits, Option<u32>),
     ) -> Result<Mbox, MaildropError> {
         let recovering = nofollow::state_exists(&state.journal);
         let mut mbox =
@@ -73,6 +73,7 @@ impl Mbox {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(mbox),
             Err(e) => return Err(e.into()),
         };
+        super::store::check_owner(&file, owner)?;
         {
             let (locking, timeout, records) = (&settings.locking, settings.lock_timeout, &mbox.state.dotlocks);
             let _lock = MboxLock::acquire(&mbox.path, &file, locking, recovering, timeout, records)?;
