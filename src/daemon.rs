@@ -226,12 +226,14 @@ fn spawn_helper(config: &Config) -> Result<Helper, String> {
     match process::fork().map_err(|e| format!("cannot fork the credentials helper: {e}"))? {
         process::Forked::Child => {
             drop(ours);
+            // `killall -HUP pop3d` reloads the daemon; it must not end its helper.
+            process::ignore_hangups();
             privsep::serve(&theirs, &config.account_files, privsep::Serving::Daemon);
             process::exit_now(0)
         }
         process::Forked::Parent(pid) => {
             log::info!("credentials helper for system accounts started (pid {pid})");
-            Ok(Helper::new(ours))
+            Ok(Helper::new(ours, true))
         }
     }
 }

@@ -50,18 +50,21 @@ pub fn serve(config: &Config, implicit_tls: bool) -> Result<(), String> {
             // The client is the child's: this process keeps only its address, for the log.
             let peer = sys::peer_addr(0);
             process::release_stdio().map_err(|e| format!("stdin/stdout: {e}"))?;
-            let login = privsep::serve(
-                &helper_end,
-                &config.account_files,
-                Serving::OneSession {
-                    checks: MAX_AUTH_FAILURES,
-                    until: Instant::now() + config.timeout_login * LOGIN_TIME_FACTOR + REAP_GRACE,
-                },
-            );
+            let until = Instant::now() + config.timeout_login * LOGIN_TIME_FACTOR + REAP_GRACE;
+            let serving = Serving::OneSession { checks: MAX_AUTH_FAILURES, until };
+            let login = privsep::serve(&helper_end, &config.account_files, serving);
             drop(helper_end);
             let result = match login {
                 Some((name, account)) => as_the_user(config, &state, peer, (name, account), user_end),
-                None => Ok(()),
+                None => {
+                    // No login: nothing left to do as root. A child past its
+                    // deadline (stopped, or stuck) is ended.
+                    process::switch_to(uid, gid)?;
+                    if Instant::now() >= until {
+                        process::kill(child);
+                    }
+                    Ok(())
+                }
             };
             process::wait(child);
             result
@@ -81,7 +84,7 @@ fn pre_login(
     sys::drop_privileges(user)?;
     let mut shared = config.clone();
     shared.state_dir = config.state_dir.join("shared");
-    let helper = Helper::new(helper);
+    let helper = Helper::new(helper, false);
     let relay = Relay { session: relay, client_fd: 0, timeout: config.timeout_session };
     inetd::serve(&shared, tls.as_ref(), implicit_tls, Some(Split { helper: &helper, relay: &relay }))
 }
@@ -123,17 +126,10 @@ fn as_the_user(
 
 /// state_dir, opened without following a link; root's own in this mode.
 fn open_dir(dir: &Path) -> Result<OwnedFd, String> {
-    use std::os::unix::fs::MetadataExt;
     let fd = sys::open_dir_at(std::fs::File::open("/").map_err(|e| e.to_string())?.as_fd(), dir.as_os_str())
         .map_err(|e| format!("state_dir {}: {e}", dir.display()))?;
     let m = std::fs::File::from(fd.try_clone().map_err(|e| e.to_string())?).metadata().map_err(|e| e.to_string())?;
-    if m.uid() != 0 || m.mode() & 0o022 != 0 {
-        return Err(format!(
-            "state_dir {}: with `accounts = system` and -i it must be root's and writable by nobody else \
-             (`chown root: {0}; chmod 0711 {0}`): each user's session keeps its state below it",
-            dir.display()
-        ));
-    }
+    crate::perms::root_state_dir(dir, &m)?;
     Ok(fd)
 }
 

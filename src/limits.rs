@@ -191,18 +191,38 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 /// after the same work); crypt(3) implementations bound theirs too.
 pub const MAX_PASSWORD: usize = 1_024;
 
+/// passwd and shadow are read whole at each check; a larger one is refused.
+pub const ACCOUNT_FILE_MAX: u64 = 16 << 20;
+
 /// One message to or from the credentials helper: a request is a name of
 /// at most `MAX_USER_NAME` octets and a password of at most `MAX_PASSWORD`;
 /// an answer carries a home directory (at most 4 KiB in passwd, PATH_MAX).
 pub const HELPER_MESSAGE: usize = 8 + MAX_USER_NAME + MAX_PASSWORD + 4_096;
 
-/// Failed checks the helper answers at once; each one after them comes
-/// `HELPER_FAILURE_SPACING` after the last, whoever asks (a session
-/// process that bypasses its own delays gains nothing). A quiet spell of
-/// burst times spacing gives the burst back.
-pub const HELPER_FAILURE_BURST: u32 = 20;
-pub const HELPER_FAILURE_SPACING: Duration = Duration::from_millis(250);
+/// Failed checks of one user name the helper answers at once; each one
+/// after them comes `HELPER_NAME_SPACING` after the last, whoever asks (a
+/// session process that bypasses its own delays gains nothing: about
+/// 43,000 guesses a day per name at most, as the per-account penalty
+/// allows remote clients). A quiet spell of burst times spacing gives the
+/// burst back.
+pub const HELPER_NAME_BURST: u32 = 10;
+pub const HELPER_NAME_SPACING: Duration = Duration::from_secs(2);
+
+/// Failed checks of all names together: beyond this burst, one per
+/// `HELPER_FAILURE_SPACING` (50 a second), so only a flood slows the good
+/// logins queued behind it.
+pub const HELPER_FAILURE_BURST: u32 = 100;
+pub const HELPER_FAILURE_SPACING: Duration = Duration::from_millis(20);
+
+/// User names whose failures the helper remembers (the ones quiet longest
+/// are forgotten first when it is full).
+pub const HELPER_NAMES: usize = 1_024;
 
 /// How long a session waits for the helper's answer: beyond a check's
 /// hash, the helper may be spacing failures of other sessions.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// inetd mode with system accounts: client bytes the relay holds for the
+/// user's session before it stops reading the client (a pipelining client
+/// that does not read its answers waits, instead of growing this).
+pub const RELAY_BUFFER: usize = 256 * 1024;

@@ -36,13 +36,20 @@ fn daemon_user(config: &Config) -> Result<DaemonUser, String> {
 pub fn check(config: &Config, config_file: Option<&Path>, inetd: bool) -> Result<(), String> {
     let user = daemon_user(config)?;
     let system = config.accounts == AccountSource::System;
-    if !(system && inetd && user.switches) {
+    if system && inetd && user.switches {
+        let m = std::fs::metadata(&config.state_dir)
+            .map_err(|e| format!("state_dir {}: {e}", config.state_dir.display()))?;
+        root_state_dir(&config.state_dir, &m)?;
+    } else {
         check_state_dir(&config.state_dir, &user).map_err(|e| match system && user.switches {
             true => format!("{e} (for -i with system accounts state_dir is root's: check with `pop3d -i -t`)"),
             false => e,
         })?;
     }
-    if !system {
+    if system {
+        check_account_file("passwd_file", &config.account_files.passwd, &user, false)?;
+        check_account_file("shadow_file", &config.account_files.shadow, &user, true)?;
+    } else {
         check_users_file(&config.users_file, &user)?;
     }
     if let Some(file) = config_file {
@@ -96,6 +103,38 @@ fn check_users_file(file: &Path, user: &DaemonUser) -> Result<(), String> {
              `chown root:{} {f}; chmod 0640 {f}`",
             user.name, user.gid
         ));
+    }
+    Ok(())
+}
+
+/// inetd mode with system accounts: state_dir is root's and writable by
+/// nobody else, since root makes each user's directory in it (`handover`).
+pub fn root_state_dir(dir: &Path, m: &std::fs::Metadata) -> Result<(), String> {
+    if m.uid() != 0 || m.mode() & 0o022 != 0 || !m.is_dir() {
+        return Err(format!(
+            "state_dir {0}: with `accounts = system` and -i it must be a directory of root's, writable by \
+             nobody else (`chown root: {0}; chmod 0711 {0}`): each user's session keeps its state below it",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// passwd and shadow decide who logs in as which uid: root's when pop3d
+/// starts as root, writable by nobody else; shadow readable by no one but
+/// its owner and group.
+fn check_account_file(key: &str, file: &Path, user: &DaemonUser, secret: bool) -> Result<(), String> {
+    let f = file.display();
+    let m = std::fs::metadata(file).map_err(|e| format!("{key} {f}: {e}"))?;
+    let mode = m.mode() & 0o7777;
+    if user.switches && m.uid() != 0 {
+        return Err(format!("{key} {f} belongs to uid {}, not to root: `chown root {f}`", m.uid()));
+    }
+    if mode & 0o022 != 0 {
+        return Err(format!("{key} {f} is writable by others (mode {mode:04o}): `chmod go-w {f}`"));
+    }
+    if secret && mode & 0o004 != 0 {
+        return Err(format!("{key} {f} is readable by everyone (mode {mode:04o}): `chmod o-r {f}`"));
     }
     Ok(())
 }

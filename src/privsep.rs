@@ -1,51 +1,64 @@
 //! Privilege separation for system accounts: the root helper that only checks credentials, its bounded request format, and the sessions' side of it.
 //!
-//! The helper is reached over a SOCK_SEQPACKET pair. A request is
-//! `C`, one octet of name length, the name and the password (at most
-//! `HELPER_MESSAGE` octets in all); the answer is `Y` with the account's uid,
-//! gid (4 octets each, big-endian) and home directory, `N` (no), `T` (the
-//! account files cannot be read now) or `E` (a malformed request). Each
-//! check runs in a child forked for it, which reads passwd and shadow,
-//! hashes and exits: no hash ever stays in the helper's memory, which in
-//! inetd mode goes on to become the user's session. Failed checks beyond
-//! a burst are spaced out, whatever the session process asks.
+//! The helper is reached over a SOCK_SEQPACKET pair. A request is `C`, a
+//! 4-octet sequence number, one octet of name length, the name and the
+//! password (at most `HELPER_MESSAGE` octets in all). The answer echoes the
+//! sequence number after its kind: `Y` with the account's uid, gid (4 octets
+//! each, big-endian) and home directory, `N` (no), `T` (the account files
+//! cannot be read now) or `E` (a malformed request); a session takes only
+//! the answer to its own request. Each check runs in a child forked for it,
+//! which reads passwd and shadow, hashes and exits: no hash ever stays in
+//! the helper's memory, which in inetd mode goes on to become the user's
+//! session. Failed checks beyond a burst are spaced out, per name and in
+//! all (`spacing`), whatever the session process asks.
+
+mod spacing;
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::accounts::{self, Account, Files, Refusal};
-use crate::limits::{HELPER_FAILURE_BURST, HELPER_FAILURE_SPACING, HELPER_MESSAGE, HELPER_TIMEOUT, MAX_USER_NAME};
+use crate::limits::{HELPER_MESSAGE, HELPER_TIMEOUT, MAX_USER_NAME};
 use crate::sys::process::{self, Forked};
 
-/// A decoded request: a user name and a password.
+/// A decoded request: its sequence number, a user name and a password.
 #[derive(Debug, PartialEq, Eq)]
 struct Request<'a> {
+    seq: u32,
     name: &'a str,
     password: &'a [u8],
 }
 
-fn encode_request(name: &str, password: &[u8]) -> Option<Vec<u8>> {
+fn encode_request(seq: u32, name: &str, password: &[u8]) -> Option<Vec<u8>> {
     let len = u8::try_from(name.len()).ok().filter(|n| (*n as usize) <= MAX_USER_NAME)?;
-    let mut m = vec![b'C', len];
+    let mut m = vec![b'C'];
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.push(len);
     m.extend_from_slice(name.as_bytes());
     m.extend_from_slice(password);
     (m.len() <= HELPER_MESSAGE).then_some(m)
+}
+
+/// The sequence number of a request, however malformed, if it has one.
+fn sequence(m: &[u8]) -> u32 {
+    m.get(1..5).and_then(|s| s.try_into().ok()).map_or(0, u32::from_be_bytes)
 }
 
 /// Parses a request; None for anything malformed (wrong kind, lengths that
 /// do not add up, an invalid name).
 fn decode_request(m: &[u8]) -> Option<Request<'_>> {
     let (&kind, rest) = m.split_first()?;
-    let (&len, rest) = rest.split_first()?;
+    let (&len, rest) = rest.get(4..)?.split_first()?;
     if kind != b'C' || rest.len() < len as usize {
         return None;
     }
     let (name, password) = rest.split_at(len as usize);
     let name = std::str::from_utf8(name).ok().filter(|n| crate::users::valid_name(n))?;
-    Some(Request { name, password })
+    Some(Request { seq: sequence(m), name, password })
 }
 
 /// The helper's answer, as the session sees it.
@@ -57,35 +70,41 @@ enum Answer {
     Malformed,
 }
 
-fn encode_answer(a: &Answer) -> Vec<u8> {
-    match a {
-        Answer::Yes(acc) => {
-            let mut m = vec![b'Y'];
-            m.extend_from_slice(&acc.uid.to_be_bytes());
-            m.extend_from_slice(&acc.gid.to_be_bytes());
-            m.extend_from_slice(acc.home.as_bytes());
-            m
-        }
-        Answer::No => vec![b'N'],
-        Answer::Unavailable => vec![b'T'],
-        Answer::Malformed => vec![b'E'],
+fn encode_answer(seq: u32, a: &Answer) -> Vec<u8> {
+    let kind = match a {
+        Answer::Yes(_) => b'Y',
+        Answer::No => b'N',
+        Answer::Unavailable => b'T',
+        Answer::Malformed => b'E',
+    };
+    let mut m = vec![kind];
+    m.extend_from_slice(&seq.to_be_bytes());
+    if let Answer::Yes(acc) = a {
+        m.extend_from_slice(&acc.uid.to_be_bytes());
+        m.extend_from_slice(&acc.gid.to_be_bytes());
+        m.extend_from_slice(acc.home.as_bytes());
     }
+    m
 }
 
-fn decode_answer(m: &[u8]) -> Option<Answer> {
-    match m {
-        [b'Y', uid @ ..] if uid.len() >= 8 => {
-            let (ids, home) = uid.split_at(8);
+fn decode_answer(m: &[u8]) -> Option<(u32, Answer)> {
+    let (&kind, rest) = m.split_first()?;
+    let seq = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    let rest = &rest[4..];
+    let answer = match (kind, rest.len()) {
+        (b'Y', 8..) => {
+            let (ids, home) = rest.split_at(8);
             let home = String::from_utf8(home.to_vec()).ok()?;
             let uid = u32::from_be_bytes(ids[..4].try_into().ok()?);
             let gid = u32::from_be_bytes(ids[4..].try_into().ok()?);
-            Some(Answer::Yes(Account { uid, gid, home }))
+            Answer::Yes(Account { uid, gid, home })
         }
-        [b'N'] => Some(Answer::No),
-        [b'T'] => Some(Answer::Unavailable),
-        [b'E'] => Some(Answer::Malformed),
-        _ => None,
-    }
+        (b'N', 0) => Answer::No,
+        (b'T', 0) => Answer::Unavailable,
+        (b'E', 0) => Answer::Malformed,
+        _ => return None,
+    };
+    Some((seq, answer))
 }
 
 /// How long a helper serves, and what it does after a login.
@@ -102,10 +121,18 @@ pub enum Serving {
 /// The helper's loop on `sock`. Returns the user name and account of a
 /// successful check when `serving` is `OneSession`; None when the session
 /// side is gone, sent a malformed request (inetd), or used up its checks.
+/// The requests' buffer (passwords) is zeroed before it returns.
 pub fn serve(sock: &OwnedFd, files: &Files, serving: Serving) -> Option<(String, Account)> {
-    let mut spacing = Spacing::default();
-    let mut checks = 0u32;
     let mut buf = vec![0u8; HELPER_MESSAGE];
+    let login = serve_in(sock, files, serving, &mut buf);
+    buf.fill(0);
+    std::hint::black_box(&buf);
+    login
+}
+
+fn serve_in(sock: &OwnedFd, files: &Files, serving: Serving, buf: &mut [u8]) -> Option<(String, Account)> {
+    let mut spacing = spacing::Spacing::default();
+    let mut checks = 0u32;
     loop {
         if let Serving::OneSession { until, .. } = serving {
             // A child that neither logs in nor ends does not keep a root process.
@@ -114,7 +141,7 @@ pub fn serve(sock: &OwnedFd, files: &Files, serving: Serving) -> Option<(String,
                 return None;
             }
         }
-        let n = match process::receive_message(sock.as_fd(), &mut buf) {
+        let n = match process::receive_message(sock.as_fd(), buf) {
             Ok(0) => return None,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => 0,
@@ -124,27 +151,28 @@ pub fn serve(sock: &OwnedFd, files: &Files, serving: Serving) -> Option<(String,
             }
         };
         checks += 1;
-        let answer = match decode_request(&buf[..n]) {
+        let (seq, answer) = match decode_request(&buf[..n]) {
             None => {
-                log::warn!("credentials helper: malformed request ({n} octets) refused");
-                spacing.failed();
-                Answer::Malformed
+                if crate::loglimit::allow(None) {
+                    log::warn!("credentials helper: malformed request ({n} octets) refused");
+                }
+                (sequence(&buf[..n]), Answer::Malformed)
             }
             Some(req) => {
-                spacing.wait();
+                spacing.wait(req.name);
                 let answer = check_in_child(files, req.name, req.password);
                 if !matches!(answer, Answer::Yes(_)) {
-                    spacing.failed();
+                    spacing.failed(req.name);
                 }
                 if let (Answer::Yes(account), Serving::OneSession { .. }) = (&answer, serving) {
-                    let _ = process::send_message(sock.as_fd(), &encode_answer(&answer));
+                    let _ = process::send_message(sock.as_fd(), &encode_answer(req.seq, &answer));
                     return Some((req.name.to_string(), account.clone()));
                 }
-                answer
+                (req.seq, answer)
             }
         };
         let malformed = answer == Answer::Malformed;
-        if process::send_message(sock.as_fd(), &encode_answer(&answer)).is_err() {
+        if process::send_message(sock.as_fd(), &encode_answer(seq, &answer)).is_err() {
             return None;
         }
         if let Serving::OneSession { checks: most, .. } = serving {
@@ -156,7 +184,8 @@ pub fn serve(sock: &OwnedFd, files: &Files, serving: Serving) -> Option<(String,
 }
 
 /// Runs one check in a child process, which reads the account files,
-/// hashes, writes the answer and exits.
+/// hashes, writes its verdict and exits; the refusal's reason is logged
+/// here, under this process's log budget.
 fn check_in_child(files: &Files, name: &str, password: &[u8]) -> Answer {
     let Ok((mut parent_end, mut child_end)) = UnixStream::pair() else {
         return Answer::Unavailable;
@@ -168,86 +197,96 @@ fn check_in_child(files: &Files, name: &str, password: &[u8]) -> Answer {
         }
         Ok(Forked::Child) => {
             drop(parent_end);
-            let answer = match accounts::check(files, name, password, accounts::today()) {
-                Ok(Ok(account)) => Answer::Yes(account),
-                Ok(Err(refusal)) => {
-                    if !matches!(refusal, Refusal::WrongPassword | Refusal::Unknown) && crate::loglimit::allow(None) {
-                        log::info!("system account {name} cannot log in: {refusal:?}");
-                    }
-                    Answer::No
-                }
-                Err(e) => {
-                    log::error!("cannot read {} or {}: {e}", files.passwd.display(), files.shadow.display());
-                    Answer::Unavailable
-                }
+            let verdict = match accounts::check(files, name, password, accounts::today()) {
+                Ok(Ok(account)) => encode_answer(0, &Answer::Yes(account)),
+                Ok(Err(refusal)) => vec![b'N', refusal as u8],
+                Err(e) => format!("T{e}").into_bytes(),
             };
-            let ok = child_end.write_all(&encode_answer(&answer)).is_ok();
+            let ok = child_end.write_all(&verdict).is_ok();
             process::exit_now(if ok { 0 } else { 1 })
         }
         Ok(Forked::Parent(pid)) => {
             drop(child_end);
-            let mut reply = Vec::new();
-            let read = parent_end.read_to_end(&mut reply);
+            let mut verdict = Vec::new();
+            let read = parent_end.read_to_end(&mut verdict);
             let exited = process::wait(pid);
-            match (read, exited) {
-                (Ok(_), true) => decode_answer(&reply).unwrap_or(Answer::Unavailable),
+            match (read, exited, verdict.split_first()) {
+                (Ok(_), true, Some((b'Y', _))) => decode_answer(&verdict).map_or(Answer::Unavailable, |(_, a)| a),
+                (Ok(_), true, Some((b'N', &[reason]))) => {
+                    let refusal = Refusal::from_code(reason);
+                    let told = !matches!(refusal, Some(Refusal::WrongPassword | Refusal::Unknown));
+                    if told && crate::loglimit::allow(None) {
+                        log::info!("system account {name} cannot log in: {}", Refusal::describe(refusal));
+                    }
+                    Answer::No
+                }
+                (Ok(_), true, Some((b'T', why))) => {
+                    if crate::loglimit::allow(None) {
+                        let (p, s) = (files.passwd.display(), files.shadow.display());
+                        log::error!("cannot read {p} or {s}: {}", String::from_utf8_lossy(why));
+                    }
+                    Answer::Unavailable
+                }
                 _ => Answer::Unavailable,
             }
         }
     }
 }
 
-/// Failed checks beyond a burst come no closer than `HELPER_FAILURE_SPACING`.
-#[derive(Default)]
-struct Spacing {
-    failures: u32,
-    last: Option<Instant>,
-}
-
-impl Spacing {
-    fn wait(&self) {
-        if let (true, Some(last)) = (self.failures >= HELPER_FAILURE_BURST, self.last) {
-            std::thread::sleep((last + HELPER_FAILURE_SPACING).saturating_duration_since(Instant::now()));
-        }
-    }
-
-    fn failed(&mut self) {
-        // A quiet spell gives the burst back.
-        if self.last.is_some_and(|l| l.elapsed() > HELPER_FAILURE_SPACING * HELPER_FAILURE_BURST) {
-            self.failures = 0;
-        }
-        self.failures += 1;
-        self.last = Some(Instant::now());
-    }
-}
-
 /// The sessions' side: one request at a time over the helper's socket.
 pub struct Helper {
-    sock: Mutex<OwnedFd>,
+    sock: Mutex<(OwnedFd, u32)>,
+    /// The daemon stops when its helper is gone (its supervisor restarts
+    /// both); an inetd session just fails its logins.
+    stop_when_gone: bool,
+    gone: AtomicBool,
 }
 
 impl Helper {
-    pub fn new(sock: OwnedFd) -> Helper {
-        Helper { sock: Mutex::new(sock) }
+    pub fn new(sock: OwnedFd, stop_when_gone: bool) -> Helper {
+        Helper { sock: Mutex::new((sock, 0)), stop_when_gone, gone: AtomicBool::new(false) }
     }
 
     /// Checks `name`'s `password`: the account when right, None when not
     /// (unknown users included), Err when the helper cannot answer.
     pub fn check(&self, name: &str, password: &[u8]) -> io::Result<Option<Account>> {
-        let Some(request) = encode_request(name, password) else {
+        let mut guard = self.sock.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1 = guard.1.wrapping_add(1);
+        let (sock, seq) = (&guard.0, guard.1);
+        let Some(request) = encode_request(seq, name, password) else {
             return Ok(None);
         };
-        let sock = self.sock.lock().unwrap_or_else(|e| e.into_inner());
-        process::send_message(sock.as_fd(), &request)?;
-        crate::sys::poll(sock.as_raw_fd(), libc::POLLIN, HELPER_TIMEOUT)?;
+        process::send_message(sock.as_fd(), &request).map_err(|e| self.lost(e))?;
+        let deadline = Instant::now() + HELPER_TIMEOUT;
         let mut buf = vec![0u8; HELPER_MESSAGE];
-        let n = process::receive_message(sock.as_fd(), &mut buf)?;
-        match decode_answer(&buf[..n]) {
-            Some(Answer::Yes(account)) => Ok(Some(account)),
-            Some(Answer::No) => Ok(None),
-            _ if n == 0 => Err(io::Error::other("the credentials helper is gone")),
-            _ => Err(io::Error::other("the credentials helper cannot check now")),
+        loop {
+            crate::sys::poll(sock.as_raw_fd(), libc::POLLIN, deadline.saturating_duration_since(Instant::now()))?;
+            let n = process::receive_message(sock.as_fd(), &mut buf)?;
+            if n == 0 {
+                return Err(self.lost(io::Error::from(io::ErrorKind::UnexpectedEof)));
+            }
+            // An answer to an earlier request whose session stopped waiting: not ours.
+            match decode_answer(&buf[..n]) {
+                Some((s, _)) if s != seq => continue,
+                Some((_, Answer::Yes(account))) => return Ok(Some(account)),
+                Some((_, Answer::No)) => return Ok(None),
+                _ => return Err(io::Error::other("the credentials helper cannot check now")),
+            }
         }
+    }
+
+    /// The helper is gone: said once, and the daemon stops (SIGTERM to
+    /// itself: sessions in UPDATE finish first) for its supervisor to
+    /// restart it with a new helper.
+    fn lost(&self, e: io::Error) -> io::Error {
+        if !self.gone.swap(true, Ordering::SeqCst) {
+            log::error!("the credentials helper is gone ({e}): no system account can log in");
+            if self.stop_when_gone {
+                log::error!("stopping, for the supervisor to restart pop3d and its helper");
+                process::terminate_self();
+            }
+        }
+        io::Error::other("the credentials helper is gone")
     }
 }
 

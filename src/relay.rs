@@ -1,12 +1,20 @@
 //! The pre-login process's last job in inetd mode with system accounts: relaying between the client (plain or TLS) and the session that went on as the user.
+//!
+//! One thread, poll(2) on both sides. What the client sends is buffered (up
+//! to `RELAY_BUFFER`) and written to the session only as fast as it reads,
+//! so a client that pipelines without reading cannot wedge the two
+//! processes; when the client has sent everything (EOF, or half-close), the
+//! session hears EOF too and its answers still reach the client, until the
+//! session ends.
 
 use std::io::{self, Read, Write};
+use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use crate::conn::Relayed;
-use crate::limits::READ_BUFFER;
+use crate::limits::{READ_BUFFER, RELAY_BUFFER};
 use crate::session::HandOver;
 use crate::sys::process;
 
@@ -23,36 +31,64 @@ pub struct Relay {
 impl HandOver for Relay {
     fn relay(&self, conn: &mut dyn Relayed, pending: &[u8]) -> io::Result<()> {
         conn.set_timeout(self.timeout)?;
+        self.session.set_nonblocking(true)?;
         let mut session = &self.session;
-        session.write_all(pending)?;
+        let mut to_session = pending.to_vec();
+        let (mut client_done, mut shut) = (false, false);
         let mut buf = vec![0u8; READ_BUFFER.max(16 * 1024)];
         loop {
-            // Plaintext TLS already decrypted wakes no poll: pass it on first.
-            while conn.buffered() {
-                match conn.read(&mut buf)? {
-                    0 => return Ok(()),
-                    n => session.write_all(&buf[..n])?,
+            // Plaintext TLS already decrypted wakes no poll: take it first.
+            while !client_done && to_session.len() < RELAY_BUFFER && conn.buffered() {
+                client_done |= take(conn, &mut buf, &mut to_session)?;
+            }
+            let want_client = if client_done || to_session.len() >= RELAY_BUFFER { 0 } else { libc::POLLIN };
+            let want_session = libc::POLLIN | if to_session.is_empty() { 0 } else { libc::POLLOUT };
+            let [client, user] =
+                process::poll_each([(self.client_fd, want_client), (session.as_raw_fd(), want_session)])?;
+            if user & (libc::POLLOUT | libc::POLLERR) != 0 && !to_session.is_empty() {
+                match session.write(&to_session) {
+                    Ok(n) => drop(to_session.drain(..n)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // The session is gone; its last words are read below.
+                    Err(_) => to_session.clear(),
                 }
             }
-            let (client, user) = process::poll_either(self.client_fd, self.session.as_raw_fd())?;
-            if user {
-                match session.read(&mut buf)? {
-                    // The session ended (after QUIT, a timeout...): so does the client's connection.
-                    0 => return Ok(()),
-                    n => {
+            if user & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                match session.read(&mut buf) {
+                    // The session ended (QUIT, a timeout...): so does the client's connection.
+                    Ok(0) => return Ok(()),
+                    Ok(n) => {
                         conn.write_all(&buf[..n])?;
                         conn.flush()?;
                     }
-                }
-            }
-            if client {
-                match conn.read(&mut buf) {
-                    Ok(0) => return Ok(()),
-                    Ok(n) => session.write_all(&buf[..n])?,
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
                     Err(e) => return Err(e),
                 }
             }
+            if want_client != 0 && client != 0 {
+                client_done |= take(conn, &mut buf, &mut to_session)?;
+            }
+            if client_done && to_session.is_empty() && !shut {
+                // Everything the client sent was passed on: the session reads EOF
+                // after it, answers, and ends.
+                let _ = self.session.shutdown(Shutdown::Write);
+                shut = true;
+            }
         }
+    }
+}
+
+/// Reads what the client sent into `to_session`; true at its EOF.
+fn take(conn: &mut dyn Relayed, buf: &mut [u8], to_session: &mut Vec<u8>) -> io::Result<bool> {
+    match conn.read(buf) {
+        Ok(0) => Ok(true),
+        Ok(n) => {
+            to_session.extend_from_slice(&buf[..n]);
+            Ok(false)
+        }
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(true),
+        Err(e) => Err(e),
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{chown, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::accounts::{is_root, LocalUser};
 use common::{from_line, Client, Daemon, Spool};
@@ -19,22 +19,53 @@ fn hash(scheme: &str) -> String {
 }
 
 /// passwd and shadow for `users` (each with its shadow fields after the
-/// hash), in the spool's directory; returns the config lines naming them.
-fn account_files(spool: &Spool, users: &[(&LocalUser, String, &str)]) -> Vec<String> {
-    let (mut passwd, mut shadow) = (String::new(), String::new());
-    for (u, hash, aging) in users {
-        passwd.push_str(&format!("{}:x:{}:{}::/home/{0}:/bin/sh\n", u.name, u.uid, u.gid));
-        shadow.push_str(&format!("{}:{hash}:{aging}\n", u.name));
+/// hash) in a directory of their own, root's as pop3d requires; removed
+/// when dropped.
+struct AccountFiles {
+    dir: PathBuf,
+    /// The configuration lines naming them.
+    lines: Vec<String>,
+}
+
+impl AccountFiles {
+    fn new(spool: &Spool, users: &[(&LocalUser, String, &str)]) -> AccountFiles {
+        AccountFiles::with_homes(spool, users, Path::new("/home"))
     }
-    let d = spool.dir.display();
-    fs::write(spool.dir.join("passwd"), passwd).unwrap();
-    fs::write(spool.dir.join("shadow"), shadow).unwrap();
-    vec![
-        "accounts = system".into(),
-        format!("passwd_file = {d}/passwd"),
-        format!("shadow_file = {d}/shadow"),
-        "mbox_locking = fcntl, flock".into(),
-    ]
+
+    /// With each user's home directory `homes/NAME`.
+    fn with_homes(spool: &Spool, users: &[(&LocalUser, String, &str)], homes: &Path) -> AccountFiles {
+        let (mut passwd, mut shadow) = (String::new(), String::new());
+        for (u, hash, aging) in users {
+            let home = homes.join(&u.name);
+            passwd.push_str(&format!("{}:x:{}:{}::{}:/bin/sh\n", u.name, u.uid, u.gid, home.display()));
+            shadow.push_str(&format!("{}:{hash}:{aging}\n", u.name));
+        }
+        let dir = PathBuf::from(format!("{}-accounts", spool.dir.display()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("passwd"), passwd).unwrap();
+        fs::write(dir.join("shadow"), shadow).unwrap();
+        fs::set_permissions(dir.join("shadow"), fs::Permissions::from_mode(0o600)).unwrap();
+        let d = dir.display();
+        let lines = vec![
+            "accounts = system".into(),
+            format!("passwd_file = {d}/passwd"),
+            format!("shadow_file = {d}/shadow"),
+            "mbox_locking = fcntl, flock".into(),
+        ];
+        AccountFiles { dir, lines }
+    }
+
+    fn config(&self, more: &[&str]) -> Vec<String> {
+        let mut all = self.lines.clone();
+        all.extend(more.iter().map(|l| l.to_string()));
+        all
+    }
+}
+
+impl Drop for AccountFiles {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 const AGING: &str = "19000:0:99999:7:::";
@@ -43,13 +74,9 @@ fn message(subject: &str) -> Vec<u8> {
     format!("{}Subject: {subject}\n\n{subject} body\n\n", from_line("a@x")).into_bytes()
 }
 
-/// After the spool was given to `nobody`: the account files and state_dir
-/// as root keeps them, the mailbox the account's own, 0600.
+/// After the spool was given to `nobody`: the mailbox the account's own
+/// (with `mode`), and state_dir root's when `root_state`.
 fn settle(spool: &Spool, mailbox_owner: &LocalUser, mode: u32, root_state: bool) {
-    for f in ["passwd", "shadow"] {
-        chown(spool.dir.join(f), Some(0), Some(0)).unwrap();
-    }
-    fs::set_permissions(spool.dir.join("shadow"), fs::Permissions::from_mode(0o600)).unwrap();
     let mbox = spool.mbox(&mailbox_owner.name);
     chown(&mbox, Some(mailbox_owner.uid), None).unwrap();
     fs::set_permissions(&mbox, fs::Permissions::from_mode(mode)).unwrap();
@@ -95,9 +122,9 @@ fn inetd_runs_as_nobody_before_login_and_as_the_mailbox_owner_after() {
     }
     let (ann, ben) = (LocalUser::new("sa"), LocalUser::new("sb"));
     let spool = Spool::new();
-    let mut conf = account_files(&spool, &[(&ann, hash("-6"), AGING), (&ben, format!("!{}", hash("-6")), AGING)]);
+    let accounts = AccountFiles::new(&spool, &[(&ann, hash("-6"), AGING), (&ben, format!("!{}", hash("-6")), AGING)]);
     spool.write_mbox(&ann.name, &[message("one"), message("two")].concat());
-    conf.push("log = syslog".into());
+    let conf = accounts.config(&["log = syslog"]);
     let conf: Vec<&str> = conf.iter().map(String::as_str).collect();
     let path = spool.config(&conf);
     settle(&spool, &ann, 0o600, true);
@@ -134,9 +161,9 @@ fn inetd_over_implicit_tls_relays_the_session() {
     let spool = Spool::new();
     let mut pki = common::pki::Pki::new(&spool.dir);
     pki.issue_server("localhost");
-    let mut conf = account_files(&spool, &[(&ann, hash("-5"), AGING)]);
+    let accounts = AccountFiles::new(&spool, &[(&ann, hash("-5"), AGING)]);
+    let mut conf = accounts.config(&["log = syslog"]);
     conf.extend(pki.server_lines());
-    conf.push("log = syslog".into());
     let big: Vec<u8> = (0..4000).flat_map(|i| format!("line {i} of a long message\n").into_bytes()).collect();
     let body = [from_line("a@x").into_bytes(), b"Subject: big\n\n".to_vec(), big, b"\n".to_vec()].concat();
     spool.write_mbox(&ann.name, &body);
@@ -169,7 +196,8 @@ fn the_daemon_serves_the_debian_layout_and_refuses_a_private_mailbox_clearly() {
     }
     let (ann, ben) = (LocalUser::new("da"), LocalUser::new("db"));
     let spool = Spool::new();
-    let conf = account_files(&spool, &[(&ann, hash("-1"), AGING), (&ben, hash("-6"), AGING)]);
+    let accounts = AccountFiles::new(&spool, &[(&ann, hash("-1"), AGING), (&ben, hash("-6"), AGING)]);
+    let conf = accounts.config(&[]);
     spool.write_mbox(&ann.name, &[message("one"), message("two")].concat());
     spool.write_mbox(&ben.name, &message("private"));
     let conf: Vec<&str> = conf.iter().map(String::as_str).collect();
@@ -210,4 +238,44 @@ fn apop_cannot_be_checked_against_system_accounts() {
     let out = common::pop3d().args(["-t", "-f", path.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("apop"));
+}
+
+/// `mailbox = %h/mail/inbox` in the daemon (sessions run as `nobody`, which
+/// reads every mailbox): a user who points her own `mail` directory at
+/// another user's gets nothing of it, since nothing below a home is a
+/// followed link.
+#[test]
+fn a_link_in_a_home_does_not_lead_to_another_users_mail() {
+    if !is_root() {
+        eprintln!("skipped: needs root to create users");
+        return;
+    }
+    let (ann, ben) = (LocalUser::new("ha"), LocalUser::new("hb"));
+    let spool = Spool::new();
+    let homes = spool.dir.join("homes");
+    let accounts = AccountFiles::with_homes(&spool, &[(&ann, hash("-6"), AGING), (&ben, hash("-6"), AGING)], &homes);
+    let conf = accounts.config(&["mailbox = %h/mail/inbox"]);
+    let conf: Vec<&str> = conf.iter().map(String::as_str).collect();
+    let d = Daemon::start(&spool, &conf);
+    for u in [&ann, &ben] {
+        fs::create_dir_all(homes.join(&u.name).join("mail")).unwrap();
+        for dir in [homes.join(&u.name), homes.join(&u.name).join("mail")] {
+            chown(&dir, Some(u.uid), Some(u.gid)).unwrap();
+        }
+    }
+    let secret = homes.join(&ben.name).join("mail/inbox");
+    fs::write(&secret, message("BEN-SECRET")).unwrap();
+    chown(&secret, Some(ben.uid), Some(common::accounts::group_of("nobody"))).unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o660)).unwrap();
+    // ann's own mail/ is a link to ben's.
+    fs::remove_dir(homes.join(&ann.name).join("mail")).unwrap();
+    std::os::unix::fs::symlink(homes.join(&ben.name).join("mail"), homes.join(&ann.name).join("mail")).unwrap();
+    let mut c = d.connect();
+    c.line();
+    assert!(c.user_pass(&ann.name, "sys-pw").starts_with("-ERR [SYS/PERM]"), "{}", d.log());
+    let log = d.wait_log("symbolic links are not followed");
+    assert!(!log.contains("belongs to uid") && !log.contains("sessions run as"), "{log}");
+    let mut c = d.connect();
+    c.line();
+    assert!(c.user_pass(&ben.name, "sys-pw").starts_with("+OK maildrop has 1 messages"), "{}", d.log());
 }

@@ -23,8 +23,10 @@ fn files(dir: &TempDir, entries: &[(&str, u32, String, &str)]) -> Files {
     f
 }
 
+const AGING: &str = "19000:0:99999:7:::";
+
 fn standard(dir: &TempDir) -> Files {
-    let aging = "19000:0:99999:7:::";
+    let aging = AGING;
     files(
         dir,
         &[
@@ -39,6 +41,9 @@ fn standard(dir: &TempDir) -> Files {
             ("mustchange", 1009, hash("$6$m$", "pwm"), "0:0:99999:7:::"),
             ("des", 1010, hash("ab", "pwd"), aging),
             ("future", 1011, hash("$6$f$", "pwf"), "19990:0:30:7::20001:"),
+            ("boundary", 1012, hash("$6$b$", "pwb"), "19970:0:30:7:::"),
+            ("garbled", 1013, hash("$6$g$", "pwg"), "19000:0:soon:7:::"),
+            ("unset", 1014, hash("$6$u$", "pwu"), "19000:-1:-1:-1:-1:-1:"),
         ],
     )
 }
@@ -47,8 +52,8 @@ fn standard(dir: &TempDir) -> Files {
 fn every_accepted_scheme_logs_in_with_its_account() {
     let dir = TempDir::new("accounts");
     let f = standard(&dir);
-    for (name, pw, uid) in [("six", "pw6", 1001), ("five", "pw5", 1002), ("one", "pw1", 1003), ("future", "pwf", 1011)]
-    {
+    let accepted = [("six", "pw6", 1001), ("five", "pw5", 1002), ("one", "pw1", 1003), ("future", "pwf", 1011)];
+    for (name, pw, uid) in accepted.into_iter().chain([("unset", "pwu", 1014)]) {
         let account = check(&f, name, pw.as_bytes(), TODAY).unwrap().unwrap();
         assert_eq!(account, Account { uid, gid: uid, home: format!("/home/{name}") });
         assert_eq!(check(&f, name, b"wrong", TODAY).unwrap(), Err(Refusal::WrongPassword), "{name}");
@@ -67,6 +72,8 @@ fn entries_that_cannot_log_in_are_refused_with_the_right_password() {
         ("aged", "pwa", Refusal::PasswordExpired),
         ("mustchange", "pwm", Refusal::PasswordExpired),
         ("des", "pwd", Refusal::Scheme),
+        ("boundary", "pwb", Refusal::PasswordExpired),
+        ("garbled", "pwg", Refusal::BadEntry),
         ("root", "rootpw", Refusal::Root),
         ("nobody-here", "pw6", Refusal::Unknown),
     ] {
@@ -112,5 +119,30 @@ fn unknown_users_take_as_long_as_wrong_passwords() {
     for (what, t) in [("unknown", unknown), ("locked", locked)] {
         let ratio = t.as_secs_f64() / wrong.as_secs_f64();
         assert!((0.5..2.0).contains(&ratio), "{what} {t:?} vs wrong password {wrong:?}");
+    }
+}
+
+/// Whatever scheme the system's crypt(3) computes logs in (yescrypt, the
+/// default of Debian 11 and later, on libxcrypt); one it cannot compute is
+/// refused as such, not as a wrong password.
+#[test]
+fn any_scheme_of_the_system_crypt_and_gid_zero() {
+    let dir = TempDir::new("accounts");
+    let yescrypt = crate::sys::crypt("$y$j9T$F5Jx5fExrKuPp53xLKQ..1$", b"pwy");
+    let f = files(
+        &dir,
+        &[
+            ("yes", 1020, yescrypt.clone().unwrap_or("$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X".into()), AGING),
+            ("rootgroup", 1021, hash("$6$r$", "pwr"), AGING),
+        ],
+    );
+    std::fs::write(&f.passwd, std::fs::read_to_string(&f.passwd).unwrap().replace(":1021:1021:", ":1021:0:")).unwrap();
+    match yescrypt {
+        Some(_) => assert!(check(&f, "yes", b"pwy", TODAY).unwrap().is_ok()),
+        None => assert_eq!(check(&f, "yes", b"pwy", TODAY).unwrap(), Err(Refusal::Scheme)),
+    }
+    assert_eq!(check(&f, "rootgroup", b"pwr", TODAY).unwrap(), Err(Refusal::Root));
+    for r in Refusal::ALL {
+        assert_eq!(Refusal::from_code(r as u8), Some(r));
     }
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::testkit::TempDir;
+use std::time::Instant;
 
 fn account_files(dir: &TempDir) -> Files {
     let f = Files { passwd: dir.path().join("passwd"), shadow: dir.path().join("shadow") };
@@ -13,18 +14,21 @@ fn account_files(dir: &TempDir) -> Files {
 
 #[test]
 fn requests_and_answers_round_trip_and_malformed_ones_are_refused() {
-    let m = encode_request("ann", b"pw:with\0odd bytes").unwrap();
-    assert_eq!(decode_request(&m), Some(Request { name: "ann", password: b"pw:with\0odd bytes" }));
-    assert!(encode_request(&"x".repeat(MAX_USER_NAME + 1), b"").is_none());
-    assert!(encode_request("ann", &vec![b'p'; HELPER_MESSAGE]).is_none());
-    for bad in [&b""[..], b"C", b"X\x03annpw", b"C\x09ann", b"C\x02../", b"C\x00pw", b"C\x03a/b"] {
+    let m = encode_request(7, "ann", b"pw:with\0odd bytes").unwrap();
+    assert_eq!(decode_request(&m), Some(Request { seq: 7, name: "ann", password: b"pw:with\0odd bytes" }));
+    assert!(encode_request(1, &"x".repeat(MAX_USER_NAME + 1), b"").is_none());
+    assert!(encode_request(1, "ann", &vec![b'p'; HELPER_MESSAGE]).is_none());
+    for bad in [&b""[..], b"C", b"C\0\0\0\x01", b"X\0\0\0\x01\x03annpw", b"C\0\0\0\x01\x09ann", b"C\0\0\0\x01\x02../"] {
         assert_eq!(decode_request(bad), None, "{bad:?}");
     }
+    assert_eq!(decode_request(b"C\0\0\0\x01\x03a/b"), None);
+    assert_eq!(sequence(b"X\0\0\x01\x02junk"), 258, "a malformed request's answer still names it");
     let yes = Answer::Yes(Account { uid: 7, gid: 8, home: "/h".into() });
     for a in [yes, Answer::No, Answer::Unavailable, Answer::Malformed] {
-        assert_eq!(decode_answer(&encode_answer(&a)), Some(a));
+        assert_eq!(decode_answer(&encode_answer(9, &a)), Some((9, a)));
     }
-    assert_eq!(decode_answer(b"Y\0\0"), None);
+    assert_eq!(decode_answer(b"Y\0\0\0\x01\0\0"), None);
+    assert_eq!(decode_answer(b"N\0\0\0\x01extra"), None);
 }
 
 #[test]
@@ -33,21 +37,25 @@ fn the_daemon_helper_answers_every_session_and_refuses_malformed_requests() {
     let files = account_files(&dir);
     let (ours, theirs) = process::seqpacket_pair().unwrap();
     let helper = std::thread::spawn(move || serve(&theirs, &files, Serving::Daemon));
-    let client = Helper::new(ours.try_clone().unwrap());
+    let client = Helper::new(ours.try_clone().unwrap(), false);
     let ann = Account { uid: 1500, gid: 1600, home: "/home/ann".into() };
     assert_eq!(client.check("ann", b"right").unwrap(), Some(ann.clone()));
     assert_eq!(client.check("ann", b"wrong").unwrap(), None);
     assert_eq!(client.check("bob", b"right").unwrap(), None);
     // A compromised session's request: answered E, and the helper goes on.
-    process::send_message(ours.as_fd(), b"C\xffann").unwrap();
+    process::send_message(ours.as_fd(), b"C\0\0\0\x05\xffann").unwrap();
     let answer = || {
         let mut buf = [0u8; 16];
         let n = process::receive_message(ours.as_fd(), &mut buf).unwrap();
         buf[..n].to_vec()
     };
-    assert_eq!(answer(), b"E");
+    assert_eq!(answer(), b"E\0\0\0\x05");
     process::send_message(ours.as_fd(), &vec![b'C'; HELPER_MESSAGE + 1]).unwrap();
-    assert_eq!(answer(), b"E");
+    assert_eq!(answer()[0], b'E');
+    // An answer left over from a request whose session stopped waiting is
+    // not taken for the next one.
+    process::send_message(ours.as_fd(), &encode_request(1000, "ann", b"right").unwrap()).unwrap();
+    assert_eq!(client.check("ann", b"wrong").unwrap(), None);
     assert_eq!(client.check("ann", b"right").unwrap(), Some(ann));
     drop((client, ours));
     assert_eq!(helper.join().unwrap(), None, "the helper ends with its sessions");
@@ -75,7 +83,7 @@ fn an_inetd_helper_ends_at_the_login_at_a_malformed_request_or_after_its_checks(
         }
         (answers, helper.join().unwrap())
     };
-    let (right, wrong) = (encode_request("ann", b"right").unwrap(), encode_request("ann", b"wrong").unwrap());
+    let (right, wrong) = (encode_request(1, "ann", b"right").unwrap(), encode_request(2, "ann", b"wrong").unwrap());
     let (answers, login) = run(vec![wrong.clone(), right.clone(), wrong.clone()], 5);
     assert_eq!(answers, b"NY");
     assert_eq!(login.map(|(name, a)| (name, a.uid)), Some(("ann".to_string(), 1500)));
@@ -92,4 +100,22 @@ fn an_inetd_helper_ends_at_the_deadline_of_a_session_that_never_asks() {
     let (_ours, theirs) = process::seqpacket_pair().unwrap();
     let until = Instant::now() + std::time::Duration::from_millis(50);
     assert_eq!(serve(&theirs, &files, Serving::OneSession { checks: 5, until }), None);
+}
+
+#[test]
+fn failures_are_spaced_per_name_and_in_all() {
+    use crate::limits::{HELPER_FAILURE_BURST, HELPER_NAME_BURST, HELPER_NAME_SPACING};
+    let mut s = spacing::Spacing::default();
+    for _ in 0..HELPER_NAME_BURST - 1 {
+        s.failed("ann");
+    }
+    assert_eq!(s.next_check("ann"), None, "within the burst");
+    s.failed("ann");
+    let next = s.next_check("ann").unwrap();
+    assert!(next > Instant::now() + HELPER_NAME_SPACING / 2, "one name's guesses are spaced");
+    assert_eq!(s.next_check("bob"), None, "another name is not held back by them");
+    for i in 0..HELPER_FAILURE_BURST {
+        s.failed(&format!("n{i}"));
+    }
+    assert!(s.next_check("bob").is_some(), "a flood of names slows every check");
 }

@@ -79,7 +79,7 @@ impl<T: Transport> Session<'_, T> {
                 Ok(Next::Continue)
             }
             Outcome::CheckPassword { user, password } => {
-                let (user, password) = crate::saslprep::credentials(&user, &password);
+                let (user, password) = self.credentials(&user, &password);
                 let checked = self.check_password(&user, &password);
                 self.login(user, checked)
             }
@@ -93,17 +93,17 @@ impl<T: Transport> Session<'_, T> {
                 } else {
                     Ok(false)
                 };
-                self.login(user, Checked { started, result })
+                self.login(user, Checked::done(started, result))
             }
             Outcome::Failure(why) => {
                 if crate::loglimit::allow(self.peer.map(|p| p.ip())) {
                     log::info!("SASL authentication failed: {why}");
                 }
-                self.login(String::new(), Checked { started, result: Ok(false) })
+                self.login(String::new(), Checked::done(started, Ok(false)))
             }
             // The users file could not be read for the exchange: [SYS/TEMP],
             // not an exchange going on with made-up keys.
-            Outcome::Unavailable(e) => self.login(String::new(), Checked { started, result: Err(e) }),
+            Outcome::Unavailable(e) => self.login(String::new(), Checked::done(started, Err(e))),
         }
     }
 

@@ -20,6 +20,15 @@ pub(super) struct Checked {
     /// Whether the credentials are right; Err when the users file could not
     /// be read.
     pub result: io::Result<bool>,
+    /// A system account's password, for the helper to check once this
+    /// answer's slot has come (so the penalties apply before any check).
+    pub ask: Option<Vec<u8>>,
+}
+
+impl Checked {
+    pub fn done(started: Instant, result: io::Result<bool>) -> Checked {
+        Checked { started, result, ask: None }
+    }
 }
 
 impl<T: Transport> Session<'_, T> {
@@ -53,7 +62,7 @@ impl<T: Transport> Session<'_, T> {
                 let State::Authorization { user: Some(name), .. } = &self.state else {
                     return self.refuse("give USER first");
                 };
-                let (name, password) = crate::saslprep::credentials(name, &password);
+                let (name, password) = self.credentials(name, &password);
                 let checked = self.check_password(&name, &password);
                 self.login(name, checked)
             }
@@ -90,17 +99,30 @@ impl<T: Transport> Session<'_, T> {
         if self.config.accounts == crate::config::AccountSource::UsersFile {
             return self.check_secret(name, |secret| users::check_password(secret, password));
         }
+        // A system account: the privileged helper checks it, in `login`.
+        // A name no maildrop can have is a wrong password, asked of nobody.
+        let ask = users::valid_name(name).then(|| password.to_vec());
+        Checked { started: Instant::now(), result: Ok(false), ask }
+    }
+
+    /// The helper's check of a system account; the account is kept for `%h`
+    /// and the maildrop's owner.
+    fn ask_helper(&mut self, name: &str, password: &[u8]) -> io::Result<bool> {
         let Some(helper) = self.start.helper else {
-            let e = io::Error::other("no credentials helper: `accounts = system` takes effect at a restart");
-            return Checked { started: Instant::now(), result: Err(e) };
+            return Err(io::Error::other("no credentials helper: `accounts = system` takes effect at a restart"));
         };
-        // A system account: the privileged helper checks it.
-        let started = Instant::now();
-        let result = helper.check(name, password).map(|account| {
-            self.account = account;
-            self.account.is_some()
-        });
-        Checked { started, result }
+        self.account = helper.check(name, password)?;
+        Ok(self.account.is_some())
+    }
+
+    /// The name and password as checked: SASLprep'd for the users file
+    /// (SCRAM keys are made from prepared passwords); as typed for system
+    /// accounts, whose hashes passwd(1) made from the bytes themselves.
+    pub(super) fn credentials(&self, name: &str, password: &[u8]) -> (String, Vec<u8>) {
+        match self.config.accounts {
+            crate::config::AccountSource::UsersFile => crate::saslprep::credentials(name, password),
+            crate::config::AccountSource::System => (name.to_string(), password.to_vec()),
+        }
     }
 
     /// Runs `check` on the user's secret (None for an unknown or invalid
@@ -109,7 +131,7 @@ impl<T: Transport> Session<'_, T> {
         let started = Instant::now();
         let result = users::lookup(&self.config.users_file, name)
             .map(|secret| check(secret.as_ref()) && users::valid_name(name));
-        Checked { started, result }
+        Checked::done(started, result)
     }
 
     /// Finishes a login attempt of any kind with its check: a failure is
@@ -136,14 +158,22 @@ impl<T: Transport> Session<'_, T> {
                 return Err(io::ErrorKind::TimedOut.into());
             }
         }
+        let result = match checked.ask {
+            Some(password) if !self.start.watch.is_some_and(|w| w.cancelled()) => self.ask_helper(&name, &password),
+            Some(_) => return Err(io::ErrorKind::TimedOut.into()),
+            None => checked.result,
+        };
         let State::Authorization { failures, .. } = &mut self.state else {
             return Ok(Next::Continue);
         };
-        match checked.result {
+        match result {
             Err(e) => {
-                match self.start.helper {
-                    Some(_) => log::error!("credentials helper: {e}"),
-                    None => log::error!("cannot read users file {}: {e}", self.config.users_file.display()),
+                match self.config.accounts {
+                    crate::config::AccountSource::System if crate::loglimit::allow(ip) => {
+                        log::error!("credentials helper: {e}")
+                    }
+                    crate::config::AccountSource::System => {}
+                    _ => log::error!("cannot read users file {}: {e}", self.config.users_file.display()),
                 }
                 self.out.err_code(Code::SysTemp, "authentication unavailable, try later")?;
                 return Ok(Next::Continue);

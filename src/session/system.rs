@@ -23,8 +23,12 @@ impl<T: Transport> Session<'_, T> {
     /// For the log: what a system account's mailbox needs when the daemon's
     /// sessions (all running as `user`) are refused access to it.
     pub(super) fn access_hint(&self, e: &MaildropError) -> String {
-        let denied = e.to_string().contains(&io::Error::from(io::ErrorKind::PermissionDenied).to_string())
-            || matches!(e, MaildropError::Io(io) if io.kind() == io::ErrorKind::PermissionDenied);
+        // EACCES from the system itself (not a refusal of ours, such as a link).
+        let eacces = io::Error::from_raw_os_error(libc::EACCES).to_string();
+        let denied = match e {
+            MaildropError::Io(io) => io.raw_os_error() == Some(libc::EACCES),
+            _ => e.to_string().contains(&eacces),
+        };
         match (&self.account, self.config.user.as_deref()) {
             (Some(_), Some(user)) if denied && !self.start.relayed => format!(
                 "; sessions run as `{user}`, which must be able to read and write the mailbox and create \

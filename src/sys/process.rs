@@ -101,19 +101,6 @@ pub fn switch_to(uid: u32, gid: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// Closes every descriptor from `from` up, except `keep` (a forked helper
-/// holds nothing of its parent's: listeners, sockets, files).
-pub fn close_from(from: RawFd, keep: &[RawFd]) {
-    let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
-        Ok(dir) => dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
-        Err(_) => (from..1024).collect(),
-    };
-    for fd in open.into_iter().filter(|fd| *fd >= from && !keep.contains(fd)) {
-        // SAFETY: close takes no pointers; a descriptor not open gives EBADF.
-        unsafe { libc::close(fd) };
-    }
-}
-
 /// Opens directory `name` in `dir`, making it first if missing, and gives
 /// it to `uid`:`gid` with `mode`; no link is followed. Used by root for
 /// directories only that account may write.
@@ -131,29 +118,51 @@ pub fn own_dir_at(dir: BorrowedFd<'_>, name: &str, uid: u32, gid: u32, mode: u32
     Ok(fd)
 }
 
-/// Waits until `a` or `b` is readable (or closed): which of them are.
-pub fn poll_either(a: RawFd, b: RawFd) -> io::Result<(bool, bool)> {
-    let mut fds = [
-        libc::pollfd { fd: a, events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: b, events: libc::POLLIN, revents: 0 },
-    ];
+/// Waits, without a time limit, until one of `fds` is ready for its
+/// events (POLLIN/POLLOUT; 0 asks for nothing); what each is ready for
+/// (POLLHUP and POLLERR included).
+pub fn poll_each<const N: usize>(fds: [(RawFd, libc::c_short); N]) -> io::Result<[libc::c_short; N]> {
+    let mut set = fds.map(|(fd, events)| libc::pollfd { fd, events, revents: 0 });
     loop {
-        // SAFETY: poll reads and writes the two pollfd structs we own; no timeout.
-        match check(unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) }) {
-            Ok(_) => return Ok((fds[0].revents != 0, fds[1].revents != 0)),
+        // SAFETY: poll reads and writes the N pollfd structs we own.
+        match check(unsafe { libc::poll(set.as_mut_ptr(), N as libc::nfds_t, -1) }) {
+            Ok(_) => return Ok(set.map(|p| p.revents)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
 }
 
-/// Points stdin and stdout at /dev/null: the inetd helper lets go of the
-/// client's connection, which only its child serves.
+/// Points stdin, stdout and stderr at /dev/null: the inetd helper lets go
+/// of the client's connection (all three under classic inetd), which only
+/// its child serves.
 pub fn release_stdio() -> io::Result<()> {
     let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
-    for fd in [0, 1] {
+    for fd in [0, 1, 2] {
         // SAFETY: dup2 between two descriptors this process holds.
         check(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;
     }
     Ok(())
+}
+
+/// Sends SIGTERM to this process (the daemon's orderly stop).
+pub fn terminate_self() {
+    // SAFETY: kill with this process's own pid and a valid signal.
+    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+}
+
+/// Ignores SIGHUP and SIGINT for good (the daemon's helper: `killall -HUP
+/// pop3d` reloads the daemon and must not end its helper).
+pub fn ignore_hangups() {
+    // SAFETY: SIG_IGN for two valid signals.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+}
+
+/// Ends process `pid` at once (SIGKILL).
+pub fn kill(pid: libc::pid_t) {
+    // SAFETY: kill with a pid and a valid signal; no pointers.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
 }
