@@ -1,0 +1,673 @@
+# System accounts (accounts = system: a test-made passwd/shadow pair) with privilege separation: poplib, curl and
+# fetchmail log in as real unprivileged users in daemon and inetd mode, plain and TLS; refused shadow entries; the
+# uids /proc shows before and after login; mailbox permissions in the daemon (and the Debian layout); CAPA and -t.
+import base64
+import collections
+import os
+import poplib
+import pwd
+import re
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import interop_lib as lib
+import test_fetchmail as fetchmail_client
+
+if not lib.IS_ROOT:
+    pytest.skip("system accounts need root: the test creates users and pop3d must start as root",
+                allow_module_level=True)
+
+TODAY = int(time.time() // 86400)  # days since 1970, as shadow counts them
+SHELL = "/usr/sbin/nologin"
+RUN_AS = "nobody"  # `user` in daemon and inetd mode; the Debian layout uses `mail`
+
+Account = collections.namedtuple("Account", "key name uid gid password")
+
+# key -> (what the entry is, hash field, lastchg, max, expire); "{h}" is the account's own valid $6$ hash, so a
+# refusal is the entry's doing, never a wrong password.
+ENTRIES = {
+    "a": ("$6$ SHA512-CRYPT", "6", TODAY - 1, 99999, TODAY + 30),
+    "b": ("$5$ SHA256-CRYPT", "5", TODAY - 1, 99999, ""),
+    "c": ("$1$ MD5-CRYPT", "1", TODAY - 1, "", ""),
+    "l": ("locked with !", "!{h}", TODAY - 1, 99999, ""),
+    "s": ("locked with *", "*{h}", TODAY - 1, 99999, ""),
+    "x": ("account expired yesterday", "{h}", TODAY - 100, 99999, TODAY - 1),
+    "t": ("account expiring today", "{h}", TODAY - 100, 99999, TODAY),
+    "e": ("empty hash field", "", TODAY - 1, 99999, ""),
+    "z": ("lastchg 0 (password must be changed)", "{h}", 0, 99999, ""),
+    "o": ("password older than max days", "{h}", TODAY - 10, 5, ""),
+}
+GOOD = ("a", "b", "c")
+REFUSED = ("l", "s", "x", "t", "e", "z", "o", "uid0", "unknown")
+SUFFIX = "%d" % (os.getpid() % 100000)
+
+
+def account_name(key):
+    return "p3sys-%s-%s" % (key, SUFFIX)
+
+
+def password_of(key):
+    return "Sys-pw.%s!%s" % (key, SUFFIX)
+
+
+def shadow_hash(key):
+    scheme = ENTRIES[key][1] if key in GOOD else "6"
+    h = lib.openssl_passwd(scheme, "salt%s" % key, password_of(key))
+    return h if key in GOOD else ENTRIES[key][1].replace("{h}", h)
+
+
+def useradd(name):
+    # another engineer's useradd may hold the lock on /etc/passwd for a moment: a bounded retry
+    for _ in range(50):
+        r = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", SHELL, name],
+                           capture_output=True, timeout=30)
+        if r.returncode == 0 or b"lock" not in r.stderr:
+            break
+        time.sleep(0.1)
+    assert r.returncode == 0, "useradd %s: %s" % (name, r.stderr.decode(errors="replace"))
+
+
+@pytest.fixture(scope="module")
+def accounts():
+    """Real unprivileged users (their own group each), removed at the end even when a test failed; plus the
+    pseudo-accounts uid0 (a passwd entry with uid 0, not a real user) and unknown (in neither file)."""
+    made = []
+    try:
+        out = {}
+        for key in ENTRIES:
+            name = account_name(key)
+            useradd(name)
+            made.append(name)
+            pw = pwd.getpwnam(name)
+            out[key] = Account(key, name, pw.pw_uid, pw.pw_gid, password_of(key))
+        out["uid0"] = Account("uid0", account_name("r"), 0, 0, password_of("r"))
+        out["unknown"] = Account("unknown", account_name("u"), None, None, password_of("u"))
+        yield out
+    finally:
+        for name in made:
+            subprocess.run(["userdel", name], capture_output=True, timeout=30)
+
+
+class SysEnv(lib.Env):
+    """Like lib.Env (srv/ for the server, cli/ for clients), with accounts = system and the layout of `mode`:
+    daemon: user nobody, spool and state_dir nobody's, mailboxes NAME:nogroup 0660;
+    inetd:  user nobody, spool and state_dir root's (state_dir 0711), mailboxes NAME:NAME 0600, no dotlocks;
+    debian: user mail, spool 2775 root:mail, mailboxes NAME:mail 0660, state_dir mail's 0700."""
+
+    def __init__(self, accounts, mode):  # noqa: the parent's __init__ writes a users file: not wanted here
+        self.mode, self.accounts = mode, accounts
+        self.user = "mail" if mode == "debian" else RUN_AS
+        self.root = tempfile.mkdtemp(prefix="pop3d-sysacct-")
+        os.chmod(self.root, 0o711)
+        self.srv = os.path.join(self.root, "srv")
+        self.cli = os.path.join(self.root, "cli")
+        self.spool = os.path.join(self.srv, "spool")
+        self.state = os.path.join(self.srv, "state")
+        self.home = os.path.join(self.root, "home")
+        for d in (self.srv, self.spool, self.state, self.home):
+            os.mkdir(d, 0o755)
+        os.mkdir(self.cli, 0o700)
+        self.passwd_file = os.path.join(self.srv, "passwd")
+        self.shadow_file = os.path.join(self.srv, "shadow")
+        self.conf = os.path.join(self.srv, "pop3d.conf")
+        self.logfile = os.path.join(self.srv, "pop3d.log")
+        self.daemons, self.cleanups = [], []
+        self.mailboxes = {}  # path -> (uid, gid, mode)
+        self.conf_keys = {"mailbox": os.path.join(self.spool, "%u")}
+        if mode == "inetd":
+            # the session runs as the mailbox owner, who cannot create dotlocks in a root-owned spool
+            self.conf_keys.update({"mbox_locking": "fcntl, flock", "log": self.logfile})
+        self.write_accounts()
+        self.write_conf()
+        self.fix_perms()
+
+    def home_of(self, acct):
+        return os.path.join(self.home, acct.name)
+
+    def write_accounts(self):
+        pw = ["root:x:0:0:root:/root:/bin/bash\n"]
+        sh = ["root:*:%d:0:99999:7:::\n" % (TODAY - 1)]
+        for key, acct in self.accounts.items():
+            if key == "unknown":
+                continue
+            pw.append("%s:x:%d:%d:pop3d test %s:%s:%s\n" % (acct.name, acct.uid, acct.gid, key, self.home_of(acct),
+                                                           SHELL))
+            if key == "uid0":
+                sh.append("%s:%s:%d:0:99999:7:::\n" % (acct.name, lib.openssl_passwd("6", "saltr", acct.password),
+                                                       TODAY - 1))
+            else:
+                _, _, lastchg, maxdays, expire = ENTRIES[key]
+                sh.append("%s:%s:%s:0:%s:7::%s:\n" % (acct.name, shadow_hash(key), lastchg, maxdays, expire))
+        with open(self.passwd_file, "w") as f:
+            f.writelines(pw)
+        with open(self.shadow_file, "w") as f:
+            f.writelines(sh)
+
+    def write_conf(self, **extra):
+        keys = {
+            "listen": "127.0.0.1:0",
+            "accounts": "system",
+            "passwd_file": self.passwd_file,
+            "shadow_file": self.shadow_file,
+            "state_dir": self.state,
+            "mbox_format": "mboxrd",
+            "log": "stderr",
+            "log_level": "info",
+            "user": self.user,
+        }
+        keys.update(self.conf_keys)
+        keys.update(extra)
+        with open(self.conf, "w") as f:
+            f.write("# pop3d config written by the system accounts tests\n")
+            for k, v in keys.items():
+                f.write("%s = %s\n" % (k, v))
+
+    def fix_perms(self):
+        u = pwd.getpwnam(self.user)
+        for path, owner, mode in [(self.srv, (0, 0), 0o755), (self.passwd_file, (0, 0), 0o644),
+                                  (self.shadow_file, (0, 0), 0o600), (self.conf, (0, 0), 0o644)]:
+            os.chown(path, *owner)
+            os.chmod(path, mode)
+        if self.mode == "daemon":
+            layout = {self.spool: ((u.pw_uid, u.pw_gid), 0o755), self.state: ((u.pw_uid, u.pw_gid), 0o700)}
+        elif self.mode == "inetd":
+            layout = {self.spool: ((0, 0), 0o755), self.state: ((0, 0), 0o711)}
+        else:
+            layout = {self.spool: ((0, u.pw_gid), 0o2775), self.state: ((u.pw_uid, u.pw_gid), 0o700)}
+        for path, (owner, mode) in layout.items():
+            os.chown(path, *owner)
+            os.chmod(path, mode)  # after chown, which may clear set-id bits
+        tls = os.path.join(self.srv, "tls")
+        if os.path.isdir(tls):
+            lib._chown_tree(tls, u.pw_uid)
+        for path, (uid, gid, mode) in self.mailboxes.items():
+            os.chown(path, uid, gid)
+            os.chmod(path, mode)
+
+    def default_owner(self, acct):
+        """(uid, gid, mode) of a mailbox in this layout."""
+        if self.mode == "inetd":
+            return acct.uid, acct.gid, 0o600
+        return acct.uid, pwd.getpwnam(self.user).pw_gid, 0o660
+
+    def write_mbox(self, acct, data, owner=None, path=None):
+        path = path or self.mbox_path(acct.name)
+        with open(path, "wb") as f:
+            f.write(data)
+        self.mailboxes[path] = owner or self.default_owner(acct)
+        self.fix_perms()
+        return path
+
+    def log(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+
+@pytest.fixture
+def make_env(request, accounts):
+    envs = []
+
+    def make(mode):
+        e = SysEnv(accounts, mode)
+        envs.append(e)
+        return e
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for e in envs:
+        for d in e.daemons:
+            d.stop()
+            if failed:
+                print("---- pop3d %s\n---- stderr:\n%s" % (" ".join(d.cmd), d.stderr()))
+        for fn in e.cleanups:
+            fn()
+        e.cleanups = []
+        if failed and e.mode == "inetd":
+            print("---- inetd log %s:\n%s" % (e.logfile, e.log()))
+        e.close(keep=failed and bool(os.environ.get("INTEROP_KEEP")))
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+def messages():
+    return lib.tricky_messages(huge=False)  # fetchmail splits longer lines
+
+
+def serve(env, mode, transport):
+    """Start the server of `mode` (a daemon, or tcpserver running pop3d -i [-s]); returns (port, handle)."""
+    if mode in ("daemon", "debian"):
+        d = env.start(listen=("127.0.0.1:0", "127.0.0.1:0 tls"))
+        return (d.tls_port if transport == "implicit" else d.port), d
+    ts = lib.TcpServer(env, "-s") if transport == "implicit" else lib.TcpServer(env)
+    return ts.port, ts
+
+
+def connect(port, transport, pki):
+    """A poplib connection on `transport` (plain, stls: STLS done, implicit)."""
+    if transport == "implicit":
+        return lib.pop_ssl(port, pki.context())
+    p = poplib.POP3("127.0.0.1", port, timeout=lib.IO_TIMEOUT)
+    if transport == "stls":
+        assert p.stls(pki.context()).startswith(b"+OK")
+    return p
+
+
+def assert_no_stderr(handle):
+    if isinstance(handle, lib.TcpServer):
+        handle.stop()
+        assert handle.stderr() == b"", "pop3d -i wrote to stderr: %r" % handle.stderr()[:2000]
+
+
+def assert_owner(path, uid, gid, mode):
+    st = os.stat(path)
+    got = (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+    assert got == (uid, gid, mode), "%s: owner, group, mode %r, expected %r" % (path, got, (uid, gid, mode))
+
+
+def raw_from(port, n):
+    """A raw POP3 connection from loopback address 127.0.0.n: each failed login from its own address, so the
+    penalty delays (per address, network_prefix_ipv4 = 32 by default) never add up across the cases."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=lib.IO_TIMEOUT, source_address=("127.0.0.%d" % n, 0))
+    return lib.RawConn(s)
+
+
+def try_login(port, n, name, password):
+    c = raw_from(port, n)
+    try:
+        r = c.cmd("USER " + name)
+        assert r.startswith(b"+OK"), "USER %s: %r (must look like any other name)" % (name, r)
+        reply = c.cmd("PASS " + password)
+        c.cmd("QUIT")
+        return reply
+    finally:
+        c.close()
+
+
+def caps_without_unusable(caps, where):
+    sasl = [m.upper() for m in caps.get("SASL", [])]
+    bad = [m for m in sasl if m.startswith("SCRAM") or m == "EXTERNAL"]
+    assert not bad, "%s: CAPA offers %s, impossible with system accounts: %r" % (where, bad, caps)
+    assert "PLAIN" in sasl and "LOGIN" in sasl, "%s: CAPA lacks SASL PLAIN LOGIN: %r" % (where, caps)
+    assert "USER" in caps, "%s: CAPA lacks USER: %r" % (where, caps)
+
+
+# ---------------------------------------------------------------------------
+# 1. Real clients, both modes, plain and TLS
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+@pytest.mark.parametrize("transport,key", [("plain", "a"), ("stls", "b"), ("implicit", "c")])
+def test_poplib(make_env, accounts, pki, mode, transport, key):
+    """Each hash scheme logs in over each transport in both modes; RETR is byte-exact, DELE+QUIT removes
+    exactly message 1 and the mailbox keeps its owner and mode."""
+    env = make_env(mode)
+    env.use_tls(pki)
+    acct = accounts[key]
+    msgs = messages()
+    path = env.write_mbox(acct, lib.build_mbox(msgs))
+    port, handle = serve(env, mode, transport)
+    p = connect(port, transport, pki)
+    try:
+        p.user(acct.name)
+        r = p.pass_(acct.password)
+        assert r.startswith(b"+OK"), r
+        exp = [lib.to_wire(m) for m in msgs]
+        assert p.stat() == (len(exp), sum(map(len, exp)))
+        for i, w in enumerate(exp, 1):
+            assert lib.poplib_raw_multi(p, "RETR %d" % i)[1] == w, "RETR %d (%s, %s)" % (i, mode, transport)
+        assert p.dele(1).startswith(b"+OK")
+        assert p.quit().startswith(b"+OK")
+    finally:
+        p.close()
+    lib.assert_mbox(env.read_mbox(acct.name), b"".join(lib.mbox_entry(m) for m in msgs[1:]))
+    assert_owner(path, *env.default_owner(acct))
+    assert_no_stderr(handle)
+
+
+def curl(pki, acct, url, *extra):
+    r = lib.run_client([lib.need_tool("curl"), "-sS", "--max-time", str(lib.IO_TIMEOUT), "--cacert", pki.ca,
+                        "-u", "%s:%s" % (acct.name, acct.password)] + list(extra) + [url])
+    assert r.returncode == 0, "%s -> rc %d, stderr %r" % (" ".join(r.args), r.returncode, r.stderr)
+    return r.stdout
+
+
+@pytest.mark.parametrize("mode,transport", [("daemon", "plain"), ("daemon", "implicit"), ("inetd", "stls"),
+                                            ("inetd", "implicit")])
+def test_curl(make_env, accounts, pki, mode, transport):
+    env = make_env(mode)
+    env.use_tls(pki)
+    acct = accounts["a"]
+    msgs = messages()
+    env.write_mbox(acct, lib.build_mbox(msgs))
+    port, handle = serve(env, mode, transport)
+    scheme = "pop3s" if transport == "implicit" else "pop3"
+    extra = ["--ssl-reqd"] if transport == "stls" else []
+    url = "%s://127.0.0.1:%d" % (scheme, port)
+    assert curl(pki, acct, url + "/", *extra) == b"".join(b"%d %d\r\n" % (i, len(lib.to_wire(m)))
+                                                          for i, m in enumerate(msgs, 1))
+    for i in (1, 3, len(msgs)):
+        assert curl(pki, acct, "%s/%d" % (url, i), *extra) == lib.to_wire(msgs[i - 1]), "curl message %d" % i
+    assert curl(pki, acct, url + "/1", "-X", "DELE", "-I", *extra) == b""
+    lib.assert_mbox(env.read_mbox(acct.name), b"".join(lib.mbox_entry(m) for m in msgs[1:]))
+    assert_no_stderr(handle)
+
+
+@pytest.mark.parametrize("mode,transport,key", [("daemon", "plain", "b"), ("daemon", "stls", "a"),
+                                                ("inetd", "plain", "c"), ("inetd", "implicit", "b")])
+def test_fetchmail(make_env, accounts, pki, mode, transport, key):
+    """A keep+UIDL run fetches everything and leaves the mailbox alone; a fetch-and-delete run empties it."""
+    env = make_env(mode)
+    env.use_tls(pki)
+    acct = accounts[key]
+    msgs = messages()
+    data = lib.build_mbox(msgs)
+    env.write_mbox(acct, data)
+    port, handle = serve(env, mode, transport)
+    tls = {"plain": "sslproto '' no sslcertck",
+           "stls": "sslproto 'tls1.2+' sslcertfile '%s' sslcertck sslcommonname localhost" % pki.ca,
+           "implicit": "ssl sslcertfile '%s' sslcertck sslcommonname localhost" % pki.ca}[transport]
+
+    def run(keep, out):
+        r = fetchmail_client.fetchmail(env, port, keep, os.path.join(env.cli, out), tls=tls, user=acct.name,
+                                       password=acct.password)
+        log = r.stderr.decode(errors="replace") + r.stdout.decode(errors="replace")
+        assert r.returncode == 0, log[-3000:]
+        if transport != "plain":
+            assert "SSL/TLS: using protocol TLSv1.3" in log, log[-3000:]
+        return os.path.join(env.cli, out)
+
+    lib.assert_delivered(lib.delivered(run(True, "run1")), msgs, "fetchmail", added_header=b"Received")
+    lib.assert_mbox(env.read_mbox(acct.name), data)
+    lib.assert_delivered(lib.delivered(run(False, "run2")), msgs, "fetchmail", added_header=b"Received")
+    assert not env.read_mbox(acct.name), "mailbox not empty after fetchmail's delete pass"
+    assert_no_stderr(handle)
+
+
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+def test_home_directory_template(make_env, accounts, mode):
+    """mailbox = %h/...: the home directory is the one in the (test-made) passwd file."""
+    env = make_env(mode)
+    acct = accounts["b"]
+    os.mkdir(env.home_of(acct))
+    os.chown(env.home_of(acct), acct.uid, acct.gid)
+    env.conf_keys.update({"mailbox": "%h/mbox", "mbox_locking": "fcntl, flock"})
+    env.write_conf()
+    msgs = messages()[:3]
+    env.write_mbox(acct, lib.build_mbox(msgs), path=os.path.join(env.home_of(acct), "mbox"))
+    port, handle = serve(env, mode, "plain")
+    p = connect(port, "plain", None)
+    try:
+        p.user(acct.name)
+        assert p.pass_(acct.password).startswith(b"+OK")
+        assert p.stat()[0] == len(msgs)
+        assert lib.poplib_raw_multi(p, "RETR 2")[1] == lib.to_wire(msgs[1])
+        assert p.quit().startswith(b"+OK")
+    finally:
+        p.close()
+    assert_no_stderr(handle)
+
+
+# ---------------------------------------------------------------------------
+# 2. Refused entries: the same answer as a wrong password
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+def test_refused_entries_answer_like_a_wrong_password(make_env, accounts, mode):
+    """Locked (! and *), expired (yesterday and today), empty, lastchg 0, too old, uid 0 and unknown: each is
+    given the right password (its hash's) and gets exactly the answer of a wrong password, -ERR [AUTH]. Every
+    refused account has a mailbox, so a wrong acceptance would show as +OK. Each attempt comes from its own
+    loopback address (no penalty delay adds up)."""
+    env = make_env(mode)
+    for key in GOOD + REFUSED:
+        if key != "unknown":
+            env.write_mbox(accounts[key], lib.build_mbox(messages()[:1]))
+    port, handle = serve(env, mode, "plain")
+    a = accounts["a"]
+    wrong = try_login(port, 10, a.name, a.password + "-wrong")
+    assert wrong.startswith(b"-ERR [AUTH]"), wrong
+    got = {}
+    for n, key in enumerate(REFUSED, 11):
+        acct = accounts[key]
+        got[key] = try_login(port, n, acct.name, acct.password)
+    bad = {"%s (%s)" % (k, ENTRIES[k][0] if k in ENTRIES else k): r for k, r in got.items() if r != wrong}
+    assert not bad, "answered unlike a wrong password (%r):\n%s" % (
+        wrong, "\n".join("  %s: %r" % kv for kv in bad.items()))
+    # the good accounts of the same server do log in (the refusals above are not a broken server)
+    for n, key in enumerate(GOOD, 30):
+        r = try_login(port, n, accounts[key].name, accounts[key].password)
+        assert r.startswith(b"+OK"), (key, r)
+    assert_no_stderr(handle)
+
+
+# ---------------------------------------------------------------------------
+# 3. inetd: uids before and after login, from /proc
+# ---------------------------------------------------------------------------
+
+def describe(procs):
+    return "; ".join("pid %d ppid %d %s uids %s gids %s groups %s" % (
+        s["pid"], s["ppid"], s["name"], s["uids"], s["gids"], s["groups"]) for s in procs) or "(none)"
+
+
+@pytest.mark.parametrize("transport", ["plain", "implicit"])
+def test_inetd_runs_as_user_then_as_mailbox_owner(make_env, accounts, pki, transport):
+    """Before login: the started pop3d (tcpserver's child) is root, its one child runs as `user`. After login:
+    the started pid runs as the account (uid and gid), the child still as `user`, no root process, no
+    supplementary group 0. state_dir/shared and state_dir/users/NAME are made with the right owners."""
+    env = make_env("inetd")
+    env.use_tls(pki)
+    acct = accounts["a"]
+    msgs = messages()
+    env.write_mbox(acct, lib.build_mbox(msgs))
+    nob = pwd.getpwnam(RUN_AS)
+    user_ids = ((nob.pw_uid,) * 4, (nob.pw_gid,) * 4)
+    port, ts = serve(env, "inetd", transport)
+    p = connect(port, transport, pki)  # the greeting (and the handshake) came: the child serves the session
+    try:
+        def tree():
+            t = lib.process_tree(ts.proc.pid)[1:]  # tcpserver itself is ours, not pop3d's
+            top = [s for s in t if s["ppid"] == ts.proc.pid]
+            return t, top
+
+        def before():
+            t, top = tree()
+            if len(top) != 1:
+                return False, "tcpserver's children: " + describe(t)
+            pop = top[0]
+            kids = [s for s in t if s["ppid"] == pop["pid"]]
+            ok = (pop["uids"] == (0,) * 4 and len(kids) == 1 and (kids[0]["uids"], kids[0]["gids"]) == user_ids
+                  and 0 not in kids[0]["groups"] and len(t) == 2)
+            return ok, describe(t)
+
+        lib.poll_until(before, "before login: want the started pop3d as root and one child as %s (uid %d), "
+                               "nothing else" % (RUN_AS, nob.pw_uid))
+        pid = tree()[1][0]["pid"]
+        p.user(acct.name)
+        assert p.pass_(acct.password).startswith(b"+OK")
+
+        def after():
+            t, top = tree()
+            if len(top) != 1 or top[0]["pid"] != pid:
+                return False, "tcpserver's children: " + describe(t)
+            pop = top[0]
+            kids = [s for s in t if s["ppid"] == pop["pid"]]
+            ok = ((pop["uids"], pop["gids"]) == ((acct.uid,) * 4, (acct.gid,) * 4) and len(kids) == 1
+                  and (kids[0]["uids"], kids[0]["gids"]) == user_ids
+                  and not any(0 in s["uids"] or 0 in s["gids"] or 0 in s["groups"] for s in t))
+            return ok, describe(t)
+
+        lib.poll_until(after, "after login: want pid %d as %s (uid %d gid %d), its child as %s, no root"
+                       % (pid, acct.name, acct.uid, acct.gid, RUN_AS))
+        # the session works through the relay
+        assert p.stat()[0] == len(msgs)
+        assert lib.poplib_raw_multi(p, "RETR 4")[1] == lib.to_wire(msgs[3])
+        assert p.quit().startswith(b"+OK")
+    finally:
+        p.close()
+    assert os.stat(os.path.join(env.state, "shared")).st_uid == nob.pw_uid, "state_dir/shared not owned by " + RUN_AS
+    assert os.stat(os.path.join(env.state, "users", acct.name)).st_uid == acct.uid, \
+        "state_dir/users/%s not owned by the account" % acct.name
+    assert_no_stderr(ts)
+
+
+# ---------------------------------------------------------------------------
+# 4. daemon: the helper is the only root process; mailbox permissions; the Debian layout
+# ---------------------------------------------------------------------------
+
+def test_daemon_helper_is_the_only_root_process(make_env, accounts):
+    """With two sessions logged in and one before login: the daemon and all its threads run as `user`, exactly
+    one process of its tree is root (the helper, a child of the daemon)."""
+    env = make_env("daemon")
+    for key in ("a", "c"):
+        env.write_mbox(accounts[key], lib.build_mbox(messages()[:2]))
+    d = env.start()
+    nob = pwd.getpwnam(RUN_AS)
+    conns = []
+    try:
+        for key in ("a", "c"):
+            p = d.pop()
+            conns.append(p)
+            p.user(accounts[key].name)
+            assert p.pass_(accounts[key].password).startswith(b"+OK")
+        conns.append(d.pop())  # greeted, not logged in
+
+        def check():
+            t = lib.process_tree(d.proc.pid)
+            threads = lib.process_threads(d.proc.pid)
+            root = [s for s in t if 0 in s["uids"]]
+            daemon_ok = all((s["uids"], s["gids"]) == ((nob.pw_uid,) * 4, (nob.pw_gid,) * 4)
+                            and 0 not in s["groups"] for s in threads)
+            ok = (daemon_ok and threads and len(root) == 1 and root[0]["ppid"] == d.proc.pid
+                  and root[0]["uids"] == (0,) * 4)
+            return ok, "processes: %s\n threads of %d: %s" % (describe(t), d.proc.pid, describe(threads))
+
+        lib.poll_until(check, "want the daemon's threads as %s and exactly one root process, its child"
+                       % RUN_AS)
+        for p in conns[:2]:
+            assert p.stat()[0] == 2
+            assert p.quit().startswith(b"+OK")
+    finally:
+        for p in conns:
+            p.close()
+
+
+def wait_log(d, needle):
+    return lib.poll_until(lambda: (needle in d.stderr(), d.stderr()[-3000:]),
+                          "no log line naming %s" % needle)
+
+
+@pytest.mark.parametrize("case", ["mode 0600 NAME:NAME", "owned by another account"])
+def test_daemon_refuses_mailbox_it_cannot_use(make_env, accounts, case):
+    env = make_env("daemon")
+    acct, other = accounts["a"], accounts["b"]
+    nob = pwd.getpwnam(RUN_AS)
+    data = lib.build_mbox(messages()[:2])
+    if case == "mode 0600 NAME:NAME":
+        path = env.write_mbox(acct, data, owner=(acct.uid, acct.gid, 0o600))
+    else:
+        path = env.write_mbox(acct, data, owner=(other.uid, nob.pw_gid, 0o660))
+    d = env.start()
+    p = d.pop()
+    try:
+        p.user(acct.name)
+        with pytest.raises(poplib.error_proto) as e:
+            p.pass_(acct.password)
+        assert e.value.args[0].startswith(b"-ERR [SYS/PERM]"), e.value.args
+    finally:
+        p.close()
+    wait_log(d, path)
+    lines = [ln for ln in d.stderr().splitlines() if path in ln]
+    if case == "mode 0600 NAME:NAME":
+        # the line says what is needed: read and write for the daemon's user (e.g. 0660 NAME:mail)
+        assert any(re.search(r"0?660|read|writ|perm", ln, re.I) for ln in lines), lines
+    else:
+        assert any(re.search(r"own|uid", ln, re.I) for ln in lines), lines
+    assert env.read_mbox(acct.name) == data
+
+
+def test_debian_layout(make_env, accounts):
+    """/var/mail as Debian has it: spool 2775 root:mail, mailbox 0660 NAME:mail, user = mail, dotlocks made by
+    mail in the spool: RETR, DELE, QUIT removes the message; owner and mode stay."""
+    env = make_env("debian")
+    acct = accounts["c"]
+    mail = pwd.getpwnam("mail")
+    msgs = messages()
+    path = env.write_mbox(acct, lib.build_mbox(msgs))
+    assert_owner(path, acct.uid, mail.pw_gid, 0o660)
+    assert_owner(env.spool, 0, mail.pw_gid, 0o2775)
+    d = env.start()
+    p = d.pop()
+    try:
+        p.user(acct.name)
+        assert p.pass_(acct.password).startswith(b"+OK")
+        assert lib.poplib_raw_multi(p, "RETR 2")[1] == lib.to_wire(msgs[1])
+        assert p.dele(2).startswith(b"+OK")
+        assert p.quit().startswith(b"+OK")
+    finally:
+        p.close()
+    lib.assert_mbox(env.read_mbox(acct.name), b"".join(lib.mbox_entry(m) for m in msgs[:1] + msgs[2:]))
+    assert_owner(path, acct.uid, mail.pw_gid, 0o660)
+    assert not os.path.exists(path + ".lock"), "dotlock left behind"
+
+
+# ---------------------------------------------------------------------------
+# 5. CAPA and the configuration check
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+def test_capa_offers_only_what_can_succeed(make_env, accounts, pki, mode):
+    """No SCRAM-SHA-256(-PLUS), no EXTERNAL (even with client certificates configured), no APOP timestamp:
+    plaintext, after STLS and on implicit TLS; AUTH PLAIN logs in."""
+    env = make_env(mode)
+    env.use_tls(pki, client_ca=True)
+    acct = accounts["b"]
+    env.write_mbox(acct, lib.build_mbox(messages()[:2]))
+    port, handle = serve(env, mode, "plain")
+    p = connect(port, "plain", pki)
+    try:
+        assert not re.search(rb"<[^>]*@[^>]*>", p.getwelcome()), "APOP timestamp in %r" % p.getwelcome()
+        caps_without_unusable(p.capa(), "plaintext (loopback)")
+        assert p.stls(pki.context()).startswith(b"+OK")
+        caps_without_unusable(p.capa(), "after STLS")
+        with pytest.raises(poplib.error_proto):
+            lib.auth_sasl(p, "SCRAM-SHA-256", base64.b64encode(b"n,,n=%s,r=abcdefgh" % acct.name.encode()).decode())
+        cred = base64.b64encode(b"\0%s\0%s" % (acct.name.encode(), acct.password.encode())).decode()
+        assert lib.auth_sasl(p, "PLAIN", cred).startswith(b"+OK"), "AUTH PLAIN"
+        assert p.stat()[0] == 2
+        assert p.quit().startswith(b"+OK")
+    finally:
+        p.close()
+    if mode == "daemon":
+        port = handle.tls_port
+    else:
+        assert_no_stderr(handle)
+        port, handle = serve(env, mode, "implicit")
+    p = lib.pop_ssl(port, pki.context(pki.client(acct.name)))
+    try:
+        assert not re.search(rb"<[^>]*@[^>]*>", p.getwelcome()), "APOP timestamp in %r" % p.getwelcome()
+        caps_without_unusable(p.capa(), "implicit TLS with a client certificate")
+        with pytest.raises(poplib.error_proto):
+            lib.auth_sasl(p, "EXTERNAL", "=")
+        p.quit()
+    finally:
+        p.close()
+    assert_no_stderr(handle)
+
+
+def test_config_check_refuses_apop_with_system_accounts(make_env):
+    env = make_env("daemon")
+    r = subprocess.run([lib.POP3D_BIN, "-t", "-f", env.conf], capture_output=True, timeout=30)
+    assert r.returncode == 0, "the same configuration without apop must pass -t: %r" % r.stderr
+    env.write_conf(apop="yes")
+    r = subprocess.run([lib.POP3D_BIN, "-t", "-f", env.conf], capture_output=True, timeout=30)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert b"apop" in (r.stdout + r.stderr).lower(), (r.stdout, r.stderr)
