@@ -246,7 +246,7 @@ def messages():
 def serve(env, mode, transport):
     """Start the server of `mode` (a daemon, or tcpserver running pop3d -i [-s]); returns (port, handle)."""
     if mode in ("daemon", "debian"):
-        d = env.start(listen=("127.0.0.1:0", "127.0.0.1:0 tls"))
+        d = env.start(listen=("127.0.0.1:0", "127.0.0.1:0 tls") if "tls_cert" in env.conf_keys else ("127.0.0.1:0",))
         return (d.tls_port if transport == "implicit" else d.port), d
     ts = lib.TcpServer(env, "-s") if transport == "implicit" else lib.TcpServer(env)
     return ts.port, ts
@@ -488,7 +488,7 @@ def test_inetd_runs_as_user_then_as_mailbox_owner(make_env, accounts, pki, trans
                   and 0 not in kids[0]["groups"] and len(t) == 2)
             return ok, describe(t)
 
-        lib.poll_until(before, "before login: want the started pop3d as root and one child as %s (uid %d), "
+        lib.poll_until(before, timeout=5, what="before login: want the started pop3d as root and one child as %s (uid %d), "
                                "nothing else" % (RUN_AS, nob.pw_uid))
         pid = tree()[1][0]["pid"]
         p.user(acct.name)
@@ -505,7 +505,7 @@ def test_inetd_runs_as_user_then_as_mailbox_owner(make_env, accounts, pki, trans
                   and not any(0 in s["uids"] or 0 in s["gids"] or 0 in s["groups"] for s in t))
             return ok, describe(t)
 
-        lib.poll_until(after, "after login: want pid %d as %s (uid %d gid %d), its child as %s, no root"
+        lib.poll_until(after, timeout=5, what="after login: want pid %d as %s (uid %d gid %d), its child as %s, no root"
                        % (pid, acct.name, acct.uid, acct.gid, RUN_AS))
         # the session works through the relay
         assert p.stat()[0] == len(msgs)
@@ -550,7 +550,7 @@ def test_daemon_helper_is_the_only_root_process(make_env, accounts):
                   and root[0]["uids"] == (0,) * 4)
             return ok, "processes: %s\n threads of %d: %s" % (describe(t), d.proc.pid, describe(threads))
 
-        lib.poll_until(check, "want the daemon's threads as %s and exactly one root process, its child"
+        lib.poll_until(check, timeout=5, what="want the daemon's threads as %s and exactly one root process, its child"
                        % RUN_AS)
         for p in conns[:2]:
             assert p.stat()[0] == 2
