@@ -488,8 +488,8 @@ def test_inetd_runs_as_user_then_as_mailbox_owner(make_env, accounts, pki, trans
                   and 0 not in kids[0]["groups"] and len(t) == 2)
             return ok, describe(t)
 
-        lib.poll_until(before, timeout=5, what="before login: want the started pop3d as root and one child as %s (uid %d), "
-                               "nothing else" % (RUN_AS, nob.pw_uid))
+        lib.poll_until(before, "before login: want the started pop3d as root and one child as %s (uid %d), "
+                               "nothing else" % (RUN_AS, nob.pw_uid), timeout=5)
         pid = tree()[1][0]["pid"]
         p.user(acct.name)
         assert p.pass_(acct.password).startswith(b"+OK")
@@ -505,8 +505,8 @@ def test_inetd_runs_as_user_then_as_mailbox_owner(make_env, accounts, pki, trans
                   and not any(0 in s["uids"] or 0 in s["gids"] or 0 in s["groups"] for s in t))
             return ok, describe(t)
 
-        lib.poll_until(after, timeout=5, what="after login: want pid %d as %s (uid %d gid %d), its child as %s, no root"
-                       % (pid, acct.name, acct.uid, acct.gid, RUN_AS))
+        lib.poll_until(after, "after login: want pid %d as %s (uid %d gid %d), its child as %s, no root"
+                       % (pid, acct.name, acct.uid, acct.gid, RUN_AS), timeout=5)
         # the session works through the relay
         assert p.stat()[0] == len(msgs)
         assert lib.poplib_raw_multi(p, "RETR 4")[1] == lib.to_wire(msgs[3])
@@ -550,8 +550,8 @@ def test_daemon_helper_is_the_only_root_process(make_env, accounts):
                   and root[0]["uids"] == (0,) * 4)
             return ok, "processes: %s\n threads of %d: %s" % (describe(t), d.proc.pid, describe(threads))
 
-        lib.poll_until(check, timeout=5, what="want the daemon's threads as %s and exactly one root process, its child"
-                       % RUN_AS)
+        lib.poll_until(check, "want the daemon's threads as %s and exactly one root process, its child"
+                       % RUN_AS, timeout=5)
         for p in conns[:2]:
             assert p.stat()[0] == 2
             assert p.quit().startswith(b"+OK")
