@@ -118,6 +118,7 @@ class SysEnv(lib.Env):
         self.logfile = os.path.join(self.srv, "pop3d.log")
         self.daemons, self.cleanups = [], []
         self.mailboxes = {}  # path -> (uid, gid, mode)
+        self.hashes = {}  # key -> the shadow hash field, instead of ENTRIES' (set before write_accounts)
         self.conf_keys = {"mailbox": os.path.join(self.spool, "%u")}
         if mode == "inetd":
             # the session runs as the mailbox owner, who cannot create dotlocks in a root-owned spool
@@ -142,7 +143,8 @@ class SysEnv(lib.Env):
                                                        TODAY - 1))
             else:
                 _, _, lastchg, maxdays, expire = ENTRIES[key]
-                sh.append("%s:%s:%s:0:%s:7::%s:\n" % (acct.name, shadow_hash(key), lastchg, maxdays, expire))
+                sh.append("%s:%s:%s:0:%s:7::%s:\n" % (acct.name, self.hashes.get(key) or shadow_hash(key), lastchg,
+                                                      maxdays, expire))
         with open(self.passwd_file, "w") as f:
             f.writelines(pw)
         with open(self.shadow_file, "w") as f:
@@ -446,6 +448,41 @@ def test_refused_entries_answer_like_a_wrong_password(make_env, accounts, mode):
     for n, key in enumerate(GOOD, 30):
         r = try_login(port, n, accounts[key].name, accounts[key].password)
         assert r.startswith(b"+OK"), (key, r)
+    assert_no_stderr(handle)
+
+
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+def test_unknown_user_costs_what_a_wrong_password_does(make_env, accounts, mode):
+    """A PASS for a user in neither file takes as long as a wrong password for a real one. The real accounts'
+    hashes are made slow ($6$ with 100,000 rounds, the first usable hash of the file) so the hash dominates
+    the answer time; the two paths are compared with each other (medians of 3, within a factor of 2), never
+    with a fixed time. Each attempt from its own address and for its own account: no penalty delay."""
+    env = make_env(mode)
+    for key in GOOD:
+        env.hashes[key] = lib.openssl_passwd("6", "rounds=100000$slow%s" % key, accounts[key].password)
+    env.write_accounts()
+    port, handle = serve(env, mode, "plain")
+
+    def timed(n, name, password):
+        c = raw_from(port, n)
+        try:
+            assert c.cmd("USER " + name).startswith(b"+OK")
+            t0 = time.monotonic()
+            r = c.cmd("PASS " + password)
+            took = time.monotonic() - t0
+            assert r.startswith(b"-ERR [AUTH]"), (name, r)
+            c.cmd("QUIT")
+            return took
+        finally:
+            c.close()
+
+    wrong, unknown = [], []
+    for i, key in enumerate(GOOD):
+        wrong.append(timed(40 + 2 * i, accounts[key].name, "not-the-password"))
+        unknown.append(timed(41 + 2 * i, "p3sys-nobody%d-%s" % (i, SUFFIX), "not-the-password"))
+    w, u = sorted(wrong)[1], sorted(unknown)[1]
+    assert 0.5 * w <= u <= 2 * w, "unknown user answered in %.3fs, a wrong password in %.3fs (all: %r vs %r)" % (
+        u, w, unknown, wrong)
     assert_no_stderr(handle)
 
 
