@@ -50,6 +50,15 @@ impl Plaintext {
     }
 }
 
+/// Where accounts and their passwords come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountSource {
+    /// pop3d's own users file (`users_file`).
+    UsersFile,
+    /// The system's passwd and shadow, checked by a privileged helper.
+    System,
+}
+
 /// One listening address and how sessions on it start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
@@ -88,7 +97,11 @@ pub struct Config {
     tls_client_ca: Option<PathBuf>,
     pub plaintext_auth: Plaintext,
     pub user: Option<String>,
+    /// Whose accounts log in: the users file's or the system's.
+    pub accounts: AccountSource,
     pub users_file: PathBuf,
+    /// passwd and shadow, for `accounts = system`.
+    pub account_files: crate::accounts::Files,
     pub mailbox: String,
     pub state_dir: PathBuf,
     pub limits: Limits,
@@ -134,7 +147,9 @@ impl Default for Config {
             tls_client_ca: None,
             plaintext_auth: Plaintext::Loopback,
             user: Some("mail".into()),
+            accounts: AccountSource::UsersFile,
             users_file: "/etc/pop3d/users".into(),
+            account_files: crate::accounts::Files { passwd: "/etc/passwd".into(), shadow: "/etc/shadow".into() },
             mailbox: "/var/mail/%u".into(),
             state_dir: "/var/lib/pop3d".into(),
             limits: Limits { max_messages: 250_000, max_size: 8 << 30 },
@@ -213,12 +228,22 @@ impl Config {
             }
             "user" => self.user = (!value.is_empty()).then(|| value.to_string()),
             "users_file" => self.users_file = path(value).ok_or_else(|| bad("expected a path"))?,
+            "accounts" => {
+                self.accounts = match value {
+                    "file" => AccountSource::UsersFile,
+                    "system" => AccountSource::System,
+                    _ => return Err(bad("expected file or system")),
+                }
+            }
+            "passwd_file" => self.account_files.passwd = path(value).ok_or_else(|| bad("expected a path"))?,
+            "shadow_file" => self.account_files.shadow = path(value).ok_or_else(|| bad("expected a path"))?,
             "mailbox" => {
                 let template = value.strip_prefix("maildir:").or_else(|| value.strip_prefix("mbox:")).unwrap_or(value);
-                // `%%u` is a literal `%u`: the name must really change the path.
-                if !template.starts_with('/') || expand(template, "a") == expand(template, "b") {
+                // `%%u` is a literal `%u`: the name (or home) must really change the path.
+                let one = expand(template, "a", "/h");
+                if !one.is_absolute() || (one == expand(template, "b", "/h") && one == expand(template, "a", "/k")) {
                     return Err(bad(
-                        "expected an absolute path template containing %u, optionally after maildir: or mbox:",
+                        "expected an absolute path template containing %u or %h, optionally after maildir: or mbox:",
                     ));
                 }
                 self.mailbox = value.to_string();
@@ -350,6 +375,15 @@ impl Config {
         if self.tls.is_none() && self.listen.iter().any(|l| l.tls) {
             return Err("a `tls` listener needs `tls_cert` and `tls_key`".into());
         }
+        if self.accounts == AccountSource::System {
+            if self.apop {
+                return Err(
+                    "`apop = yes` needs `accounts = file`: APOP cannot be checked against crypt(3) hashes".into()
+                );
+            }
+        } else if self.mailbox.contains("%h") && expand(&self.mailbox, "a", "/h") != expand(&self.mailbox, "a", "/k") {
+            return Err("`%h` in `mailbox` needs `accounts = system`: the users file gives no home directory".into());
+        }
         if inetd && self.log == LogTarget::Stderr {
             return Err("`log = stderr` is not allowed with -i: stderr may be the client's socket".into());
         }
@@ -362,7 +396,10 @@ impl Config {
             Ok(_) => {}
             Err(e) => return Err(format!("state_dir {}: {e}", self.state_dir.display())),
         }
-        self.users().map(|_| ())
+        match self.accounts {
+            AccountSource::UsersFile => self.users().map(|_| ()),
+            AccountSource::System => Ok(()),
+        }
     }
 
     /// The users file, read and parsed; the error names it.
@@ -376,6 +413,9 @@ impl Config {
     /// users file uses: one full hash per scheme, so it runs for `-t` and
     /// when the daemon starts or reloads, not for every inetd session.
     pub fn check_hash_schemes(&self) -> Result<(), String> {
+        if self.accounts == AccountSource::System {
+            return Ok(());
+        }
         crate::users::check_schemes(&self.users()?)
             .map_err(|e| format!("users_file {}: {e}", self.users_file.display()))
     }
@@ -413,12 +453,12 @@ impl Config {
 
     /// The part of the `mailbox` template the operator fixed: the longest
     /// directory that is the same for every user name (`/var/mail` for
-    /// `/var/mail/%u`, `/home` for `maildir:/home/%u/Maildir`). No link is
-    /// followed below it.
-    pub fn mailbox_fixed_dir(&self) -> PathBuf {
+    /// `/var/mail/%u`, `/home` for `maildir:/home/%u/Maildir`, the home
+    /// directory itself for `maildir:%h/Maildir`). No link is followed below it.
+    pub fn mailbox_fixed_dir(&self, home: &str) -> PathBuf {
         let template = self.mailbox.strip_prefix("maildir:").or_else(|| self.mailbox.strip_prefix("mbox:"));
         let template = template.unwrap_or(&self.mailbox);
-        let (a, b) = (expand(template, "a"), expand(template, "b"));
+        let (a, b) = (expand(template, "a", home), expand(template, "b", home));
         let mut fixed = PathBuf::new();
         for (x, y) in a.components().zip(b.components()) {
             if x != y {
@@ -427,30 +467,36 @@ impl Config {
             fixed.push(x);
         }
         if fixed == a {
-            // No %u (refused by `set`): only the last component is the user's.
+            // Only the home changes it (or nothing: refused by `set`): the
+            // last component is the user's.
             fixed.pop();
         }
         fixed
     }
 
     /// Where a (validated) user name's mail is: `mailbox` with `%u`
-    /// replaced, an mbox unless it starts with `maildir:`.
-    pub fn location(&self, user: &str) -> Location {
+    /// replaced (and `%h` by `home`, for system accounts), an mbox unless
+    /// it starts with `maildir:`.
+    pub fn location(&self, user: &str, home: &str) -> Location {
         match self.mailbox.strip_prefix("maildir:") {
-            Some(template) => Location::Maildir(expand(template, user)),
-            None => Location::Mbox(expand(self.mailbox.strip_prefix("mbox:").unwrap_or(&self.mailbox), user)),
+            Some(template) => Location::Maildir(expand(template, user, home)),
+            None => Location::Mbox(expand(self.mailbox.strip_prefix("mbox:").unwrap_or(&self.mailbox), user, home)),
         }
     }
 }
 
-/// A `mailbox` template with `%u` replaced by `user` and `%%` by `%`.
-fn expand(template: &str, user: &str) -> PathBuf {
+/// A `mailbox` template with `%u` replaced by `user`, `%h` by `home` and `%%` by `%`.
+fn expand(template: &str, user: &str, home: &str) -> PathBuf {
     let mut out = String::new();
     let mut chars = template.chars();
     while let Some(c) = chars.next() {
         match (c, chars.clone().next()) {
             ('%', Some('u')) => {
                 out.push_str(user);
+                chars.next();
+            }
+            ('%', Some('h')) => {
+                out.push_str(home.trim_end_matches('/'));
                 chars.next();
             }
             ('%', Some('%')) => {
@@ -574,11 +620,11 @@ mod tests {
     fn mailbox_template() {
         let mut c = Config::default();
         c.set("mailbox", "/m/%u/100%%/%u").unwrap();
-        assert_eq!(c.location("bob"), Location::Mbox("/m/bob/100%/bob".into()));
+        assert_eq!(c.location("bob", ""), Location::Mbox("/m/bob/100%/bob".into()));
         c.set("mailbox", "mbox:/var/mail/%u").unwrap();
-        assert_eq!(c.location("bob"), Location::Mbox("/var/mail/bob".into()));
+        assert_eq!(c.location("bob", ""), Location::Mbox("/var/mail/bob".into()));
         c.set("mailbox", "maildir:/home/%u/Maildir").unwrap();
-        assert_eq!(c.location("bob"), Location::Maildir("/home/bob/Maildir".into()));
+        assert_eq!(c.location("bob", ""), Location::Maildir("/home/bob/Maildir".into()));
         assert!(c.set("mailbox", "maildir:Maildir/%u").is_err(), "relative");
         assert!(c.set("mailbox", "maildir:/home/Maildir").is_err(), "no %u");
         assert!(c.set("mailbox", "/var/mail/%%u").is_err(), "a literal %u: one maildrop for all");
@@ -590,7 +636,7 @@ mod tests {
         c.set("mailbox", "/%u").unwrap();
         assert_eq!(c.mbox_spool_dir(), Some(PathBuf::from("/")));
         assert!(c.warnings().is_empty(), "/ is not on NFS here");
-        assert_eq!(c.mailbox_fixed_dir(), PathBuf::from("/"));
+        assert_eq!(c.mailbox_fixed_dir(""), PathBuf::from("/"));
         for (template, fixed) in [
             ("/var/mail/%u", "/var/mail"),
             ("maildir:/home/%u/mail/Maildir", "/home"),
@@ -598,7 +644,30 @@ mod tests {
             ("/m/x%u/mbox", "/m"),
         ] {
             c.set("mailbox", template).unwrap();
-            assert_eq!(c.mailbox_fixed_dir(), PathBuf::from(fixed), "{template}");
+            assert_eq!(c.mailbox_fixed_dir(""), PathBuf::from(fixed), "{template}");
         }
+    }
+
+    #[test]
+    fn system_accounts_and_the_home_directory() {
+        let mut c =
+            Config::parse("accounts = system\npasswd_file = /p\nshadow_file = /s\nmailbox = maildir:%h/Maildir\n");
+        let c = c.as_mut().unwrap();
+        assert_eq!(c.accounts, AccountSource::System);
+        assert_eq!(c.account_files.shadow, PathBuf::from("/s"));
+        assert_eq!(c.location("ann", "/home/ann/"), Location::Maildir("/home/ann/Maildir".into()));
+        assert_eq!(c.mailbox_fixed_dir("/home/ann"), PathBuf::from("/home/ann"), "nothing below the home is followed");
+        c.set("mailbox", "%h/mail/%u").unwrap();
+        assert_eq!(c.location("ann", "/srv/ann"), Location::Mbox("/srv/ann/mail/ann".into()));
+        assert_eq!(c.mailbox_fixed_dir("/srv/ann"), PathBuf::from("/srv/ann/mail"));
+        assert!(c.set("mailbox", "%%h/x").is_err(), "a literal %h changes nothing");
+        assert!(Config::parse("accounts = pam\n").is_err());
+        let state = std::env::temp_dir();
+        let mut c = Config::parse("accounts = system\napop = yes\n").unwrap();
+        c.state_dir = state.clone();
+        assert!(c.finish(false).unwrap_err().contains("apop"));
+        let mut c = Config::parse("mailbox = maildir:%h/Maildir\n").unwrap();
+        c.state_dir = state;
+        assert!(c.finish(false).unwrap_err().contains("accounts = system"));
     }
 }

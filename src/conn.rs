@@ -80,6 +80,23 @@ impl<T: Transport> Conn<T> {
     }
 }
 
+/// The connection as the relay sees it after a hand-over (inetd mode with
+/// system accounts): bytes both ways, and whether TLS holds decrypted bytes
+/// not read yet (no poll would wake for those).
+pub trait Relayed: Transport {
+    fn buffered(&mut self) -> bool;
+}
+
+impl<T: Transport> Relayed for Conn<T> {
+    /// TLS records already read may hold more plaintext than the last read took.
+    fn buffered(&mut self) -> bool {
+        match self {
+            Conn::Tls(s) => s.conn.process_new_packets().is_ok_and(|st| st.plaintext_bytes_to_read() > 0),
+            _ => false,
+        }
+    }
+}
+
 impl<T: Transport> Read for Conn<T> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

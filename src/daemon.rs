@@ -8,21 +8,28 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use crate::admission::{Admission, Refused};
-use crate::config::{Config, Listen};
+use crate::config::{AccountSource, Config, Listen};
 use crate::limits::{
     ACCEPT_RETRY, LIMIT_LOG_INTERVAL, LISTEN_BACKLOG, LOGIN_TIME_FACTOR, PAUSE_STEP, REAP_GRACE, REAP_INTERVAL,
     REFUSE_WRITE_TIMEOUT, SESSION_STACK,
 };
 use crate::penalty::Penalties;
+use crate::privsep::{self, Helper};
 use crate::reply::Code;
 use crate::session::{self, Start};
-use crate::sys;
+use crate::sys::{self, process};
 use crate::tls::Tls;
 use crate::transport::Boxed;
 
 /// Binds every `listen` address, switches to `user` when root, and serves
 /// until killed. `reload` re-reads the configuration on SIGHUP.
 pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + Sync + 'static) -> Result<(), String> {
+    // First, while this process has one thread and holds no key, socket or
+    // listener: the root helper for system accounts.
+    let helper = match config.accounts {
+        AccountSource::System => Some(Arc::new(spawn_helper(&config)?)),
+        AccountSource::UsersFile => None,
+    };
     // Certificates are read before root is given up: keys are often root's.
     let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
     let mut listeners = Vec::new();
@@ -46,6 +53,7 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
     let shared = Arc::new(Shared {
         current: RwLock::new((Arc::new(config), tls)),
         penalties,
+        helper,
         admission: Default::default(),
         last_limit_log: Mutex::new(None),
         stopping: AtomicBool::new(false),
@@ -97,6 +105,8 @@ type Current = (Arc<Config>, Option<Arc<Tls>>);
 struct Shared {
     current: RwLock<Current>,
     penalties: Arc<Penalties>,
+    /// System accounts: the root helper's socket, for every session.
+    helper: Option<Arc<Helper>>,
     admission: Arc<Admission>,
     last_limit_log: Mutex<Option<Instant>>,
     /// SIGTERM came: accept errors end the accept loops.
@@ -117,6 +127,13 @@ impl Shared {
             Ok(new) => new,
             Err(e) => return log::error!("configuration reload failed, keeping the old one: {e}"),
         };
+        let old = self.current().0;
+        if (new.accounts, &new.account_files) != (old.accounts, &old.account_files) {
+            return log::error!(
+                "configuration reload failed, keeping the old one: `accounts`, `passwd_file` and `shadow_file` \
+                 take effect at a restart (the credentials helper starts with the daemon)"
+            );
+        }
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         let tls = match (&current.1, &new.tls) {
             (Some(tls), Some(files)) if current.0.tls.as_ref() == Some(files) => {
@@ -158,6 +175,7 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
         let plaintext = listen.plaintext.unwrap_or(config.plaintext_auth);
         let implicit_tls = listen.tls;
         let penalties = shared.penalties.clone();
+        let helper = shared.helper.clone();
         let spawned = std::thread::Builder::new().stack_size(SESSION_STACK).spawn(move || {
             let _ = stream.set_nodelay(true);
             let start = Start {
@@ -168,6 +186,9 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
                 peer: Some(peer),
                 penalties: Some(&penalties),
                 watch: Some(&slot),
+                helper: helper.as_deref(),
+                hand_over: None,
+                relayed: false,
             };
             let summary = session::serve(&start, Box::new(stream) as Boxed);
             // The slot is free before the line that says the session ended.
@@ -193,6 +214,24 @@ impl Shared {
                 Refused::PerAddress(n) => log::warn!("session limit reached ({n} logged in from {ip}): refusing it"),
                 Refused::Total(n) => log::warn!("session limit reached ({n} logged in): refusing connections"),
             }
+        }
+    }
+}
+
+/// Forks the credentials helper, which stays root (when started so) and
+/// checks passwords of system accounts for every session until the daemon
+/// is gone; returns the sessions' end of its socket.
+fn spawn_helper(config: &Config) -> Result<Helper, String> {
+    let (ours, theirs) = process::seqpacket_pair().map_err(|e| format!("credentials helper: {e}"))?;
+    match process::fork().map_err(|e| format!("cannot fork the credentials helper: {e}"))? {
+        process::Forked::Child => {
+            drop(ours);
+            privsep::serve(&theirs, &config.account_files, privsep::Serving::Daemon);
+            process::exit_now(0)
+        }
+        process::Forked::Parent(pid) => {
+            log::info!("credentials helper for system accounts started (pid {pid})");
+            Ok(Helper::new(ours))
         }
     }
 }

@@ -6,12 +6,15 @@
 // `unsafe` is allowed in `sys` only (see there).
 #![deny(unsafe_code)]
 
+pub mod accounts;
 pub mod admission;
 pub mod config;
 pub mod conn;
 pub mod daemon;
 pub mod der;
+pub mod handover;
 pub mod hex;
+pub mod inetd;
 pub mod limits;
 pub mod lock;
 pub mod logging;
@@ -22,8 +25,10 @@ pub mod parser;
 pub mod penalty;
 pub mod perms;
 pub mod policy;
+pub mod privsep;
 pub mod proxy;
 pub mod records;
+pub mod relay;
 pub mod reply;
 pub mod sasl;
 pub mod saslprep;

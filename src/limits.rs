@@ -186,3 +186,23 @@ pub const LOG_CLIENT_TEXT: usize = 64;
 /// then the daemon ends, after any UPDATE running has finished. Shorter
 /// than the init script's and systemd's wait before SIGKILL (10 s, 90 s).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
+/// The longest password checked against a system account (longer ones fail
+/// after the same work); crypt(3) implementations bound theirs too.
+pub const MAX_PASSWORD: usize = 1_024;
+
+/// One message to or from the credentials helper: a request is a name of
+/// at most `MAX_USER_NAME` octets and a password of at most `MAX_PASSWORD`;
+/// an answer carries a home directory (at most 4 KiB in passwd, PATH_MAX).
+pub const HELPER_MESSAGE: usize = 8 + MAX_USER_NAME + MAX_PASSWORD + 4_096;
+
+/// Failed checks the helper answers at once; each one after them comes
+/// `HELPER_FAILURE_SPACING` after the last, whoever asks (a session
+/// process that bypasses its own delays gains nothing). A quiet spell of
+/// burst times spacing gives the burst back.
+pub const HELPER_FAILURE_BURST: u32 = 20;
+pub const HELPER_FAILURE_SPACING: Duration = Duration::from_millis(250);
+
+/// How long a session waits for the helper's answer: beyond a check's
+/// hash, the helper may be spacing failures of other sessions.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(60);

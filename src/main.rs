@@ -4,9 +4,7 @@
 #![deny(unsafe_code)]
 
 // The modules are the library's (src/lib.rs), which the fuzz targets use too.
-use pop3d::{
-    config, daemon, limits, lock, logging, loglimit, penalty, perms, sasl, session, sys, tls, transport, users,
-};
+use pop3d::{config, daemon, handover, inetd, limits, lock, logging, perms, sys, tls, users};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -103,7 +101,7 @@ fn load(options: &Options) -> Result<Config, String> {
     if options.check || !options.inetd {
         config.check_hash_schemes()?;
     }
-    perms::check(&config, options.config_file.as_deref())?;
+    perms::check(&config, options.config_file.as_deref(), options.inetd)?;
     if options.inetd_tls && config.tls.is_none() {
         return Err("-s needs `tls_cert` and `tls_key`".into());
     }
@@ -165,72 +163,17 @@ fn run(options: Options) -> Result<(), u8> {
     })
 }
 
-/// inetd mode: one session on stdin/stdout, after loading the certificates
-/// and giving up root.
+/// inetd mode: one session on stdin/stdout. With system accounts the
+/// process splits first (see `handover`).
 fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
+    if config.accounts == config::AccountSource::System {
+        return handover::serve(config, implicit_tls);
+    }
     let tls = config.tls.clone().map(tls::Tls::load).transpose()?;
     if sys::is_root() {
         sys::drop_privileges(config.user.as_deref().unwrap_or(""))?;
     }
-    sys::no_new_privs().map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
-    sasl::load_fake_key_secret(&config.state_dir);
-    lock::remove_stale_dotlocks(&lock::Records::dir_in(&config.state_dir));
-    // Each inetd session is a process: the log budget is shared through a file.
-    loglimit::share_through(config.state_dir.join("logbudget"));
-    // Each inetd session is a process: failed logins are shared through a file.
-    let penalties = penalty::Penalties::in_file(
-        config.state_dir.join("penalties"),
-        config.network_prefix_ipv4,
-        config.network_prefix_ipv6,
-    );
-    let start = session::Start {
-        config,
-        tls: tls.as_ref(),
-        implicit_tls,
-        plaintext: config.plaintext_auth,
-        peer: sys::peer_addr(0),
-        penalties: Some(&penalties),
-        watch: Some(&InetdWatch),
-    };
-    // One deadline for everything before login, the TLS handshake included
-    // however its bytes arrive: the process ends when it passes.
-    let deadline = config.timeout_login * limits::LOGIN_TIME_FACTOR;
-    std::thread::spawn(move || {
-        std::thread::sleep(deadline + limits::REAP_GRACE);
-        if !LOGGED_IN.load(std::sync::atomic::Ordering::SeqCst) {
-            if loglimit::allow(None) {
-                log::info!("session end: not logged in within {}s", deadline.as_secs());
-            }
-            std::process::exit(0);
-        }
-    });
-    let stdio = transport::Stdio::new().map_err(|e| format!("stdin/stdout: {e}"))?;
-    let summary = session::serve(&start, Box::new(stdio) as transport::Boxed);
-    if summary.logged_in() || loglimit::allow(summary.client()) {
-        log::info!("{summary}");
-    }
-    Ok(())
-}
-
-/// Whether inetd mode's one session has logged in.
-static LOGGED_IN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// inetd mode's watch: the login stops the pre-login deadline.
-struct InetdWatch;
-
-impl session::Watch for InetdWatch {
-    /// inetd counts no sessions (its supervisor does): any client is fine.
-    fn client(&self, _ip: std::net::IpAddr, _config: &config::Config) -> bool {
-        true
-    }
-
-    fn logged_in(&self) {
-        LOGGED_IN.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn cancelled(&self) -> bool {
-        false
-    }
+    inetd::serve(config, tls.as_ref(), implicit_tls, None)
 }
 
 /// Reports an error from before logging was set up: on stderr, except in

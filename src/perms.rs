@@ -7,7 +7,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::config::Config;
+use crate::config::{AccountSource, Config};
 use crate::sys;
 
 /// The account sessions run as: its name (for messages), uid and gid.
@@ -31,10 +31,17 @@ fn daemon_user(config: &Config) -> Result<DaemonUser, String> {
 }
 
 /// Checks state_dir, the users file and (if any) the configuration file.
-pub fn check(config: &Config, config_file: Option<&Path>) -> Result<(), String> {
+/// In inetd mode with system accounts, started as root, state_dir is
+/// root's (see `handover`): its checks are made there, when it is used.
+pub fn check(config: &Config, config_file: Option<&Path>, inetd: bool) -> Result<(), String> {
     let user = daemon_user(config)?;
-    check_state_dir(&config.state_dir, &user)?;
-    check_users_file(&config.users_file, &user)?;
+    let system = config.accounts == AccountSource::System;
+    if !(system && inetd && user.switches) {
+        check_state_dir(&config.state_dir, &user)?;
+    }
+    if !system {
+        check_users_file(&config.users_file, &user)?;
+    }
     if let Some(file) = config_file {
         check_config_file(file)?;
     }

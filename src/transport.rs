@@ -31,6 +31,15 @@ impl Transport for TcpStream {
     }
 }
 
+/// The socket pair from the pre-login process's relay (inetd mode with
+/// system accounts).
+impl Transport for std::os::unix::net::UnixStream {
+    fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))
+    }
+}
+
 /// stdin for reading and stdout for writing: a socket from inetd, xinetd,
 /// tcpserver or systemd, or two pipes. Both are made non-blocking and every
 /// read or write waits in poll(2) with the timeout, so a client that stops

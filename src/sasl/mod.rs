@@ -17,6 +17,8 @@ use self::scram::{ChannelBinding, ScramServer, Step};
 pub struct Offer {
     /// Plaintext passwords may be sent now (TLS, or allowed by policy).
     pub plaintext: bool,
+    /// The accounts have SCRAM keys (the users file; not system accounts).
+    pub scram: bool,
     /// The user a verified client certificate maps to.
     pub certificate_user: Option<String>,
     /// tls-exporter data (TLS 1.3).
@@ -27,10 +29,12 @@ impl Offer {
     /// Mechanism names for CAPA's SASL line and for a bare AUTH, in order of preference.
     pub fn mechanisms(&self) -> Vec<&'static str> {
         let mut m = Vec::new();
-        if self.channel_binding.is_some() {
+        if self.scram && self.channel_binding.is_some() {
             m.push("SCRAM-SHA-256-PLUS");
         }
-        m.push("SCRAM-SHA-256");
+        if self.scram {
+            m.push("SCRAM-SHA-256");
+        }
         if self.plaintext {
             m.push("PLAIN");
             m.push("LOGIN");
@@ -51,6 +55,9 @@ impl Offer {
         Some(match mechanism {
             "PLAIN" | "LOGIN" => "mechanism not available without TLS: use STLS or port 995",
             "EXTERNAL" => "mechanism EXTERNAL needs a verified TLS client certificate",
+            "SCRAM-SHA-256" | "SCRAM-SHA-256-PLUS" if !self.scram => {
+                "SCRAM needs keys from the users file: not available with system accounts"
+            }
             "SCRAM-SHA-256-PLUS" => "mechanism SCRAM-SHA-256-PLUS needs TLS 1.3 (channel binding)",
             _ => "unsupported authentication mechanism",
         })
@@ -271,13 +278,13 @@ mod tests {
     use super::*;
 
     fn offer(plaintext: bool) -> Offer {
-        Offer { plaintext, certificate_user: Some("alice".into()), channel_binding: None }
+        Offer { plaintext, scram: true, certificate_user: Some("alice".into()), channel_binding: None }
     }
 
     #[test]
     fn mechanisms_follow_the_offer() {
         assert_eq!(offer(false).mechanisms(), ["SCRAM-SHA-256", "EXTERNAL"]);
-        let o = Offer { plaintext: true, certificate_user: None, channel_binding: Some([1; 32]) };
+        let o = Offer { plaintext: true, scram: true, certificate_user: None, channel_binding: Some([1; 32]) };
         assert_eq!(o.mechanisms(), ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN", "LOGIN"]);
         assert_eq!(o.refusal("LOGIN"), None);
         assert_eq!(o.refusal("CRAM-MD5"), Some("unsupported authentication mechanism"));

@@ -85,7 +85,10 @@ impl<T: Transport> Session<'_, T> {
             }
             Outcome::Success { user, .. } => {
                 // SCRAM proved the keys; EXTERNAL needs an account too.
-                let result = if users::valid_name(&user) {
+                let result = if self.config.accounts == crate::config::AccountSource::System {
+                    // Never offered with system accounts: no keys to prove.
+                    Ok(false)
+                } else if users::valid_name(&user) {
                     users::lookup(&self.config.users_file, &user).map(|s| s.is_some())
                 } else {
                     Ok(false)

@@ -86,8 +86,21 @@ impl<T: Transport> Session<'_, T> {
 
     /// Looks the user up and checks the password, the same way for every
     /// user name, known or not.
-    pub(super) fn check_password(&self, name: &str, password: &[u8]) -> Checked {
-        self.check_secret(name, |secret| users::check_password(secret, password))
+    pub(super) fn check_password(&mut self, name: &str, password: &[u8]) -> Checked {
+        if self.config.accounts == crate::config::AccountSource::UsersFile {
+            return self.check_secret(name, |secret| users::check_password(secret, password));
+        }
+        let Some(helper) = self.start.helper else {
+            let e = io::Error::other("no credentials helper: `accounts = system` takes effect at a restart");
+            return Checked { started: Instant::now(), result: Err(e) };
+        };
+        // A system account: the privileged helper checks it.
+        let started = Instant::now();
+        let result = helper.check(name, password).map(|account| {
+            self.account = account;
+            self.account.is_some()
+        });
+        Checked { started, result }
     }
 
     /// Runs `check` on the user's secret (None for an unknown or invalid
@@ -128,7 +141,10 @@ impl<T: Transport> Session<'_, T> {
         };
         match checked.result {
             Err(e) => {
-                log::error!("cannot read users file {}: {e}", self.config.users_file.display());
+                match self.start.helper {
+                    Some(_) => log::error!("credentials helper: {e}"),
+                    None => log::error!("cannot read users file {}: {e}", self.config.users_file.display()),
+                }
                 self.out.err_code(Code::SysTemp, "authentication unavailable, try later")?;
                 return Ok(Next::Continue);
             }
@@ -162,6 +178,20 @@ impl<T: Transport> Session<'_, T> {
                 }
             }
         }
+        if self.start.hand_over.is_some() {
+            // inetd mode with system accounts: the helper's process goes on
+            // as the user; this one relays.
+            if let Some(watch) = self.start.watch {
+                watch.logged_in();
+            }
+            return Ok(Next::HandOver(name));
+        }
+        self.open_maildrop(name)
+    }
+
+    /// After the credentials: takes the session lock, applies the login
+    /// policy and opens the maildrop; the TRANSACTION state on success.
+    pub(super) fn open_maildrop(&mut self, name: String) -> io::Result<Next> {
         let lock = match SessionLock::try_acquire(&self.config.state_dir, &name) {
             Ok(Some(lock)) => lock,
             Ok(None) => {
@@ -184,8 +214,12 @@ impl<T: Transport> Session<'_, T> {
             dotlocks: Records { dir: Records::dir_in(state_dir), name: name.clone() },
             index: state_dir.join(format!("{name}.index")),
         };
-        let fixed = self.config.mailbox_fixed_dir();
-        let location = self.config.location(&name);
+        let fixed = self.config.mailbox_fixed_dir(self.home());
+        let location = self.config.location(&name, self.home());
+        if let Err(why) = self.owned_by_account(&location) {
+            log::error!("cannot open maildrop of {name}: {why} (maildrop {location})");
+            return self.out.err_code(Code::SysPerm, MAILDROP_UNAVAILABLE).map(|_| Next::Continue);
+        }
         match Maildrop::open_below(&fixed, location.clone(), state, &self.config.limits, &self.config.mbox) {
             Ok(mut drop) => {
                 drop.set_maildir_separator(self.config.maildir_info_separator);
@@ -205,7 +239,7 @@ impl<T: Transport> Session<'_, T> {
                 self.out.ok(format_args!("maildrop has {n} messages ({size} octets)"))?;
             }
             Err(e) => {
-                log::error!("cannot open maildrop of {name}: {e} (maildrop {location})");
+                log::error!("cannot open maildrop of {name}: {e} (maildrop {location}){}", self.access_hint(&e));
                 // One answer for every way it cannot be opened (missing
                 // rights, a link, a FIFO, not an mbox...): the reason is for
                 // the log, not for whoever planted it.

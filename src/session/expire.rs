@@ -3,6 +3,7 @@
 use std::io;
 
 use super::{Session, State};
+use crate::config::AccountSource;
 use crate::maildrop::Maildrop;
 use crate::policy::{self, Overrides, Policy};
 use crate::records::{self, LastLogin, Retrievals};
@@ -88,8 +89,12 @@ impl<T: Transport> Session<'_, T> {
     /// (`[LOGIN-DELAY]`, or `[SYS/TEMP]` when state_dir cannot be read).
     pub(super) fn login_policy(&mut self, name: &str) -> io::Result<Option<Expiry>> {
         let state_dir = &self.config.state_dir;
-        let found = users::overrides(&self.config.users_file)
-            .map(|all| all.into_iter().find(|(n, _)| n == name).map(|(_, o)| o).unwrap_or_default());
+        // System accounts have no overrides: the configured policy holds.
+        let found = match self.config.accounts {
+            AccountSource::System => Ok(Default::default()),
+            AccountSource::UsersFile => users::overrides(&self.config.users_file)
+                .map(|all| all.into_iter().find(|(n, _)| n == name).map(|(_, o)| o).unwrap_or_default()),
+        };
         let prepared = found.and_then(|overrides| {
             let policy = overrides.apply(self.config.policy);
             let last_login = (policy.login_delay > 0).then(|| LastLogin::new(state_dir, name));

@@ -9,16 +9,19 @@ mod auth;
 mod authorization;
 mod expire;
 mod proxied;
+mod system;
 mod transaction;
 mod update;
 mod utf8;
+
+pub use system::HandOver;
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::config::{Config, Plaintext};
+use crate::config::{AccountSource, Config, Plaintext};
 use crate::conn::Conn;
 use crate::limits::{LOGIN_TIME_FACTOR, READ_BUFFER};
 use crate::lock::SessionLock;
@@ -47,6 +50,12 @@ pub enum End {
     /// The client behind a proxy already holds `max_sessions_per_ip`.
     TooManySessions,
     IoError,
+    /// inetd mode with system accounts: the session went on in the helper's
+    /// process, as the user (this one relayed).
+    HandedOver,
+    /// Logged in, but the maildrop could not be opened (a session that
+    /// was handed over cannot go back to the AUTHORIZATION state).
+    NoMaildrop,
 }
 
 /// Counters for the session's log line.
@@ -88,6 +97,8 @@ enum Next {
     Continue,
     /// STLS was answered with +OK: switch to TLS.
     StartTls,
+    /// The credentials of this user were right: hand the session over.
+    HandOver(String),
     Close(End),
 }
 
@@ -120,72 +131,121 @@ pub struct Start<'a> {
     pub penalties: Option<&'a Penalties>,
     /// Told of the login; may cancel the session.
     pub watch: Option<&'a dyn Watch>,
+    /// System accounts: the privileged helper that checks credentials.
+    pub helper: Option<&'a crate::privsep::Helper>,
+    /// inetd mode with system accounts: relays after the login.
+    pub hand_over: Option<&'a dyn HandOver>,
+    /// This session's bytes come through the pre-login process's relay
+    /// (which holds the TLS, if any).
+    pub relayed: bool,
 }
 
 /// Serves one session on `io` from greeting to close.
 pub fn serve<T: Transport>(start: &Start, io: T) -> Summary {
-    let config = start.config;
-    let conn_peer = start.peer.map_or_else(|| "stdin".to_string(), |p| p.to_string());
-    let mut s = Session {
-        peer: start.peer,
-        config,
-        start,
-        out: ReplyWriter::new(Conn::Plain(io)),
-        state: State::authorization(0, 0),
-        challenge: config.apop.then(|| authorization::apop_challenge(&config.hostname)).flatten(),
-        stats: Stats::default(),
-        logged_in: None,
-        login_deadline: Instant::now() + config.timeout_login * LOGIN_TIME_FACTOR,
-    };
-    let end = s.run().unwrap_or_else(|e| match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-            let _ = s.out.err("autologout: idle too long").and_then(|_| s.out.flush());
-            let _ = s.out.get_mut().close();
-            End::Timeout
+    let mut s = Session::new(start, io);
+    let end = s.run();
+    s.finish(end)
+}
+
+/// The rest of a session handed over after its credentials were checked
+/// (inetd mode with system accounts): this process runs as the user now,
+/// and `io` is the relay's end, not the client's connection.
+pub fn serve_logged_in<T: Transport>(start: &Start, io: T, name: String, account: crate::accounts::Account) -> Summary {
+    let mut s = Session::new(start, io);
+    s.account = Some(account);
+    let end = s.out.get_mut().set_timeout(start.config.timeout_login).and_then(|_| {
+        s.open_maildrop(name)?;
+        if s.logged_in.is_none() {
+            s.out.flush()?;
+            return Ok(End::NoMaildrop);
         }
-        io::ErrorKind::UnexpectedEof if s.out.get_ref().is_tls() => {
-            if s.logged_in.is_some() || crate::loglimit::allow(s.peer.map(|p| p.ip())) {
-                log::info!("{conn_peer} closed the TLS connection without close_notify");
-            }
-            End::Disconnected
-        }
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => End::Disconnected,
-        _ if s.out.get_ref().is_tls() || matches!(s.out.get_ref(), Conn::Gone) => {
-            if s.logged_in.is_some() || crate::loglimit::allow(s.peer.map(|p| p.ip())) {
-                log::info!("TLS with {conn_peer} failed: {e}");
-            }
-            End::TlsError
-        }
-        _ => {
-            log::debug!("session I/O error with {conn_peer}: {e}");
-            End::IoError
-        }
+        s.commands()
     });
-    let peer = match (start.peer, s.peer) {
-        (Some(p), Some(real)) if p != real => format!("{real} (via proxy {p})"),
-        (_, real) => real.map_or_else(|| "stdin".to_string(), |p| p.to_string()),
-    };
-    let st = &s.stats;
-    let logged_in = s.logged_in.is_some();
-    Summary(
-        logged_in,
-        s.peer.map(|p| p.ip()),
-        format!(
-            "session end: user={} peer={peer} tls={} retr={}/{} dele={}/{} end={end:?}",
-            s.logged_in.as_deref().unwrap_or("-"),
-            s.out.get_ref().tls_summary(),
-            st.retrieved,
-            st.retrieved_bytes,
-            st.deleted,
-            st.deleted_bytes,
-        ),
-    )
+    s.finish(end)
+}
+
+impl<'a, T: Transport> Session<'a, T> {
+    fn new(start: &'a Start<'a>, io: T) -> Self {
+        let config = start.config;
+        Session {
+            peer: start.peer,
+            config,
+            start,
+            out: ReplyWriter::new(Conn::Plain(io)),
+            state: State::authorization(0, 0),
+            challenge: config.apop.then(|| authorization::apop_challenge(&config.hostname)).flatten(),
+            stats: Stats::default(),
+            logged_in: None,
+            login_deadline: Instant::now() + config.timeout_login * LOGIN_TIME_FACTOR,
+            account: None,
+        }
+    }
+
+    /// The session's summary, once `run` ended with `end`.
+    fn finish(mut self, end: io::Result<End>) -> Summary {
+        let s = &mut self;
+        let conn_peer = s.start.peer.map_or_else(|| "stdin".to_string(), |p| p.to_string());
+        let end = end.unwrap_or_else(|e| s.end_by_error(e, &conn_peer));
+        let peer = match (s.start.peer, s.peer) {
+            (Some(p), Some(real)) if p != real => format!("{real} (via proxy {p})"),
+            (_, real) => real.map_or_else(|| "stdin".to_string(), |p| p.to_string()),
+        };
+        let tls = match s.start.relayed {
+            true => "relayed".to_string(),
+            false => s.out.get_ref().tls_summary(),
+        };
+        let st = &s.stats;
+        Summary(
+            s.logged_in.is_some(),
+            end == End::HandedOver,
+            s.peer.map(|p| p.ip()),
+            format!(
+                "session end: user={} peer={peer} tls={tls} retr={}/{} dele={}/{} end={end:?}",
+                s.logged_in.as_deref().unwrap_or("-"),
+                st.retrieved,
+                st.retrieved_bytes,
+                st.deleted,
+                st.deleted_bytes,
+            ),
+        )
+    }
+
+    /// How an I/O error ended the session.
+    fn end_by_error(&mut self, e: io::Error, conn_peer: &str) -> End {
+        let s = self;
+        match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                let _ = s.out.err("autologout: idle too long").and_then(|_| s.out.flush());
+                let _ = s.out.get_mut().close();
+                End::Timeout
+            }
+            io::ErrorKind::UnexpectedEof if s.out.get_ref().is_tls() => {
+                if s.logged_in.is_some() || crate::loglimit::allow(s.peer.map(|p| p.ip())) {
+                    log::info!("{conn_peer} closed the TLS connection without close_notify");
+                }
+                End::Disconnected
+            }
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
+                End::Disconnected
+            }
+            _ if s.out.get_ref().is_tls() || matches!(s.out.get_ref(), Conn::Gone) => {
+                if s.logged_in.is_some() || crate::loglimit::allow(s.peer.map(|p| p.ip())) {
+                    log::info!("TLS with {conn_peer} failed: {e}");
+                }
+                End::TlsError
+            }
+            _ => {
+                log::debug!("session I/O error with {conn_peer}: {e}");
+                End::IoError
+            }
+        }
+    }
 }
 
 /// The session's one log line (who, from where, TLS, retrieved and deleted,
 /// how it ended), for the caller to log once it has released the session's
 /// resources.
-pub struct Summary(bool, Option<std::net::IpAddr>, String);
+pub struct Summary(bool, bool, Option<std::net::IpAddr>, String);
 
 impl Summary {
     /// Whether the session logged in (its line is never rate limited).
@@ -193,16 +253,21 @@ impl Summary {
         self.0
     }
 
+    /// Whether the session went on in another process, which logs its line.
+    pub fn handed_over(&self) -> bool {
+        self.1
+    }
+
     /// The client's address (behind a trusted proxy, the one its PROXY
     /// header named), for the per-address log budget.
     pub fn client(&self) -> Option<std::net::IpAddr> {
-        self.1
+        self.2
     }
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.2)
+        f.write_str(&self.3)
     }
 }
 
@@ -220,11 +285,12 @@ struct Session<'a, T: Transport> {
     /// Everything before login ends by then: the TLS handshake, the
     /// commands, the wait for a login's answer.
     login_deadline: Instant,
+    /// The system account that logged in (None for users-file accounts).
+    account: Option<crate::accounts::Account>,
 }
 
 impl<T: Transport> Session<'_, T> {
     fn run(&mut self) -> io::Result<End> {
-        let login_deadline = self.login_deadline;
         self.out.get_mut().set_timeout(self.config.timeout_login)?;
         if let Some(end) = self.proxy_header()? {
             return Ok(end);
@@ -236,6 +302,12 @@ impl<T: Transport> Session<'_, T> {
             Some(c) => self.out.ok(format_args!("POP3 server ready {c}"))?,
             None => self.out.ok("POP3 server ready")?,
         }
+        self.commands()
+    }
+
+    /// The command loop, until the session closes.
+    fn commands(&mut self) -> io::Result<End> {
+        let login_deadline = self.login_deadline;
         let mut parser = Parser::new();
         let mut buf = vec![0u8; READ_BUFFER];
         let mut first_read = true;
@@ -290,6 +362,14 @@ impl<T: Transport> Session<'_, T> {
                         self.out.flush()?;
                         self.out.get_mut().close()?;
                         return Ok(end);
+                    }
+                    Next::HandOver(name) => {
+                        self.out.flush()?;
+                        if let Some(relay) = self.start.hand_over {
+                            log::info!("credentials of {name} accepted; the session goes on as that user");
+                            relay.relay(self.out.get_mut(), input)?;
+                        }
+                        return Ok(End::HandedOver);
                     }
                 }
             }
@@ -347,7 +427,16 @@ impl<T: Transport> Session<'_, T> {
             Some(tls) if tls.client_certs() => conn.certificate_user(),
             _ => None,
         };
-        Offer { plaintext: self.plaintext_allowed(), certificate_user, channel_binding: conn.channel_binding() }
+        match self.config.accounts {
+            // System accounts: the helper checks passwords, and only them.
+            AccountSource::System => Offer { plaintext: self.plaintext_allowed(), ..Offer::default() },
+            AccountSource::UsersFile => Offer {
+                plaintext: self.plaintext_allowed(),
+                scram: true,
+                certificate_user,
+                channel_binding: conn.channel_binding(),
+            },
+        }
     }
 
     /// CAPA lists exactly what works now (RFC 2449).
@@ -363,7 +452,10 @@ impl<T: Transport> Session<'_, T> {
         if self.plaintext_allowed() {
             text.push_str("USER\r\n");
         }
-        let _ = write!(text, "SASL {}\r\n", self.sasl_offer().mechanisms().join(" "));
+        let mechanisms = self.sasl_offer().mechanisms();
+        if !mechanisms.is_empty() {
+            let _ = write!(text, "SASL {}\r\n", mechanisms.join(" "));
+        }
         if self.start.tls.is_some() && !self.out.get_ref().is_tls() {
             text.push_str("STLS\r\n");
         }

@@ -39,7 +39,10 @@ impl<T: Transport> Session<'_, T> {
                 Ok(Next::Close(End::Quit))
             }
             Err(e) => {
-                log::error!("update of {user}'s maildrop failed: {e} (maildrop {})", self.config.location(&user));
+                log::error!(
+                    "update of {user}'s maildrop failed: {e} (maildrop {})",
+                    self.config.location(&user, self.home())
+                );
                 self.out.err_code(code_of(&e), format_args!("could not remove deleted messages: {e}"))?;
                 Ok(Next::Close(End::UpdateFailed))
             }

@@ -9,6 +9,8 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::{FromRawFd, RawFd};
 use std::time::Duration;
 
+pub mod process;
+
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -243,16 +245,7 @@ pub fn drop_privileges(user: &str) -> Result<(), String> {
     if uid == 0 {
         return Err(format!("user {user:?} is root; sessions never run as root"));
     }
-    // SAFETY: setgroups reads one gid from a valid pointer; setgid/setuid take no pointers.
-    unsafe {
-        check(libc::setgroups(1, &gid)).map_err(|e| format!("setgroups: {e}"))?;
-        check(libc::setgid(gid)).map_err(|e| format!("setgid: {e}"))?;
-        check(libc::setuid(uid)).map_err(|e| format!("setuid: {e}"))?;
-        if libc::setuid(0) == 0 {
-            return Err("could regain root after dropping privileges".into());
-        }
-    }
-    Ok(())
+    process::switch_to(uid, gid)
 }
 
 fn signal_set() -> libc::sigset_t {

@@ -1,0 +1,85 @@
+//! Tests of the credentials helper: its request format, the answers over a real socket pair, and refusal of malformed requests.
+
+use super::*;
+use crate::testkit::TempDir;
+
+fn account_files(dir: &TempDir) -> Files {
+    let f = Files { passwd: dir.path().join("passwd"), shadow: dir.path().join("shadow") };
+    let hash = crate::sys::crypt("$6$salt$", b"right").unwrap();
+    std::fs::write(&f.passwd, "ann:x:1500:1600:Ann:/home/ann:/bin/sh\n").unwrap();
+    std::fs::write(&f.shadow, format!("ann:{hash}:19000:0:99999:7:::\n")).unwrap();
+    f
+}
+
+#[test]
+fn requests_and_answers_round_trip_and_malformed_ones_are_refused() {
+    let m = encode_request("ann", b"pw:with\0odd bytes").unwrap();
+    assert_eq!(decode_request(&m), Some(Request { name: "ann", password: b"pw:with\0odd bytes" }));
+    assert!(encode_request(&"x".repeat(MAX_USER_NAME + 1), b"").is_none());
+    assert!(encode_request("ann", &vec![b'p'; HELPER_MESSAGE]).is_none());
+    for bad in [&b""[..], b"C", b"X\x03annpw", b"C\x09ann", b"C\x02../", b"C\x00pw", b"C\x03a/b"] {
+        assert_eq!(decode_request(bad), None, "{bad:?}");
+    }
+    let yes = Answer::Yes(Account { uid: 7, gid: 8, home: "/h".into() });
+    for a in [yes, Answer::No, Answer::Unavailable, Answer::Malformed] {
+        assert_eq!(decode_answer(&encode_answer(&a)), Some(a));
+    }
+    assert_eq!(decode_answer(b"Y\0\0"), None);
+}
+
+#[test]
+fn the_daemon_helper_answers_every_session_and_refuses_malformed_requests() {
+    let dir = TempDir::new("privsep");
+    let files = account_files(&dir);
+    let (ours, theirs) = process::seqpacket_pair().unwrap();
+    let helper = std::thread::spawn(move || serve(&theirs, &files, Serving::Daemon));
+    let client = Helper::new(ours.try_clone().unwrap());
+    let ann = Account { uid: 1500, gid: 1600, home: "/home/ann".into() };
+    assert_eq!(client.check("ann", b"right").unwrap(), Some(ann.clone()));
+    assert_eq!(client.check("ann", b"wrong").unwrap(), None);
+    assert_eq!(client.check("bob", b"right").unwrap(), None);
+    // A compromised session's request: answered E, and the helper goes on.
+    process::send_message(ours.as_fd(), b"C\xffann").unwrap();
+    let answer = || {
+        let mut buf = [0u8; 16];
+        let n = process::receive_message(ours.as_fd(), &mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    assert_eq!(answer(), b"E");
+    process::send_message(ours.as_fd(), &vec![b'C'; HELPER_MESSAGE + 1]).unwrap();
+    assert_eq!(answer(), b"E");
+    assert_eq!(client.check("ann", b"right").unwrap(), Some(ann));
+    drop((client, ours));
+    assert_eq!(helper.join().unwrap(), None, "the helper ends with its sessions");
+}
+
+#[test]
+fn an_inetd_helper_ends_at_the_login_at_a_malformed_request_or_after_its_checks() {
+    let dir = TempDir::new("privsep");
+    let run = |requests: Vec<Vec<u8>>, checks: u32| {
+        let files = account_files(&dir);
+        let (ours, theirs) = process::seqpacket_pair().unwrap();
+        let helper = std::thread::spawn(move || serve(&theirs, &files, Serving::OneSession { checks }));
+        let mut answers = Vec::new();
+        for r in requests {
+            // A helper that has ended takes no more requests.
+            if process::send_message(ours.as_fd(), &r).is_err() {
+                break;
+            }
+            let mut buf = [0u8; 64];
+            match process::receive_message(ours.as_fd(), &mut buf) {
+                Ok(n) if n > 0 => answers.push(buf[0]),
+                _ => break,
+            }
+        }
+        (answers, helper.join().unwrap())
+    };
+    let (right, wrong) = (encode_request("ann", b"right").unwrap(), encode_request("ann", b"wrong").unwrap());
+    let (answers, login) = run(vec![wrong.clone(), right.clone(), wrong.clone()], 5);
+    assert_eq!(answers, b"NY");
+    assert_eq!(login.map(|(name, a)| (name, a.uid)), Some(("ann".to_string(), 1500)));
+    let (answers, login) = run(vec![b"junk".to_vec(), right.clone()], 5);
+    assert_eq!((answers, login), (b"E".to_vec(), None));
+    let (answers, login) = run(vec![wrong.clone(), wrong.clone(), right], 2);
+    assert_eq!((answers, login), (b"NN".to_vec(), None));
+}

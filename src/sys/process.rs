@@ -1,0 +1,148 @@
+//! Processes for privilege separation: fork, wait, a SOCK_SEQPACKET pair, switching to an account's ids, and directories made by root for an account.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use super::check;
+
+/// Which side of a `fork` this is.
+pub enum Forked {
+    Child,
+    Parent(libc::pid_t),
+}
+
+/// fork(2). Call it only while the process has one thread: the child gets
+/// a copy of this thread alone, and any lock another thread held would
+/// stay locked in it for good.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: fork takes no arguments; the caller keeps to one thread.
+    match check(unsafe { libc::fork() })? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// Waits for child `pid` to end; true if it exited with status 0.
+pub fn wait(pid: libc::pid_t) -> bool {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes the status into an int we own.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            return libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        }
+        if rc < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// Ends this process at once with `code`, running no destructors and no
+/// atexit handlers (a forked child must not flush or remove what its parent owns).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an int and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// A connected pair of SOCK_SEQPACKET Unix sockets: every write arrives as
+/// one message, whole, and a read returns at most one.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: socketpair writes two descriptors into the array we own.
+    check(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    // SAFETY: two fresh descriptors nobody else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends one message on a SOCK_SEQPACKET socket.
+pub fn send_message(fd: BorrowedFd<'_>, message: &[u8]) -> io::Result<()> {
+    loop {
+        // SAFETY: a buffer we own, of its length; MSG_NOSIGNAL: EPIPE, not SIGPIPE.
+        let rc = unsafe { libc::send(fd.as_raw_fd(), message.as_ptr().cast(), message.len(), libc::MSG_NOSIGNAL) };
+        match check(rc as libc::c_int) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Receives one message into `buf`: its length, 0 when the other side is
+/// gone. A message longer than `buf` is an `InvalidData` error (its tail
+/// would otherwise be cut off unnoticed).
+pub fn receive_message(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: a buffer we own, of its length. MSG_TRUNC: the real length is returned.
+        let rc = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
+        match check(rc as libc::c_int) {
+            Ok(n) if n as usize > buf.len() => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "message too long"))
+            }
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Switches the whole process to `uid` and `gid` (no supplementary groups)
+/// for good, and checks that root cannot be regained.
+pub fn switch_to(uid: u32, gid: u32) -> Result<(), String> {
+    // SAFETY: setgroups reads one gid from a valid pointer; setgid/setuid take no pointers.
+    unsafe {
+        check(libc::setgroups(1, &gid)).map_err(|e| format!("setgroups: {e}"))?;
+        check(libc::setgid(gid)).map_err(|e| format!("setgid: {e}"))?;
+        check(libc::setuid(uid)).map_err(|e| format!("setuid: {e}"))?;
+        if uid != 0 && libc::setuid(0) == 0 {
+            return Err("could regain root after dropping privileges".into());
+        }
+    }
+    Ok(())
+}
+
+/// Closes every descriptor from `from` up, except `keep` (a forked helper
+/// holds nothing of its parent's: listeners, sockets, files).
+pub fn close_from(from: RawFd, keep: &[RawFd]) {
+    let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        Err(_) => (from..1024).collect(),
+    };
+    for fd in open.into_iter().filter(|fd| *fd >= from && !keep.contains(fd)) {
+        // SAFETY: close takes no pointers; a descriptor not open gives EBADF.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Opens directory `name` in `dir`, making it first if missing, and gives
+/// it to `uid`:`gid` with `mode`; no link is followed. Used by root for
+/// directories only that account may write.
+pub fn own_dir_at(dir: BorrowedFd<'_>, name: &str, uid: u32, gid: u32, mode: u32) -> io::Result<OwnedFd> {
+    let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a NUL-terminated name relative to a directory we hold open.
+    match check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o700) }) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let fd = super::open_dir_at(dir, std::ffi::OsStr::new(name))?;
+    // SAFETY: fchown/fchmod on a descriptor we hold; no pointers.
+    check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) })?;
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) })?;
+    Ok(fd)
+}
+
+/// Waits until `a` or `b` is readable (or closed): which of them are.
+pub fn poll_either(a: RawFd, b: RawFd) -> io::Result<(bool, bool)> {
+    let mut fds = [
+        libc::pollfd { fd: a, events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: b, events: libc::POLLIN, revents: 0 },
+    ];
+    loop {
+        // SAFETY: poll reads and writes the two pollfd structs we own; no timeout.
+        match check(unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) }) {
+            Ok(_) => return Ok((fds[0].revents != 0, fds[1].revents != 0)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
