@@ -458,13 +458,13 @@ def test_refused_entries_answer_like_a_wrong_password(make_env, accounts, mode):
 def test_unknown_user_costs_what_a_wrong_password_does(make_env, accounts):
     """A PASS for a user in neither file takes as long as a wrong password for a real one. Every failed PASS
     is answered no sooner than 0.5 s after the check began, so the real accounts' hash is made slower than
-    that ($6$ with 1,500,000 rounds, the first usable hash of the file): an unknown user answered without a
-    hash of the same cost would come back in about a third of the time. The two paths are compared with each
-    other (means of 2, within a factor of 1.5), never with a fixed time; one after the other (2 cores). Each
-    attempt from its own address and for its own account: no penalty delay. (Daemon mode: inetd's helper
-    runs the same check.)"""
+    that ($6$ with 2,000,000 rounds, about 1 s, the first usable hash of the file): an unknown user answered
+    without a hash of the same cost would come back in about half the time. The two paths are compared with
+    each other, never with a fixed time: the fastest of 2 each (a busy machine only adds time), within a
+    factor of 1.3; one after the other (2 cores). Each attempt from its own address and for its own account:
+    no penalty delay. (Daemon mode: inetd's helper runs the same check.)"""
     env = make_env("daemon")
-    slow = lib.openssl_passwd("6", "rounds=1500000$slowhash", accounts["a"].password)
+    slow = lib.openssl_passwd("6", "rounds=2000000$slowhash", accounts["a"].password)
     env.hashes.update({"a": slow, "b": slow})
     env.write_accounts()
     port, handle = serve(env, "daemon", "plain")
@@ -485,8 +485,8 @@ def test_unknown_user_costs_what_a_wrong_password_does(make_env, accounts):
     for i, key in enumerate(("a", "b")):
         wrong.append(timed(40 + 2 * i, accounts[key].name))
         unknown.append(timed(41 + 2 * i, "p3sys-nobody%d-%s" % (i, SUFFIX)))
-    w, u = sum(wrong) / 2, sum(unknown) / 2
-    assert w / 1.5 <= u <= 1.5 * w, "unknown user answered in %.3fs, a wrong password in %.3fs (all: %r vs %r)" % (
+    w, u = min(wrong), min(unknown)
+    assert w / 1.3 <= u <= 1.3 * w, "unknown user answered in %.3fs, a wrong password in %.3fs (all: %r vs %r)" % (
         u, w, unknown, wrong)
 
 
