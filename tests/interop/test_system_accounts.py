@@ -100,7 +100,8 @@ class SysEnv(lib.Env):
     inetd:  user nobody, spool and state_dir root's (state_dir 0711), mailboxes NAME:NAME 0600, no dotlocks;
     debian: user mail, spool 2775 root:mail, mailboxes NAME:mail 0660, state_dir mail's 0700."""
 
-    def __init__(self, accounts, mode):  # noqa: the parent's __init__ writes a users file: not wanted here
+    def __init__(self, accounts, mode):
+        # not lib.Env.__init__, which writes a users file and gives all of srv/ to `nobody`
         self.mode, self.accounts = mode, accounts
         self.user = "mail" if mode == "debian" else RUN_AS
         self.root = tempfile.mkdtemp(prefix="pop3d-sysacct-")
@@ -290,9 +291,8 @@ def try_login(port, n, name, password):
         r = c.cmd("USER " + name)
         assert r.startswith(b"+OK"), "USER %s: %r (must look like any other name)" % (name, r)
         reply = c.cmd("PASS " + password)
-        if reply.startswith(b"+OK"):
-            c.cmd("QUIT")
-        return reply  # after a failure no QUIT: its answer would wait out the session's failure delay
+        c.cmd("QUIT")
+        return reply
     finally:
         c.close()
 
