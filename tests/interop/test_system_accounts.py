@@ -326,12 +326,13 @@ def caps_without_unusable(caps, where):
 @pytest.mark.parametrize("mode", ["daemon", "inetd"])
 @pytest.mark.parametrize("transport,key", [("plain", "a"), ("stls", "b"), ("implicit", "c")])
 def test_poplib(make_env, accounts, pki, mode, transport, key):
-    """Each hash scheme logs in over each transport in both modes; RETR is byte-exact, DELE+QUIT removes
-    exactly message 1 and the mailbox keeps its owner and mode."""
+    """Each hash scheme logs in over each transport in both modes; RETR is byte-exact (a 72,000-octet line
+    included: in inetd mode it goes through the relay), DELE+QUIT removes exactly message 1 and the mailbox
+    keeps its owner and mode."""
     env = make_env(mode)
     env.use_tls(pki)
     acct = accounts[key]
-    msgs = messages()
+    msgs = lib.tricky_messages()
     path = env.write_mbox(acct, lib.build_mbox(msgs))
     port, handle = serve(env, mode, transport)
     p = connect(port, transport, pki)
@@ -429,6 +430,64 @@ def test_home_directory_template(make_env, accounts, mode):
         assert p.pass_(acct.password).startswith(b"+OK")
         assert p.stat()[0] == len(msgs)
         assert lib.poplib_raw_multi(p, "RETR 2")[1] == lib.to_wire(msgs[1])
+        assert p.quit().startswith(b"+OK")
+    finally:
+        p.close()
+    assert_no_stderr(handle)
+
+
+def test_inetd_maildir_in_home(make_env, accounts):
+    """popa3d's layout: mailbox = maildir:%h/Maildir, every directory 0700 and the user's own; the session, run as
+    the user, moves a retrieved message to cur/ and unlinks a deleted one; what it leaves is the user's."""
+    env = make_env("inetd")
+    acct = accounts["c"]
+    md = os.path.join(env.home_of(acct), "Maildir")
+    for d in (env.home_of(acct), md, os.path.join(md, "new"), os.path.join(md, "cur"), os.path.join(md, "tmp")):
+        os.mkdir(d)
+        os.chown(d, acct.uid, acct.gid)
+        os.chmod(d, 0o700)
+    msgs = messages()[:2]
+    for i, m in enumerate(msgs, 1):
+        path = os.path.join(md, "new", "100%d.M1P1.test" % i)
+        with open(path, "wb") as f:
+            f.write(m)
+        os.chown(path, acct.uid, acct.gid)
+        os.chmod(path, 0o600)
+    env.conf_keys["mailbox"] = "maildir:%h/Maildir"
+    env.write_conf()
+    port, ts = serve(env, "inetd", "plain")
+    p = connect(port, "plain", None)
+    try:
+        p.user(acct.name)
+        assert p.pass_(acct.password).startswith(b"+OK maildrop has 2 messages")
+        assert lib.poplib_raw_multi(p, "RETR 1")[1] == lib.to_wire(msgs[0])
+        assert p.dele(2).startswith(b"+OK")
+        assert p.quit().startswith(b"+OK")
+    finally:
+        p.close()
+    assert os.listdir(os.path.join(md, "new")) == []
+    cur = os.listdir(os.path.join(md, "cur"))
+    assert len(cur) == 1 and cur[0].startswith("1001.M1P1.test"), cur
+    for root, dirs, files in os.walk(env.home_of(acct)):
+        for n in dirs + files:
+            st = os.lstat(os.path.join(root, n))
+            assert (st.st_uid, st.st_gid) == (acct.uid, acct.gid), "%s is %d:%d" % (n, st.st_uid, st.st_gid)
+    assert_no_stderr(ts)
+
+
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+def test_auth_login(make_env, accounts, mode):
+    """SASL LOGIN (name and password in two steps) with a system account."""
+    env = make_env(mode)
+    acct = accounts["b"]
+    env.write_mbox(acct, lib.build_mbox(messages()[:1]))
+    port, handle = serve(env, mode, "plain")
+    p = connect(port, "plain", None)
+    try:
+        assert lib.auth_sasl(p, "LOGIN").startswith(b"+ ")
+        assert p._shortcmd(base64.b64encode(acct.name.encode()).decode()).startswith(b"+ ")
+        assert p._shortcmd(base64.b64encode(acct.password.encode()).decode()).startswith(b"+OK")
+        assert p.stat()[0] == 1
         assert p.quit().startswith(b"+OK")
     finally:
         p.close()
