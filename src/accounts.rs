@@ -1,7 +1,6 @@
 //! System accounts: a user's /etc/passwd and /etc/shadow entries, which of them may log in, and the password check (run only by the privileged helper).
 
 use std::io;
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use subtle::ConstantTimeEq;
@@ -75,11 +74,6 @@ pub fn check(files: &Files, name: &str, password: &[u8], today: i64) -> io::Resu
 /// Today in days since 1970-01-01 (UTC), shadow's date unit.
 pub fn today() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| (d.as_secs() / 86_400) as i64)
-}
-
-/// Whether `name` has an entry in `passwd`: for refusing `%h` configurations early.
-pub fn exists(passwd: &Path, name: &str) -> io::Result<bool> {
-    Ok(find(&std::fs::read_to_string(passwd)?, name).is_some())
 }
 
 /// The line of `text` whose first field is `name`.

@@ -12,10 +12,11 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::inetd::{self, Split};
-use crate::limits::MAX_AUTH_FAILURES;
+use crate::limits::{LOGIN_TIME_FACTOR, MAX_AUTH_FAILURES, REAP_GRACE};
 use crate::privsep::{self, Helper, Serving};
 use crate::relay::Relay;
 use crate::sys::{self, process};
@@ -46,11 +47,20 @@ pub fn serve(config: &Config, implicit_tls: bool) -> Result<(), String> {
         }
         process::Forked::Parent(child) => {
             drop((session_end, relay_end));
-            let login =
-                privsep::serve(&helper_end, &config.account_files, Serving::OneSession { checks: MAX_AUTH_FAILURES });
+            // The client is the child's: this process keeps only its address, for the log.
+            let peer = sys::peer_addr(0);
+            process::release_stdio().map_err(|e| format!("stdin/stdout: {e}"))?;
+            let login = privsep::serve(
+                &helper_end,
+                &config.account_files,
+                Serving::OneSession {
+                    checks: MAX_AUTH_FAILURES,
+                    until: Instant::now() + config.timeout_login * LOGIN_TIME_FACTOR + REAP_GRACE,
+                },
+            );
             drop(helper_end);
             let result = match login {
-                Some((name, account)) => as_the_user(config, &state, name, account, user_end),
+                Some((name, account)) => as_the_user(config, &state, peer, (name, account), user_end),
                 None => Ok(()),
             };
             process::wait(child);
@@ -81,8 +91,8 @@ fn pre_login(
 fn as_the_user(
     config: &Config,
     state: &OwnedFd,
-    name: String,
-    account: crate::accounts::Account,
+    peer: Option<std::net::SocketAddr>,
+    (name, account): (String, crate::accounts::Account),
     relay: UnixStream,
 ) -> Result<(), String> {
     let users = sys::open_dir_at(state.as_fd(), "users".as_ref()).map_err(|e| state_error(config, "users", e))?;
@@ -99,7 +109,7 @@ fn as_the_user(
         tls: None,
         implicit_tls: false,
         plaintext: own.plaintext_auth,
-        peer: sys::peer_addr(0),
+        peer,
         penalties: None,
         watch: None,
         helper: None,

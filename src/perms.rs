@@ -37,7 +37,10 @@ pub fn check(config: &Config, config_file: Option<&Path>, inetd: bool) -> Result
     let user = daemon_user(config)?;
     let system = config.accounts == AccountSource::System;
     if !(system && inetd && user.switches) {
-        check_state_dir(&config.state_dir, &user)?;
+        check_state_dir(&config.state_dir, &user).map_err(|e| match system && user.switches {
+            true => format!("{e} (for -i with system accounts state_dir is root's: check with `pop3d -i -t`)"),
+            false => e,
+        })?;
     }
     if !system {
         check_users_file(&config.users_file, &user)?;

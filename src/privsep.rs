@@ -11,7 +11,7 @@
 //! a burst are spaced out, whatever the session process asks.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -93,9 +93,10 @@ fn decode_answer(m: &[u8]) -> Option<Answer> {
 pub enum Serving {
     /// The daemon's helper: every session's checks until the daemon is gone.
     Daemon,
-    /// inetd mode: at most this many checks of one session, and the first
-    /// that succeeds ends the helper's service (its caller becomes the user).
-    OneSession { checks: u32 },
+    /// inetd mode: at most this many checks of one session, until the
+    /// session's pre-login deadline; the first that succeeds ends the
+    /// helper's service (its caller becomes the user).
+    OneSession { checks: u32, until: Instant },
 }
 
 /// The helper's loop on `sock`. Returns the user name and account of a
@@ -106,6 +107,13 @@ pub fn serve(sock: &OwnedFd, files: &Files, serving: Serving) -> Option<(String,
     let mut checks = 0u32;
     let mut buf = vec![0u8; HELPER_MESSAGE];
     loop {
+        if let Serving::OneSession { until, .. } = serving {
+            // A child that neither logs in nor ends does not keep a root process.
+            let left = until.saturating_duration_since(Instant::now());
+            if crate::sys::poll(sock.as_raw_fd(), libc::POLLIN, left).is_err() {
+                return None;
+            }
+        }
         let n = match process::receive_message(sock.as_fd(), &mut buf) {
             Ok(0) => return None,
             Ok(n) => n,
@@ -139,7 +147,7 @@ pub fn serve(sock: &OwnedFd, files: &Files, serving: Serving) -> Option<(String,
         if process::send_message(sock.as_fd(), &encode_answer(&answer)).is_err() {
             return None;
         }
-        if let Serving::OneSession { checks: most } = serving {
+        if let Serving::OneSession { checks: most, .. } = serving {
             if malformed || checks >= most {
                 return None;
             }
@@ -231,7 +239,7 @@ impl Helper {
         };
         let sock = self.sock.lock().unwrap_or_else(|e| e.into_inner());
         process::send_message(sock.as_fd(), &request)?;
-        crate::sys::poll(std::os::fd::AsRawFd::as_raw_fd(&*sock), libc::POLLIN, HELPER_TIMEOUT)?;
+        crate::sys::poll(sock.as_raw_fd(), libc::POLLIN, HELPER_TIMEOUT)?;
         let mut buf = vec![0u8; HELPER_MESSAGE];
         let n = process::receive_message(sock.as_fd(), &mut buf)?;
         match decode_answer(&buf[..n]) {

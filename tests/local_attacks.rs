@@ -10,66 +10,10 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
-use std::sync::Mutex;
 
+use common::accounts::{is_root, LocalUser};
 use common::{from_line, Daemon, Spool};
-
-/// useradd and userdel lock /etc/passwd: one at a time in this process.
-static ACCOUNTS: Mutex<()> = Mutex::new(());
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false)
-}
-
-/// A system account made for one test, removed when dropped.
-struct LocalUser {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl LocalUser {
-    fn new(tag: &str) -> LocalUser {
-        let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        let name = format!("p3{tag}{}", std::process::id() % 100_000);
-        let _ = Command::new("userdel").arg(&name).output();
-        let out = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", &name])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "useradd {name}: {}", String::from_utf8_lossy(&out.stderr));
-        let id = |flag: &str| -> u32 {
-            let out = Command::new("id").args([flag, &name]).output().unwrap();
-            String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
-        LocalUser { name, uid, gid }
-    }
-
-    /// Runs a shell script as this user, in `dir`; it must succeed.
-    fn run(&self, dir: &Path, script: &str) {
-        let out = Command::new("sh")
-            .args(["-ec", script])
-            .current_dir(dir)
-            .uid(self.uid)
-            .gid(self.gid) // std drops root's supplementary groups with the uid
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-}
-
-impl Drop for LocalUser {
-    fn drop(&mut self) {
-        let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = Command::new("userdel").arg(&self.name).output();
-    }
-}
 
 fn message(subject: &str) -> Vec<u8> {
     format!("{}Subject: {subject}\n\n{subject} body\n\n", from_line("a@x")).into_bytes()

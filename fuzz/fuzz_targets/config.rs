@@ -8,8 +8,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(config) = Config::parse(text) {
         // Whatever parses gives a mailbox template that names each user apart.
-        let _ = config.location("a");
-        let _ = config.mailbox_fixed_dir();
+        let _ = config.location("a", "/home/a");
+        let _ = config.mailbox_fixed_dir("/home/a");
     }
     // `-o KEY=VALUE` goes through the same setter.
     if let Some((k, v)) = text.split_once('=') {

@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let mechanism = MECHANISMS[usize::from(mode) % MECHANISMS.len()];
     let offer = Offer {
         plaintext: true,
+        scram: true,
         certificate_user: Some("user".into()),
         channel_binding: (mode & 0x80 != 0).then_some([7u8; 32]),
     };

@@ -59,7 +59,8 @@ fn an_inetd_helper_ends_at_the_login_at_a_malformed_request_or_after_its_checks(
     let run = |requests: Vec<Vec<u8>>, checks: u32| {
         let files = account_files(&dir);
         let (ours, theirs) = process::seqpacket_pair().unwrap();
-        let helper = std::thread::spawn(move || serve(&theirs, &files, Serving::OneSession { checks }));
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let helper = std::thread::spawn(move || serve(&theirs, &files, Serving::OneSession { checks, until }));
         let mut answers = Vec::new();
         for r in requests {
             // A helper that has ended takes no more requests.
@@ -82,4 +83,13 @@ fn an_inetd_helper_ends_at_the_login_at_a_malformed_request_or_after_its_checks(
     assert_eq!((answers, login), (b"E".to_vec(), None));
     let (answers, login) = run(vec![wrong.clone(), wrong.clone(), right], 2);
     assert_eq!((answers, login), (b"NN".to_vec(), None));
+}
+
+#[test]
+fn an_inetd_helper_ends_at_the_deadline_of_a_session_that_never_asks() {
+    let dir = TempDir::new("privsep");
+    let files = account_files(&dir);
+    let (_ours, theirs) = process::seqpacket_pair().unwrap();
+    let until = Instant::now() + std::time::Duration::from_millis(50);
+    assert_eq!(serve(&theirs, &files, Serving::OneSession { checks: 5, until }), None);
 }

@@ -368,6 +368,8 @@ impl<T: Transport> Session<'_, T> {
                         if let Some(relay) = self.start.hand_over {
                             log::info!("credentials of {name} accepted; the session goes on as that user");
                             relay.relay(self.out.get_mut(), input)?;
+                            // The user's session ended: so does the client's connection (close_notify).
+                            self.out.get_mut().close()?;
                         }
                         return Ok(End::HandedOver);
                     }

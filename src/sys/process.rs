@@ -146,3 +146,14 @@ pub fn poll_either(a: RawFd, b: RawFd) -> io::Result<(bool, bool)> {
         }
     }
 }
+
+/// Points stdin and stdout at /dev/null: the inetd helper lets go of the
+/// client's connection, which only its child serves.
+pub fn release_stdio() -> io::Result<()> {
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    for fd in [0, 1] {
+        // SAFETY: dup2 between two descriptors this process holds.
+        check(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;
+    }
+    Ok(())
+}

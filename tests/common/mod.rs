@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 
+pub mod accounts;
 pub mod pki;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
