@@ -641,6 +641,38 @@ def test_inetd_runs_as_user_then_as_mailbox_owner(make_env, accounts, pki, trans
     assert_no_stderr(ts)
 
 
+@pytest.mark.parametrize("client", ["idle", "busy"])
+def test_inetd_client_that_never_logs_in_leaves_no_root_process(make_env, client):
+    """timeout_login = 1: an idle client is cut after 1 s; a busy one (a CAPA every 0.5 s, so never idle) at the
+    pre-login deadline (4 x 1 s, then 1 s to reap). Either way the connection closes and neither the root
+    helper nor its child stays."""
+    env = make_env("inetd")
+    env.write_conf(timeout_login=1)
+    port, ts = serve(env, "inetd", "plain")
+    c = lib.RawConn(socket.create_connection(("127.0.0.1", port), timeout=lib.IO_TIMEOUT))
+    try:
+        assert c.greeting.startswith(b"+OK")
+        assert len(lib.process_tree(ts.proc.pid)) == 3, describe(lib.process_tree(ts.proc.pid))
+        if client == "busy":
+            end = time.monotonic() + 15  # hang guard: the deadline is 5 s away
+            try:
+                while time.monotonic() < end:
+                    if not c.cmd("CAPA").startswith(b"+OK"):
+                        break  # the session's end, announced
+                    lib.read_multiline(c.f)
+                    time.sleep(0.5)  # the client's pace, below the 1 s idle timeout
+            except (EOFError, ConnectionError):
+                pass  # the session's end, unannounced
+            assert time.monotonic() < end, "still served after 15 s"
+        rest = c.f.read()  # up to EOF: the session ended
+        assert b"+OK maildrop" not in rest
+    finally:
+        c.close()
+    lib.poll_until(lambda: (len(lib.process_tree(ts.proc.pid)) == 1, describe(lib.process_tree(ts.proc.pid))),
+                   "pop3d processes left after the session ended", timeout=5)
+    assert_no_stderr(ts)
+
+
 @pytest.mark.parametrize("how", ["pipes", "tcp half-close"])
 def test_inetd_commands_sent_before_eof_are_all_answered(make_env, accounts, how):
     """A client may send its whole dialogue at once and then close its sending side (`printf ... | pop3d -i`,
