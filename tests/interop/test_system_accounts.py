@@ -8,6 +8,7 @@ import os
 import poplib
 import pwd
 import re
+import signal
 import socket
 import stat
 import subprocess
@@ -645,7 +646,7 @@ def test_inetd_runs_as_user_then_as_mailbox_owner(make_env, accounts, pki, trans
 def test_inetd_client_that_never_logs_in_leaves_no_root_process(make_env, client):
     """timeout_login = 1: an idle client is cut after 1 s; a busy one (a CAPA every 0.5 s, so never idle) at the
     pre-login deadline (4 x 1 s, then 1 s to reap). Either way the connection closes and neither the root
-    helper nor its child stays."""
+    helper nor its child stays. (test_inetd_stuck_child_leaves_no_root_process: a child that does not end.)"""
     env = make_env("inetd")
     env.write_conf(timeout_login=1)
     port, ts = serve(env, "inetd", "plain")
@@ -670,6 +671,32 @@ def test_inetd_client_that_never_logs_in_leaves_no_root_process(make_env, client
         c.close()
     lib.poll_until(lambda: (len(lib.process_tree(ts.proc.pid)) == 1, describe(lib.process_tree(ts.proc.pid))),
                    "pop3d processes left after the session ended", timeout=5)
+    assert_no_stderr(ts)
+
+
+def test_inetd_stuck_child_leaves_no_root_process(make_env):
+    """The unprivileged child neither logs in nor ends (stopped here, as a compromised or wedged one might be):
+    the root helper ends anyway at the pre-login deadline (timeout_login = 1: 4 s, then 1 s to reap)."""
+    env = make_env("inetd")
+    env.write_conf(timeout_login=1)
+    port, ts = serve(env, "inetd", "plain")
+    c = lib.RawConn(socket.create_connection(("127.0.0.1", port), timeout=lib.IO_TIMEOUT))
+    child = None
+    try:
+        t = lib.process_tree(ts.proc.pid)
+        assert len(t) == 3 and t[1]["uids"][0] == 0, describe(t)
+        helper, child = t[1]["pid"], t[2]["pid"]
+        os.kill(child, signal.SIGSTOP)
+        lib.poll_until(lambda: (lib.proc_status("/proc/%d/status" % helper) is None,
+                                describe(lib.process_tree(ts.proc.pid))),
+                       "the root helper still runs past the pre-login deadline", timeout=10)
+    finally:
+        if child is not None:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        c.close()
     assert_no_stderr(ts)
 
 
