@@ -700,6 +700,47 @@ def test_inetd_stuck_child_leaves_no_root_process(make_env):
     assert_no_stderr(ts)
 
 
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+def test_pipelining_client_is_served_through_the_relay(make_env, accounts, mode):
+    """CAPA says PIPELINING: a client may send 40,000 RETRs (320 KB, more than a socket buffer holds) while it
+    reads the 12 MB of answers. In inetd mode they pass through the relay, which must not stop reading the
+    session's output while the session waits for it to take more commands. (Plaintext only: a Python TLS
+    socket must not be read and written from two threads at once.)"""
+    env = make_env(mode)
+    acct = accounts["a"]
+    msg = messages()[0]
+    env.write_mbox(acct, lib.build_mbox([msg]))
+    port, handle = serve(env, mode, "plain")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)  # the hang guard of every read below
+    c = lib.RawConn(sock)
+    n = 40000
+    sender = None
+    try:
+        assert "PIPELINING" in c.multi("CAPA")[1].decode().split("\r\n")
+        assert c.login(acct.name, acct.password).startswith(b"+OK")
+        sender = threading.Thread(target=lambda: sock.sendall(b"RETR 1\r\n" * n + b"QUIT\r\n"), daemon=True)
+        sender.start()
+        wire = lib.to_wire(msg)
+        got = 0
+        try:
+            for got in range(n):
+                assert lib.read_reply_line(c.f).startswith(b"+OK")
+                assert lib.read_multiline(c.f) == wire
+            got = n
+        except (socket.timeout, EOFError) as e:
+            raise AssertionError("%d of %d pipelined RETRs answered, then: %r" % (got, n, e))
+        assert c.f.readline().startswith(b"+OK"), "QUIT"
+    finally:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a sender still blocked in sendall
+        except OSError:
+            pass
+        c.close()
+        if sender is not None:
+            sender.join(timeout=5)
+    assert_no_stderr(handle)
+
+
 @pytest.mark.parametrize("how", ["pipes", "tcp half-close"])
 def test_inetd_commands_sent_before_eof_are_all_answered(make_env, accounts, how):
     """A client may send its whole dialogue at once and then close its sending side (`printf ... | pop3d -i`,
