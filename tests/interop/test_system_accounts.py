@@ -535,6 +535,41 @@ def test_refused_entries_answer_like_a_wrong_password(make_env, accounts, mode):
     assert not [x for x in secrets if x in log], "a password or hash in the log"
 
 
+ODD_NAMES = ("p3:sys", ".hidden", "a/b")
+
+
+@pytest.mark.parametrize("mode", ["daemon", "inetd"])
+def test_odd_user_names_answer_like_a_wrong_password(make_env, accounts, mode):
+    """A name no account can have (':' the passwd separator, a leading '.', '/') is just another unknown user:
+    the answer of a wrong password, and the same connection can still log in afterwards. (The wrong password
+    is b's: a failure on a's record would space a's logins.)"""
+    env = make_env(mode)
+    a, b = accounts["a"], accounts["b"]
+    env.write_mbox(a, lib.build_mbox(messages()[:1]))
+    port, handle = serve(env, mode, "plain")
+    wrong = try_login(port, 60, b.name, b.password + "-wrong")
+    assert wrong.startswith(b"-ERR [AUTH]"), wrong
+
+    def attempt(n, name):
+        c = raw_from(port, n)
+        try:
+            assert c.cmd("USER " + name).startswith(b"+OK"), name
+            first = c.cmd("PASS " + a.password)
+            assert c.cmd("USER " + a.name).startswith(b"+OK")
+            then = c.cmd("PASS " + a.password)
+            c.cmd("QUIT")
+            return first, then
+        finally:
+            c.close()
+
+    # one at a time: each good login takes the mailbox's session lock
+    got = {name: attempt(n, name) for n, name in enumerate(ODD_NAMES, 61)}
+    bad = {name: r for name, r in got.items() if r[0] != wrong or not r[1].startswith(b"+OK")}
+    assert not bad, "want %r, then +OK for %s in the same connection; got:\n%s" % (
+        wrong, a.name, "\n".join("  %r: %r, then %r" % (k, r[0], r[1]) for k, r in bad.items()))
+    assert_no_stderr(handle)
+
+
 def test_unknown_user_costs_what_a_wrong_password_does(make_env, accounts):
     """A PASS for a user in neither file takes as long as a wrong password for a real one. Every failed PASS
     is answered no sooner than 0.5 s after the check began, so the real accounts' hash is made slower than
