@@ -783,3 +783,60 @@ class TcpServer:
     def stderr(self):
         with open(self.errfile, "rb") as f:
             return f.read()
+
+
+# ---------------------------------------------------------------------------
+# Processes as /proc shows them (privilege separation tests)
+# ---------------------------------------------------------------------------
+
+def proc_status(path):
+    """The ids in one /proc/PID/status (or /proc/PID/task/TID/status): a dict with pid, ppid, name, uids and
+    gids (real, effective, saved, filesystem) and groups (supplementary); None if the process is gone."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = dict(ln.split(":", 1) for ln in text.splitlines() if ":" in ln)
+    return {"pid": int(fields["Pid"]), "ppid": int(fields["PPid"]), "name": fields["Name"].strip(),
+            "uids": tuple(int(x) for x in fields["Uid"].split()),
+            "gids": tuple(int(x) for x in fields["Gid"].split()),
+            "groups": tuple(int(x) for x in fields.get("Groups", "").split())}
+
+
+def process_tree(pid):
+    """pid and all its descendant processes (not threads), each as proc_status gives it, parents first."""
+    procs = [s for s in (proc_status("/proc/%s/status" % n) for n in os.listdir("/proc") if n.isdigit()) if s]
+    children = {}
+    for s in procs:
+        children.setdefault(s["ppid"], []).append(s)
+    top = proc_status("/proc/%d/status" % pid)
+    out, todo = [], [top] if top else []
+    while todo:
+        s = todo.pop(0)
+        out.append(s)
+        todo.extend(sorted(children.get(s["pid"], []), key=lambda c: c["pid"]))
+    return out
+
+
+def process_threads(pid):
+    """The threads of one process, each as proc_status gives it."""
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except FileNotFoundError:
+        return []
+    return [s for s in (proc_status("/proc/%d/task/%s/status" % (pid, t)) for t in tids) if s]
+
+
+def poll_until(check, what, timeout=IO_TIMEOUT):
+    """Call check() until it returns (True, detail) and return detail; fail with `what` and the last detail
+    once `timeout` passes. For state another process reaches after it answered (e.g. its uids in /proc):
+    the bound is a hang guard, the short pause between looks keeps the loop from spinning."""
+    end = time.monotonic() + timeout
+    while True:
+        ok, detail = check()
+        if ok:
+            return detail
+        if time.monotonic() > end:
+            raise AssertionError("%s (after %ss): %s" % (what, timeout, detail))
+        time.sleep(0.02)

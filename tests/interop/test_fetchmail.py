@@ -5,9 +5,9 @@ import interop_lib as lib
 from interop_lib import PASSWORDS
 
 
-def fetchmail(env, port, keep, outdir, tls="sslproto '' no sslcertck"):
-    """One fetchmail run for alice on `port`, delivering through deliver.py into `outdir`; `tls` holds the
-    rcfile's TLS options (plaintext by default). Its UIDL file lives in cli/fmhome across runs."""
+def fetchmail(env, port, keep, outdir, tls="sslproto '' no sslcertck", user="alice", password=None):
+    """One fetchmail run for `user` (alice) on `port`, delivering through deliver.py into `outdir`; `tls` holds
+    the rcfile's TLS options (plaintext by default). Its UIDL file lives in cli/fmhome across runs."""
     os.makedirs(outdir, exist_ok=True)
     home = os.path.join(env.cli, "fmhome")
     os.makedirs(home, mode=0o700, exist_ok=True)
@@ -16,11 +16,12 @@ def fetchmail(env, port, keep, outdir, tls="sslproto '' no sslcertck"):
         f.write("set no syslog\n"
                 "set no bouncemail\n"
                 "poll 127.0.0.1 protocol pop3 service %d auth password uidl timeout 10\n"
-                "    user 'alice' there with password '%s'\n"
+                "    user '%s' there with password '%s'\n"
                 "    %s no rewrite\n"
                 "    %s\n"
                 "    mda \"%s\"\n"
-                % (port, PASSWORDS["alice"], tls, "keep" if keep else "no keep fetchall", lib.mda_cmd(outdir)))
+                % (port, user, PASSWORDS[user] if password is None else password, tls,
+                   "keep" if keep else "no keep fetchall", lib.mda_cmd(outdir)))
     os.chmod(rc, 0o600)
     cmd = [lib.need_tool("fetchmail"), "-v", "--nodetach", "-f", rc,
            "--idfile", os.path.join(home, ".fetchids"), "--pidfile", os.path.join(home, "fetchmail.pid")]
