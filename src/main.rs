@@ -178,12 +178,30 @@ fn serve_inetd(config: &Config, implicit_tls: bool) -> Result<(), String> {
 
 /// Reports an error from before logging was set up: on stderr, except in
 /// inetd mode, where stderr may be the client's socket and syslog is used.
+/// The configured `log`, when the file and overrides parse, else syslog.
 fn report_early(options: &Options, e: &str) {
     if options.inetd && !options.check {
-        if logging::init(&LogTarget::Syslog, log::LevelFilter::Error).is_ok() {
+        if logging::init(&configured_log(options), log::LevelFilter::Error).is_ok() {
             log::error!("{e}");
         }
     } else {
         eprintln!("pop3d: {e}");
+    }
+}
+
+/// Where the configuration says to log, as far as it can be read (an error
+/// found after parsing, such as a state_dir with the wrong owner, goes
+/// where the operator looks); syslog otherwise.
+fn configured_log(options: &Options) -> LogTarget {
+    let text = options.config_file.as_ref().map_or(Ok(String::new()), std::fs::read_to_string);
+    let Ok(mut config) = text.map_err(|e| e.to_string()).and_then(|t| Config::parse(&t)) else {
+        return LogTarget::Syslog;
+    };
+    for (k, v) in options.overrides.iter().filter_map(|kv| kv.split_once('=')) {
+        let _ = config.set(k.trim(), v.trim());
+    }
+    match config.log {
+        LogTarget::Stderr => LogTarget::Syslog,
+        target => target,
     }
 }
