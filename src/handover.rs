@@ -96,8 +96,15 @@ fn as_the_user(
     state: &OwnedFd,
     peer: Option<std::net::SocketAddr>,
     (name, account): (String, crate::accounts::Account),
-    relay: UnixStream,
+    mut relay: UnixStream,
 ) -> Result<(), String> {
+    if config.user.as_deref().and_then(sys::user_ids).map(|(uid, _)| uid) == Some(account.uid) {
+        // Running as `user` it could reach other clients' pre-login
+        // processes (the same uid): never.
+        use std::io::Write;
+        let _ = relay.write_all(b"-ERR [SYS/PERM] this account cannot collect mail here\r\n");
+        return Err(format!("system account {name} is `user`, which pre-login sessions run as: refused"));
+    }
     let users = sys::open_dir_at(state.as_fd(), "users".as_ref()).map_err(|e| state_error(config, "users", e))?;
     let place = format!("users/{name}");
     process::own_dir_at(users.as_fd(), &name, account.uid, account.gid, 0o700)

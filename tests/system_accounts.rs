@@ -279,3 +279,29 @@ fn a_link_in_a_home_does_not_lead_to_another_users_mail() {
     c.line();
     assert!(c.user_pass(&ben.name, "sys-pw").starts_with("+OK maildrop has 1 messages"), "{}", d.log());
 }
+
+/// An account that is `user` itself (the pre-login processes' uid) never
+/// gets a session in inetd mode: it could reach other clients' processes.
+#[test]
+fn inetd_refuses_the_account_pre_login_sessions_run_as() {
+    if !is_root() {
+        eprintln!("skipped: needs root to create users");
+        return;
+    }
+    let ann = LocalUser::new("su");
+    let spool = Spool::new();
+    let accounts = AccountFiles::new(&spool, &[(&ann, hash("-6"), AGING)]);
+    let passwd = accounts.dir.join("passwd");
+    let text = fs::read_to_string(&passwd).unwrap();
+    fs::write(&passwd, text.replace(&format!(":{}:{}:", ann.uid, ann.gid), &format!(":{}:{}:", nobody(), ann.gid)))
+        .unwrap();
+    spool.write_mbox(&ann.name, &message("one"));
+    let conf = accounts.config(&["log = syslog"]);
+    let conf: Vec<&str> = conf.iter().map(String::as_str).collect();
+    let path = spool.config(&conf);
+    settle(&spool, &ann, 0o600, true);
+    let mut c = Client::inetd_conf(&path, &[]);
+    assert!(c.line().starts_with("+OK"));
+    assert!(c.user_pass(&ann.name, "sys-pw").starts_with("-ERR [SYS/PERM]"));
+    assert!(c.rest().is_empty());
+}
