@@ -10,6 +10,7 @@ pub mod admission;
 pub mod config;
 pub mod conn;
 pub mod daemon;
+pub mod decimal;
 pub mod der;
 pub mod hex;
 pub mod limits;
