@@ -17,16 +17,11 @@ SIZE_GOAL_mipsel-unknown-linux-musl      := 1600000
 # stable toolchain takes RUSTC_BOOTSTRAP=1, with its `optimize_for_size` feature and without its default
 # ones: no backtrace symbolizer (gimli, addr2line, a demangler; pop3d's panic hook logs the message and
 # never a backtrace). No unwind tables (.eh_frame) for Rust or C code: with panic = "abort" nothing
-# unwinds. `-Zfmt-debug=shallow`: derived `Debug` impls print the type or variant name without fields
-# (rustls' and webpki's error enums were most of 35 KB of them; `{:?}` of strings and paths, and
-# every hand-written impl, are unchanged). `-Zlocation-detail=none`: a panic's message is still
-# logged by the hook, but not its file, line and column (40 KB of paths and location records);
-# `make build` keeps them. The --config array is added to .cargo/config.toml's rustflags for the
-# target, not put instead.
+# unwinds. The --config array is added to .cargo/config.toml's rustflags for the target, not put instead.
 # DESIGN.md ("Firmware builds") has the sizes each of these saves.
 ZIGBUILD = TARGET_CFLAGS="-fno-asynchronous-unwind-tables -fno-unwind-tables" RUSTC_BOOTSTRAP=1 \
 	$(CARGO) zigbuild --profile release-small -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
-	--config 'target.$(TARGET).rustflags = ["-C", "force-unwind-tables=no", "-Zfmt-debug=shallow", "-Zlocation-detail=none"]' --target $(TARGET)
+	--config 'target.$(TARGET).rustflags = ["-C", "force-unwind-tables=no"]' --target $(TARGET)
 
 CROSS_TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf mipsel-unknown-linux-musl mips-unknown-linux-musl
 
