@@ -171,7 +171,7 @@ impl Admission {
         for id in late {
             if let Some(ip) = c.evict(id) {
                 if crate::loglimit::allow(Some(ip)) {
-                    log::info!("closed a session from {ip}: not logged in within {:.0}s", deadline.as_secs_f64());
+                    log::info!("closed a session from {ip}: not logged in within {}s", deadline.as_secs());
                 }
             }
         }

@@ -11,6 +11,7 @@ pub mod admission;
 pub mod config;
 pub mod conn;
 pub mod daemon;
+pub mod decimal;
 pub mod der;
 pub mod handover;
 pub mod hex;

@@ -21,7 +21,7 @@ use crate::limits::{
     LOG_BURST, LOG_CLIENT_TEXT, LOG_MAX_ADDRESSES, LOG_PER_ADDRESS_BURST, LOG_PER_ADDRESS_EVERY, LOG_RATE,
     LOG_SHARED_ADDRESSES, LOG_SUMMARY_INTERVAL,
 };
-use crate::nofollow;
+use crate::{decimal, nofollow};
 
 /// A token bucket: `burst` tokens, refilled at `per_second`.
 #[derive(Clone, Copy)]
@@ -90,7 +90,7 @@ fn allow_shared(path: &Path, ip: Option<IpAddr>) -> bool {
         .filter_map(|line| {
             let mut w = line.split_whitespace();
             let (ip, tokens, at) =
-                (w.next()?.parse().ok()?, w.next()?.parse::<f64>().ok()?, w.next()?.parse::<u64>().ok()?);
+                (w.next()?.parse().ok()?, decimal::parse3(w.next()?)?, w.next()?.parse::<u64>().ok()?);
             let tokens = (tokens + now.saturating_sub(at.min(now)) as f64 / 1000.0 * per_address_rate()).min(burst);
             (tokens.is_finite() && tokens < burst).then_some((ip, tokens.max(0.0)))
         })
@@ -113,14 +113,15 @@ fn allow_shared(path: &Path, ip: Option<IpAddr>) -> bool {
             }
         },
     };
-    let mut fields = first.split_whitespace().map(|w| w.parse::<f64>().ok());
-    let mut next = || fields.next().flatten().filter(|v| v.is_finite() && *v >= 0.0);
-    let (tokens, at, suppressed, since) = (next(), next(), next(), next());
-    let at = at.map_or(now, |a| (a as u64).min(now));
+    let mut fields = first.split_whitespace();
+    let tokens = fields.next().and_then(decimal::parse3);
+    let mut next = || fields.next().and_then(|w| w.parse::<u64>().ok());
+    let (at, suppressed, since) = (next(), next(), next());
+    let at = at.map_or(now, |a| a.min(now));
     let refill = now.saturating_sub(at) as f64 / 1000.0 * LOG_RATE;
     let mut tokens = tokens.map_or(f64::from(LOG_BURST), |t| (t + refill).min(f64::from(LOG_BURST)));
-    let mut suppressed = suppressed.unwrap_or(0.0) as u64;
-    let mut since = since.map_or(now, |s| s as u64);
+    let mut suppressed = suppressed.unwrap_or(0);
+    let mut since = since.unwrap_or(now);
     let ok = address_ok && tokens >= 1.0;
     if ok {
         tokens -= 1.0;
@@ -136,9 +137,9 @@ fn allow_shared(path: &Path, ip: Option<IpAddr>) -> bool {
         }
         suppressed += 1;
     }
-    let mut text = format!("{tokens:.3} {now} {suppressed} {since}\n");
+    let mut text = format!("{} {now} {suppressed} {since}\n", decimal::format3(tokens));
     for (ip, tokens) in &addresses {
-        text.push_str(&format!("{ip} {tokens:.3} {now}\n"));
+        text.push_str(&format!("{ip} {} {now}\n", decimal::format3(*tokens)));
     }
     let _ = nofollow::replace_state(path, &text);
     ok

@@ -108,7 +108,7 @@ impl Table {
                 Key::Network(ip, len) => format!("n {ip}/{len}"),
                 Key::Account(name) => format!("u {name}"),
             };
-            out.push_str(&format!("{key} {:.3} {} {}\n", r.score, r.at, r.next));
+            out.push_str(&format!("{key} {} {} {}\n", crate::decimal::format3(r.score), r.at, r.next));
         }
         for ((name, net), at) in &self.known {
             if let Key::Network(ip, len) = net {
@@ -136,7 +136,9 @@ impl Table {
                         "u" if crate::users::valid_name(key) => Some(Key::Account(key.to_string())),
                         _ => None,
                     };
-                    if let (Some(key), Ok(score), Ok(at), Ok(next)) = (key, score.parse(), at.parse(), next.parse()) {
+                    if let (Some(key), Some(score), Ok(at), Ok(next)) =
+                        (key, crate::decimal::parse3(score), at.parse(), next.parse())
+                    {
                         table.records.insert(key, Record { score, at, next });
                     }
                 }

@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use unicode_normalization::UnicodeNormalization;
+use icu_normalizer::ComposingNormalizerBorrowed;
 
 /// Prepares `s`; None when it holds a prohibited character or breaks the
 /// bidi rule. Printable ASCII is its own preparation.
@@ -18,7 +18,7 @@ pub fn saslprep(s: &str) -> Option<Cow<'_, str>> {
     }
     let mapped: String =
         s.chars().filter(|&c| !mapped_to_nothing(c)).map(|c| if non_ascii_space(c) { ' ' } else { c }).collect();
-    let prepared: String = mapped.nfkc().collect();
+    let prepared: String = ComposingNormalizerBorrowed::new_nfkc().normalize(&mapped).into_owned();
     if prepared.chars().any(prohibited) || !bidi_ok(&prepared) {
         return None;
     }

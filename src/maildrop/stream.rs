@@ -51,12 +51,12 @@ pub fn wire_size<R: Read>(input: R, quoting: FromQuoting) -> io::Result<u64> {
 
 /// Writes the message's wire form, byte-stuffed, without the final `.` line.
 /// Returns the octets sent before stuffing (equal to `msg.size` for `Whole`).
-pub fn send<W: MessageSink>(
+pub fn send(
     file: &File,
     msg: &Message,
     quoting: FromQuoting,
     part: Part,
-    out: &mut W,
+    out: &mut dyn MessageSink,
 ) -> io::Result<u64> {
     let range = Range { file, pos: msg.content, end: msg.end };
     let mut segs = Segments::new(range, msg.content);
