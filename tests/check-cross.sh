@@ -56,6 +56,6 @@ done
 step "mips-unknown-linux-musl: unit tests under qemu-mips"
 CARGO_PROFILE_DEV_OPT_LEVEL=1 CARGO_PROFILE_TEST_OPT_LEVEL=1 \
     CARGO_TARGET_MIPS_UNKNOWN_LINUX_MUSL_RUNNER=qemu-mips RUSTC_BOOTSTRAP=1 \
-    cargo-zigbuild test -q -Zbuild-std --target mips-unknown-linux-musl --bins
+    cargo-zigbuild test -q -Zbuild-std --target mips-unknown-linux-musl --lib
 
 step "done"
