@@ -113,22 +113,19 @@ pub fn scan_after<R: Read>(
         // hashed on the way, as the slow path below does).
         if let Some(b) = cur.as_mut().filter(|b| !b.in_from_line) {
             if b.in_header {
-                let hasher = &mut b.hasher;
-                let (raw, lines) = segs.take_plain_lines(u64::MAX, |line| {
-                    hasher.update(line);
-                    hasher.update(b"\n");
-                    Ok(())
-                })?;
-                if lines > 0 {
-                    b.size += raw + lines;
+                // Each line's content and LF, hashed as the slow path does.
+                let (run, bytes) = segs.skip_header(quoting);
+                if run.lines > 0 {
+                    b.hasher.update(bytes);
+                    b.size += run.raw + run.lines - run.unquoted;
                     b.blank = None;
                     b.last_has_crlf = true;
-                    end += raw;
+                    end += run.raw;
                 }
             } else {
                 let run = segs.skip_body(quoting);
                 if run.lines > 0 {
-                    b.size += run.raw + run.lines - run.unquoted;
+                    b.size += run.raw + run.lines - run.crlf - run.unquoted;
                     b.blank = run.last_blank.map(|at| (at, 2));
                     b.last_has_crlf = true;
                     end += run.raw;
