@@ -269,10 +269,18 @@ impl UidAssigner {
     /// large cached maildrop holds no table of every message.
     fn number(known: &[Message], new: &mut [Message], copies: &CopyNumbers) {
         let mut ids = UidAssigner::default();
-        for msg in new.iter() {
-            ids.next.insert(msg.uid.digest, 0);
+        // At its full size at once: growing it would hold two tables at the end of a full scan.
+        ids.next.reserve(new.len());
+        if known.is_empty() {
+            // A full scan: `take` meets every digest first-hand.
+            ids.copies = copies.0.clone();
+        } else {
+            for msg in new.iter() {
+                ids.next.insert(msg.uid.digest, 0);
+            }
+            let wanted = copies.0.iter().filter(|(d, _)| ids.next.contains_key(*d));
+            ids.copies = wanted.map(|(d, n)| (*d, n.clone())).collect();
         }
-        ids.copies = copies.0.iter().filter(|(d, _)| ids.next.contains_key(*d)).map(|(d, n)| (*d, n.clone())).collect();
         for msg in known {
             if let Some(next) = ids.next.get_mut(&msg.uid.digest) {
                 *next = msg.uid.copy + 1;
