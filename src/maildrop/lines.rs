@@ -192,16 +192,28 @@ fn give_block(block: Box<[u8]>) {
 
 /// memchr's LF searcher for this CPU (AVX2), called directly: the generic
 /// `memchr_iter` picks an implementation on every call, which in RETR's
-/// loop of one search per line cost a third of its time. None elsewhere.
+/// loop of one search per line cost a third of its time. None without
+/// AVX2; other CPUs use `memchr_iter`.
 #[cfg(target_arch = "x86_64")]
 fn lf_searcher() -> Option<&'static memchr::arch::x86_64::avx2::memchr::One> {
     static ONE: std::sync::OnceLock<Option<memchr::arch::x86_64::avx2::memchr::One>> = std::sync::OnceLock::new();
     ONE.get_or_init(|| memchr::arch::x86_64::avx2::memchr::One::new(b'\n')).as_ref()
 }
 
+/// `wire_lines` with the LF searcher this CPU does best (`lf_searcher`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn wire_lines_here(window: &[u8], cr: usize, quoting: FromQuoting, out: &mut Vec<u8>) -> WireRun {
+    match lf_searcher() {
+        Some(one) => wire_lines(window, cr, quoting, out, one.iter(window)),
+        None => wire_lines(window, cr, quoting, out, memchr::memchr_iter(b'\n', window)),
+    }
+}
+
+/// `wire_lines` with memchr's LF search.
 #[cfg(not(target_arch = "x86_64"))]
-fn lf_searcher() -> Option<()> {
-    None
+fn wire_lines_here(window: &[u8], cr: usize, quoting: FromQuoting, out: &mut Vec<u8>) -> WireRun {
+    wire_lines(window, cr, quoting, out, memchr::memchr_iter(b'\n', window))
 }
 
 /// What `wire_lines` converted: raw octets, lines, octets fewer on the wire
@@ -366,12 +378,7 @@ impl<R: Read> Segments<R> {
         }
         let cr = self.first_cr() - self.start;
         let window = &self.buf[self.start..self.end];
-        let run = match lf_searcher() {
-            #[cfg(target_arch = "x86_64")]
-            Some(one) => wire_lines(window, cr, quoting, out, one.iter(window)),
-            _ => wire_lines(window, cr, quoting, out, memchr::memchr_iter(b'\n', window)),
-        };
-        let WireRun { raw, lines, shorter, cr } = run;
+        let WireRun { raw, lines, shorter, cr } = wire_lines_here(window, cr, quoting, out);
         self.cr_at = self.start + cr;
         self.start += raw;
         self.cr_from = self.start;
