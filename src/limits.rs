@@ -49,6 +49,12 @@ pub const SPARE_REPLY_BUFFERS: usize = 8;
 /// pieces (never loaded whole).
 pub const STORE_BLOCK: usize = 64 * 1024;
 
+/// Read blocks kept for reuse once a reader is done (at most 512 KiB): a
+/// fresh zeroed block for every RETR cost more instructions than converting
+/// a typical message to its wire form (issue 12); enough for the sessions
+/// busy reading at one moment on a small box.
+pub const SPARE_STORE_BLOCKS: usize = 8;
+
 /// Stack of a session thread: sessions keep their buffers on the heap, so a
 /// small stack keeps 1,000 idle sessions cheap.
 pub const SESSION_STACK: usize = 256 * 1024;

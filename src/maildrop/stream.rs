@@ -73,10 +73,20 @@ pub fn send(
         if room == 0 {
             return Ok(sent);
         }
-        // Fast path: ordinary lines need only CRLF for LF, appended straight
-        // to the reply buffer. A line of n octets and its LF become n + 2
-        // octets, n >= 1 (an empty line is not plain): at most 3/2 the input.
+        // Fast paths, appending straight to the reply buffer. RETR: every
+        // line up to a CR converted in bulk (a line of n octets and its LF
+        // become at most n + 3 octets, at most twice the input for n = 0).
+        // TOP, which counts body lines: ordinary lines, which need only CRLF
+        // for LF (n >= 1 octets become n + 2: at most 3/2 the input).
         let buffered = segs.buffered();
+        if let Part::Whole = part {
+            let (raw, wire) = segs.take_wire_lines(quoting, out.append_room(2 * buffered)?);
+            if raw > 0 {
+                sent += wire;
+                last_has_crlf = true;
+                continue;
+            }
+        }
         let buf = out.append_room(buffered + buffered / 2)?;
         let (raw, lines) = segs.take_plain_lines(room, |line| {
             buf.extend_from_slice(line);

@@ -15,7 +15,9 @@ import interop_lib as lib
 
 TORTURE = bool(os.environ.get("CRASH_TORTURE"))
 # The system calls that change files (openat too in the torture run: it creates the journal and temporary files).
-SYSCALLS = ["write", "pwrite64", "fsync", "fdatasync", "ftruncate", "rename", "unlink", "link", "mkdir"]
+# copy_file_range: the journal's data, and its copy back into the mailbox (io::copy between files).
+SYSCALLS = ["write", "pwrite64", "copy_file_range", "fsync", "fdatasync", "ftruncate", "rename", "unlink", "link",
+            "mkdir"]
 if TORTURE:
     SYSCALLS += ["openat", "unlinkat"]
 PASSWORD = lib.PASSWORDS["alice"]
@@ -183,7 +185,9 @@ def test_kill_at_every_call_of_recovery(crash_env):
     recovery = ["USER alice", "PASS " + PASSWORD, "QUIT"]
     snap = snapshot(env)
     runs = 0
-    for first in [("ftruncate", 1), ("pwrite64", 1), ("fdatasync", 1)]:
+    # copy_file_range #2: the journal's data copied back into the mailbox (#1 wrote the journal); pwrite64 #1:
+    # the cut marker.
+    for first in [("ftruncate", 1), ("copy_file_range", 2), ("pwrite64", 1), ("fdatasync", 1)]:
         session(env, script, inject=first)
         crashed = snapshot(env)
         assert any(n.endswith(".journal") for n in crashed["state"]), "%s left no journal" % (first,)

@@ -104,7 +104,7 @@ pub fn scan_after<R: Read>(
     copies: &CopyNumbers,
 ) -> Result<Index, ScanError> {
     let mut segs = Segments::new(input, offset);
-    let mut ids = UidAssigner::after(&known, copies);
+    let first_new = known.len();
     let mut index = Index { messages: known, scanned_end: offset };
     let mut cur: Option<Building> = None;
     let mut end = offset;
@@ -113,22 +113,19 @@ pub fn scan_after<R: Read>(
         // hashed on the way, as the slow path below does).
         if let Some(b) = cur.as_mut().filter(|b| !b.in_from_line) {
             if b.in_header {
-                let hasher = &mut b.hasher;
-                let (raw, lines) = segs.take_plain_lines(u64::MAX, |line| {
-                    hasher.update(line);
-                    hasher.update(b"\n");
-                    Ok(())
-                })?;
-                if lines > 0 {
-                    b.size += raw + lines;
+                // Each line's content and LF, hashed as the slow path does.
+                let (run, bytes) = segs.skip_header(quoting);
+                if run.lines > 0 {
+                    b.hasher.update(bytes);
+                    b.size += run.raw + run.lines - run.unquoted;
                     b.blank = None;
                     b.last_has_crlf = true;
-                    end += raw;
+                    end += run.raw;
                 }
             } else {
                 let run = segs.skip_body(quoting);
                 if run.lines > 0 {
-                    b.size += run.raw + run.lines - run.unquoted;
+                    b.size += run.raw + run.lines - run.crlf - run.unquoted;
                     b.blank = run.last_blank.map(|at| (at, 2));
                     b.last_has_crlf = true;
                     end += run.raw;
@@ -139,7 +136,7 @@ pub fn scan_after<R: Read>(
         end = seg.offset + seg.raw_len();
         if seg.is_separator() {
             if let Some(b) = cur.take() {
-                index.messages.push(ids.finish(b, seg.offset));
+                index.messages.push(b.finish(seg.offset));
             }
             if index.messages.len() >= max_messages {
                 return Err(ScanError::TooManyMessages(max_messages));
@@ -183,8 +180,10 @@ pub fn scan_after<R: Read>(
         }
     }
     if let Some(b) = cur.take() {
-        index.messages.push(ids.finish(b, end));
+        index.messages.push(b.finish(end));
     }
+    let (known, new) = index.messages.split_at_mut(first_new);
+    UidAssigner::number(known, new, copies);
     index.scanned_end = end;
     Ok(index)
 }
@@ -262,35 +261,62 @@ struct UidAssigner {
 }
 
 impl UidAssigner {
-    /// The assigner as a scan leaves it after `known`: the next free copy
-    /// number of each digest, and the kept numbers not yet used up (each
-    /// copy takes the first of its digest's list, used or not).
-    fn after(known: &[Message], copies: &CopyNumbers) -> UidAssigner {
-        let mut ids = UidAssigner { copies: copies.0.clone(), ..Default::default() };
+    /// Numbers the copies of each digest among `new`, the messages a scan
+    /// found after `known`, as one scan of them all would: the next free
+    /// copy number after the known ones, or the number kept for a copy
+    /// (each copy takes the first of its digest's list, used or not). Only
+    /// the digests of `new` are tracked, so a scan of mail appended to a
+    /// large cached maildrop holds no table of every message.
+    fn number(known: &[Message], new: &mut [Message], copies: &CopyNumbers) {
+        let mut ids = UidAssigner::default();
+        // At its full size at once: growing it would hold two tables at the end of a full scan.
+        ids.next.reserve(new.len());
+        if known.is_empty() {
+            // A full scan: `take` meets every digest first-hand.
+            ids.copies = copies.0.clone();
+        } else {
+            for msg in new.iter() {
+                ids.next.insert(msg.uid.digest, 0);
+            }
+            let wanted = copies.0.iter().filter(|(d, _)| ids.next.contains_key(*d));
+            ids.copies = wanted.map(|(d, n)| (*d, n.clone())).collect();
+        }
         for msg in known {
-            ids.next.insert(msg.uid.digest, msg.uid.copy + 1);
-            if let Some(kept) = ids.copies.get_mut(&msg.uid.digest).filter(|c| !c.is_empty()) {
-                kept.remove(0);
+            if let Some(next) = ids.next.get_mut(&msg.uid.digest) {
+                *next = msg.uid.copy + 1;
+                if let Some(kept) = ids.copies.get_mut(&msg.uid.digest).filter(|c| !c.is_empty()) {
+                    kept.remove(0);
+                }
             }
         }
-        ids
+        for msg in new {
+            msg.uid.copy = ids.take(&msg.uid.digest);
+        }
     }
 
-    fn finish(&mut self, b: Building, next_start: u64) -> Message {
-        let (end, size) = match b.blank {
-            // The blank line before the next `From ` line belongs to the mbox format.
-            Some((blank_at, blank_size)) => (blank_at, b.size - blank_size),
-            None if !b.last_has_crlf => (next_start, b.size + 2),
-            None => (next_start, b.size),
-        };
-        let digest: [u8; 16] = b.hasher.finalize().into();
-        let next = self.next.entry(digest).or_insert(0);
+    /// The copy number of the next copy of `digest`.
+    fn take(&mut self, digest: &[u8; 16]) -> u32 {
+        let next = self.next.entry(*digest).or_insert(0);
         // A kept number is used if it is still free; numbers only rise, so
         // every copy of a digest gets a different one.
-        let kept = self.copies.get_mut(&digest).filter(|c| !c.is_empty()).map(|c| c.remove(0));
+        let kept = self.copies.get_mut(digest).filter(|c| !c.is_empty()).map(|c| c.remove(0));
         let copy = kept.filter(|&n| n >= *next).unwrap_or(*next);
         *next = copy + 1;
-        Message { start: b.start, content: b.content, end, size, uid: Uid { digest, copy }, head: b.head }
+        copy
+    }
+}
+
+impl Building {
+    /// The message, its copy number still to be given (`UidAssigner`).
+    fn finish(self, next_start: u64) -> Message {
+        let (end, size) = match self.blank {
+            // The blank line before the next `From ` line belongs to the mbox format.
+            Some((blank_at, blank_size)) => (blank_at, self.size - blank_size),
+            None if !self.last_has_crlf => (next_start, self.size + 2),
+            None => (next_start, self.size),
+        };
+        let digest: [u8; 16] = self.hasher.finalize().into();
+        Message { start: self.start, content: self.content, end, size, uid: Uid { digest, copy: 0 }, head: self.head }
     }
 }
 
