@@ -237,11 +237,11 @@ mod tests {
         let mut mbox = Vec::new();
         for _ in 0..(rng.next() % 6 + 1) {
             mbox.extend_from_slice(b"From sender@example Mon Nov 23 09:00:00 2026\n");
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 mbox.extend_from_slice(b"Subject: t\n\n");
             }
             for _ in 0..(rng.next() % 12) {
-                if rng.next() % 5 == 0 {
+                if rng.next().is_multiple_of(5) {
                     // Arbitrary octets, every value possible.
                     let n = rng.next() % 300;
                     mbox.extend((0..n).map(|_| rng.next() as u8));
@@ -249,7 +249,7 @@ mod tests {
                     mbox.extend_from_slice(rng.pick(&pieces));
                 }
             }
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 mbox.extend_from_slice(b"\n\n");
             }
         }
