@@ -55,7 +55,7 @@ pub fn serve(config: &Config, implicit_tls: bool) -> Result<(), String> {
             let login = privsep::serve(&helper_end, &config.account_files, serving);
             drop(helper_end);
             let result = match login {
-                Some((name, account)) => as_the_user(config, &state, peer, (name, account), user_end),
+                Some(login) => as_the_user(config, (&state, uid), peer, login, user_end),
                 None => {
                     // No login: nothing left to do as root. A child past its
                     // deadline (stopped, or stuck) is ended.
@@ -93,22 +93,25 @@ fn pre_login(
 /// directory, then the user's ids, then the rest of the session.
 fn as_the_user(
     config: &Config,
-    state: &OwnedFd,
+    (state, user_uid): (&OwnedFd, u32),
     peer: Option<std::net::SocketAddr>,
     (name, account): (String, crate::accounts::Account),
     mut relay: UnixStream,
 ) -> Result<(), String> {
-    if config.user.as_deref().and_then(sys::user_ids).map(|(uid, _)| uid) == Some(account.uid) {
+    use std::io::Write;
+    if account.uid == user_uid {
         // Running as `user` it could reach other clients' pre-login
         // processes (the same uid): never.
-        use std::io::Write;
         let _ = relay.write_all(b"-ERR [SYS/PERM] this account cannot collect mail here\r\n");
         return Err(format!("system account {name} is `user`, which pre-login sessions run as: refused"));
     }
-    let users = sys::open_dir_at(state.as_fd(), "users".as_ref()).map_err(|e| state_error(config, "users", e))?;
     let place = format!("users/{name}");
-    process::own_dir_at(users.as_fd(), &name, account.uid, account.gid, 0o700)
-        .map_err(|e| state_error(config, &place, e))?;
+    let made = sys::open_dir_at(state.as_fd(), "users".as_ref())
+        .and_then(|users| process::own_dir_at(users.as_fd(), &name, account.uid, account.gid, 0o700));
+    if let Err(e) = made {
+        let _ = relay.write_all(b"-ERR [SYS/TEMP] maildrop unavailable, try later\r\n");
+        return Err(state_error(config, &place, e));
+    }
     process::switch_to(account.uid, account.gid)?;
     sys::no_new_privs().map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
     let mut own = config.clone();
