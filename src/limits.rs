@@ -232,3 +232,10 @@ pub const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
 /// user's session before it stops reading the client (a pipelining client
 /// that does not read its answers waits, instead of growing this).
 pub const RELAY_BUFFER: usize = 256 * 1024;
+
+/// A scan hands the bytes its UIDL digests cover to their thread in
+/// batches of this many octets (a few hundred meetings per gigabyte).
+pub const DIGEST_BATCH: usize = 256 * 1024;
+
+/// The stack of that thread (it hashes only).
+pub const DIGEST_STACK: usize = 64 * 1024;

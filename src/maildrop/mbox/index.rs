@@ -5,8 +5,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
-use md5::{Digest, Md5};
-
+use super::digests::Digests;
 use crate::hex;
 use crate::maildrop::lines::{Follows, FromQuoting, LineEnd, Segments, WireLine};
 use crate::maildrop::message::{Message, Uid};
@@ -74,7 +73,6 @@ struct Building {
     /// The last line was empty: where it starts and its wire size.
     blank: Option<(u64, u64)>,
     last_has_crlf: bool,
-    hasher: Md5,
     head: u64,
 }
 
@@ -103,6 +101,17 @@ pub fn scan_after<R: Read>(
     max_messages: usize,
     copies: &CopyNumbers,
 ) -> Result<Index, ScanError> {
+    // The digests are made on a thread of their own (`digests`), joined before this returns.
+    std::thread::scope(|scope| scan_in(known, input, offset, (quoting, max_messages, copies), Digests::start(scope)))
+}
+
+fn scan_in<R: Read>(
+    known: Vec<Message>,
+    input: R,
+    offset: u64,
+    (quoting, max_messages, copies): (FromQuoting, usize, &CopyNumbers),
+    mut digests: Digests,
+) -> Result<Index, ScanError> {
     let mut segs = Segments::new(input, offset);
     let first_new = known.len();
     let mut index = Index { messages: known, scanned_end: offset };
@@ -116,7 +125,7 @@ pub fn scan_after<R: Read>(
                 // Each line's content and LF, hashed as the slow path does.
                 let (run, bytes) = segs.skip_header(quoting);
                 if run.lines > 0 {
-                    b.hasher.update(bytes);
+                    digests.update(bytes);
                     b.size += run.raw + run.lines - run.unquoted;
                     b.blank = None;
                     b.last_has_crlf = true;
@@ -136,13 +145,13 @@ pub fn scan_after<R: Read>(
         end = seg.offset + seg.raw_len();
         if seg.is_separator() {
             if let Some(b) = cur.take() {
+                digests.end_message();
                 index.messages.push(b.finish(seg.offset));
             }
             if index.messages.len() >= max_messages {
                 return Err(ScanError::TooManyMessages(max_messages));
             }
-            let mut hasher = Md5::new();
-            hasher.update(seg.content);
+            digests.update(seg.content);
             cur = Some(Building {
                 start: seg.offset,
                 content: end,
@@ -152,7 +161,6 @@ pub fn scan_after<R: Read>(
                 in_header: true,
                 blank: None,
                 last_has_crlf: true,
-                hasher,
                 head: head_of(seg.content),
             });
             continue;
@@ -161,7 +169,7 @@ pub fn scan_after<R: Read>(
             return Err(ScanError::NotMbox);
         };
         if b.in_from_line {
-            b.hasher.update(seg.content);
+            digests.update(seg.content);
             b.content = end;
             b.in_from_line = matches!(seg.end, LineEnd::None | LineEnd::Cr);
             continue;
@@ -172,15 +180,21 @@ pub fn scan_after<R: Read>(
         let blank = seg.is_blank() && seg.end != LineEnd::Cr && seg.follows == Follows::MboxLine;
         b.blank = blank.then_some((seg.offset, wire.size()));
         if b.in_header {
-            b.hasher.update(seg.content);
-            b.hasher.update(b"\n");
+            digests.update(seg.content);
+            digests.update(b"\n");
             if seg.is_blank() {
                 b.in_header = false;
             }
         }
     }
     if let Some(b) = cur.take() {
+        digests.end_message();
         index.messages.push(b.finish(end));
+    }
+    let made = digests.finish().filter(|d| d.len() == index.messages.len() - first_new);
+    let made = made.ok_or_else(|| io::Error::other("the thread hashing UIDLs ended early"))?;
+    for (msg, digest) in index.messages[first_new..].iter_mut().zip(made) {
+        msg.uid.digest = digest;
     }
     let (known, new) = index.messages.split_at_mut(first_new);
     UidAssigner::number(known, new, copies);
@@ -307,7 +321,8 @@ impl UidAssigner {
 }
 
 impl Building {
-    /// The message, its copy number still to be given (`UidAssigner`).
+    /// The message, its digest (`Digests`) and copy number (`UidAssigner`)
+    /// still to be given.
     fn finish(self, next_start: u64) -> Message {
         let (end, size) = match self.blank {
             // The blank line before the next `From ` line belongs to the mbox format.
@@ -315,8 +330,14 @@ impl Building {
             None if !self.last_has_crlf => (next_start, self.size + 2),
             None => (next_start, self.size),
         };
-        let digest: [u8; 16] = self.hasher.finalize().into();
-        Message { start: self.start, content: self.content, end, size, uid: Uid { digest, copy: 0 }, head: self.head }
+        Message {
+            start: self.start,
+            content: self.content,
+            end,
+            size,
+            uid: Uid { digest: [0; 16], copy: 0 },
+            head: self.head,
+        }
     }
 }
 

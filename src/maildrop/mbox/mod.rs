@@ -1,6 +1,7 @@
 //! The mbox store: one file per maildrop, locked only while indexed or rewritten, read by message, rewritten in place at UPDATE.
 
 mod cache;
+mod digests;
 mod index;
 mod update;
 
