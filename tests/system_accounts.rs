@@ -110,8 +110,7 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 fn nobody() -> u32 {
-    let passwd = fs::read_to_string("/etc/passwd").unwrap();
-    passwd.lines().find(|l| l.starts_with("nobody:")).unwrap().split(':').nth(2).unwrap().parse().unwrap()
+    common::accounts::uid_of("nobody")
 }
 
 #[test]

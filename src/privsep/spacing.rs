@@ -45,11 +45,15 @@ pub struct Spacing {
 impl Spacing {
     /// Waits until a check of `name` may run.
     pub fn wait(&self, name: &str) {
-        let one = self.names.get(name).and_then(|f| f.next(HELPER_NAME_BURST, HELPER_NAME_SPACING));
-        let all = self.all.and_then(|f| f.next(HELPER_FAILURE_BURST, HELPER_FAILURE_SPACING));
-        if let Some(until) = one.max(all) {
+        if let Some(until) = self.next_check(name) {
             std::thread::sleep(until.saturating_duration_since(Instant::now()));
         }
+    }
+
+    /// When a check of `name` may run: None at once.
+    pub fn next_check(&self, name: &str) -> Option<Instant> {
+        let one = self.names.get(name).and_then(|f| f.next(HELPER_NAME_BURST, HELPER_NAME_SPACING));
+        one.max(self.all.and_then(|f| f.next(HELPER_FAILURE_BURST, HELPER_FAILURE_SPACING)))
     }
 
     /// A check of `name` failed.
@@ -66,11 +70,5 @@ impl Spacing {
         }
         let old = self.names.get(name).copied();
         self.names.insert(name.to_string(), Failures::add(old, HELPER_NAME_BURST, HELPER_NAME_SPACING, now));
-    }
-
-    #[cfg(test)]
-    pub fn next_check(&self, name: &str) -> Option<Instant> {
-        let one = self.names.get(name).and_then(|f| f.next(HELPER_NAME_BURST, HELPER_NAME_SPACING));
-        one.max(self.all.and_then(|f| f.next(HELPER_FAILURE_BURST, HELPER_FAILURE_SPACING)))
     }
 }

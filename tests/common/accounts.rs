@@ -60,9 +60,19 @@ impl Drop for LocalUser {
     }
 }
 
-/// The primary gid of account `name` (from /etc/passwd).
-pub fn group_of(name: &str) -> u32 {
+/// Field `field` (2 the uid, 3 the primary gid) of account `name` in /etc/passwd.
+fn passwd_field(name: &str, field: usize) -> u32 {
     let passwd = fs::read_to_string("/etc/passwd").unwrap();
     let line = passwd.lines().find(|l| l.split(':').next() == Some(name)).unwrap();
-    line.split(':').nth(3).unwrap().parse().unwrap()
+    line.split(':').nth(field).unwrap().parse().unwrap()
+}
+
+/// The uid of account `name`.
+pub fn uid_of(name: &str) -> u32 {
+    passwd_field(name, 2)
+}
+
+/// The primary gid of account `name`.
+pub fn group_of(name: &str) -> u32 {
+    passwd_field(name, 3)
 }
