@@ -54,20 +54,23 @@ pub fn serve(config: &Config, implicit_tls: bool) -> Result<(), String> {
             let serving = Serving::OneSession { checks: MAX_AUTH_FAILURES, until };
             let login = privsep::serve(&helper_end, &config.account_files, serving);
             drop(helper_end);
-            let result = match login {
-                Some(login) => as_the_user(config, (&state, uid), peer, login, user_end),
+            match login {
+                Some(login) => {
+                    let result = as_the_user(config, (&state, uid), peer, login, user_end);
+                    // The relay ends with the session; one that does not is
+                    // ended (while root) or left to init (it is not ours to signal).
+                    process::end_child(child, Instant::now() + REAP_GRACE);
+                    result
+                }
                 None => {
-                    // No login: nothing left to do as root. A child past its
-                    // deadline (stopped, or stuck) is ended.
+                    // No login: nothing left to do as root. The child ends by
+                    // the deadline, or is ended then (stopped, stuck, or done
+                    // with its checks and silent).
                     process::switch_to(uid, gid)?;
-                    if Instant::now() >= until {
-                        process::kill(child);
-                    }
+                    process::end_child(child, until);
                     Ok(())
                 }
-            };
-            process::wait(child);
-            result
+            }
         }
     }
 }

@@ -159,6 +159,10 @@ pub const REAP_INTERVAL: Duration = Duration::from_millis(500);
 /// elsewhere (a TLS handshake dripped a byte at a time) is cut.
 pub const REAP_GRACE: Duration = Duration::from_secs(1);
 
+/// How often a process waiting for its child (inetd mode's root helper)
+/// looks whether it has ended, up to the deadline that bounds the wait.
+pub const CHILD_LOOK: Duration = Duration::from_millis(10);
+
 /// Connection and failure log lines (about sessions that never logged in)
 /// for all clients: a burst of this many, then `LOG_RATE` a second. At most
 /// ~400 bytes a line (client text is cut to `LOG_CLIENT_TEXT`): about 8 KB/s

@@ -23,8 +23,9 @@ use crate::sys::process;
 pub struct Relay {
     pub session: UnixStream,
     pub client_fd: i32,
-    /// How long a write to the client may wait (the session's own timeout
-    /// bounds everything else).
+    /// How long a write to the client may wait, and how long the relay waits
+    /// with neither side doing anything (the session's own timeout, which
+    /// ends the session first).
     pub timeout: Duration,
 }
 
@@ -44,7 +45,7 @@ impl HandOver for Relay {
             let want_client = if client_done || to_session.len() >= RELAY_BUFFER { 0 } else { libc::POLLIN };
             let want_session = libc::POLLIN | if to_session.is_empty() { 0 } else { libc::POLLOUT };
             let [client, user] =
-                process::poll_each([(self.client_fd, want_client), (session.as_raw_fd(), want_session)])?;
+                process::poll_each([(self.client_fd, want_client), (session.as_raw_fd(), want_session)], self.timeout)?;
             if user & (libc::POLLOUT | libc::POLLERR) != 0 && !to_session.is_empty() {
                 match session.write(&to_session) {
                     Ok(n) => drop(to_session.drain(..n)),

@@ -119,3 +119,36 @@ fn failures_are_spaced_per_name_and_in_all() {
     }
     assert!(s.next_check("bob").is_some(), "a flood of names slows every check");
 }
+
+/// inetd mode's root helper against a child process that spends its checks
+/// and then stops (a wedged or compromised one): the helper's service ends
+/// after the checks, and the child is ended at the deadline, not waited for.
+#[test]
+fn a_child_that_spends_its_checks_and_stops_is_ended_at_the_deadline() {
+    let dir = TempDir::new("privsep");
+    let files = account_files(&dir);
+    let (ours, theirs) = process::seqpacket_pair().unwrap();
+    // Made before the fork: the child only sends, reads and stops.
+    let requests = [encode_request(1, "ann", b"wrong").unwrap(), encode_request(2, "ann", b"worse").unwrap()];
+    let child = match process::fork().unwrap() {
+        Forked::Child => {
+            let mut answer = [0u8; 64];
+            for r in &requests {
+                if process::send_message(ours.as_fd(), r).is_err()
+                    || process::receive_message(ours.as_fd(), &mut answer).is_err()
+                {
+                    process::exit_now(1);
+                }
+            }
+            process::stop_self();
+            process::exit_now(0)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(ours);
+    let until = Instant::now() + std::time::Duration::from_millis(300);
+    assert_eq!(serve(&theirs, &files, Serving::OneSession { checks: 2, until }), None, "its checks are spent");
+    assert!(!process::end_child(child, until), "the stopped child was ended, not waited for");
+    assert!(Instant::now() >= until, "ended before the deadline");
+    assert_eq!(process::wait_until(child, Instant::now()), process::Ended::Exited(false), "and reaped");
+}

@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::{FromRawFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub mod process;
 
@@ -19,19 +19,32 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// Waits until `fd` is ready for `events` (POLLIN/POLLOUT); `TimedOut` after `timeout`.
+/// Waits until `fd` is ready for `events` (POLLIN/POLLOUT); `TimedOut` once
+/// `timeout` has passed, never before: the wait is rounded up to whole
+/// milliseconds, and after a signal (EINTR) or an early wake-up only what
+/// is left of it is waited for.
 pub fn poll(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<()> {
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    let deadline = Instant::now().checked_add(timeout);
     let mut pfd = libc::pollfd { fd, events, revents: 0 };
     loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         // SAFETY: one valid pollfd.
-        match check(unsafe { libc::poll(&mut pfd, 1, ms) }) {
-            Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
+        match check(unsafe { libc::poll(&mut pfd, 1, poll_millis(left)) }) {
+            Ok(0) if left.is_some_and(|l| l.is_zero()) => return Err(io::ErrorKind::TimedOut.into()),
+            Ok(0) => {}
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
+}
+
+/// poll(2)'s timeout for a wait of `left` (None: longer than any clock can
+/// count): whole milliseconds rounded up, so poll never returns before it.
+pub(crate) fn poll_millis(left: Option<Duration>) -> libc::c_int {
+    let Some(left) = left else { return libc::c_int::MAX };
+    let ms = left.as_nanos().div_ceil(1_000_000);
+    ms.min(libc::c_int::MAX as u128) as libc::c_int
 }
 
 /// read(2) on a descriptor we do not own (stdin).
@@ -453,3 +466,6 @@ pub fn open_append_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) 
     }
     Ok(file)
 }
+
+#[cfg(test)]
+mod tests;

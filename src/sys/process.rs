@@ -4,7 +4,10 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use std::time::{Duration, Instant};
+
 use super::check;
+use crate::limits::{CHILD_LOOK, REAP_GRACE};
 
 /// Which side of a `fork` this is.
 pub enum Forked {
@@ -23,7 +26,56 @@ pub fn fork() -> io::Result<Forked> {
     }
 }
 
-/// Waits for child `pid` to end; true if it exited with status 0.
+/// How a child that was waited for ended, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It exited; true with status 0.
+    Exited(bool),
+    /// Still running (or stopped) at the deadline; not reaped.
+    Running,
+}
+
+/// Waits for child `pid` to end, until `deadline` at the latest (it is
+/// looked at every `CHILD_LOOK`, and once at the deadline).
+pub fn wait_until(pid: libc::pid_t, deadline: Instant) -> Ended {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes the status into an int we own.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if rc == pid {
+            return Ended::Exited(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        }
+        if rc < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // ECHILD: not ours, or reaped already.
+            return Ended::Exited(false);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() && rc == 0 {
+            return Ended::Running;
+        }
+        std::thread::sleep(left.min(CHILD_LOOK));
+    }
+}
+
+/// Ends child `pid` by `deadline`: waits for it until then, then SIGKILL
+/// (which also ends a stopped child) and reaps it, waiting at most
+/// `REAP_GRACE` more. True if it exited by itself with status 0. A child
+/// this process may not signal (another uid's) is left to init.
+pub fn end_child(pid: libc::pid_t, deadline: Instant) -> bool {
+    match wait_until(pid, deadline) {
+        Ended::Exited(ok) => ok,
+        Ended::Running => {
+            // SAFETY: kill with a pid and a valid signal; no pointers.
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                wait_until(pid, Instant::now() + REAP_GRACE);
+            }
+            false
+        }
+    }
+}
+
+/// Waits for child `pid` to end, however long it takes; true if it exited
+/// with status 0. Only for children that end by themselves (a check's).
 pub fn wait(pid: libc::pid_t) -> bool {
     let mut status = 0;
     loop {
@@ -118,14 +170,21 @@ pub fn own_dir_at(dir: BorrowedFd<'_>, name: &str, uid: u32, gid: u32, mode: u32
     Ok(fd)
 }
 
-/// Waits, without a time limit, until one of `fds` is ready for its
-/// events (POLLIN/POLLOUT; 0 asks for nothing); what each is ready for
-/// (POLLHUP and POLLERR included).
-pub fn poll_each<const N: usize>(fds: [(RawFd, libc::c_short); N]) -> io::Result<[libc::c_short; N]> {
+/// Waits until one of `fds` is ready for its events (POLLIN/POLLOUT; 0
+/// asks for nothing), or `TimedOut` once `timeout` has passed with none;
+/// what each is ready for (POLLHUP and POLLERR included).
+pub fn poll_each<const N: usize>(
+    fds: [(RawFd, libc::c_short); N],
+    timeout: Duration,
+) -> io::Result<[libc::c_short; N]> {
     let mut set = fds.map(|(fd, events)| libc::pollfd { fd, events, revents: 0 });
+    let deadline = Instant::now().checked_add(timeout);
     loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         // SAFETY: poll reads and writes the N pollfd structs we own.
-        match check(unsafe { libc::poll(set.as_mut_ptr(), N as libc::nfds_t, -1) }) {
+        match check(unsafe { libc::poll(set.as_mut_ptr(), N as libc::nfds_t, super::poll_millis(left)) }) {
+            Ok(0) if left.is_some_and(|l| l.is_zero()) => return Err(io::ErrorKind::TimedOut.into()),
+            Ok(0) => {}
             Ok(_) => return Ok(set.map(|p| p.revents)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -165,4 +224,12 @@ pub fn ignore_hangups() {
 pub fn kill(pid: libc::pid_t) {
     // SAFETY: kill with a pid and a valid signal; no pointers.
     unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// Stops this process (SIGSTOP), as a wedged or compromised child might be:
+/// for tests of the waits that must end it anyway.
+#[cfg(test)]
+pub fn stop_self() {
+    // SAFETY: raise with a valid signal; no pointers.
+    unsafe { libc::raise(libc::SIGSTOP) };
 }
