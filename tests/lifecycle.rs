@@ -55,8 +55,8 @@ fn sigterm_ends_idle_sessions_after_the_grace_period_without_deleting() {
     d.signal(libc::SIGTERM);
     let status = d.wait_exit();
     assert!(status.success(), "{status:?}");
-    // The bound is the configured grace (1 s) plus the 50 ms look interval; 5 s is the margin.
-    assert!(signalled.elapsed() < Duration::from_secs(6), "{:?}", signalled.elapsed());
+    // Ended by the grace period (its log line), and not before it (wait_exit's hang guard bounds the rest).
+    assert!(signalled.elapsed() >= Duration::from_secs(1), "{:?}", signalled.elapsed());
     assert!(d.log().contains("1 sessions cut off after the grace period"), "{}", d.log());
     assert_eq!(spool.read_mbox("alice"), two_messages(), "no QUIT, nothing deleted");
     assert!(c.rest().is_empty());

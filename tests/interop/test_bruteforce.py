@@ -120,15 +120,15 @@ def test_guesses_at_one_account_from_many_networks_and_its_owner_still_logs_in(e
         s.connect(("127.0.0.1", d.port))
         f = s.makefile("rb")
         assert f.readline().startswith(b"+OK")
-        started = time.monotonic()
+        failures_before = d.stderr().count('login failed for "alice"')
         s.sendall(b"USER alice\r\nPASS %s\r\n" % PASSWORDS["alice"].encode())
         f.readline()
         reply = f.readline()
-        took = time.monotonic() - started
+        answered_meanwhile = d.stderr().count('login failed for "alice"') - failures_before
         s.sendall(b"QUIT\r\n")
         f.readline()
         s.close()
-        return reply, took
+        return reply, answered_meanwhile
 
     assert alice_login()[0].startswith(b"+OK")
     # A new address (its own /32 network) for every connection.
@@ -141,12 +141,14 @@ def test_guesses_at_one_account_from_many_networks_and_its_owner_still_logs_in(e
     deadline = time.monotonic() + WINDOW
     while time.monotonic() < deadline and d.stderr().count('login failed for "alice"') < 4:
         time.sleep(0.05)
-    reply, took = alice_login()
+    reply, answered_meanwhile = alice_login()
     t.join(WINDOW + lib.IO_TIMEOUT)
     assert reply.startswith(b"+OK"), reply
-    # Her known network is exempt from the account's queue (at least 2 s per answer by now): she is
-    # answered without waiting for the attack's slots.
-    assert took < 1.5, took
+    # Her known network is exempt from the account's queue: she is answered without waiting for the
+    # attack's slots (queued behind them, her answer would come after every guess already waiting, 2 s
+    # apart by now); an ordering, not a time, so it holds on a busy machine. One guess whose slot happened
+    # to fall during her login is allowed.
+    assert answered_meanwhile <= 1, answered_meanwhile
     assert 1 <= result["n"] <= BOUND + MARGIN, (result["n"], BOUND)
 
 
