@@ -5,7 +5,8 @@ Edges are the `crate::...` and `super::...` paths a file names, and the
 paths through its own child modules (`mbox::Mbox` in maildrop/mod.rs),
 resolved to the file that defines the module. A child naming its own
 ancestor (`super::Session` in session/auth.rs) is no edge: nesting a module
-is what lets it extend its parent. Code under `#[cfg(test)]` is ignored.
+is what lets it extend its parent. Items under `#[cfg(test)]` (wherever they
+stand) are ignored; the rest of the file counts.
 """
 import os
 import re
@@ -26,9 +27,96 @@ def module_of(path):
     return tuple(rel)
 
 
+def skip_literal(text, i):
+    """If a comment, string or character literal starts at `i`, the index just past it; else None."""
+    if text.startswith("//", i):
+        end = text.find("\n", i)
+        return len(text) if end < 0 else end
+    if text.startswith("/*", i):
+        depth, j = 0, i
+        while j < len(text):
+            if text.startswith("/*", j):
+                depth, j = depth + 1, j + 2
+            elif text.startswith("*/", j):
+                depth, j = depth - 1, j + 2
+                if depth == 0:
+                    return j
+            else:
+                j += 1
+        return len(text)
+    raw = re.match(r'b?r(#*)"', text[i:i + 260])
+    if raw and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+        close = '"' + raw.group(1)
+        end = text.find(close, i + raw.end())
+        return len(text) if end < 0 else end + len(close)
+    if text[i] == '"' or text.startswith('b"', i) and (i == 0 or not text[i - 1].isalnum()):
+        j = text.index('"', i) + 1
+        while j < len(text) and text[j] != '"':
+            j += 2 if text[j] == "\\" else 1
+        return j + 1
+    char = re.match(r"b?'(\\(x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]+\}|.)|[^\\'])'", text[i:i + 16])
+    if char:
+        return i + char.end()
+    return None
+
+
+def skip_item(text, i):
+    """The index just past the item that starts at `i` (after its attribute): up to its `;`, or its
+    braces' end, whichever closes it at depth 0; further attributes on it included."""
+    depth = 0
+    while i < len(text):
+        past = skip_literal(text, i)
+        if past is not None:
+            i = past
+            continue
+        c = text[i]
+        if c in "{[(":
+            depth += 1
+        elif c in "}])":
+            depth -= 1
+            if depth == 0 and c == "}":
+                return i + 1
+        elif c == ";" and depth == 0:
+            return i + 1
+        i += 1
+    return i
+
+
 def without_tests(text):
-    """The file's text before its `#[cfg(test)]` items, which by convention come last."""
-    return text.split("#[cfg(test)]")[0]
+    """The file's code without its `#[cfg(test)]` items: the test module wherever it stands, and any
+    helper, import or impl marked for tests alone (the rest of the file still counts)."""
+    out, i, start = [], 0, 0
+    while i < len(text):
+        past = skip_literal(text, i)
+        if past is not None:
+            i = past
+            continue
+        if text.startswith("#[cfg(test)]", i):
+            out.append(text[start:i])
+            i = start = skip_item(text, i + len("#[cfg(test)]"))
+            continue
+        i += 1
+    out.append(text[start:])
+    return "".join(out)
+
+
+def self_test():
+    """The test-item cutter on the cases that fooled the first one: a test-only helper in the middle of a
+    file (the code after it counts), braces and the attribute inside strings, comments and characters."""
+    sample = (
+        'fn a() {}\n#[cfg(test)]\nfn helper() { let s = "}"; let c = \'}\'; }\n'
+        'fn b<\'a>(x: &\'a str) -> &\'a str { x }\n#[cfg(test)]\nuse std::fmt;\n'
+        '// #[cfg(test)] in a comment\nfn c() { let r = r#"#[cfg(test)] {"#; }\n'
+        '#[cfg(test)]\n#[allow(dead_code)]\nmod tests {\n    fn t() { if true { } }\n}\nfn d() {}\n'
+    )
+    kept = without_tests(sample)
+    for name in ("fn a", "fn b", "fn c", "fn d", "in a comment"):
+        assert name in kept, (name, kept)
+    for name in ("helper", "use std::fmt", "mod tests", "fn t"):
+        assert name not in kept, (name, kept)
+
+
+self_test()
 
 
 def code_lines(text):
