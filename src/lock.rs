@@ -244,19 +244,23 @@ pub fn remove_stale_dotlocks(dir: &Path) {
             }
             _ => continue,
         }
-        match holder(&dotlock) {
+        let removed = match holder(&dotlock) {
             Holder::LiveHere | Holder::Foreign => continue,
             Holder::DeadHere(pid) => match fs::remove_file(&dotlock) {
-                Ok(()) => log::warn!("removed dotlock {} left by pop3d process {pid}, which died", dotlock.display()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Ok(()) => Some(pid),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => {
                     log::warn!("cannot remove dotlock {} of dead process {pid}: {e}", dotlock.display());
                     continue;
                 }
             },
-            Holder::Nobody => {}
-        }
+            Holder::Nobody => None,
+        };
         let _ = fs::remove_file(&record);
+        // Said once the record is gone too: the line means the cleanup is done.
+        if let Some(pid) = removed {
+            log::warn!("removed dotlock {} left by pop3d process {pid}, which died", dotlock.display());
+        }
     }
 }
 
