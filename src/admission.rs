@@ -1,74 +1,142 @@
-//! Which connections the daemon serves: session limits, a budget of unauthenticated sessions per network and in total in which the oldest makes way for a new one, and the one deadline before login.
+//! Which connections the daemon serves: session limits, pre-login budgets in which the stalled make way and the busy never do, bounded threads, the deadline before login.
 //!
 //! Sessions that have not logged in are held to `max_prelogin` in all and
 //! `max_prelogin_per_network` per network (an address masked to
-//! `network_prefix_ipv4`/`_ipv6`). When a budget is full, an unauthenticated
-//! session is closed to admit the new connection: the network's own oldest
-//! when the network's budget is full, else the oldest of the network that
-//! holds the most. A flood of silent or slow connections only ever closes
-//! the flood's own, and a client that logs in promptly gets through. A client is refused
-//! (`-ERR [SYS/TEMP]`) only when its address already holds
-//! `max_sessions_per_ip` sessions, or `max_sessions` are logged in, none of
-//! them waiting to log in. A session that has not logged in within the
-//! login deadline (`timeout_login` times `LOGIN_TIME_FACTOR`, TLS handshake
-//! included, however the bytes arrive) is closed by `reap`.
+//! `network_prefix_ipv4`/`_ipv6`). When a budget is full, a session not
+//! logged in that is not making progress makes way for the new connection:
+//! one whose client owes the next command (silent, dripping, in a stalled
+//! handshake) or that waits for a penalty slot, the one that has done so
+//! longest first; from the network's own sessions when its budget is full,
+//! else from the network holding the most stalled ones. A session the
+//! server is working for (a command being answered: a password hash, the
+//! credentials helper, the mailbox lock) is never closed to make room: when
+//! a budget holds nothing else, the new connection waits for room before
+//! its greeting. A client is refused (`-ERR [SYS/TEMP]`) only when its
+//! address holds `max_sessions_per_ip` sessions that have logged in, or
+//! `max_sessions` are logged in, or it waited `timeout_login` for room.
+//!
+//! Threads: the accept loops start a session thread only while fewer than
+//! `max_sessions` + `SESSION_THREAD_SPARE` run (closed sessions count until
+//! their thread has ended, which every wait makes prompt); beyond that new
+//! connections wait in the kernel's accept queue.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::limits::LIMIT_LOG_INTERVAL;
+use crate::limits::{LIMIT_LOG_INTERVAL, PAUSE_STEP, SESSION_THREAD_SPARE, STALLED_AFTER};
 use crate::penalty::network;
-use crate::session::Watch;
+use crate::session::{Turn, Watch};
+
+/// What a session not logged in is doing, written by its thread (no lock)
+/// and read by admission when it looks for one to close.
+struct Activity {
+    /// A `Turn` as a number.
+    turn: AtomicU8,
+    /// Milliseconds after admission's epoch since which the client owes a
+    /// command (or the session has waited for its penalty slot).
+    since: AtomicU64,
+    cancelled: AtomicBool,
+}
+
+impl Activity {
+    fn turn(&self) -> Turn {
+        match self.turn.load(Ordering::Relaxed) {
+            0 => Turn::Client,
+            1 => Turn::Server,
+            _ => Turn::Penalty,
+        }
+    }
+}
+
+fn turn_number(turn: Turn) -> u8 {
+    match turn {
+        Turn::Client => 0,
+        Turn::Server => 1,
+        Turn::Penalty => 2,
+    }
+}
 
 /// A session that has not logged in yet.
 struct Pre {
     ip: IpAddr,
     net: (IpAddr, u8),
-    started: Instant,
     /// A second handle on the socket, to close it from outside.
     sock: Option<TcpStream>,
-    cancelled: Arc<AtomicBool>,
+    /// Its thread, woken when it is closed from outside.
+    thread: Thread,
+    activity: Arc<Activity>,
+    admitted: Instant,
 }
 
 #[derive(Default)]
 struct Inner {
+    /// Sessions admitted and not ended (closed ones give their place back at once).
     total: usize,
     per_ip: HashMap<IpAddr, usize>,
     /// By admission order: the first is the oldest.
     pre: BTreeMap<u64, Pre>,
     next_id: u64,
+    /// Session threads running, closed sessions' included until they end.
+    threads: usize,
+    /// Connections waiting for room, per network.
+    waiting: HashMap<(IpAddr, u8), usize>,
+    /// SIGTERM: no more admissions.
+    closed: bool,
     last_log: Option<Instant>,
     /// Sessions closed to make way, since the last log line about it.
     dropped: u64,
 }
 
-/// The daemon's sessions, counted.
-#[derive(Default)]
+/// The daemon's sessions and threads, counted.
 pub struct Admission {
     inner: Mutex<Inner>,
+    /// Signalled when a place or a thread is given back.
+    room: Condvar,
+    epoch: Instant,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission { inner: Mutex::default(), room: Condvar::new(), epoch: Instant::now() }
+    }
 }
 
 /// Why a connection is not served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
     /// Its address holds `max_sessions_per_ip` logged-in sessions.
     PerAddress(usize),
     /// `max_sessions` are logged in.
     Total(usize),
+    /// It waited `timeout_login` for room among sessions all busy, or its
+    /// network already has `max_prelogin_per_network` connections waiting.
+    Busy,
+    /// The daemon is stopping.
+    Stopping,
+}
+
+/// What admission decides for a connection right now.
+enum Decision {
+    Admit,
+    Wait,
+    Refuse(Refused),
 }
 
 impl Inner {
     /// Closes pre-login session `id` and gives its place back at once (its
-    /// thread sees the closed socket, or the cancelled flag while it waits).
+    /// thread sees the closed socket, or is woken from its wait).
     fn evict(&mut self, id: u64) -> Option<IpAddr> {
         let pre = self.pre.remove(&id)?;
-        pre.cancelled.store(true, Ordering::SeqCst);
+        pre.activity.cancelled.store(true, Ordering::SeqCst);
         if let Some(sock) = &pre.sock {
             let _ = sock.shutdown(Shutdown::Both);
         }
+        pre.thread.unpark();
         self.release(pre.ip);
         Some(pre.ip)
     }
@@ -83,40 +151,87 @@ impl Inner {
         }
     }
 
-    /// The oldest pre-login session matching `pred`.
-    fn oldest(&self, pred: impl Fn(&Pre) -> bool) -> Option<u64> {
-        self.pre.iter().find(|(_, p)| pred(p)).map(|(id, _)| *id)
+    /// The session matching `pred` that has gone longest without making
+    /// progress, among those not busy.
+    fn stalled_longest(&self, pred: impl Fn(&Pre) -> bool) -> Option<u64> {
+        self.pre
+            .iter()
+            .filter(|(_, p)| pred(p) && p.activity.turn() != Turn::Server)
+            .min_by_key(|(id, p)| (p.activity.since.load(Ordering::Relaxed), **id))
+            .map(|(id, _)| *id)
     }
 
-    /// Makes room by closing the oldest matching pre-login session; false
-    /// if there is none.
+    /// Makes room by closing the matching session that has gone longest
+    /// without progress; false if every one is busy.
     fn make_room(&mut self, pred: impl Fn(&Pre) -> bool) -> bool {
-        let Some(id) = self.oldest(pred) else { return false };
+        let Some(id) = self.stalled_longest(pred) else { return false };
         self.evict(id);
         self.dropped += 1;
         true
     }
 
-    /// Makes room in the whole budget: closes the oldest pre-login session
-    /// of the network holding the most (a flood's, not a lone client's).
-    fn make_room_anywhere(&mut self) -> bool {
-        let mut by_net: HashMap<(IpAddr, u8), (usize, u64)> = HashMap::new();
-        for (id, p) in &self.pre {
-            // Ids ascend: the first seen of a network is its oldest.
-            by_net.entry(p.net).or_insert((0, *id)).0 += 1;
+    /// Makes room in the whole budget: from the network holding the most
+    /// sessions stalled for `STALLED_AFTER` (a flood's, not a busy site's
+    /// or a lone client's), or when none is, the most not busy.
+    fn make_room_anywhere(&mut self, now_ms: u64) -> bool {
+        let stalled_by = STALLED_AFTER.as_millis() as u64;
+        let mut by_net: HashMap<(IpAddr, u8), (usize, usize)> = HashMap::new();
+        for p in self.pre.values().filter(|p| p.activity.turn() != Turn::Server) {
+            let e = by_net.entry(p.net).or_default();
+            e.1 += 1;
+            if now_ms.saturating_sub(p.activity.since.load(Ordering::Relaxed)) >= stalled_by {
+                e.0 += 1;
+            }
         }
-        let Some(&(_, id)) = by_net.values().max_by_key(|(n, oldest)| (*n, std::cmp::Reverse(*oldest))) else {
+        let Some((&net, _)) = by_net.iter().max_by_key(|(net, counts)| (**counts, **net)) else {
             return false;
         };
-        self.evict(id);
-        self.dropped += 1;
-        true
+        self.make_room(|p| p.net == net)
+    }
+
+    fn pre_in(&self, net: (IpAddr, u8)) -> usize {
+        self.pre.values().filter(|p| p.net == net).count()
+    }
+
+    /// Admission's decision for a connection from `ip` (in `net`), closing
+    /// stalled sessions where that makes room.
+    fn decide(&mut self, ip: IpAddr, net: (IpAddr, u8), config: &Config, proxy: bool, now_ms: u64) -> Decision {
+        if self.closed {
+            return Decision::Refuse(Refused::Stopping);
+        }
+        let max_pre = config.max_prelogin.min(config.max_sessions);
+        if !proxy
+            && self.per_ip.get(&ip).copied().unwrap_or(0) >= config.max_sessions_per_ip
+            && !self.make_room(|p| p.ip == ip)
+        {
+            // Sessions of its own still logging in will be done soon; a full house of logged-in ones will not.
+            return match self.pre.values().any(|p| p.ip == ip) {
+                true => Decision::Wait,
+                false => Decision::Refuse(Refused::PerAddress(self.per_ip.get(&ip).copied().unwrap_or(0))),
+            };
+        }
+        if !proxy && self.pre_in(net) >= config.max_prelogin_per_network && !self.make_room(|p| p.net == net) {
+            return Decision::Wait;
+        }
+        if self.pre.len() >= max_pre && !self.make_room_anywhere(now_ms) {
+            return Decision::Wait;
+        }
+        if self.total >= config.max_sessions && !self.make_room_anywhere(now_ms) {
+            return match self.pre.is_empty() {
+                true => Decision::Refuse(Refused::Total(self.total)),
+                false => Decision::Wait,
+            };
+        }
+        Decision::Admit
     }
 
     fn log_drops(&mut self, why: &str) {
         let now = Instant::now();
         if self.dropped > 0 && self.last_log.is_none_or(|t| now.duration_since(t) >= LIMIT_LOG_INTERVAL) {
-            log::warn!("{why}: closed {} unauthenticated sessions (the oldest) to admit new ones", self.dropped);
+            log::warn!(
+                "{why}: closed {} unauthenticated sessions (stalled the longest) to admit new ones",
+                self.dropped
+            );
             self.dropped = 0;
             self.last_log = Some(now);
         }
@@ -124,50 +239,99 @@ impl Inner {
 }
 
 impl Admission {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// A place for one more session thread: waits while `max_sessions` +
+    /// `SESSION_THREAD_SPARE` run (new connections wait in the kernel's
+    /// accept queue meanwhile); None once `stopping` is set.
+    pub fn thread(self: &Arc<Self>, config: &Config, stopping: &AtomicBool) -> Option<ThreadPlace> {
+        let cap = config.max_sessions.saturating_add(SESSION_THREAD_SPARE);
+        let mut c = self.lock();
+        while c.threads >= cap {
+            if stopping.load(Ordering::SeqCst) {
+                return None;
+            }
+            c = self.room.wait_timeout(c, PAUSE_STEP).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        c.threads += 1;
+        Some(ThreadPlace { admission: self.clone() })
+    }
+
     /// Admits a connection from `ip` on `sock` under `config`'s limits,
-    /// closing the oldest unauthenticated sessions to make room.
+    /// closing stalled unauthenticated sessions to make room, or waiting
+    /// (at most `timeout_login`) while every one in its way is busy. Called
+    /// on the session's own thread.
     pub fn admit(self: &Arc<Self>, ip: IpAddr, sock: &TcpStream, config: &Config) -> Result<Ticket, Refused> {
         let ip = ip.to_canonical();
         let net = network(ip, config.network_prefix_ipv4, config.network_prefix_ipv6);
-        let max_pre = config.max_prelogin.min(config.max_sessions);
-        let mut c = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         // A trusted PROXY-protocol proxy carries many clients: only the
         // totals count for it (limit clients per address on the proxy).
         let proxy = config.proxy_trusted.contains(ip);
-        if !proxy
-            && c.per_ip.get(&ip).copied().unwrap_or(0) >= config.max_sessions_per_ip
-            && !c.make_room(|p| p.ip == ip)
-        {
-            return Err(Refused::PerAddress(c.per_ip.get(&ip).copied().unwrap_or(0)));
+        let give_up = Instant::now() + config.timeout_login;
+        let mut c = self.lock();
+        let mut waiting = false;
+        let decision = loop {
+            match c.decide(ip, net, config, proxy, self.now_ms()) {
+                Decision::Wait if Instant::now() < give_up => {}
+                Decision::Wait => break Decision::Refuse(Refused::Busy),
+                other => break other,
+            }
+            if !waiting {
+                let n = c.waiting.entry(net).or_insert(0);
+                if *n >= config.max_prelogin_per_network && !proxy {
+                    break Decision::Refuse(Refused::Busy);
+                }
+                *n += 1;
+                waiting = true;
+            }
+            c = self.room.wait_timeout(c, PAUSE_STEP).unwrap_or_else(|e| e.into_inner()).0;
+        };
+        if waiting {
+            if let Some(n) = c.waiting.get_mut(&net) {
+                *n -= 1;
+                if *n == 0 {
+                    c.waiting.remove(&net);
+                }
+            }
         }
-        if !proxy && c.pre.values().filter(|p| p.net == net).count() >= config.max_prelogin_per_network {
-            c.make_room(|p| p.net == net);
-        }
-        if c.pre.len() >= max_pre {
-            c.make_room_anywhere();
-        }
-        if c.total >= config.max_sessions && !c.make_room_anywhere() {
-            return Err(Refused::Total(c.total));
+        if let Decision::Refuse(why) = decision {
+            return Err(why);
         }
         c.log_drops("pre-login budget full");
         c.total += 1;
         *c.per_ip.entry(ip).or_insert(0) += 1;
         let id = c.next_id;
         c.next_id += 1;
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let pre = Pre { ip, net, started: Instant::now(), sock: sock.try_clone().ok(), cancelled: cancelled.clone() };
+        let activity = Arc::new(Activity {
+            turn: AtomicU8::new(turn_number(Turn::Client)),
+            since: AtomicU64::new(self.now_ms()),
+            cancelled: AtomicBool::new(false),
+        });
+        let pre = Pre {
+            ip,
+            net,
+            sock: sock.try_clone().ok(),
+            thread: std::thread::current(),
+            activity: activity.clone(),
+            admitted: Instant::now(),
+        };
         c.pre.insert(id, pre);
-        Ok(Ticket { admission: self.clone(), id, ip: Mutex::new(ip), cancelled })
+        Ok(Ticket { admission: self.clone(), id, ip: Mutex::new(ip), activity })
     }
 
     /// Closes every session that has not logged in within `deadline` of
-    /// its connection (called every `REAP_INTERVAL`, with the login
-    /// deadline plus `REAP_GRACE`).
+    /// its admission, busy or not (called every `REAP_INTERVAL`, with the
+    /// login deadline plus `REAP_GRACE`).
     pub fn reap(&self, deadline: Duration) {
-        let mut c = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
+        let mut c = self.lock();
         let late: Vec<u64> =
-            c.pre.iter().filter(|(_, p)| now.duration_since(p.started) >= deadline).map(|(id, _)| *id).collect();
+            c.pre.iter().filter(|(_, p)| p.admitted.elapsed() >= deadline).map(|(id, _)| *id).collect();
         for id in late {
             if let Some(ip) = c.evict(id) {
                 if crate::loglimit::allow(Some(ip)) {
@@ -175,29 +339,50 @@ impl Admission {
                 }
             }
         }
+        self.room.notify_all();
     }
 
-    /// Closes every session not logged in (SIGTERM); returns how many
-    /// sessions are left, all logged in.
+    /// Closes every session not logged in and admits no more (SIGTERM);
+    /// returns how many sessions are left, all logged in.
     pub fn close_waiting(&self) -> usize {
-        let mut c = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.lock();
+        c.closed = true;
         let waiting: Vec<u64> = c.pre.keys().copied().collect();
         for id in waiting {
             c.evict(id);
         }
+        self.room.notify_all();
         c.total
     }
 
     /// Sessions running now.
     pub fn sessions(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).total
+        self.lock().total
+    }
+
+    /// Session threads running now (closed sessions' included until they end).
+    pub fn threads(&self) -> usize {
+        self.lock().threads
     }
 
     /// Sessions now: (all, not logged in).
     #[cfg(test)]
     fn counts(&self) -> (usize, usize) {
-        let c = self.inner.lock().unwrap();
+        let c = self.lock();
         (c.total, c.pre.len())
+    }
+}
+
+/// One session thread's place, given back when its thread ends (dropped
+/// with the thread's closure, also when the thread could not start).
+pub struct ThreadPlace {
+    admission: Arc<Admission>,
+}
+
+impl Drop for ThreadPlace {
+    fn drop(&mut self) {
+        self.admission.lock().threads -= 1;
+        self.admission.room.notify_all();
     }
 }
 
@@ -208,19 +393,19 @@ pub struct Ticket {
     /// Where the session is counted: its peer, or the client a PROXY
     /// header named.
     ip: Mutex<IpAddr>,
-    cancelled: Arc<AtomicBool>,
+    activity: Arc<Activity>,
 }
 
 impl Watch for Ticket {
     fn client(&self, ip: IpAddr, config: &Config) -> bool {
         let ip = ip.to_canonical();
-        let mut c = self.admission.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.admission.lock();
         let mut counted = self.ip.lock().unwrap_or_else(|e| e.into_inner());
         if *counted == ip {
             return true;
         }
         let id = self.id;
-        // As at admission: the client's oldest session not logged in makes
+        // As at admission: the client's stalled sessions not logged in make
         // way (this one is still counted at the proxy, so it is not among them).
         if c.per_ip.get(&ip).copied().unwrap_or(0) >= config.max_sessions_per_ip && !c.make_room(|p| p.ip == ip) {
             return false;
@@ -238,94 +423,48 @@ impl Watch for Ticket {
     }
 
     fn logged_in(&self) {
-        let mut c = self.admission.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.admission.lock();
         c.pre.remove(&self.id);
+        self.admission.room.notify_all();
     }
 
     fn cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::SeqCst)
+        self.activity.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn turn(&self, turn: Turn) {
+        if turn != Turn::Server {
+            self.activity.since.store(self.admission.now_ms(), Ordering::Relaxed);
+        }
+        self.activity.turn.store(turn_number(turn), Ordering::Relaxed);
+    }
+
+    fn pause(&self, until: Instant) -> bool {
+        loop {
+            if self.cancelled() {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            // Woken at once when the session is closed from outside.
+            std::thread::park_timeout(left);
+        }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut c = self.admission.inner.lock().unwrap_or_else(|e| e.into_inner());
-        // An evicted session's place was given back when it was closed.
-        if !self.cancelled.load(Ordering::SeqCst) {
+        let mut c = self.admission.lock();
+        // A closed session's place was given back when it was closed.
+        if !self.activity.cancelled.load(Ordering::SeqCst) {
             c.pre.remove(&self.id);
             c.release(*self.ip.lock().unwrap_or_else(|e| e.into_inner()));
         }
+        self.admission.room.notify_all();
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::TcpListener;
-
-    fn pair(l: &TcpListener) -> TcpStream {
-        let _client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        l.accept().unwrap().0
-    }
-
-    #[test]
-    fn the_oldest_unauthenticated_session_makes_way() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut config = Config::default();
-        config.max_sessions = 6;
-        config.max_sessions_per_ip = 4;
-        config.max_prelogin = 3;
-        config.max_prelogin_per_network = 2;
-        let a = Arc::new(Admission::default());
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let sock = pair(&l);
-        let first = a.admit(ip("192.0.2.1"), &sock, &config).ok().unwrap();
-        let second = a.admit(ip("192.0.2.1"), &sock, &config).ok().unwrap();
-        // The network's budget (2) is full: the oldest of it goes.
-        let third = a.admit(ip("192.0.2.1"), &sock, &config).ok().unwrap();
-        assert!(first.cancelled() && !second.cancelled());
-        assert_eq!(a.counts(), (2, 2));
-        drop(first);
-        assert_eq!(a.counts(), (2, 2), "an evicted session's place was given back already");
-        // The total pre-login budget (3): the oldest of the biggest network goes.
-        let other = a.admit(ip("198.51.100.1"), &sock, &config).ok().unwrap();
-        let other2 = a.admit(ip("203.0.113.1"), &sock, &config).ok().unwrap();
-        assert!(second.cancelled() && !third.cancelled());
-        // Logged-in sessions are never closed, and count against max_sessions.
-        for t in [&third, &other, &other2] {
-            t.logged_in();
-        }
-        assert_eq!(a.counts(), (3, 0));
-        let more: Vec<Ticket> =
-            (0..3).map(|i| a.admit(ip(&format!("10.0.0.{i}")), &sock, &config).ok().unwrap()).collect();
-        more[0].logged_in();
-        // 6 sessions, 4 logged in: a new one closes the oldest waiting.
-        let last = a.admit(ip("10.0.1.1"), &sock, &config).ok().unwrap();
-        assert!(more[1].cancelled() && !more[0].cancelled() && !last.cancelled());
-        for t in [&more[2], &last] {
-            t.logged_in();
-        }
-        assert!(matches!(a.admit(ip("10.0.2.1"), &sock, &config), Err(Refused::Total(6))));
-        drop(more);
-        assert!(a.admit(ip("10.0.2.1"), &sock, &config).is_ok());
-    }
-
-    #[test]
-    fn the_per_address_limit_closes_its_own_waiting_sessions_first() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut config = Config::default();
-        config.max_sessions_per_ip = 2;
-        let a = Arc::new(Admission::default());
-        let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        let sock = pair(&l);
-        let one = a.admit(ip, &sock, &config).ok().unwrap();
-        let two = a.admit(ip, &sock, &config).ok().unwrap();
-        one.logged_in();
-        let three = a.admit(ip, &sock, &config).ok().unwrap();
-        assert!(two.cancelled() && !one.cancelled());
-        three.logged_in();
-        assert!(matches!(a.admit(ip, &sock, &config), Err(Refused::PerAddress(2))));
-        a.reap(Duration::ZERO);
-        assert!(!three.cancelled(), "logged-in sessions have no pre-login deadline");
-    }
-}
+mod tests;

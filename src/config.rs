@@ -122,6 +122,9 @@ pub struct Config {
     /// failure records and the pre-login budget.
     pub network_prefix_ipv4: u8,
     pub network_prefix_ipv6: u8,
+    /// An account's logins from a network it logged in from within this
+    /// period wait only behind its own failures (`known_network_days`; 0: never).
+    pub known_network_period: Duration,
     /// EXPIRE and LOGIN-DELAY for users without their own.
     pub policy: Policy,
     /// `:` or `;` (FAT/SMB Maildirs): starts the info of Maildir names.
@@ -161,15 +164,16 @@ impl Default for Config {
             apop: false,
             hostname: system_hostname(),
             max_sessions: 200,
-            max_sessions_per_ip: 20,
+            max_sessions_per_ip: 100,
             max_prelogin: 100,
-            max_prelogin_per_network: 10,
+            max_prelogin_per_network: 80,
             timeout_login: Duration::from_secs(60),
             timeout_session: MIN_SESSION_TIMEOUT,
             max_bad_commands: 5,
             shutdown_grace: SHUTDOWN_GRACE,
             network_prefix_ipv4: 32,
             network_prefix_ipv6: 64,
+            known_network_period: Duration::from_secs(30 * 24 * 3600),
             policy: Policy::default(),
             maildir_info_separator: b':',
             uidl_from_x_uidl: false,
@@ -306,6 +310,10 @@ impl Config {
             "network_prefix_ipv4" => {
                 self.network_prefix_ipv4 =
                     value.parse().ok().filter(|n| *n <= 32).ok_or_else(|| bad("expected a prefix length 0-32"))?
+            }
+            "known_network_days" => {
+                let days = number(value).filter(|d| *d <= 3650).ok_or_else(|| bad("expected days (0-3650)"))?;
+                self.known_network_period = Duration::from_secs(days * 24 * 3600)
             }
             "network_prefix_ipv6" => {
                 self.network_prefix_ipv6 =

@@ -153,6 +153,9 @@ impl Shared {
 
 fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
     loop {
+        // A thread for the next session first: while every one is taken,
+        // new connections wait in the kernel's accept queue.
+        let Some(place) = shared.admission.thread(&shared.current().0, &shared.stopping) else { return };
         let (stream, peer) = match listener.accept() {
             Ok(c) => c,
             Err(_) if shared.stopping.load(Ordering::SeqCst) => return,
@@ -164,19 +167,23 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
             }
         };
         let (config, tls) = shared.current();
-        let slot = match shared.admission.admit(peer.ip(), &stream, &config) {
-            Ok(slot) => slot,
-            Err(refused) => {
-                shared.log_refusal(peer.ip(), refused);
-                refuse(stream, listen.tls);
-                continue;
-            }
-        };
         let plaintext = listen.plaintext.unwrap_or(config.plaintext_auth);
         let implicit_tls = listen.tls;
-        let penalties = shared.penalties.clone();
-        let helper = shared.helper.clone();
+        let worker = shared.clone();
+        // The stream stays here if the thread cannot start, to be refused.
+        let handed = Arc::new(Mutex::new(Some(stream)));
+        let theirs = handed.clone();
         let spawned = std::thread::Builder::new().stack_size(SESSION_STACK).spawn(move || {
+            let _place = place;
+            let Some(stream) = theirs.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+            let slot = match worker.admission.admit(peer.ip(), &stream, &config) {
+                Ok(slot) => slot,
+                Err(refused) => {
+                    worker.log_refusal(peer.ip(), refused);
+                    refuse(stream, implicit_tls, refused);
+                    return;
+                }
+            };
             let _ = stream.set_nodelay(true);
             let start = Start {
                 config: &config,
@@ -184,9 +191,9 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
                 implicit_tls,
                 plaintext,
                 peer: Some(peer),
-                penalties: Some(&penalties),
+                penalties: Some(&worker.penalties),
                 watch: Some(&slot),
-                helper: helper.as_deref(),
+                helper: worker.helper.as_deref(),
                 hand_over: None,
                 relayed: false,
             };
@@ -198,7 +205,11 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
             }
         });
         if let Err(e) = spawned {
-            log::error!("cannot start a session thread: {e}");
+            // Refused, this one connection; the daemon goes on.
+            shared.log_no_thread(&e);
+            if let Some(stream) = handed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                refuse(stream, listen.tls, Refused::Busy);
+            }
         }
     }
 }
@@ -213,7 +224,22 @@ impl Shared {
             match refused {
                 Refused::PerAddress(n) => log::warn!("session limit reached ({n} logged in from {ip}): refusing it"),
                 Refused::Total(n) => log::warn!("session limit reached ({n} logged in): refusing connections"),
+                Refused::Busy => log::warn!(
+                    "every session not logged in is busy and more connections from {ip}'s network wait: refusing it"
+                ),
+                Refused::Stopping => {}
             }
+        }
+    }
+
+    /// A session thread could not start: the daemon goes on; said at most
+    /// every `LIMIT_LOG_INTERVAL`.
+    fn log_no_thread(&self, e: &std::io::Error) {
+        let mut last = self.last_limit_log.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if last.is_none_or(|t| now.duration_since(t) >= LIMIT_LOG_INTERVAL) {
+            *last = Some(now);
+            log::error!("cannot start a session thread ({e}): refusing the connection");
         }
     }
 }
@@ -238,12 +264,17 @@ fn spawn_helper(config: &Config) -> Result<Helper, String> {
     }
 }
 
-/// Tells a client over the limits to come back later, without waiting on it.
-/// (On a TLS port there is no plaintext to say it in: just close.)
-fn refuse(mut stream: TcpStream, tls: bool) {
-    if tls {
+/// Tells a client that cannot be served now to come back later, without
+/// waiting on it. (On a TLS port there is no plaintext to say it in: just
+/// close.)
+fn refuse(mut stream: TcpStream, tls: bool, why: Refused) {
+    if tls || why == Refused::Stopping {
         return;
     }
+    let text = match why {
+        Refused::Busy => "server busy",
+        _ => "too many sessions",
+    };
     let _ = stream.set_write_timeout(Some(REFUSE_WRITE_TIMEOUT));
-    let _ = write!(stream, "-ERR {} too many sessions, try again later\r\n", Code::SysTemp);
+    let _ = write!(stream, "-ERR {} {text}, try again later\r\n", Code::SysTemp);
 }

@@ -16,6 +16,7 @@ pub mod der;
 pub mod handover;
 pub mod hex;
 pub mod inetd;
+pub mod known;
 pub mod limits;
 pub mod lock;
 pub mod logging;

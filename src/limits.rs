@@ -118,12 +118,13 @@ pub const PENALTY_MAX_ADDRESSES: usize = 10_000;
 /// at each login (about 60 bytes a line: at most ~64 KiB of file).
 pub const PENALTY_FILE_MAX_ENTRIES: usize = 1_000;
 
-/// A network an account logged in from is exempt from that account's
-/// limit for this long after its last login there.
-pub const KNOWN_LOGIN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Networks remembered per account as ones it logged in from
+/// (`known_network_days`): a home, an office, a phone's carriers.
+pub const KNOWN_NETWORKS_PER_ACCOUNT: usize = 16;
 
-/// (account, network) pairs remembered as known at most.
-pub const MAX_KNOWN_LOGINS: usize = 4_096;
+/// A known network's time is written again after this long: a login that
+/// finds it current writes nothing.
+pub const KNOWN_REFRESH: Duration = Duration::from_secs(24 * 3600);
 
 /// How often the TLS certificate files are checked for a change (renewed
 /// certificates are picked up without a restart).
@@ -147,6 +148,20 @@ pub const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// A session waiting for its login answer's slot looks this often whether
 /// it was closed meanwhile (its place given to a new connection).
 pub const PAUSE_STEP: Duration = Duration::from_millis(50);
+
+/// Session threads beyond `max_sessions`: room for connections waiting for
+/// a place (every session in their way busy) and for closed sessions whose
+/// threads are still ending. At that many, new connections wait in the
+/// kernel's accept queue, so a busy address never grows the daemon's
+/// threads without bound.
+pub const SESSION_THREAD_SPARE: usize = 32;
+
+/// A session not logged in whose client has owed its next command this
+/// long (or that has waited this long for a penalty slot) counts as
+/// stalled: when the whole pre-login budget is full, the network holding
+/// the most of them makes way first. A client in a normal exchange answers
+/// within a round trip.
+pub const STALLED_AFTER: Duration = Duration::from_secs(1);
 
 /// How often the daemon closes sessions that did not log in within the
 /// login deadline (however their bytes arrive: a TLS handshake dripping a

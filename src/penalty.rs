@@ -1,4 +1,4 @@
-//! Failed logins per address, per network and per target account, decaying with time: how long a login answer must wait so guesses stay slow; in inetd mode kept in a file in state_dir.
+//! Failed logins per address, network, account and known (account, network) pair, decaying with time: how long a login answer waits so guesses stay slow; in inetd mode kept in state_dir.
 //!
 //! Every failed login adds 1 to the score of its address, of its network
 //! (the address masked to `network_prefix_ipv4`/`_ipv6`) and of the account
@@ -6,10 +6,16 @@
 //! it takes its slot (so parallel guesses cannot all find the old score),
 //! and a success takes its own back. A success clears nothing else (an
 //! attacker's own account must not reset its record). A score halves every
-//! `PENALTY_HALF_LIFE`. A success also marks the (account, network)
-//! pair as known, which exempts it from that account's limit, so an
-//! attacker guessing someone's password cannot keep its owner out from
-//! where they usually log in.
+//! `PENALTY_HALF_LIFE`.
+//!
+//! An account logging in from a network it logged in from lately (`known`)
+//! waits behind one key only: its own failures from there (the pair's
+//! key). Neither other accounts' failures at that address or network (a
+//! neighbour's typos behind the same NAT) nor guesses at the account from
+//! elsewhere slow it. The decision is made from the name and the address
+//! before any password is checked, so the exemption tells a guesser
+//! nothing about a password, and a guesser there is spaced by its own
+//! failures at that account as before.
 //!
 //! Each key also has the earliest time its next answer may leave. A login
 //! reserves a slot after each of its keys' (`reserve`): the slot is the
@@ -32,8 +38,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::limits::{
-    AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, KNOWN_LOGIN_FOR, MAX_KNOWN_LOGINS, PENALTY_FILE_MAX_ENTRIES,
-    PENALTY_HALF_LIFE, PENALTY_MAX_ADDRESSES,
+    AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, PENALTY_FILE_MAX_ENTRIES, PENALTY_HALF_LIFE, PENALTY_MAX_ADDRESSES,
 };
 use crate::nofollow;
 
@@ -45,6 +50,8 @@ enum Key {
     Network(IpAddr, u8),
     /// A (valid) user name logins were tried for.
     Account(String),
+    /// An account from a network it logged in from lately: its own failures there.
+    Known(String, IpAddr, u8),
 }
 
 /// One key's record: a decaying score and when its next answer may leave
@@ -79,8 +86,6 @@ impl Record {
 #[derive(Default)]
 struct Table {
     records: HashMap<Key, Record>,
-    /// (account, network) pairs that logged in, and when last.
-    known: HashMap<(String, Key), u64>,
 }
 
 impl Table {
@@ -99,7 +104,7 @@ impl Table {
         self.records.entry(key).or_insert(Record { score: 0.0, at: now, next: now })
     }
 
-    /// The file form: one record or known pair per line.
+    /// The file form: one record per line.
     fn to_text(&self) -> String {
         let mut out = String::new();
         for (key, r) in &self.records {
@@ -107,13 +112,9 @@ impl Table {
                 Key::Address(ip) => format!("a {ip}"),
                 Key::Network(ip, len) => format!("n {ip}/{len}"),
                 Key::Account(name) => format!("u {name}"),
+                Key::Known(name, ip, len) => format!("k {name}@{ip}/{len}"),
             };
             out.push_str(&format!("{key} {} {} {}\n", crate::decimal::format3(r.score), r.at, r.next));
-        }
-        for ((name, net), at) in &self.known {
-            if let Key::Network(ip, len) = net {
-                out.push_str(&format!("k {name} {ip}/{len} {at}\n"));
-            }
         }
         out
     }
@@ -124,30 +125,25 @@ impl Table {
         let mut table = Table::default();
         for line in text.lines() {
             let w: Vec<&str> = line.split(' ').collect();
-            let net = |s: &str| -> Option<Key> {
+            let net = |s: &str| -> Option<(IpAddr, u8)> {
                 let (ip, len) = s.split_once('/')?;
-                Some(Key::Network(ip.parse().ok()?, len.parse().ok()?))
+                Some((ip.parse().ok()?, len.parse().ok()?))
             };
-            match w[..] {
-                [kind, key, score, at, next] => {
-                    let key = match kind {
-                        "a" => key.parse().ok().map(Key::Address),
-                        "n" => net(key),
-                        "u" if crate::users::valid_name(key) => Some(Key::Account(key.to_string())),
-                        _ => None,
-                    };
-                    if let (Some(key), Some(score), Ok(at), Ok(next)) =
-                        (key, crate::decimal::parse3(score), at.parse(), next.parse())
-                    {
-                        table.records.insert(key, Record { score, at, next });
-                    }
-                }
-                ["k", name, key, at] if crate::users::valid_name(name) => {
-                    if let (Some(key), Ok(at)) = (net(key), at.parse()) {
-                        table.known.insert((name.to_string(), key), at);
-                    }
-                }
-                _ => {}
+            let [kind, key, score, at, next] = w[..] else { continue };
+            let key = match kind {
+                "a" => key.parse().ok().map(Key::Address),
+                "n" => net(key).map(|(ip, len)| Key::Network(ip, len)),
+                "u" if crate::users::valid_name(key) => Some(Key::Account(key.to_string())),
+                "k" => key
+                    .split_once('@')
+                    .filter(|(name, _)| crate::users::valid_name(name))
+                    .and_then(|(name, n)| net(n).map(|(ip, len)| Key::Known(name.to_string(), ip, len))),
+                _ => None,
+            };
+            if let (Some(key), Some(score), Ok(at), Ok(next)) =
+                (key, crate::decimal::parse3(score), at.parse(), next.parse())
+            {
+                table.records.insert(key, Record { score, at, next });
             }
         }
         table
@@ -195,11 +191,28 @@ impl Penalties {
         Penalties { table: Mutex::default(), file: Some(file), prefix_v4, prefix_v6, cap: PENALTY_FILE_MAX_ENTRIES }
     }
 
-    fn keys(&self, ip: IpAddr, account: Option<&str>) -> Vec<Key> {
+    /// The keys a login is spaced and counted by: the known pair's alone when
+    /// `known`, else the address's, the network's and the account's.
+    fn keys(&self, ip: IpAddr, account: Option<&str>, known: bool) -> Vec<Key> {
         let (net, len) = network(ip, self.prefix_v4, self.prefix_v6);
+        let account = account.filter(|n| crate::users::valid_name(n));
+        if let (true, Some(name)) = (known, account) {
+            return vec![Key::Known(name.to_string(), net, len)];
+        }
         let mut keys = vec![Key::Address(ip.to_canonical()), Key::Network(net, len)];
-        if let Some(name) = account.filter(|n| crate::users::valid_name(n)) {
+        if let Some(name) = account {
             keys.push(Key::Account(name.to_string()));
+        }
+        keys
+    }
+
+    /// The keys a failure counts against: the known pair's (when known) and
+    /// always the address's, the network's and the account's, so strangers
+    /// there and guessers elsewhere still see it.
+    fn failure_keys(&self, ip: IpAddr, account: Option<&str>, known: bool) -> Vec<Key> {
+        let mut keys = self.keys(ip, account, false);
+        if known {
+            keys.extend(self.keys(ip, account, true));
         }
         keys
     }
@@ -239,19 +252,15 @@ impl Penalties {
     }
 
     /// Reserves the time the answer to a login from `ip` for `account` may
-    /// leave. A key with failures on record counts the attempt as one more
-    /// at once (parallel guesses must not all find the old score); a clean
-    /// key counts it only if it fails (clean addresses log in in parallel).
-    pub fn reserve(&self, ip: IpAddr, account: Option<&str>) -> Slot {
-        let mut keys = self.keys(ip, account);
+    /// leave (`known`: the account logged in from this network lately). A
+    /// key with failures on record counts the attempt as one more at once
+    /// (parallel guesses must not all find the old score); a clean key
+    /// counts it only if it fails (clean addresses log in in parallel).
+    pub fn reserve(&self, ip: IpAddr, account: Option<&str>, known: bool) -> Slot {
+        let keys = self.keys(ip, account, known);
+        let known = known && matches!(keys[..], [Key::Known(..)]);
         let cap = self.cap;
         self.with(|table, now| {
-            if let (Some(Key::Account(name)), Some(net)) = (keys.last(), keys.get(1)) {
-                let known = table.known.get(&(name.clone(), net.clone()));
-                if known.is_some_and(|&at| now.saturating_sub(at) < KNOWN_LOGIN_FOR.as_millis() as u64) {
-                    keys.pop();
-                }
-            }
             let at = keys.iter().map(|k| table.records.get(k).map_or(now, |r| r.next)).max().unwrap_or(now).max(now);
             let mut counted = Vec::new();
             for key in keys {
@@ -263,13 +272,13 @@ impl Penalties {
                 }
                 r.next = at + r.spacing(now);
             }
-            Slot { wait: Duration::from_millis(at - now), counted }
+            Slot { wait: Duration::from_millis(at - now), counted, known }
         })
     }
 
     /// A failed login; returns the address's recent failures (for the log).
     pub fn failed(&self, ip: IpAddr, account: Option<&str>, slot: &Slot) -> u32 {
-        let keys = self.keys(ip, account);
+        let keys = self.failure_keys(ip, account, slot.known);
         let cap = self.cap;
         let address = Key::Address(ip.to_canonical());
         self.with(|table, now| {
@@ -282,13 +291,10 @@ impl Penalties {
         })
     }
 
-    /// A successful login: it takes back the failure its slot counted, a
-    /// key left clean is free again at once, and the network is known for
-    /// the account from now on. Nothing else is cleared.
+    /// A successful login: it takes back the failure its slot counted, and
+    /// a key left clean is free again at once. Nothing else is cleared.
     pub fn succeeded(&self, ip: IpAddr, account: &str, slot: &Slot) {
-        let keys = self.keys(ip, Some(account));
-        let Some(net) = keys.get(1).cloned() else { return };
-        let account = account.to_string();
+        let keys = self.failure_keys(ip, Some(account), slot.known);
         self.with(|table, now| {
             for key in &keys {
                 if let Some(r) = table.records.get_mut(key) {
@@ -301,12 +307,6 @@ impl Penalties {
                     }
                 }
             }
-            if table.known.len() >= MAX_KNOWN_LOGINS && !table.known.contains_key(&(account.clone(), net.clone())) {
-                if let Some(oldest) = table.known.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone()) {
-                    table.known.remove(&oldest);
-                }
-            }
-            table.known.insert((account, net), now);
         })
     }
 }
@@ -316,6 +316,8 @@ impl Penalties {
 pub struct Slot {
     pub wait: Duration,
     counted: Vec<Key>,
+    /// Spaced as a known (account, network) pair.
+    known: bool,
 }
 
 #[cfg(test)]
@@ -329,7 +331,7 @@ mod tests {
 
     /// A failed attempt, as a session makes it: a slot, then the failure.
     fn fail(p: &Penalties, from: &str, account: Option<&str>) -> u32 {
-        let slot = p.reserve(ip(from), account);
+        let slot = p.reserve(ip(from), account, false);
         p.failed(ip(from), account, &slot)
     }
 
@@ -338,7 +340,7 @@ mod tests {
         let p = Penalties::new(32, 64);
         assert_eq!((fail(&p, "192.0.2.1", None), fail(&p, "192.0.2.1", None)), (1, 2));
         assert_eq!(fail(&p, "192.0.2.2", None), 1);
-        let slot = p.reserve(ip("192.0.2.1"), Some("alice"));
+        let slot = p.reserve(ip("192.0.2.1"), Some("alice"), false);
         p.succeeded(ip("192.0.2.1"), "alice", &slot);
         assert_eq!(fail(&p, "192.0.2.1", None), 3, "the success took back only its own attempt");
         assert_eq!(fail(&p, "::ffff:192.0.2.1", None), 4, "IPv4-mapped is the same address");
@@ -351,26 +353,53 @@ mod tests {
         let near = |d: Duration, want: Duration| d <= want && d + Duration::from_millis(100) > want;
         // A clean address logs in as often as it likes.
         for _ in 0..3 {
-            let slot = p.reserve(ip("198.18.0.1"), Some("bob"));
+            let slot = p.reserve(ip("198.18.0.1"), Some("bob"), false);
             assert_eq!(slot.wait, Duration::ZERO);
             p.succeeded(ip("198.18.0.1"), "bob", &slot);
         }
         // One failure on record: then every attempt counts at once, and
         // the next answers leave 1 s, 1.5 s, 2 s apart...
         fail(&p, "192.0.2.1", Some("alice"));
-        let waits: Vec<Duration> = (0..4).map(|_| p.reserve(ip("192.0.2.1"), Some("alice")).wait).collect();
+        let waits: Vec<Duration> = (0..4).map(|_| p.reserve(ip("192.0.2.1"), Some("alice"), false).wait).collect();
         for (wait, steps) in waits.iter().zip([0, 2, 2 + 3, 2 + 3 + 4]) {
             assert!(near(*wait, delay(steps)) || steps == 0 && wait.is_zero(), "{waits:?}");
         }
         // Another address of the same /24 waits behind them.
-        assert!(near(p.reserve(ip("192.0.2.77"), None).wait, delay(2 + 3 + 4 + 5)));
+        assert!(near(p.reserve(ip("192.0.2.77"), None, false).wait, delay(2 + 3 + 4 + 5)));
         // Other networks aiming at alice: behind her slots too...
-        assert!(near(p.reserve(ip("198.51.100.1"), Some("alice")).wait, delay(2 + 3 + 4 + 5)));
-        // ...unless alice logged in from there before.
-        let slot = p.reserve(ip("198.18.0.5"), None);
-        p.succeeded(ip("198.18.0.5"), "alice", &slot);
-        assert_eq!(p.reserve(ip("198.18.0.9"), Some("alice")).wait, Duration::ZERO);
-        assert_eq!(p.reserve(ip("2001:db8::1"), Some("bob")).wait, Duration::ZERO);
+        assert!(near(p.reserve(ip("198.51.100.1"), Some("alice"), false).wait, delay(2 + 3 + 4 + 5)));
+        // ...unless alice logged in from there lately (the session knows it from state_dir).
+        assert_eq!(p.reserve(ip("198.18.0.9"), Some("alice"), true).wait, Duration::ZERO);
+        assert_eq!(p.reserve(ip("2001:db8::1"), Some("bob"), false).wait, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_known_account_waits_only_behind_its_own_failures_there() {
+        let p = Penalties::new(32, 64);
+        let home = "192.0.2.1";
+        // A device at home keeps an old password for bob (known there): its failures...
+        for _ in 0..6 {
+            let slot = p.reserve(ip(home), Some("bob"), true);
+            p.failed(ip(home), Some("bob"), &slot);
+        }
+        // ...slow bob from there, and strangers from there (after the first, which takes the
+        // address's slot), but not alice, who is known there too.
+        assert!(p.reserve(ip(home), Some("bob"), true).wait >= AUTH_FAIL_DELAY * 5);
+        p.reserve(ip(home), Some("mallory"), false);
+        assert!(p.reserve(ip(home), Some("mallory"), false).wait >= AUTH_FAIL_DELAY * 5);
+        assert!(p.reserve(ip(home), None, false).wait >= AUTH_FAIL_DELAY * 5);
+        let slot = p.reserve(ip(home), Some("alice"), true);
+        assert_eq!(slot.wait, Duration::ZERO);
+        p.succeeded(ip(home), "alice", &slot);
+        // bob's failures also count against bob everywhere else.
+        p.reserve(ip("198.51.100.1"), Some("bob"), false);
+        assert!(p.reserve(ip("198.51.100.2"), Some("bob"), false).wait >= AUTH_FAIL_DELAY * 5);
+        // alice's own failures at home do slow alice there.
+        for _ in 0..3 {
+            let slot = p.reserve(ip(home), Some("alice"), true);
+            p.failed(ip(home), Some("alice"), &slot);
+        }
+        assert!(p.reserve(ip(home), Some("alice"), true).wait > Duration::ZERO);
     }
 
     #[test]
@@ -426,12 +455,17 @@ mod tests {
         let file = dir.join("penalties");
         fail(&Penalties::in_file(file.clone(), 32, 64), "192.0.2.1", Some("alice"));
         let other = Penalties::in_file(file.clone(), 32, 64);
-        let slot = other.reserve(ip("192.0.2.9"), Some("alice"));
+        let slot = other.reserve(ip("192.0.2.9"), Some("alice"), false);
         other.succeeded(ip("192.0.2.9"), "alice", &slot);
         let later = Penalties::in_file(file.clone(), 32, 64);
         assert_eq!(fail(&later, "192.0.2.1", Some("alice")), 2, "another process sees the first failure");
         let text = std::fs::read_to_string(&file).unwrap();
-        assert!(text.contains("u alice 2.0") && text.contains("k alice 192.0.2.9/32"), "{text}");
+        assert!(text.contains("u alice 2.0"), "{text}");
+        let known = Penalties::in_file(file.clone(), 32, 64);
+        let slot = known.reserve(ip("192.0.2.9"), Some("alice"), true);
+        known.failed(ip("192.0.2.9"), Some("alice"), &slot);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("k alice@192.0.2.9/32 1.0"), "a known pair's record is shared too: {text}");
         let flood = Penalties::in_file(file.clone(), 32, 64);
         for i in 0..(PENALTY_FILE_MAX_ENTRIES as u32 / 2 + 10) {
             fail(&flood, &std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string(), None);

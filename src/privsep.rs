@@ -18,11 +18,11 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use crate::accounts::{self, Account, Files, Refusal};
-use crate::limits::{HELPER_MESSAGE, HELPER_TIMEOUT, MAX_USER_NAME};
+use crate::limits::{HELPER_MESSAGE, HELPER_TIMEOUT, MAX_USER_NAME, PAUSE_STEP};
 use crate::sys::process::{self, Forked};
 
 /// A decoded request: its sequence number, a user name and a password.
@@ -65,7 +65,8 @@ fn decode_request(m: &[u8]) -> Option<Request<'_>> {
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
     Yes(Account),
-    No,
+    /// No, and why (a `Refusal`'s code), for the session's log line.
+    No(u8),
     Unavailable,
     Malformed,
 }
@@ -73,16 +74,20 @@ enum Answer {
 fn encode_answer(seq: u32, a: &Answer) -> Vec<u8> {
     let kind = match a {
         Answer::Yes(_) => b'Y',
-        Answer::No => b'N',
+        Answer::No(_) => b'N',
         Answer::Unavailable => b'T',
         Answer::Malformed => b'E',
     };
     let mut m = vec![kind];
     m.extend_from_slice(&seq.to_be_bytes());
-    if let Answer::Yes(acc) = a {
-        m.extend_from_slice(&acc.uid.to_be_bytes());
-        m.extend_from_slice(&acc.gid.to_be_bytes());
-        m.extend_from_slice(acc.home.as_bytes());
+    match a {
+        Answer::Yes(acc) => {
+            m.extend_from_slice(&acc.uid.to_be_bytes());
+            m.extend_from_slice(&acc.gid.to_be_bytes());
+            m.extend_from_slice(acc.home.as_bytes());
+        }
+        Answer::No(why) => m.push(*why),
+        _ => {}
     }
     m
 }
@@ -99,7 +104,7 @@ fn decode_answer(m: &[u8]) -> Option<(u32, Answer)> {
             let gid = u32::from_be_bytes(ids[4..].try_into().ok()?);
             Answer::Yes(Account { uid, gid, home })
         }
-        (b'N', 0) => Answer::No,
+        (b'N', 1) => Answer::No(rest[0]),
         (b'T', 0) => Answer::Unavailable,
         (b'E', 0) => Answer::Malformed,
         _ => return None,
@@ -218,7 +223,7 @@ fn check_in_child(files: &Files, name: &str, password: &[u8]) -> Answer {
                     if told && crate::loglimit::allow(None) {
                         log::info!("system account {name} cannot log in: {}", Refusal::describe(refusal));
                     }
-                    Answer::No
+                    Answer::No(reason)
                 }
                 (Ok(_), true, Some((b'T', why))) => {
                     if crate::loglimit::allow(None) {
@@ -233,43 +238,88 @@ fn check_in_child(files: &Files, name: &str, password: &[u8]) -> Answer {
     }
 }
 
-/// The sessions' side: one request at a time over the helper's socket.
+/// The sessions' side: one request at a time over the helper's socket,
+/// each waiting its turn; a wait ends as soon as its session is closed.
 pub struct Helper {
-    sock: Mutex<(OwnedFd, u32)>,
+    sock: OwnedFd,
+    /// The last sequence number, and whether a request is out now.
+    turn: Mutex<(u32, bool)>,
+    free: Condvar,
     /// The daemon stops when its helper is gone (its supervisor restarts
     /// both); an inetd session just fails its logins.
     stop_when_gone: bool,
     gone: AtomicBool,
 }
 
+/// A request's turn, given back when dropped.
+struct Turn<'a>(&'a Helper);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.turn.lock().unwrap_or_else(|e| e.into_inner()).1 = false;
+        self.0.free.notify_one();
+    }
+}
+
 impl Helper {
     pub fn new(sock: OwnedFd, stop_when_gone: bool) -> Helper {
-        Helper { sock: Mutex::new((sock, 0)), stop_when_gone, gone: AtomicBool::new(false) }
+        Helper {
+            sock,
+            turn: Mutex::new((0, false)),
+            free: Condvar::new(),
+            stop_when_gone,
+            gone: AtomicBool::new(false),
+        }
     }
 
-    /// Checks `name`'s `password`: the account when right, None when not
-    /// (unknown users included), Err when the helper cannot answer.
-    pub fn check(&self, name: &str, password: &[u8]) -> io::Result<Option<Account>> {
-        let mut guard = self.sock.lock().unwrap_or_else(|e| e.into_inner());
-        guard.1 = guard.1.wrapping_add(1);
-        let (sock, seq) = (&guard.0, guard.1);
-        let Some(request) = encode_request(seq, name, password) else {
-            return Ok(None);
+    /// Checks `name`'s `password`: the account when right, why not when not
+    /// (for the log: a wrong password, an unknown user, a locked account...),
+    /// Err when the helper cannot answer, or (`Interrupted`) when `cancelled`
+    /// turned true while this waited.
+    pub fn check(
+        &self,
+        name: &str,
+        password: &[u8],
+        cancelled: &dyn Fn() -> bool,
+    ) -> io::Result<Result<Account, &'static str>> {
+        let stopped = || io::Error::new(io::ErrorKind::Interrupted, "session closed while waiting for the helper");
+        let seq = {
+            let mut turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+            while turn.1 {
+                if cancelled() {
+                    return Err(stopped());
+                }
+                turn = self.free.wait_timeout(turn, PAUSE_STEP).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            turn.0 = turn.0.wrapping_add(1);
+            turn.1 = true;
+            turn.0
         };
-        process::send_message(sock.as_fd(), &request).map_err(|e| self.lost(e))?;
+        let _turn = Turn(self);
+        let Some(request) = encode_request(seq, name, password) else {
+            return Ok(Err("invalid user name"));
+        };
+        process::send_message(self.sock.as_fd(), &request).map_err(|e| self.lost(e))?;
         let deadline = Instant::now() + HELPER_TIMEOUT;
         let mut buf = vec![0u8; HELPER_MESSAGE];
         loop {
-            crate::sys::poll(sock.as_raw_fd(), libc::POLLIN, deadline.saturating_duration_since(Instant::now()))?;
-            let n = process::receive_message(sock.as_fd(), &mut buf)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match crate::sys::poll(self.sock.as_raw_fd(), libc::POLLIN, left.min(PAUSE_STEP)) {
+                // Its answer, when it comes, is skipped by the next request (another number).
+                Err(_) if cancelled() => return Err(stopped()),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && !left.is_zero() => continue,
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+            let n = process::receive_message(self.sock.as_fd(), &mut buf)?;
             if n == 0 {
                 return Err(self.lost(io::Error::from(io::ErrorKind::UnexpectedEof)));
             }
             // An answer to an earlier request whose session stopped waiting: not ours.
             match decode_answer(&buf[..n]) {
                 Some((s, _)) if s != seq => continue,
-                Some((_, Answer::Yes(account))) => return Ok(Some(account)),
-                Some((_, Answer::No)) => return Ok(None),
+                Some((_, Answer::Yes(account))) => return Ok(Ok(account)),
+                Some((_, Answer::No(why))) => return Ok(Err(Refusal::describe(Refusal::from_code(why)))),
                 _ => return Err(io::Error::other("the credentials helper cannot check now")),
             }
         }

@@ -24,11 +24,12 @@ fn requests_and_answers_round_trip_and_malformed_ones_are_refused() {
     assert_eq!(decode_request(b"C\0\0\0\x01\x03a/b"), None);
     assert_eq!(sequence(b"X\0\0\x01\x02junk"), 258, "a malformed request's answer still names it");
     let yes = Answer::Yes(Account { uid: 7, gid: 8, home: "/h".into() });
-    for a in [yes, Answer::No, Answer::Unavailable, Answer::Malformed] {
+    for a in [yes, Answer::No(Refusal::Locked as u8), Answer::Unavailable, Answer::Malformed] {
         assert_eq!(decode_answer(&encode_answer(9, &a)), Some((9, a)));
     }
     assert_eq!(decode_answer(b"Y\0\0\0\x01\0\0"), None);
     assert_eq!(decode_answer(b"N\0\0\0\x01extra"), None);
+    assert_eq!(decode_answer(b"N\0\0\0\x01"), None, "a no says why");
 }
 
 #[test]
@@ -39,9 +40,9 @@ fn the_daemon_helper_answers_every_session_and_refuses_malformed_requests() {
     let helper = std::thread::spawn(move || serve(&theirs, &files, Serving::Daemon));
     let client = Helper::new(ours.try_clone().unwrap(), false);
     let ann = Account { uid: 1500, gid: 1600, home: "/home/ann".into() };
-    assert_eq!(client.check("ann", b"right").unwrap(), Some(ann.clone()));
-    assert_eq!(client.check("ann", b"wrong").unwrap(), None);
-    assert_eq!(client.check("bob", b"right").unwrap(), None);
+    assert_eq!(client.check("ann", b"right", &|| false).unwrap(), Ok(ann.clone()));
+    assert_eq!(client.check("ann", b"wrong", &|| false).unwrap(), Err("wrong password"));
+    assert_eq!(client.check("bob", b"right", &|| false).unwrap(), Err("unknown user"));
     // A compromised session's request: answered E, and the helper goes on.
     process::send_message(ours.as_fd(), b"C\0\0\0\x05\xffann").unwrap();
     let answer = || {
@@ -55,8 +56,8 @@ fn the_daemon_helper_answers_every_session_and_refuses_malformed_requests() {
     // An answer left over from a request whose session stopped waiting is
     // not taken for the next one.
     process::send_message(ours.as_fd(), &encode_request(1000, "ann", b"right").unwrap()).unwrap();
-    assert_eq!(client.check("ann", b"wrong").unwrap(), None);
-    assert_eq!(client.check("ann", b"right").unwrap(), Some(ann));
+    assert_eq!(client.check("ann", b"wrong", &|| false).unwrap(), Err("wrong password"));
+    assert_eq!(client.check("ann", b"right", &|| false).unwrap(), Ok(ann));
     drop((client, ours));
     assert_eq!(helper.join().unwrap(), None, "the helper ends with its sessions");
 }

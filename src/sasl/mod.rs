@@ -82,6 +82,12 @@ pub enum Outcome {
         final_data: Option<Vec<u8>>,
     },
     Failure(&'static str),
+    /// The credentials of `user` were wrong (SCRAM's proof): a failed login
+    /// for that account, `why` for the log.
+    Rejected {
+        user: String,
+        why: &'static str,
+    },
     /// The user's keys could not be read (the users file): [SYS/TEMP], not a
     /// failed login.
     Unavailable(std::io::Error),
@@ -156,7 +162,11 @@ impl Exchange {
             Exchange::External(user) => (None, external(user, data)),
             Exchange::Scram { mut server, started } => {
                 let outcome = if started {
-                    scram_step(server.client_final(data))
+                    let user = server.user().map(str::to_string);
+                    match (scram_step(server.client_final(data)), user) {
+                        (Outcome::Failure(why), Some(user)) => Outcome::Rejected { user, why },
+                        (outcome, _) => outcome,
+                    }
                 } else {
                     scram_step(server.client_first(data, lookup))
                 };

@@ -279,6 +279,14 @@ impl ScramServer {
         }
     }
 
+    /// The user the client-first-message named, once it was accepted.
+    pub fn user(&self) -> Option<&str> {
+        match &self.state {
+            State::AwaitingFinal(exchange) => Some(&exchange.user),
+            _ => None,
+        }
+    }
+
     /// Feeds the decoded client-final-message; returns [`Step::Success`] or
     /// [`Step::Failure`]. Called before [`ScramServer::client_first`]
     /// succeeded, or a second time, it fails.

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::Instant;
 
-use super::authorization::Checked;
+use super::authorization::{Checked, Verdict};
 use super::{Next, Session, State};
 use crate::sasl::{self, scram::ScramKeys, Exchange, Outcome};
 use crate::transport::Transport;
@@ -87,19 +87,32 @@ impl<T: Transport> Session<'_, T> {
                 // SCRAM proved the keys; EXTERNAL needs an account too.
                 let result = if self.config.accounts == crate::config::AccountSource::System {
                     // Never offered with system accounts: no keys to prove.
-                    Ok(false)
+                    Ok(Verdict::Wrong("no SASL mechanism but PLAIN and LOGIN with system accounts"))
                 } else if users::valid_name(&user) {
-                    users::lookup(&self.config.users_file, &user).map(|s| s.is_some())
+                    users::lookup(&self.config.users_file, &user).map(|s| match s {
+                        Some(_) => Verdict::Right,
+                        None => Verdict::Wrong("unknown user"),
+                    })
                 } else {
-                    Ok(false)
+                    Ok(Verdict::Wrong("invalid user name"))
                 };
                 self.login(user, Checked::done(started, result))
+            }
+            Outcome::Rejected { user, why } => {
+                // Said as it is: an account stored with a crypt hash has no SCRAM keys.
+                let why = match users::lookup(&self.config.users_file, &user) {
+                    Ok(Some(secret)) if why == "unknown user" && secret.scram().is_none() => {
+                        "the account has no SCRAM keys (a crypt hash)"
+                    }
+                    _ => why,
+                };
+                self.login(user, Checked::done(started, Ok(Verdict::Wrong(why))))
             }
             Outcome::Failure(why) => {
                 if crate::loglimit::allow(self.peer.map(|p| p.ip())) {
                     log::info!("SASL authentication failed: {why}");
                 }
-                self.login(String::new(), Checked::done(started, Ok(false)))
+                self.login(String::new(), Checked::done(started, Ok(Verdict::Wrong(why))))
             }
             // The users file could not be read for the exchange: [SYS/TEMP],
             // not an exchange going on with made-up keys.

@@ -5,28 +5,38 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::{End, Next, Session, State};
 use crate::hex;
-use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES, PAUSE_STEP};
+use crate::known::Known;
+use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES};
 use crate::lock::{Records, SessionLock};
 use crate::maildrop::{Maildrop, MaildropError, StatePaths};
 use crate::parser::Command;
+use crate::penalty::network;
 use crate::reply::Code;
 use crate::transport::Transport;
 use crate::users;
+
+/// What a credentials check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    Right,
+    /// Wrong, and why: for the log line only (the client hears one answer
+    /// whatever the reason).
+    Wrong(&'static str),
+}
 
 /// The result of a credential check and when it began: a failure is
 /// answered a fixed delay after the start, whatever the check cost.
 pub(super) struct Checked {
     pub started: Instant,
-    /// Whether the credentials are right; Err when the users file could not
-    /// be read.
-    pub result: io::Result<bool>,
+    /// What the check found; Err when the users file could not be read.
+    pub result: io::Result<Verdict>,
     /// A system account's password, for the helper to check once this
     /// answer's slot has come (so the penalties apply before any check).
     pub ask: Option<Vec<u8>>,
 }
 
 impl Checked {
-    pub fn done(started: Instant, result: io::Result<bool>) -> Checked {
+    pub fn done(started: Instant, result: io::Result<Verdict>) -> Checked {
         Checked { started, result, ask: None }
     }
 }
@@ -70,7 +80,8 @@ impl<T: Transport> Session<'_, T> {
                 None => self.refuse("APOP is not enabled"),
                 Some(challenge) => {
                     let (name, _) = crate::saslprep::credentials(&name, b"");
-                    let checked = self.check_secret(&name, |secret| users::check_apop(secret, &challenge, &digest));
+                    let check = |secret: Option<&users::Secret>| users::check_apop(secret, &challenge, &digest);
+                    let checked = self.check_secret(&name, check, "wrong APOP digest");
                     self.login(name, checked)
                 }
             },
@@ -97,22 +108,28 @@ impl<T: Transport> Session<'_, T> {
     /// user name, known or not.
     pub(super) fn check_password(&mut self, name: &str, password: &[u8]) -> Checked {
         if self.config.accounts == crate::config::AccountSource::UsersFile {
-            return self.check_secret(name, |secret| users::check_password(secret, password));
+            return self.check_secret(name, |secret| users::check_password(secret, password), "wrong password");
         }
         // A system account: the privileged helper checks it, in `login`.
         // A name no maildrop can have is a wrong password, asked of nobody.
         let ask = users::valid_name(name).then(|| password.to_vec());
-        Checked { started: Instant::now(), result: Ok(false), ask }
+        Checked { started: Instant::now(), result: Ok(Verdict::Wrong("invalid user name")), ask }
     }
 
     /// The helper's check of a system account; the account is kept for `%h`
     /// and the maildrop's owner.
-    fn ask_helper(&mut self, name: &str, password: &[u8]) -> io::Result<bool> {
+    fn ask_helper(&mut self, name: &str, password: &[u8]) -> io::Result<Verdict> {
         let Some(helper) = self.start.helper else {
             return Err(io::Error::other("no credentials helper: `accounts = system` takes effect at a restart"));
         };
-        self.account = helper.check(name, password)?;
-        Ok(self.account.is_some())
+        let cancelled = || self.start.watch.is_some_and(|w| w.cancelled());
+        match helper.check(name, password, &cancelled)? {
+            Ok(account) => {
+                self.account = Some(account);
+                Ok(Verdict::Right)
+            }
+            Err(why) => Ok(Verdict::Wrong(why)),
+        }
     }
 
     /// The name and password as checked: SASLprep'd for the users file
@@ -126,11 +143,23 @@ impl<T: Transport> Session<'_, T> {
     }
 
     /// Runs `check` on the user's secret (None for an unknown or invalid
-    /// name, so the work is the same).
-    fn check_secret(&self, name: &str, check: impl FnOnce(Option<&users::Secret>) -> bool) -> Checked {
+    /// name, so the work is the same); `wrong` says what a failed check means.
+    fn check_secret(
+        &self,
+        name: &str,
+        check: impl FnOnce(Option<&users::Secret>) -> bool,
+        wrong: &'static str,
+    ) -> Checked {
         let started = Instant::now();
-        let result = users::lookup(&self.config.users_file, name)
-            .map(|secret| check(secret.as_ref()) && users::valid_name(name));
+        let result = users::lookup(&self.config.users_file, name).map(|secret| {
+            let right = check(secret.as_ref());
+            match (secret, users::valid_name(name)) {
+                (_, false) => Verdict::Wrong("invalid user name"),
+                (None, _) => Verdict::Wrong("unknown user"),
+                _ if right => Verdict::Right,
+                _ => Verdict::Wrong(wrong),
+            }
+        });
         Checked::done(started, result)
     }
 
@@ -148,21 +177,34 @@ impl<T: Transport> Session<'_, T> {
         // The client's address (from a trusted proxy's PROXY header, if any).
         let ip = self.peer.map(|p| p.ip());
         let account = (!name.is_empty()).then_some(name.as_str());
+        // An account from a network it logged in from lately waits only
+        // behind its own failures there (decided before any check).
+        let net = ip.map(|ip| network(ip, self.config.network_prefix_ipv4, self.config.network_prefix_ipv6));
+        let known = match (account, net) {
+            (Some(name), Some(net)) => self.known().is_known(name, net),
+            _ => false,
+        };
         let slot = match (self.start.penalties, ip) {
-            (Some(p), Some(ip)) => Some(p.reserve(ip, account)),
+            (Some(p), Some(ip)) => Some(p.reserve(ip, account, known)),
             _ => None,
         };
         if let Some(slot) = &slot {
             let until = Instant::now() + slot.wait;
-            if !self.pause(until.min(self.login_deadline)) || until > self.login_deadline {
+            self.turn(super::Turn::Penalty);
+            let waited = self.pause(until.min(self.login_deadline));
+            self.turn(super::Turn::Server);
+            if !waited || until > self.login_deadline {
                 return Err(io::ErrorKind::TimedOut.into());
             }
         }
         let result = match checked.ask {
-            Some(password) if !self.start.watch.is_some_and(|w| w.cancelled()) => self.ask_helper(&name, &password),
-            Some(_) => return Err(io::ErrorKind::TimedOut.into()),
+            Some(password) => self.ask_helper(&name, &password),
             None => checked.result,
         };
+        if self.start.watch.is_some_and(|w| w.cancelled()) {
+            // Closed from outside (the deadline, SIGTERM) while it waited.
+            return Err(io::ErrorKind::TimedOut.into());
+        }
         let State::Authorization { failures, .. } = &mut self.state else {
             return Ok(Next::Continue);
         };
@@ -178,7 +220,7 @@ impl<T: Transport> Session<'_, T> {
                 self.out.err_code(Code::SysTemp, "authentication unavailable, try later")?;
                 return Ok(Next::Continue);
             }
-            Ok(false) => {
+            Ok(Verdict::Wrong(why)) => {
                 *failures += 1;
                 let failures = *failures;
                 // The delay grows with this session's failures; across
@@ -189,22 +231,30 @@ impl<T: Transport> Session<'_, T> {
                 };
                 if crate::loglimit::allow(ip) {
                     let who = crate::loglimit::client_text(name.as_bytes());
-                    log::info!("login failed for {who} ({recent} recent failures from this address)");
+                    log::info!("login failed for {who}: {why} ({recent} recent failures from this address)");
                 }
                 // Counted from the start of the check, so every failure takes
                 // the same time whatever the user's hash scheme (or none).
+                // A delay the session serves like a penalty slot: admission may close it meanwhile.
                 let steps = failures.min(AUTH_FAIL_DELAY_MAX_STEPS);
                 let until = checked.started + AUTH_FAIL_DELAY * steps;
-                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                self.turn(super::Turn::Penalty);
+                if !self.pause(until) {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                self.turn(super::Turn::Server);
                 self.out.err_code(Code::Auth, "invalid user name or password")?;
                 if failures >= MAX_AUTH_FAILURES {
                     return Ok(Next::Close(End::TooManyAuthFailures));
                 }
                 return Ok(Next::Continue);
             }
-            Ok(true) => {
+            Ok(Verdict::Right) => {
                 if let (Some(p), Some(ip), Some(slot)) = (self.start.penalties, ip, &slot) {
                     p.succeeded(ip, &name, slot);
+                }
+                if let Some(net) = net {
+                    self.known().remember(&name, net);
                 }
             }
         }
@@ -282,18 +332,20 @@ impl<T: Transport> Session<'_, T> {
 }
 
 impl<T: Transport> Session<'_, T> {
+    /// The networks accounts logged in from lately (state_dir).
+    fn known(&self) -> Known {
+        Known { dir: self.config.state_dir.clone(), period: self.config.known_network_period }
+    }
+
     /// Waits until `until` unless the session is closed from outside
-    /// meanwhile (then false): a waiting session holds no place it lost.
+    /// meanwhile (then false, at once): a waiting session holds no place it lost.
     fn pause(&self, until: Instant) -> bool {
-        loop {
-            if self.start.watch.is_some_and(|w| w.cancelled()) {
-                return false;
+        match self.start.watch {
+            Some(watch) => watch.pause(until),
+            None => {
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                true
             }
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
-            }
-            std::thread::sleep(left.min(PAUSE_STEP));
         }
     }
 }

@@ -102,6 +102,19 @@ enum Next {
     Close(End),
 }
 
+/// Whose move it is in a session not logged in, for admission to tell the
+/// stalled from the busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// The client owes its next command (or is in its TLS handshake).
+    Client,
+    /// The server is answering a command: a hash, the credentials helper,
+    /// the mailbox lock.
+    Server,
+    /// A login answer waiting for its penalty slot.
+    Penalty,
+}
+
 /// What the caller learns of a session before it ends, and how it closes
 /// one from outside (the daemon's admission, inetd mode's deadline).
 pub trait Watch {
@@ -114,6 +127,14 @@ pub trait Watch {
     fn logged_in(&self);
     /// The session was closed from outside: stop waiting.
     fn cancelled(&self) -> bool;
+    /// Whose move it is now (before login).
+    fn turn(&self, _turn: Turn) {}
+    /// Waits until `until`; false if the session was closed from outside
+    /// meanwhile (then at once).
+    fn pause(&self, until: Instant) -> bool {
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        !self.cancelled()
+    }
 }
 
 /// How a session starts: the listener's (or inetd options') settings.
@@ -311,10 +332,14 @@ impl<T: Transport> Session<'_, T> {
         let mut parser = Parser::new();
         let mut buf = vec![0u8; READ_BUFFER];
         let mut first_read = true;
+        let mut answered = false;
         loop {
             // Answers to pipelined commands go out together, before we wait.
             self.out.flush()?;
             self.out.release();
+            if std::mem::take(&mut answered) {
+                self.turn(Turn::Client);
+            }
             if let State::Authorization { .. } = self.state {
                 let left = login_deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -336,16 +361,20 @@ impl<T: Transport> Session<'_, T> {
             }
             loop {
                 let next = if self.in_sasl() {
-                    match parser.next_sasl(&mut input) {
-                        None => break,
-                        Some(Ok(line)) => self.sasl_response(&line)?,
-                        Some(Err(e)) => self.sasl_abort(e.message())?,
+                    let Some(line) = parser.next_sasl(&mut input) else { break };
+                    self.turn(Turn::Server);
+                    answered = true;
+                    match line {
+                        Ok(line) => self.sasl_response(&line)?,
+                        Err(e) => self.sasl_abort(e.message())?,
                     }
                 } else {
-                    match parser.next(&mut input) {
-                        None => break,
-                        Some(Ok(cmd)) => self.command(cmd)?,
-                        Some(Err(e)) => self.bad_line(e)?,
+                    let Some(cmd) = parser.next(&mut input) else { break };
+                    self.turn(Turn::Server);
+                    answered = true;
+                    match cmd {
+                        Ok(cmd) => self.command(cmd)?,
+                        Err(e) => self.bad_line(e)?,
                     }
                 };
                 match next {
@@ -375,6 +404,13 @@ impl<T: Transport> Session<'_, T> {
                     }
                 }
             }
+        }
+    }
+
+    /// Tells the watch (admission) whose move it is, before login.
+    fn turn(&self, turn: Turn) {
+        if let (Some(watch), State::Authorization { .. }) = (self.start.watch, &self.state) {
+            watch.turn(turn);
         }
     }
 

@@ -96,7 +96,11 @@ impl Spool {
     pub fn give_to_server(&self) {
         if let Some(uid) = nobody_uid() {
             for entry in walk(&self.dir) {
-                std::os::unix::fs::chown(entry, Some(uid), None).unwrap();
+                // A running daemon may replace its state files meanwhile (a temporary file renamed away).
+                match std::os::unix::fs::chown(&entry, Some(uid), None) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("chown {}: {e}", entry.display()),
+                    _ => {}
+                }
             }
             // The users file is root's, readable by pop3d's group: pop3d
             // refuses one its sessions' account could write.
@@ -116,7 +120,8 @@ impl Drop for Spool {
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = vec![dir.to_path_buf()];
-    for e in fs::read_dir(dir).unwrap().flatten() {
+    let Ok(entries) = fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
             out.extend(walk(&p));

@@ -853,6 +853,54 @@ def test_daemon_helper_is_the_only_root_process(make_env, accounts):
                    "the root helper outlived the daemon", timeout=5)
 
 
+def test_one_busy_address_keeps_the_daemons_threads_bounded(make_env, accounts):
+    """64 clients from one address loop login + STAT + QUIT (a fetchmail host polling many accounts) against
+    a daemon with small limits (16 sessions, 8 before login, 4 per network): the daemon's threads stay within
+    max_sessions + 32 + its own few at every sample, it never aborts, and it serves a login afterwards. (Before:
+    sessions closed to make room kept their threads while they waited for the credentials helper, some 2,000
+    new threads a second, until thread creation failed and the daemon aborted.)"""
+    env = make_env("daemon")
+    for key in GOOD:
+        env.write_mbox(accounts[key], lib.build_mbox(messages()[:1]))
+    d = env.start("max_sessions=16", "max_prelogin=8", "max_prelogin_per_network=4")
+    peak, done = [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], len(lib.process_threads(d.proc.pid)))
+            done.wait(0.005)  # a sampling rate, not a synchronisation
+
+    def client(i):
+        acct = accounts[GOOD[i % len(GOOD)]]
+        for _ in range(5):
+            try:
+                s = socket.create_connection(("127.0.0.1", d.port), timeout=lib.IO_TIMEOUT,
+                                             source_address=("127.0.6.6", 0))
+                s.sendall(b"USER %s\r\nPASS %s\r\nSTAT\r\nQUIT\r\n" % (acct.name.encode(), acct.password.encode()))
+                while s.recv(4096):
+                    pass
+                s.close()
+            except OSError:
+                pass  # refused or busy: this test counts threads, not logins
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    workers = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(64)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(lib.IO_TIMEOUT * 5)
+    done.set()
+    sampler.join(lib.IO_TIMEOUT)
+    print("peak %d daemon threads" % peak[0])
+    assert d.proc.poll() is None, "the daemon ended:\n%s" % d.stderr()[-3000:]
+    assert peak[0] <= 16 + 32 + 8, peak[0]
+    p = d.pop()
+    p.user(accounts["a"].name)
+    assert p.pass_(accounts["a"].password).startswith(b"+OK")
+    p.quit()
+
+
 def test_daemon_sees_shadow_changes_without_restart(make_env, accounts):
     """passwd(1) or usermod -L change /etc/shadow under a running daemon: the next login is checked against
     the file as it is now (a new password works, the old one and a locked account do not)."""

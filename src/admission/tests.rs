@@ -1,0 +1,179 @@
+//! Tests of admission: who makes way when a budget is full (the stalled, never the busy), waiting for room, the per-address and total limits, and the bound on session threads.
+
+use super::*;
+use std::net::TcpListener;
+
+fn pair(l: &TcpListener) -> TcpStream {
+    let _client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    l.accept().unwrap().0
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// An admission whose clock started long ago, so that "since" times can be
+/// set to moments in the past.
+fn admission() -> Arc<Admission> {
+    let epoch = Instant::now().checked_sub(Duration::from_secs(3600)).unwrap_or_else(Instant::now);
+    Arc::new(Admission { inner: Mutex::default(), room: Condvar::new(), epoch })
+}
+
+/// The session has owed its next command for `secs` seconds.
+fn stalled_for(t: &Ticket, secs: u64) {
+    let now = t.admission.now_ms();
+    t.activity.turn.store(turn_number(Turn::Client), Ordering::Relaxed);
+    t.activity.since.store(now.saturating_sub(secs * 1000), Ordering::Relaxed);
+}
+
+fn config(max_sessions: usize, per_ip: usize, pre: usize, per_net: usize) -> Config {
+    let mut config = Config::default();
+    config.max_sessions = max_sessions;
+    config.max_sessions_per_ip = per_ip;
+    config.max_prelogin = pre;
+    config.max_prelogin_per_network = per_net;
+    config.timeout_login = Duration::from_secs(1);
+    config
+}
+
+#[test]
+fn the_stalled_make_way_longest_stalled_first_and_the_busy_never() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sock = pair(&l);
+    let config = config(10, 10, 10, 3);
+    let a = admission();
+    let busy = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
+    busy.turn(Turn::Server);
+    let waited_little = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
+    let waited_long = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
+    stalled_for(&waited_little, 2);
+    stalled_for(&waited_long, 30);
+    // The network's budget (3) is full: the one stalled longest goes, though it came later.
+    let fourth = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
+    assert!(waited_long.cancelled() && !waited_little.cancelled() && !busy.cancelled());
+    assert_eq!(a.counts(), (3, 3));
+    // A session waiting for its penalty slot makes way too; the busy one still not.
+    fourth.turn(Turn::Penalty);
+    stalled_for(&waited_little, 0);
+    fourth.activity.since.store(0, Ordering::Relaxed);
+    let fifth = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
+    assert!(fourth.cancelled() && !busy.cancelled() && !fifth.cancelled());
+    drop(waited_long);
+    assert_eq!(a.counts(), (3, 3), "a closed session's place was given back already");
+}
+
+#[test]
+fn a_connection_waits_while_every_session_in_its_way_is_busy() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sock = pair(&l);
+    let mut config = config(10, 10, 10, 2);
+    config.timeout_login = Duration::from_secs(60);
+    let a = admission();
+    let one = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
+    let two = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
+    one.turn(Turn::Server);
+    two.turn(Turn::Server);
+    let (waiter, config2) = (a.clone(), config.clone());
+    let sock2 = sock.try_clone().unwrap();
+    let third = std::thread::spawn(move || waiter.admit(ip("192.0.2.1"), &sock2, &config2));
+    // It is waiting, not admitted: neither busy session was closed for it.
+    while a.lock().waiting.is_empty() {
+        std::thread::yield_now();
+    }
+    assert_eq!(a.counts(), (2, 2));
+    // One logs in: room, and the waiting connection is admitted.
+    one.logged_in();
+    let third = third.join().unwrap();
+    assert!(third.is_ok());
+    assert!(!one.cancelled() && !two.cancelled());
+    assert_eq!(a.counts(), (3, 2));
+}
+
+#[test]
+fn a_connection_that_finds_only_busy_sessions_for_too_long_is_refused() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sock = pair(&l);
+    let config = config(10, 10, 10, 1);
+    let a = admission();
+    let busy = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
+    busy.turn(Turn::Server);
+    // timeout_login (1 s) of waiting, then [SYS/TEMP].
+    assert_eq!(a.admit(ip("192.0.2.1"), &sock, &config).err(), Some(Refused::Busy));
+    assert!(!busy.cancelled());
+}
+
+#[test]
+fn the_whole_budget_takes_from_the_network_holding_the_most_stalled() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sock = pair(&l);
+    let config = config(20, 20, 4, 4);
+    let a = admission();
+    // A busy site: two sessions, owing their next command for a moment only.
+    let site: Vec<Ticket> = (0..2).map(|_| a.admit(ip("198.51.100.7"), &sock, &config).unwrap()).collect();
+    // A flood: two silent connections from another network.
+    let flood: Vec<Ticket> = (0..2).map(|_| a.admit(ip("203.0.113.9"), &sock, &config).unwrap()).collect();
+    for t in &flood {
+        stalled_for(t, 5);
+    }
+    let lone = a.admit(ip("192.0.2.50"), &sock, &config).unwrap();
+    assert!(flood[0].cancelled() && !flood[1].cancelled(), "the flood's longest stalled made way");
+    assert!(site.iter().all(|t| !t.cancelled()) && !lone.cancelled());
+}
+
+#[test]
+fn the_per_address_limit_closes_its_own_stalled_sessions_and_refuses_when_all_are_logged_in() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sock = pair(&l);
+    let config = config(10, 2, 10, 10);
+    let a = admission();
+    let address = ip("192.0.2.7");
+    let one = a.admit(address, &sock, &config).unwrap();
+    let two = a.admit(address, &sock, &config).unwrap();
+    one.logged_in();
+    let three = a.admit(address, &sock, &config).unwrap();
+    assert!(two.cancelled() && !one.cancelled());
+    three.logged_in();
+    assert_eq!(a.admit(address, &sock, &config).err(), Some(Refused::PerAddress(2)));
+    a.reap(Duration::ZERO);
+    assert!(!three.cancelled(), "logged-in sessions have no pre-login deadline");
+}
+
+#[test]
+fn max_sessions_logged_in_refuses_and_a_stopping_daemon_admits_nobody() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sock = pair(&l);
+    let config = config(2, 10, 10, 10);
+    let a = admission();
+    let all: Vec<Ticket> = (0..2).map(|i| a.admit(ip(&format!("10.0.0.{i}")), &sock, &config).unwrap()).collect();
+    for t in &all {
+        t.logged_in();
+    }
+    assert_eq!(a.admit(ip("10.0.1.1"), &sock, &config).err(), Some(Refused::Total(2)));
+    drop(all);
+    assert_eq!(a.close_waiting(), 0);
+    assert_eq!(a.admit(ip("10.0.1.1"), &sock, &config).err(), Some(Refused::Stopping));
+}
+
+#[test]
+fn session_threads_are_bounded_and_given_back_when_they_end() {
+    let config = config(3, 3, 3, 3);
+    let a = admission();
+    let stopping = AtomicBool::new(false);
+    let cap = 3 + SESSION_THREAD_SPARE;
+    let mut places: Vec<ThreadPlace> = (0..cap).map(|_| a.thread(&config, &stopping).unwrap()).collect();
+    assert_eq!(a.threads(), cap);
+    // At the cap, the next waits until one ends.
+    let (waiter, config2) = (a.clone(), config.clone());
+    let next = std::thread::spawn(move || waiter.thread(&config2, &AtomicBool::new(false)).is_some());
+    while a.threads() < cap {
+        std::thread::yield_now();
+    }
+    places.pop();
+    assert!(next.join().unwrap());
+    assert_eq!(a.threads(), cap - 1, "the waiter's place ended with its thread");
+    // A stopping daemon starts none, even with room.
+    places.push(a.thread(&config, &stopping).unwrap());
+    stopping.store(true, Ordering::SeqCst);
+    assert!(a.thread(&config, &stopping).is_none());
+    assert_eq!(a.threads(), cap);
+}
