@@ -6,9 +6,14 @@ use std::time::Instant;
 
 use super::authorization::Checked;
 use super::{Next, Session, State};
+use crate::limits::AUTH_FAIL_DELAY;
 use crate::sasl::{self, scram::ScramKeys, Exchange, Outcome};
 use crate::transport::Transport;
 use crate::users;
+
+/// The answer to a SCRAM exchange for a name without SCRAM keys.
+pub(super) const NO_SCRAM_KEYS: &str =
+    "SCRAM cannot succeed for this user (no SCRAM keys stored): use another mechanism";
 
 impl<T: Transport> Session<'_, T> {
     /// A bare AUTH: the mechanisms usable now, one per line.
@@ -101,10 +106,25 @@ impl<T: Transport> Session<'_, T> {
                 }
                 self.login(String::new(), Checked::done(started, Ok(false)))
             }
+            Outcome::NoKeys => self.never_for_this_name(started),
             // The users file could not be read for the exchange: [SYS/TEMP],
             // not an exchange going on with made-up keys.
             Outcome::Unavailable(e) => self.login(String::new(), Checked::done(started, Err(e))),
         }
+    }
+
+    /// SCRAM for a name without SCRAM keys could never have succeeded,
+    /// whatever the password: not a failed password (no penalty, not counted
+    /// in the session), and an answer without `[AUTH]` that tells the client
+    /// to use another mechanism. Unknown names take this path too, so it
+    /// tells a name stored with another scheme from no name at all in no way;
+    /// it answers after the delay of a first failure, from the exchange's start.
+    fn never_for_this_name(&mut self, started: Instant) -> io::Result<Next> {
+        if crate::loglimit::allow(self.peer.map(|p| p.ip())) {
+            log::info!("SASL SCRAM for a name without SCRAM keys: refused, not counted as a failed login");
+        }
+        std::thread::sleep((started + AUTH_FAIL_DELAY).saturating_duration_since(Instant::now()));
+        self.out.err(NO_SCRAM_KEYS).map(|_| Next::Continue)
     }
 
     /// A user's SCRAM keys: None for an invalid or unknown name or a user
