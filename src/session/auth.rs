@@ -38,6 +38,11 @@ impl<T: Transport> Session<'_, T> {
         // client falls back to another mechanism without asking its user
         // for a new password (RFC 3206).
         if let Some(why) = offer.refusal(mechanism) {
+            if mechanism == "EXTERNAL" && crate::loglimit::allow(self.peer.map(|p| p.ip())) {
+                log::info!(
+                    "AUTH EXTERNAL refused: no verified client certificate with a subject CN on this connection"
+                );
+            }
             return self.refuse(why);
         }
         let started = Instant::now();
