@@ -110,6 +110,12 @@ impl<T: Write> Write for Recording<'_, T> {
         self.sock.write(buf)
     }
 
+    /// The transport's own: rustls writes its queue (a refusal's alert
+    /// included) in one vectored write, which the default would cut short.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.sock.write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.sock.flush()
     }
