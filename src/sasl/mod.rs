@@ -55,6 +55,8 @@ pub enum ScramKeyed {
 pub struct Offer {
     /// Plaintext passwords may be sent now (TLS, or allowed by policy).
     pub plaintext: bool,
+    /// The connection is TLS.
+    pub tls: bool,
     /// Which accounts have SCRAM keys.
     pub scram: ScramKeyed,
     /// The user a verified client certificate maps to.
@@ -90,13 +92,14 @@ impl Offer {
 
     /// Mechanism names for CAPA's SASL line and for a bare AUTH, in order of
     /// preference. `auto` leaves out -PLUS (mutt and neomutt with GNU SASL
-    /// pick it and cannot finish it), and SCRAM where only some accounts
-    /// have keys and PLAIN is offered (clients that prefer SCRAM, like mpop,
-    /// would fail for every other account).
+    /// pick it and cannot finish it), and SCRAM under TLS where only some
+    /// accounts have keys: there PLAIN works for every account, and clients
+    /// that prefer SCRAM (mpop) would fail for the others. Without TLS careful
+    /// clients send no password (mpop, mutt): SCRAM is their only way in.
     pub fn mechanisms(&self) -> Vec<&'static str> {
         let auto = |m: &str| match m {
             "SCRAM-SHA-256-PLUS" => false,
-            "SCRAM-SHA-256" => self.scram == ScramKeyed::All || !self.plaintext,
+            "SCRAM-SHA-256" => self.scram == ScramKeyed::All || !self.tls,
             _ => true,
         };
         let offered = |m: &&str| match &self.policy {
@@ -358,6 +361,7 @@ mod tests {
     fn offer(plaintext: bool) -> Offer {
         Offer {
             plaintext,
+            tls: plaintext,
             scram: ScramKeyed::All,
             certificate_user: Some("alice".into()),
             channel_binding: None,
@@ -381,12 +385,14 @@ mod tests {
 
     #[test]
     fn scram_is_offered_where_it_can_succeed() {
-        // Only some accounts have keys: SCRAM where PLAIN is not offered (the
-        // only way in), accepted but not advertised where it is.
+        // Only some accounts have keys: SCRAM without TLS (careful clients'
+        // only way in), accepted but not advertised under TLS (PLAIN is).
         let some = Offer { scram: ScramKeyed::Some, certificate_user: None, ..offer(true) };
         assert_eq!(some.mechanisms(), ["PLAIN", "LOGIN"]);
         assert_eq!(some.refusal("SCRAM-SHA-256"), None);
-        assert_eq!(Offer { plaintext: false, ..some.clone() }.mechanisms(), ["SCRAM-SHA-256"]);
+        assert_eq!(Offer { plaintext: false, tls: false, ..some.clone() }.mechanisms(), ["SCRAM-SHA-256"]);
+        let loopback = Offer { tls: false, ..some.clone() };
+        assert_eq!(loopback.mechanisms(), ["SCRAM-SHA-256", "PLAIN", "LOGIN"]);
         let none = Offer { scram: ScramKeyed::None, ..some };
         assert_eq!(none.mechanisms(), ["PLAIN", "LOGIN"]);
         assert!(none.refusal("SCRAM-SHA-256").unwrap().contains("no account"));

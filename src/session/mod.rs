@@ -438,6 +438,7 @@ impl<T: Transport> Session<'_, T> {
             },
             AccountSource::UsersFile => Offer {
                 plaintext: self.plaintext_allowed(),
+                tls: conn.is_tls(),
                 scram: crate::users::scram_keyed(&self.config.users_file),
                 certificate_user,
                 channel_binding: conn.channel_binding(),
