@@ -159,6 +159,14 @@ fn scram_sha_256_without_tls_and_with_a_stored_key_user() {
     assert_eq!(reply, "-ERR mechanism SCRAM-SHA-256-PLUS needs TLS 1.3 (channel binding)");
 }
 
+/// A client on `d`'s implicit-TLS port, past the greeting.
+fn tls_client(d: &Daemon, pki: &Pki) -> Client {
+    let mut c = Client::tcp(d.addr);
+    c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
+    assert!(c.line().starts_with("+OK"));
+    c
+}
+
 #[test]
 fn scram_plus_binds_to_the_tls_channel() {
     let spool = Spool::new();
@@ -169,12 +177,7 @@ fn scram_plus_binds_to_the_tls_channel() {
     let mut conf: Vec<&str> = lines.iter().map(String::as_str).collect();
     conf.push("auth_mechanisms = SCRAM-SHA-256-PLUS, SCRAM-SHA-256, PLAIN");
     let d = Daemon::start_on(&spool, &conf, &["127.0.0.1:0 tls"]);
-    let connect = || {
-        let mut c = Client::tcp(d.addr);
-        c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
-        assert!(c.line().starts_with("+OK"));
-        c
-    };
+    let connect = || tls_client(&d, &pki);
     let mut c = connect();
     let cb = c.exporter.unwrap();
     let mut wrong = cb;
@@ -203,12 +206,7 @@ fn scram_plus_binds_to_the_tls_channel() {
     drop(d);
     let conf: Vec<&str> = lines.iter().map(String::as_str).collect();
     let d = Daemon::start_on(&spool, &conf, &["127.0.0.1:0 tls"]);
-    let connect = || {
-        let mut c = Client::tcp(d.addr);
-        c.start_tls(pki.client_config(&[b"pop3"], None)).unwrap();
-        assert!(c.line().starts_with("+OK"));
-        c
-    };
+    let connect = || tls_client(&d, &pki);
     let mut c = connect();
     assert_eq!(c.cmd("AUTH"), "+OK SASL mechanisms follow");
     assert_eq!(c.multi(), b"PLAIN\r\nLOGIN\r\n", "mixed accounts, PLAIN offered: no SCRAM advertised");
