@@ -96,6 +96,8 @@ pub struct Config {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     pub plaintext_auth: Plaintext,
+    /// The SASL mechanisms offered where usable.
+    pub auth_mechanisms: crate::sasl::Mechanisms,
     pub user: Option<String>,
     /// Whose accounts log in: the users file's or the system's.
     pub accounts: AccountSource,
@@ -149,6 +151,7 @@ impl Default for Config {
             tls_key: None,
             tls_client_ca: None,
             plaintext_auth: Plaintext::Loopback,
+            auth_mechanisms: Default::default(),
             user: Some("mail".into()),
             accounts: AccountSource::UsersFile,
             users_file: "/etc/pop3d/users".into(),
@@ -229,6 +232,11 @@ impl Config {
             "tls_client_ca" => self.tls_client_ca = path(value),
             "plaintext_auth" => {
                 self.plaintext_auth = Plaintext::parse(value).ok_or_else(|| bad("expected yes, no or loopback"))?
+            }
+            "auth_mechanisms" => {
+                self.auth_mechanisms = crate::sasl::Mechanisms::parse(value).ok_or_else(|| {
+                    bad("expected auto, none or a list of SCRAM-SHA-256(-PLUS), PLAIN, LOGIN, EXTERNAL")
+                })?
             }
             "user" => self.user = (!value.is_empty()).then(|| value.to_string()),
             "users_file" => self.users_file = path(value).ok_or_else(|| bad("expected a path"))?,

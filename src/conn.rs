@@ -1,11 +1,11 @@
 //! A session's connection: plaintext, or TLS through rustls::StreamOwned after STLS or on an implicit-TLS port.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use rustls::{ServerConnection, StreamOwned};
 
+use crate::tls::Tls;
 use crate::transport::Transport;
 
 /// RFC 9266: the label of the tls-exporter channel binding.
@@ -21,15 +21,21 @@ pub enum Conn<T: Transport> {
 impl<T: Transport> Conn<T> {
     /// Wraps the plaintext transport in TLS and completes the handshake
     /// (bounded by the transport's timeout). The caller must have thrown
-    /// away every plaintext byte it read beyond the STLS line.
-    pub fn start_tls(&mut self, config: Arc<ServerConfig>) -> io::Result<()> {
+    /// away every plaintext byte it read beyond the STLS line. A failed
+    /// handshake's error says why in words (`Tls::explain`).
+    pub fn start_tls(&mut self, tls: &Tls) -> io::Result<()> {
         let Conn::Plain(sock) = std::mem::replace(self, Conn::Gone) else {
             return Err(io::Error::other("TLS already active"));
         };
-        let conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        let conn = ServerConnection::new(tls.config()).map_err(io::Error::other)?;
         let mut stream = StreamOwned::new(conn, sock);
+        let mut hello = Vec::new();
         while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock)?;
+            let mut recording = Recording { sock: &mut stream.sock, first: &mut hello };
+            if let Err(e) = stream.conn.complete_io(&mut recording) {
+                let Some(why) = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else { return Err(e) };
+                return Err(io::Error::new(e.kind(), tls.explain(why, &hello, stream.conn.server_name())));
+            }
         }
         *self = Conn::Tls(Box::new(stream));
         Ok(())
@@ -77,6 +83,41 @@ impl<T: Transport> Conn<T> {
             s.sock.flush()?;
         }
         Ok(())
+    }
+}
+
+/// How many of the client's first bytes a handshake keeps: a ClientHello's
+/// record and handshake headers and its version.
+const HELLO_PEEK: usize = 16;
+
+/// The transport during a handshake, keeping the client's first bytes.
+struct Recording<'a, T> {
+    sock: &'a mut T,
+    first: &'a mut Vec<u8>,
+}
+
+impl<T: Read> Read for Recording<'_, T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        let room = HELLO_PEEK.saturating_sub(self.first.len());
+        self.first.extend_from_slice(&buf[..n.min(room)]);
+        Ok(n)
+    }
+}
+
+impl<T: Write> Write for Recording<'_, T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.write(buf)
+    }
+
+    /// The transport's own: rustls writes its queue (a refusal's alert
+    /// included) in one vectored write, which the default would cut short.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.sock.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
     }
 }
 

@@ -12,6 +12,7 @@ use crate::hex;
 use crate::limits::MAX_USER_NAME;
 use crate::policy::Overrides;
 use crate::sasl::scram::ScramKeys;
+use crate::sasl::ScramKeyed;
 
 /// A stored credential.
 #[derive(Clone)]
@@ -131,6 +132,35 @@ pub fn lookup(path: &Path, name: &str) -> io::Result<Option<Secret>> {
     let users =
         parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
     Ok(users.into_iter().find(|(n, _)| n == name).map(|(_, s)| s))
+}
+
+/// How many accounts of the users file carry SCRAM keys, for the mechanisms
+/// offered. The answer is kept while the file's
+/// identity, size and change time stay the same, so a session's CAPA does
+/// not parse a large file again.
+pub fn scram_keyed(path: &Path) -> ScramKeyed {
+    use std::os::unix::fs::MetadataExt;
+    type Seen = Option<(std::path::PathBuf, [i64; 5], ScramKeyed)>;
+    static SEEN: std::sync::Mutex<Seen> = std::sync::Mutex::new(None);
+    // Unreadable now: perhaps some have keys; a SCRAM login then gets the
+    // [SYS/TEMP] every other login gets, and nothing is kept.
+    let Ok(m) = fs::metadata(path) else { return ScramKeyed::Some };
+    let stamp = [m.dev() as i64, m.ino() as i64, m.size() as i64, m.ctime(), m.ctime_nsec()];
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((p, s, keyed)) = seen.as_ref() {
+        if p == path && *s == stamp {
+            return *keyed;
+        }
+    }
+    let Some(users) = fs::read_to_string(path).ok().and_then(|t| parse(&t).ok()) else { return ScramKeyed::Some };
+    let keyed = users.iter().filter(|(_, s)| matches!(s, Secret::Scram(_))).count();
+    let keyed = match keyed {
+        0 => ScramKeyed::None,
+        n if n == users.len() => ScramKeyed::All,
+        _ => ScramKeyed::Some,
+    };
+    *seen = Some((path.to_path_buf(), stamp, keyed));
+    keyed
 }
 
 /// Every user's EXPIRE and LOGIN-DELAY overrides, with the user's name.

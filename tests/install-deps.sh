@@ -7,8 +7,10 @@ set -euo pipefail
 # verify for the shipped units (start-stop-daemon, for the init.d script, comes with dpkg); mandoc and
 # groff-base (groff's man macros): both lint the man pages (test_install.py); make: `make install`. s-nail,
 # mailutils (movemail), Perl's Net::POP3 with libauthen-sasl-perl and libio-socket-ssl-perl: more real clients
-# (test_clients.py). g++: the libFuzzer runtime the fuzz targets link (tests/fuzz.sh).
-PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail dma openssl systemd python3 ca-certificates mandoc groff-base make strace s-nail mailutils perl libauthen-sasl-perl libio-socket-ssl-perl g++"
+# (test_clients.py). g++: the libFuzzer runtime the fuzz targets link (tests/fuzz.sh). mutt, neomutt (in a
+# pseudo-terminal), php-cli with php-imap (c-client), libmail-pop3client-perl and ruby (net-pop, a bundled gem):
+# clients on their own defaults (test_client_defaults.py); haproxy: in front of two daemons (test_haproxy.py).
+PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail dma openssl systemd python3 ca-certificates mandoc groff-base make strace s-nail mailutils perl libauthen-sasl-perl libio-socket-ssl-perl g++ mutt neomutt php-cli php-imap libmail-pop3client-perl ruby haproxy"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

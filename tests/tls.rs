@@ -36,7 +36,7 @@ fn stls_upgrades_and_capa_follows_the_state() {
     let before = capa(&mut c);
     assert!(before.contains(&"STLS".into()), "{before:?}");
     assert!(!before.contains(&"USER".into()), "USER is hidden while refused: {before:?}");
-    assert!(before.contains(&"SASL SCRAM-SHA-256".into()), "{before:?}");
+    assert!(!before.iter().any(|l| l.starts_with("SASL")), "no SCRAM keys, no PLAIN yet: {before:?}");
     assert_eq!(c.cmd("USER alice"), "-ERR [AUTH] plaintext login is not allowed without TLS: use STLS or port 995");
     // An unoffered mechanism is no credentials failure (issue 13): no [AUTH].
     assert_eq!(
@@ -48,7 +48,7 @@ fn stls_upgrades_and_capa_follows_the_state() {
     let after = capa(&mut c);
     assert!(!after.contains(&"STLS".into()), "{after:?}");
     assert!(after.contains(&"USER".into()), "{after:?}");
-    assert!(after.contains(&"SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN".into()), "{after:?}");
+    assert!(after.contains(&"SASL PLAIN LOGIN".into()), "{after:?}");
     assert!(c.cmd("STLS").starts_with("-ERR"), "STLS twice");
     assert!(c.cmd("USER alice").starts_with("+OK"));
     assert!(c.cmd("PASS secret").starts_with("+OK maildrop has 1"));

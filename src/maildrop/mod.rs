@@ -236,8 +236,9 @@ impl Maildrop {
         }
     }
 
-    /// After a whole RETR of message `n`: a Maildir message in `new/`
-    /// moves to `cur/` as seen (see `maildir::conventions`).
+    /// After message `n` was sent whole (RETR, or a TOP reaching the end of
+    /// the body): a Maildir message in `new/` moves to `cur/` as seen (see
+    /// `maildir::conventions`).
     pub fn retrieved(&mut self, n: u32) {
         if let (Some(i), Store::Maildir(m)) = (self.index(n), &mut self.store) {
             if let Err(e) = m.mark_seen(i) {

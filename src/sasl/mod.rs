@@ -12,54 +12,131 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use self::scram::{ChannelBinding, ScramServer, Step};
 
+/// Which mechanisms to offer: `auth_mechanisms` (etc/pop3d.conf).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Mechanisms {
+    /// What can succeed for the accounts there are, in the forms widely used
+    /// clients survive: no -PLUS (DESIGN.md, "Mechanisms clients survive").
+    #[default]
+    Auto,
+    /// Exactly these (upper case, from [`MECHANISMS`]), each where usable.
+    Listed(Vec<&'static str>),
+}
+
+/// Every mechanism pop3d implements, in its order of preference.
+pub const MECHANISMS: [&str; 5] = ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN", "LOGIN", "EXTERNAL"];
+
+impl Mechanisms {
+    /// `auto`, `none`, or a comma-separated list of mechanism names.
+    pub fn parse(value: &str) -> Option<Mechanisms> {
+        match value {
+            "auto" => return Some(Mechanisms::Auto),
+            "none" => return Some(Mechanisms::Listed(Vec::new())),
+            _ => {}
+        }
+        let names = value.split(',').map(str::trim).filter(|s| !s.is_empty());
+        let listed = names.map(|n| MECHANISMS.into_iter().find(|m| m.eq_ignore_ascii_case(n)));
+        listed.collect::<Option<Vec<_>>>().filter(|l| !l.is_empty()).map(Mechanisms::Listed)
+    }
+}
+
+/// How many of the accounts carry SCRAM keys (the users file's; system
+/// accounts never do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ScramKeyed {
+    #[default]
+    None,
+    Some,
+    All,
+}
+
 /// What the connection offers right now, which decides the mechanisms.
 #[derive(Debug, Clone, Default)]
 pub struct Offer {
     /// Plaintext passwords may be sent now (TLS, or allowed by policy).
     pub plaintext: bool,
-    /// The accounts have SCRAM keys (the users file; not system accounts).
-    pub scram: bool,
+    /// The connection is TLS.
+    pub tls: bool,
+    /// Which accounts have SCRAM keys.
+    pub scram: ScramKeyed,
     /// The user a verified client certificate maps to.
     pub certificate_user: Option<String>,
     /// tls-exporter data (TLS 1.3).
     pub channel_binding: Option<[u8; 32]>,
+    /// The operator's choice.
+    pub policy: Mechanisms,
 }
 
 impl Offer {
-    /// Mechanism names for CAPA's SASL line and for a bare AUTH, in order of preference.
+    /// Whether `mechanism` can run on this connection at all.
+    fn runnable(&self, mechanism: &str) -> bool {
+        match mechanism {
+            "SCRAM-SHA-256-PLUS" => self.scram != ScramKeyed::None && self.channel_binding.is_some(),
+            "SCRAM-SHA-256" => self.scram != ScramKeyed::None,
+            "PLAIN" | "LOGIN" => self.plaintext,
+            "EXTERNAL" => self.certificate_user.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Whether AUTH `mechanism` (upper case) is accepted now: runnable and
+    /// allowed by the policy (`auto` allows what it does not advertise, for
+    /// clients configured to ask for it).
+    pub fn accepts(&self, mechanism: &str) -> bool {
+        self.runnable(mechanism)
+            && match &self.policy {
+                Mechanisms::Auto => true,
+                Mechanisms::Listed(l) => l.contains(&mechanism),
+            }
+    }
+
+    /// Mechanism names for CAPA's SASL line and for a bare AUTH, in order of
+    /// preference. `auto` leaves out -PLUS (mutt and neomutt with GNU SASL
+    /// pick it and cannot finish it), and SCRAM under TLS where only some
+    /// accounts have keys: there PLAIN works for every account, and clients
+    /// that prefer SCRAM (mpop) would fail for the others. Without TLS careful
+    /// clients send no password (mpop, mutt): SCRAM is their only way in.
     pub fn mechanisms(&self) -> Vec<&'static str> {
-        let mut m = Vec::new();
-        if self.scram && self.channel_binding.is_some() {
-            m.push("SCRAM-SHA-256-PLUS");
-        }
-        if self.scram {
-            m.push("SCRAM-SHA-256");
-        }
-        if self.plaintext {
-            m.push("PLAIN");
-            m.push("LOGIN");
-        }
-        if self.certificate_user.is_some() {
-            m.push("EXTERNAL");
-        }
-        m
+        let auto = |m: &str| match m {
+            "SCRAM-SHA-256-PLUS" => false,
+            "SCRAM-SHA-256" => self.scram == ScramKeyed::All || !self.tls,
+            _ => true,
+        };
+        let offered = |m: &&str| match &self.policy {
+            Mechanisms::Auto => auto(m),
+            Mechanisms::Listed(_) => true,
+        };
+        MECHANISMS.into_iter().filter(|m| self.accepts(m)).filter(offered).collect()
+    }
+
+    /// The channel binding data for a SCRAM exchange of `mechanism`: a -PLUS
+    /// exchange binds to it; a plain one only learns whether -PLUS was
+    /// advertised (RFC 5802: a client's `y` is a downgrade only then).
+    pub fn binding_for(&self, mechanism: &str) -> Option<[u8; 32]> {
+        let advertised = self.mechanisms().contains(&"SCRAM-SHA-256-PLUS");
+        self.channel_binding.filter(|_| mechanism.ends_with("-PLUS") || advertised)
     }
 
     /// Why `mechanism` (upper case) cannot be used now, for a plain `-ERR`
     /// (RFC 3206: no `[AUTH]`, the credentials were never tried); None if
     /// it can.
     pub fn refusal(&self, mechanism: &str) -> Option<&'static str> {
-        if self.mechanisms().contains(&mechanism) {
+        if self.accepts(mechanism) {
             return None;
         }
+        let listed = match &self.policy {
+            Mechanisms::Auto => MECHANISMS.contains(&mechanism),
+            Mechanisms::Listed(l) => l.contains(&mechanism),
+        };
         Some(match mechanism {
+            _ if !MECHANISMS.contains(&mechanism) => "unsupported authentication mechanism",
+            _ if !listed => "mechanism not enabled on this server (auth_mechanisms)",
             "PLAIN" | "LOGIN" => "mechanism not available without TLS: use STLS or port 995",
             "EXTERNAL" => "mechanism EXTERNAL needs a verified TLS client certificate",
-            "SCRAM-SHA-256" | "SCRAM-SHA-256-PLUS" if !self.scram => {
-                "SCRAM needs keys from the users file: not available with system accounts"
+            _ if self.scram == ScramKeyed::None => {
+                "SCRAM needs keys from the users file (pop3d -P), and no account here has them"
             }
-            "SCRAM-SHA-256-PLUS" => "mechanism SCRAM-SHA-256-PLUS needs TLS 1.3 (channel binding)",
-            _ => "unsupported authentication mechanism",
+            _ => "mechanism SCRAM-SHA-256-PLUS needs TLS 1.3 (channel binding)",
         })
     }
 }
@@ -88,6 +165,9 @@ pub enum Outcome {
         user: String,
         why: &'static str,
     },
+    /// SCRAM for a name without SCRAM keys (unknown, or stored with another
+    /// scheme): it could never succeed, so it is no guessed password.
+    NoKeys,
     /// The user's keys could not be read (the users file): [SYS/TEMP], not a
     /// failed login.
     Unavailable(std::io::Error),
@@ -119,7 +199,7 @@ impl Exchange {
         offer: &Offer,
         lookup: impl FnOnce(&str) -> std::io::Result<Option<scram::ScramKeys>>,
     ) -> (Option<Exchange>, Outcome) {
-        let usable = offer.mechanisms().contains(&mechanism);
+        let usable = offer.accepts(mechanism);
         match mechanism {
             _ if !usable => (None, Outcome::Failure("mechanism not available")),
             "PLAIN" => match initial {
@@ -136,7 +216,7 @@ impl Exchange {
             }
             "SCRAM-SHA-256" | "SCRAM-SHA-256-PLUS" => {
                 let plus = mechanism.ends_with("-PLUS");
-                let binding = match offer.channel_binding {
+                let binding = match offer.binding_for(mechanism) {
                     Some(cb) => ChannelBinding::TlsExporter(cb),
                     None => ChannelBinding::None,
                 };
@@ -189,6 +269,7 @@ fn scram_step(step: Step) -> Outcome {
         Step::Continue(msg) => Outcome::Challenge(msg),
         Step::Success { user, server_final } => Outcome::Success { user, final_data: Some(server_final) },
         Step::Failure(why) => Outcome::Failure(why),
+        Step::NoKeys => Outcome::NoKeys,
         Step::Unavailable(e) => Outcome::Unavailable(e),
     }
 }
@@ -288,17 +369,56 @@ mod tests {
     use super::*;
 
     fn offer(plaintext: bool) -> Offer {
-        Offer { plaintext, scram: true, certificate_user: Some("alice".into()), channel_binding: None }
+        Offer {
+            plaintext,
+            tls: plaintext,
+            scram: ScramKeyed::All,
+            certificate_user: Some("alice".into()),
+            channel_binding: None,
+            policy: Mechanisms::Auto,
+        }
     }
 
     #[test]
     fn mechanisms_follow_the_offer() {
         assert_eq!(offer(false).mechanisms(), ["SCRAM-SHA-256", "EXTERNAL"]);
-        let o = Offer { plaintext: true, scram: true, certificate_user: None, channel_binding: Some([1; 32]) };
-        assert_eq!(o.mechanisms(), ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN", "LOGIN"]);
+        let o = Offer { certificate_user: None, channel_binding: Some([1; 32]), ..offer(true) };
+        // auto: -PLUS is accepted when asked for, never advertised.
+        assert_eq!(o.mechanisms(), ["SCRAM-SHA-256", "PLAIN", "LOGIN"]);
+        assert_eq!(o.refusal("SCRAM-SHA-256-PLUS"), None);
+        assert_eq!(o.binding_for("SCRAM-SHA-256-PLUS"), Some([1; 32]));
+        assert_eq!(o.binding_for("SCRAM-SHA-256"), None, "a client's y is no downgrade when -PLUS is not offered");
         assert_eq!(o.refusal("LOGIN"), None);
         assert_eq!(o.refusal("CRAM-MD5"), Some("unsupported authentication mechanism"));
         assert!(offer(false).refusal("PLAIN").unwrap().contains("TLS"));
+    }
+
+    #[test]
+    fn scram_is_offered_where_it_can_succeed() {
+        // Only some accounts have keys: SCRAM without TLS (careful clients'
+        // only way in), accepted but not advertised under TLS (PLAIN is).
+        let some = Offer { scram: ScramKeyed::Some, certificate_user: None, ..offer(true) };
+        assert_eq!(some.mechanisms(), ["PLAIN", "LOGIN"]);
+        assert_eq!(some.refusal("SCRAM-SHA-256"), None);
+        assert_eq!(Offer { plaintext: false, tls: false, ..some.clone() }.mechanisms(), ["SCRAM-SHA-256"]);
+        let loopback = Offer { tls: false, ..some.clone() };
+        assert_eq!(loopback.mechanisms(), ["SCRAM-SHA-256", "PLAIN", "LOGIN"]);
+        let none = Offer { scram: ScramKeyed::None, ..some };
+        assert_eq!(none.mechanisms(), ["PLAIN", "LOGIN"]);
+        assert!(none.refusal("SCRAM-SHA-256").unwrap().contains("no account"));
+    }
+
+    #[test]
+    fn the_listed_mechanisms_where_usable() {
+        let listed = |v: &str| Offer { policy: Mechanisms::parse(v).unwrap(), ..offer(true) };
+        let o = Offer { channel_binding: Some([2; 32]), ..listed("scram-sha-256-plus, SCRAM-SHA-256, PLAIN") };
+        assert_eq!(o.mechanisms(), ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN"]);
+        assert_eq!(o.binding_for("SCRAM-SHA-256"), Some([2; 32]), "-PLUS advertised: y is a downgrade");
+        assert!(o.refusal("LOGIN").unwrap().contains("auth_mechanisms"));
+        assert_eq!(listed("PLAIN").mechanisms(), ["PLAIN"]);
+        assert!(listed("none").mechanisms().is_empty());
+        assert_eq!(Mechanisms::parse("PLAIN, CRAM-MD5"), None);
+        assert_eq!(Mechanisms::parse(""), None);
     }
 
     #[test]

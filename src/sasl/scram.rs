@@ -156,6 +156,9 @@ pub enum Step {
     /// Failed; the caller answers -ERR [AUTH]. `reason` is for the log only
     /// (never secret material). The exchange is over.
     Failure(&'static str),
+    /// The exchange was for a name without SCRAM keys (unknown, or stored
+    /// with another scheme): it ran on fake keys and could never succeed.
+    NoKeys,
     /// The user's keys could not be read (the users file): the caller
     /// answers [SYS/TEMP] rather than going on with made-up keys.
     Unavailable(io::Error),
@@ -296,6 +299,7 @@ impl ScramServer {
         };
         match exchange.finish(msg) {
             Ok(server_final) => Step::Success { user: exchange.user, server_final },
+            Err(_) if !exchange.known => Step::NoKeys,
             Err(reason) => Step::Failure(reason),
         }
     }

@@ -6,9 +6,14 @@ use std::time::Instant;
 
 use super::authorization::{Checked, Verdict};
 use super::{Next, Session, State};
+use crate::limits::AUTH_FAIL_DELAY;
 use crate::sasl::{self, scram::ScramKeys, Exchange, Outcome};
 use crate::transport::Transport;
 use crate::users;
+
+/// The answer to a SCRAM exchange for a name without SCRAM keys.
+pub(super) const NO_SCRAM_KEYS: &str =
+    "SCRAM cannot succeed for this user (no SCRAM keys stored): use another mechanism";
 
 impl<T: Transport> Session<'_, T> {
     /// A bare AUTH: the mechanisms usable now, one per line.
@@ -33,6 +38,11 @@ impl<T: Transport> Session<'_, T> {
         // client falls back to another mechanism without asking its user
         // for a new password (RFC 3206).
         if let Some(why) = offer.refusal(mechanism) {
+            if mechanism == "EXTERNAL" && crate::loglimit::allow(self.peer.map(|p| p.ip())) {
+                log::info!(
+                    "AUTH EXTERNAL refused: no verified client certificate with a subject CN on this connection"
+                );
+            }
             return self.refuse(why);
         }
         let started = Instant::now();
@@ -98,26 +108,37 @@ impl<T: Transport> Session<'_, T> {
                 };
                 self.login(user, Checked::done(started, result))
             }
-            Outcome::Rejected { user, why } => {
-                // Said as it is: an account stored with a crypt hash has no SCRAM keys.
-                let why = match users::lookup(&self.config.users_file, &user) {
-                    Ok(Some(secret)) if why == "unknown user" && secret.scram().is_none() => {
-                        "the account has no SCRAM keys (a crypt hash)"
-                    }
-                    _ => why,
-                };
-                self.login(user, Checked::done(started, Ok(Verdict::Wrong(why))))
-            }
+            Outcome::Rejected { user, why } => self.login(user, Checked::done(started, Ok(Verdict::Wrong(why)))),
             Outcome::Failure(why) => {
                 if crate::loglimit::allow(self.peer.map(|p| p.ip())) {
                     log::info!("SASL authentication failed: {why}");
                 }
                 self.login(String::new(), Checked::done(started, Ok(Verdict::Wrong(why))))
             }
+            Outcome::NoKeys => self.never_for_this_name(started),
             // The users file could not be read for the exchange: [SYS/TEMP],
             // not an exchange going on with made-up keys.
             Outcome::Unavailable(e) => self.login(String::new(), Checked::done(started, Err(e))),
         }
+    }
+
+    /// SCRAM for a name without SCRAM keys could never have succeeded,
+    /// whatever the password: not a failed password (no penalty, not counted
+    /// in the session), and an answer without `[AUTH]` that tells the client
+    /// to use another mechanism. Unknown names take this path too, so it
+    /// tells a name stored with another scheme from no name at all in no way;
+    /// it answers after the delay of a first failure, from the exchange's start.
+    fn never_for_this_name(&mut self, started: Instant) -> io::Result<Next> {
+        if crate::loglimit::allow(self.peer.map(|p| p.ip())) {
+            log::info!("SASL SCRAM for a name without SCRAM keys: refused, not counted as a failed login");
+        }
+        // Waited like a failure's delay: admission may close the session meanwhile.
+        self.turn(super::Turn::Penalty);
+        if !self.pause(started + AUTH_FAIL_DELAY) {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.turn(super::Turn::Server);
+        self.out.err(NO_SCRAM_KEYS).map(|_| Next::Continue)
     }
 
     /// A user's SCRAM keys: None for an invalid or unknown name or a user

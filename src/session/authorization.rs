@@ -95,7 +95,7 @@ impl<T: Transport> Session<'_, T> {
     /// everything said before it is forgotten.
     pub(super) fn start_tls(&mut self) -> io::Result<()> {
         let tls = self.start.tls.ok_or_else(|| io::Error::other("TLS is not configured"))?;
-        self.out.get_mut().start_tls(tls.config())?;
+        self.out.get_mut().start_tls(tls)?;
         let (failures, bad) = match &self.state {
             State::Authorization { failures, bad, .. } => (*failures, *bad),
             State::Transaction { .. } => (0, 0),
@@ -339,7 +339,7 @@ impl<T: Transport> Session<'_, T> {
 
     /// Waits until `until` unless the session is closed from outside
     /// meanwhile (then false, at once): a waiting session holds no place it lost.
-    fn pause(&self, until: Instant) -> bool {
+    pub(super) fn pause(&self, until: Instant) -> bool {
         match self.start.watch {
             Some(watch) => watch.pause(until),
             None => {

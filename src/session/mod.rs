@@ -467,12 +467,18 @@ impl<T: Transport> Session<'_, T> {
         };
         match self.config.accounts {
             // System accounts: the helper checks passwords, and only them.
-            AccountSource::System => Offer { plaintext: self.plaintext_allowed(), ..Offer::default() },
+            AccountSource::System => Offer {
+                plaintext: self.plaintext_allowed(),
+                policy: self.config.auth_mechanisms.clone(),
+                ..Offer::default()
+            },
             AccountSource::UsersFile => Offer {
                 plaintext: self.plaintext_allowed(),
-                scram: true,
+                tls: conn.is_tls(),
+                scram: crate::users::scram_keyed(&self.config.users_file),
                 certificate_user,
                 channel_binding: conn.channel_binding(),
+                policy: self.config.auth_mechanisms.clone(),
             },
         }
     }

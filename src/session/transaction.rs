@@ -67,13 +67,20 @@ impl<T: Transport> Session<'_, T> {
                             }
                             _ => Ok(sent),
                         });
-                        if let Err(e) = sent {
-                            // The +OK is out; the only honest end is to close.
-                            log::error!("sending message {n} failed: {e}");
-                            return Err(e);
-                        }
+                        let sent = match sent {
+                            Ok(sent) => sent,
+                            Err(e) => {
+                                // The +OK is out; the only honest end is to close.
+                                log::error!("sending message {n} failed: {e}");
+                                return Err(e);
+                            }
+                        };
                         out.write_all(b".\r\n")?;
-                        if matches!(part, Part::Whole) {
+                        // RETR, or a TOP whose line count reached the end of
+                        // the body (fetchmail's `TOP n 99999999`): the whole
+                        // message went out, a retrieval for the log, Maildir's
+                        // seen flag and EXPIRE alike.
+                        if sent == size {
                             expiry.retrieved(&drop.uidl(n).unwrap_or_default());
                             drop.retrieved(n);
                             self.stats.retrieved += 1;
