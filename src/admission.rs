@@ -271,11 +271,13 @@ mod tests {
     #[test]
     fn the_oldest_unauthenticated_session_makes_way() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut config = Config::default();
-        config.max_sessions = 6;
-        config.max_sessions_per_ip = 4;
-        config.max_prelogin = 3;
-        config.max_prelogin_per_network = 2;
+        let config = Config {
+            max_sessions: 6,
+            max_sessions_per_ip: 4,
+            max_prelogin: 3,
+            max_prelogin_per_network: 2,
+            ..Default::default()
+        };
         let a = Arc::new(Admission::default());
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let sock = pair(&l);
@@ -313,8 +315,7 @@ mod tests {
     #[test]
     fn the_per_address_limit_closes_its_own_waiting_sessions_first() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut config = Config::default();
-        config.max_sessions_per_ip = 2;
+        let config = Config { max_sessions_per_ip: 2, ..Default::default() };
         let a = Arc::new(Admission::default());
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let sock = pair(&l);
