@@ -111,30 +111,60 @@ fn key(m: &Message) -> Key {
 /// by `read` (the message's index: its TOP n 0 into a `HeaderScan`)
 /// otherwise; None for a message that could not be read (it counts as
 /// having nothing to say, and is read again next time). The cache is
-/// written again when anything was read.
+/// written again when anything was read or the maildrop lost messages.
 pub fn headers(messages: &[Message], path: &Path, mut read: impl FnMut(usize) -> Option<Header>) -> Vec<Header> {
-    let mut cached = load(path, messages.len()).unwrap_or_else(|e| {
-        if e.kind() != io::ErrorKind::NotFound {
-            log::info!("header cache {} not used: {e}", path.display());
-        }
-        HashMap::new()
-    });
+    let mut cached = Cached {
+        in_order: load(path, messages.len()).unwrap_or_else(|e| {
+            if e.kind() != io::ErrorKind::NotFound {
+                log::info!("header cache {} not used: {e}", path.display());
+            }
+            Vec::new()
+        }),
+        next: 0,
+        rest: None,
+    };
     let mut read_any = false;
     let found: Vec<Option<Header>> = messages
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            cached.remove(&key(m)).or_else(|| {
+            cached.take(&key(m)).or_else(|| {
                 read_any = true;
                 count_read();
                 read(i)
             })
         })
         .collect();
-    if read_any {
+    // Also once the order changed (messages deleted): the next login takes them in order.
+    if read_any || cached.rest.is_some() {
         save(path, messages, &found);
     }
     found.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// The cache's entries, asked for in the maildrop's order: while that is
+/// the cache's own order (nothing deleted since), each is the next entry;
+/// from the first that is not, they are looked up.
+struct Cached {
+    in_order: Vec<(Key, Header)>,
+    next: usize,
+    rest: Option<HashMap<Key, Header>>,
+}
+
+impl Cached {
+    fn take(&mut self, key: &Key) -> Option<Header> {
+        if self.rest.is_none() {
+            match self.in_order.get_mut(self.next) {
+                Some((k, header)) if k == key => {
+                    self.next += 1;
+                    return Some(std::mem::take(header));
+                }
+                None => return None,
+                Some(_) => self.rest = Some(self.in_order.drain(self.next..).collect()),
+            }
+        }
+        self.rest.as_mut()?.remove(key)
+    }
 }
 
 // Header reads, counted per thread for the tests.
@@ -184,38 +214,40 @@ fn temp_path(path: &Path) -> PathBuf {
 /// Octets of one entry before its id.
 const ENTRY_LEN: usize = 16 + 4 + 8 + 1 + 1;
 
-/// Reads the cache: empty for one that is not whole, not this format, or
-/// bigger than `max` messages could make it; Err for one that cannot be read.
-fn load(path: &Path, max: usize) -> io::Result<HashMap<Key, Header>> {
+/// Reads the cache's entries: none for a cache that is not whole, not this
+/// format, or bigger than `max` messages could make it; Err for one that
+/// cannot be read.
+fn load(path: &Path, max: usize) -> io::Result<Vec<(Key, Header)>> {
     let file = crate::nofollow::open_state(path)?;
     let limit = (MAGIC.len() + 8 + max * (ENTRY_LEN + 70)) as u64;
-    let mut buf = Vec::new();
-    file.take(limit + 1).read_to_end(&mut buf)?;
-    let mut out = HashMap::new();
-    if buf.len() as u64 > limit || buf.len() < MAGIC.len() + 8 || !buf.starts_with(MAGIC) {
-        return Ok(out);
+    let len = file.metadata()?.len();
+    if len > limit || len < (MAGIC.len() + 8) as u64 {
+        return Ok(Vec::new());
     }
-    let (body, stored) = buf.split_at(buf.len() - 8);
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut buf)?;
+    let (body, stored) = buf.split_at(buf.len().saturating_sub(8));
     let mut sum = Checksum::default();
     sum.add(body);
-    if stored != sum.0.to_le_bytes() {
-        return Ok(out);
+    if !body.starts_with(MAGIC) || stored != sum.0.to_le_bytes() {
+        return Ok(Vec::new());
     }
+    let mut out = Vec::with_capacity(max);
     let mut rest = &body[MAGIC.len()..];
     while rest.len() >= ENTRY_LEN {
         let (entry, more) = rest.split_at(ENTRY_LEN);
         let id_len = usize::from(entry[ENTRY_LEN - 1]);
         if more.len() < id_len || entry[28] > 1 || !(id_len == 0 || valid_id(&more[..id_len])) {
-            return Ok(HashMap::new());
+            return Ok(Vec::new());
         }
         let digest = entry[..16].try_into().unwrap_or_default();
         let copy = u32::from_le_bytes(entry[16..20].try_into().unwrap_or_default());
         let size = u64::from_le_bytes(entry[20..28].try_into().unwrap_or_default());
         let x_uidl = (id_len > 0).then(|| String::from_utf8_lossy(&more[..id_len]).into_owned());
-        out.insert((digest, copy, size), Header { x_uidl, no_end: entry[28] == 1 });
+        out.push(((digest, copy, size), Header { x_uidl, no_end: entry[28] == 1 }));
         rest = &more[id_len..];
     }
-    Ok(if rest.is_empty() { out } else { HashMap::new() })
+    Ok(if rest.is_empty() { out } else { Vec::new() })
 }
 
 #[cfg(test)]
