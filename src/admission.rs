@@ -1,4 +1,7 @@
-//! Which connections the daemon serves: session limits, a budget of unauthenticated sessions per network and in total in which the oldest makes way for a new one, and the one deadline before login.
+//! Which connections the daemon serves: session limits, the pre-login budget, the one deadline before login.
+//!
+//! The budget of unauthenticated sessions holds per network and in total,
+//! and in it the oldest makes way for a new one.
 //!
 //! Sessions that have not logged in are held to `max_prelogin` in all and
 //! `max_prelogin_per_network` per network (an address masked to

@@ -1,4 +1,6 @@
-//! Failed logins per address, per network and per target account, decaying with time: how long a login answer must wait so guesses stay slow; in inetd mode kept in a file in state_dir.
+//! Failed logins per address, network and account, decaying: how long a login's answer waits so guesses stay slow.
+//!
+//! In inetd mode the record is a file in state_dir, shared by the sessions.
 //!
 //! Every failed login adds 1 to the score of its address, of its network
 //! (the address masked to `network_prefix_ipv4`/`_ipv6`) and of the account

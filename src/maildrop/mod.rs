@@ -1,4 +1,6 @@
-//! A maildrop as a session sees it: the messages listed at login, numbered from 1, with the deletion marks DELE sets; RETR/TOP and UPDATE go to the store behind it (mbox or Maildir).
+//! A maildrop as a session sees it: the messages listed at login, numbered from 1, with DELE's marks.
+//!
+//! RETR/TOP and UPDATE go to the store behind it (mbox or Maildir).
 //!
 //! Below this module: `message` (what a store lists), `store` (limits and
 //! errors), `lines` and `stream` (the wire conversion every store's messages

@@ -1,4 +1,4 @@
-//! Tests of the header sink and its cache: what TOP n 0 says, read once, and a cache that always says what reading says.
+//! Tests of the header sink and its cache: what TOP n 0 says, read once; the cache says what reading says.
 
 use std::io::{Seek, SeekFrom};
 use std::time::Duration;
