@@ -50,13 +50,14 @@ run: build
 	@echo "pop3d demo on 127.0.0.1:1110 and pop3s on 127.0.0.1:1995 (user demo, password secret); Ctrl-C stops it"
 	target/release/pop3d -f $(DEMO)/pop3d.conf
 
-# Every test: unit, integration (real binary, both modes) and real clients, then the same integration suite
-# and real clients against the static aarch64 and mipsel builds under qemu-user (check-cross).
+# Every test: unit, integration (real binary, both modes), the bench report's (tests/bench) and real clients,
+# then the same integration suite and real clients against the static aarch64 and mipsel builds under
+# qemu-user (check-cross).
 check: lint
 	bash tests/install-deps.sh
 	$(CARGO) test --all-targets
 	$(CARGO) build
-	python3 -m pytest -q tests/interop
+	python3 -m pytest -q tests/bench tests/interop
 	FUZZ_RUNS=$(FUZZ_CHECK_RUNS) bash tests/fuzz.sh
 	$(MAKE) --no-print-directory check-cross
 
@@ -73,11 +74,14 @@ FUZZ_CHECK_RUNS ?= 2000
 fuzz:
 	FUZZ_PROFILE=deep bash tests/fuzz.sh $(FUZZ_SECONDS)
 
+# Formatting, clippy, the shape of src/ (tests/structure/check.py) and shellcheck over every shell script
+# (tests/shellcheck.sh, which installs shellcheck from Debian when it is missing).
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 	$(CARGO) clippy --all-targets -- -D warnings
 	python3 tests/structure/check.py src
+	bash tests/shellcheck.sh
 
 test:
 	$(CARGO) test

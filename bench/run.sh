@@ -15,8 +15,11 @@
 #   BENCH_CG_MSGS=2000           messages RETRieved in the callgrind workload (of the 100 MB mbox)
 #   BENCH_HASHES=500             crypt(3) calls timed for the cost of one hash
 #   BENCH_MAILDIR_MSGS=100000 BENCH_MAILDIR_BYTES=400000000   the Maildir of phase 8
-# Nothing is committed; results are printed only. All traffic goes to 127.0.0.1, every load
-# loop is bounded in count and time, and the servers are stopped on exit.
+#   BENCH_RESULTS=$BENCH_DIR/results-TIME.txt   where the figures are saved (key=value)
+# Nothing is committed; the figures are saved in BENCH_RESULTS and bench/report.py prints the report
+# from them (the targets and verdicts are its table; `python3 bench/report.py FILE` prints a saved run
+# again). All traffic goes to 127.0.0.1, every load loop is bounded in count and time, and the servers
+# are stopped on exit.
 # POP3S (phase 5): pop3d and Dovecot are restarted with implicit TLS added, both serving one
 # self-signed ECDSA P-256 certificate made here with openssl; popa3d has no TLS.
 # The limits pop3d's own costs are compared with are measured in the same run: a trivial sender
@@ -106,7 +109,7 @@ trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ packages
 setup_packages() {
-    log "apt-get update / install (ucspi-tcp, openssl, the libraries Dovecot needs)"
+    log "apt-get update / install (ucspi-tcp, openssl, python3, the libraries Dovecot needs)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null || die "apt-get update failed"
     (cd "$W/pkgs" && chown _apt "$W/pkgs" 2>/dev/null; \
@@ -116,7 +119,7 @@ setup_packages() {
     deps=$(for f in "$W"/pkgs/*.deb; do dpkg-deb -f "$f" Depends; done | tr ',' '\n' \
         | sed 's/(.*//; s/|.*//; s/ //g' | grep -E '^lib' | grep -v '^libpam-runtime$' | sort -u)
     # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends ucspi-tcp openssl procps libpam-modules $deps >/dev/null \
+    apt-get install -y -qq --no-install-recommends ucspi-tcp openssl procps libpam-modules python3 $deps >/dev/null \
         || die "apt-get install failed"
     if [ ! -x "$DV/usr/sbin/dovecot" ] || [ ! -x "$PA/usr/sbin/popa3d" ]; then
         rm -rf "$W/root"; mkdir -p "$DV" "$PA"
@@ -303,7 +306,7 @@ EOF
 
 start_dovecot() {
     local d=$W/srv/dovecot lib=$DV/usr/lib/dovecot conf=$W/srv/dovecot/dovecot.conf
-    local ssl="ssl = no" pop3s= location=mbox:$d/home/%u/mail:INBOX=$d/spool/%u:INDEX=$d/index/%u
+    local ssl="ssl = no" pop3s='' location=mbox:$d/home/%u/mail:INBOX=$d/spool/%u:INDEX=$d/index/%u
     [ "$STORE" = maildir ] && location=maildir:$d/maildir/%u:INDEX=$d/index-md/%u
     if [ "$TLS" = 1 ]; then
         ssl=$(printf 'ssl = yes\nssl_cert = <%s\nssl_key = <%s' "$CERT" "$KEY")
@@ -592,7 +595,7 @@ cg_run() { # cg_run NAME INPUT COMMAND...: sets CGIR (instructions) and CGOUT (o
     local name=$1 input=$2 f=$W/srv/cg/$1.callgrind; shift 2
     rm -f "$f" "$W/srv/cg/state/pbretr.index"
     install -m 666 /dev/null "$f"     # pop3d drops privileges before valgrind writes it
-    CGOUT=$(cat "$input" | timeout 1200 valgrind --tool=callgrind --vgdb=no --callgrind-out-file="$f" "$@" \
+    CGOUT=$(timeout 1200 valgrind --tool=callgrind --vgdb=no --callgrind-out-file="$f" "$@" < "$input" \
         2> "$W/srv/cg/$name.err" | wc -c) || true
     CGIR=$(awk '/^summary:/ { print $2 }' "$f" 2>/dev/null)
     num "$CGIR" || { log "callgrind $name: no summary (see $W/srv/cg/$name.err)"; CGIR=; }
@@ -781,181 +784,24 @@ R[size,popa3d]=$(stat -c %s "$PA/usr/sbin/popa3d")
 R[size,dovecot]=$(du -cb "$DV/usr/sbin/dovecot" "$DV"/usr/lib/dovecot/{pop3,pop3-login,auth,config,log,anvil} \
     "$DV"/usr/lib/dovecot/libdovecot{,-storage,-login}.so.0.0.0 | tail -1 | cut -f1)
 
-# ------------------------------------------------------------------ table
-g() { echo "${R[$1,$2]:-n/a}"; }
-verdict() { # verdict EXPR-in-awk VALUES...: yes/NO/n/a
-    local expr=$1; shift
-    local v; for v in "$@"; do num "$v" || { echo "n/a"; return; }; done
-    awk -v a="${1:-0}" -v b="${2:-0}" "BEGIN { print (($expr) ? \"yes\" : \"NO\") }"
-}
-row() { printf '| %-50s | %12s | %12s | %12s | %-20s | %-4s |\n' "$@"; }
-kib() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.1f MiB", v / 1024 }' || echo n/a; }
-mib() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.1f", v / 1024 }' || echo n/a; }
-ratio() { # ratio A B -> A/B as "1.23x", or n/a
-    if num "$1" && num "$2" && [ "$(awk -v b="$2" 'BEGIN { print (b > 0) }')" = 1 ]; then
-        awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'
-    else echo n/a; fi
-}
-maxof() { # maxof A B -> the larger, or n/a unless both are numbers
-    if num "$1" && num "$2"; then awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; else echo n/a; fi
-}
-gt() { # gt METRIC SERVER: like g, for a POP3S figure
-    if [ "$2" = popa3d ]; then echo "n/a (no TLS)"; else g "$1" "$2"; fi
-}
-
-echo
-echo "pop3d benchmark: $(date -u +%FT%TZ), $(nproc) CPUs, $(uname -r), load average $LOAD0 at start;" \
-     "all on 127.0.0.1; MB = 10^6 bytes"
-echo "The load client shares the $(nproc) CPUs with the servers, and other work (builds) may run on this machine:" \
-     "it used ${ALLOTHER}% of the CPUs during the measurements (${TLSOTHER:-n/a}% in the POP3S phase)." \
-     "Figures are best of N runs or passes (the servers taking turns) to damp that; server CPU per"  \
-     "session or per GB is hardly affected by it."
-echo "dovecot $(LD_LIBRARY_PATH=$DV/usr/lib/dovecot "$DV/usr/sbin/dovecot" --version 2>/dev/null | head -1) (Debian, default settings, mbox, private config);" \
-     "popa3d $(dpkg-deb -f "$W"/pkgs/popa3d_*.deb Version) (Debian, under tcpserver)"
-echo
-row "metric" "pop3d" "dovecot" "popa3d" "target (pop3d)" "met"
-row "--------------------------------------------------" "------------" "------------" "------------" "--------------------" "----"
-row "login+STAT+QUIT/s, 8 clients" "$(g login8 pop3d)" "$(g login8 dovecot)" "$(g login8 popa3d)" "-" ""
-row "login+STAT+QUIT/s, 64 clients" "$(g login64 pop3d)" "$(g login64 dovecot)" "$(g login64 popa3d)" "-" ""
-row "server CPU per plain login, 8 clients, ms" "$(g logincpu8 pop3d)" "$(g logincpu8 dovecot)" "$(g logincpu8 popa3d)" "-" ""
-row "  one SHA512-CRYPT hash (crypt(3)), CPU ms" "$(g hash pop3d)" "" "" "-" ""
-row "  pop3d's CPU per login / one hash" "$(ratio "$(g logincpu8 pop3d)" "$(g hash pop3d)")" "" "" \
-    "<= 1.2x" "$(verdict 'a <= 1.2 * b' "$(g logincpu8 pop3d)" "$(g hash pop3d)")"
-row "  same by instructions (callgrind), M per login" "$(g cglogin pop3d)" "" "" "-" ""
-row "  M instructions per hash (callgrind)" "$(g cghash pop3d)" "" "" "-" ""
-row "  pop3d's instructions per login / per hash" "$(ratio "$(g cglogin pop3d)" "$(g cghash pop3d)")" "" "" \
-    "<= 1.2x" "$(verdict 'a <= 1.2 * b' "$(g cglogin pop3d)" "$(g cghash pop3d)")"
-row "RETR all of 100 MB / 2,000 msgs, 1 at a time, MB/s" "$(g retr1 pop3d)" "$(g retr1 dovecot)" "$(g retr1 popa3d)" \
-    "(for information)" ""
-row "  same, pipelined 8 deep, MB/s" "$(g retr8 pop3d)" "$(g retr8 dovecot)" "$(g retr8 popa3d)" \
-    ">= 5x dovecot" "$(verdict 'a >= 5 * b' "$(g retr8 pop3d)" "$(g retr8 dovecot)")"
-row "  LIST vs RETR size mismatches (+ POP3S)" "$(g retrmis pop3d)" "$(g retrmis dovecot)" "$(g retrmis popa3d)" "0" \
-    "$(verdict 'a == 0' "$(g retrmis pop3d)")"
-row "  server CPU per GB sent, 8 deep, s" "$(g retr8cpu pop3d)" "$(g retr8cpu dovecot)" "$(g retr8cpu popa3d)" "-" ""
-row "  trivial sender, same file, CPU per GB, s" "$(g trivcpu pop3d)" "" "" "-" ""
-row "  pop3d's CPU per GB / trivial sender's" "$(ratio "$(g retr8cpu pop3d)" "$(g trivcpu pop3d)")" "" "" \
-    "<= 2.0x" "$(verdict 'a <= 2 * b' "$(g retr8cpu pop3d)" "$(g trivcpu pop3d)")"
-row "  instructions per octet (callgrind)" "$(g cgipb pop3d)" "" "" "-" ""
-row "  trivial sender, instructions per octet" "$(g cgipb trivial)" "" "" "-" ""
-row "POP3S sessions/s, full handshake, 8 clients" "$(gt tlslogin8 pop3d)" "$(gt tlslogin8 dovecot)" \
-    "$(gt tlslogin8 popa3d)" ">= 3x dovecot" "$(verdict 'a >= 3 * b' "$(g tlslogin8 pop3d)" "$(g tlslogin8 dovecot)")"
-row "  same, 64 clients" "$(gt tlslogin64 pop3d)" "$(gt tlslogin64 dovecot)" "$(gt tlslogin64 popa3d)" \
-    ">= 3x dovecot" "$(verdict 'a >= 3 * b' "$(g tlslogin64 pop3d)" "$(g tlslogin64 dovecot)")"
-row "  TLS handshake p50, 8 clients, ms" "$(gt tlshs8 pop3d)" "$(gt tlshs8 dovecot)" "$(gt tlshs8 popa3d)" "-" ""
-row "  server CPU per session, 8 clients, ms" "$(gt tlscpu8 pop3d)" "$(gt tlscpu8 dovecot)" "$(gt tlscpu8 popa3d)" "-" ""
-row "  resumed handshakes (must be 0)" "$(gt tlsresumed pop3d)" "$(gt tlsresumed dovecot)" \
-    "$(gt tlsresumed popa3d)" "0" "$(verdict 'a == 0' "$(g tlsresumed pop3d)")"
-row "POP3S RETR all of 100 MB, 1 at a time, MB/s" "$(gt tlsretr1 pop3d)" "$(gt tlsretr1 dovecot)" \
-    "$(gt tlsretr1 popa3d)" "(for information)" ""
-row "  same, pipelined 8 deep, MB/s" "$(gt tlsretr8 pop3d)" "$(gt tlsretr8 dovecot)" "$(gt tlsretr8 popa3d)" \
-    ">= 4x dovecot" "$(verdict 'a >= 4 * b' "$(g tlsretr8 pop3d)" "$(g tlsretr8 dovecot)")"
-row "  server CPU per GB sent, 8 deep, s" "$(gt tlsretr8cpu pop3d)" "$(gt tlsretr8cpu dovecot)" \
-    "$(gt tlsretr8cpu popa3d)" "-" ""
-row "  trivial sender via rustls, CPU per GB, s" "$(g trivtlscpu pop3d)" "" "" "-" ""
-row "  pop3d's CPU per GB / trivial sender's" "$(ratio "$(g tlsretr8cpu pop3d)" "$(g trivtlscpu pop3d)")" "" "" \
-    "<= 2.5x" "$(verdict 'a <= 2.5 * b' "$(g tlsretr8cpu pop3d)" "$(g trivtlscpu pop3d)")"
-row "first STAT, 1 GB / 100k msgs, 1st session, ms" "$(g statcold pop3d)" "$(g statcold dovecot)" "$(g statcold popa3d)" \
-    "<= popa3d's" "$(verdict 'a <= b' "$(g statcold pop3d)" "$(g statcold popa3d)")"
-row "  peak RSS of the serving process" "$(kib "$(g statrsscold pop3d)")" "$(kib "$(g statrsscold dovecot)")" \
-    "$(kib "$(g statrsscold popa3d)")" "< 32 MiB" "$(verdict 'a < 32768' "$(g statrsscold pop3d)")"
-row "STAT again (2nd session, unchanged), ms" "$(g statwarm pop3d)" "$(g statwarm dovecot)" "$(g statwarm popa3d)" \
-    "<= 50 ms" "$(verdict 'a <= 50' "$(g statwarm pop3d)")"
-row "  after 100 new messages appended, ms" "$(g statappend pop3d)" "$(g statappend dovecot)" "$(g statappend popa3d)" \
-    "<= 60 ms" "$(verdict 'a <= 60' "$(g statappend pop3d)")"
-row "  peak RSS in these two sessions" "$(kib "$(maxof "$(g statrsswarm pop3d)" "$(g statrssappend pop3d)")")" \
-    "$(kib "$(maxof "$(g statrsswarm dovecot)" "$(g statrssappend dovecot)")")" \
-    "$(kib "$(maxof "$(g statrsswarm popa3d)" "$(g statrssappend popa3d)")")" \
-    "<= 16 MiB" "$(verdict 'a <= 16384' "$(maxof "$(g statrsswarm pop3d)" "$(g statrssappend pop3d)")")"
-row "  (pop3d's RSS before the 2nd / append, MiB)" "$(mib "$(g statrss0warm pop3d)") / $(mib "$(g statrss0append pop3d)")" \
-    "" "" "-" ""
-row "UPDATE: QUIT after DELE 1 of 100 MB mbox, ms" "$(g updfirst pop3d)" "$(g updfirst dovecot)" "$(g updfirst popa3d)" \
-    "< dovecot (see note)" "$(verdict 'a < b' "$(g updfirst pop3d)" "$(g updfirst dovecot)")"
-row "  after DELE of every 10th (200), ms" "$(g updtenth pop3d)" "$(g updtenth dovecot)" "$(g updtenth popa3d)" "-" ""
-row "  after DELE of all 2,000, ms" "$(g updall pop3d)" "$(g updall dovecot)" "$(g updall popa3d)" "-" ""
-row "Maildir, $MDMSGS msgs: first STAT, ms" "$(g statmdcold pop3d)" "$(g statmdcold dovecot)" "n/a (mbox)" "-" ""
-row "  STAT again (2nd session), ms" "$(g statmdwarm pop3d)" "$(g statmdwarm dovecot)" "n/a (mbox)" \
-    "<= dovecot" "$(verdict 'a <= b' "$(g statmdwarm pop3d)" "$(g statmdwarm dovecot)")"
-row "  peak RSS of the serving process, 1st/2nd" \
-    "$(kib "$(maxof "$(g statrssmdcold pop3d)" "$(g statrssmdwarm pop3d)")")" \
-    "$(kib "$(maxof "$(g statrssmdcold dovecot)" "$(g statrssmdwarm dovecot)")")" "n/a (mbox)" "-" ""
-row "RSS per idle session, KiB (RSS sum delta)" "$(g idlerss pop3d)" "$(g idlerss dovecot)" "$(g idlerss popa3d)" \
-    "< 100 KiB" "$(verdict 'a < 100' "$(g idlerss pop3d)")"
-row "  same, PSS sum delta, KiB" "$(g idlepss pop3d)" "$(g idlepss dovecot)" "$(g idlepss popa3d)" "-" ""
-row "binary size, bytes" "$(g size pop3d)" "$(g size dovecot)" "$(g size popa3d)" \
-    "< 1,500,000" "$(verdict 'a < 1500000' "$(g size pop3d)")"
-echo
-cat <<EOF
-Notes:
-- login rate: each client thread loops connect, greeting, USER, PASS, STAT, QUIT with its own account
-  (pop3d locks a maildrop per session), for $SECS s or $MAXLOGIN sessions; SHA512-CRYPT (5000 rounds) everywhere.
-  CPU per login: the server's CPU during the 8-client run / sessions. One hash: perl's crypt() (the
-  system's crypt(3), libxcrypt, which pop3d calls too) with the bench users' \$6\$ hash, $NHASH calls
-  timed by perl's times() (user+system CPU); what pop3d spends above it is its per-login overhead.
-  The CPU figures move with the load on the machine (both are measured, at different moments, on
-  shared CPUs); the same ratio by instructions (callgrind, user space only) is repeatable: pop3d -i
-  on pipes, USER/PASS/STAT/QUIT of a 10-message mailbox whose index exists, minus QUIT alone; and
-  perl's crypt() 10 times minus none, per hash. (pop3d -i also computes one hash when it starts, the
-  users-file scheme check of its configuration: in QUIT alone, so not counted here; the daemon does
-  that once, but an inetd-mode session pays it on top of its login.)
-- RETR: one session, LIST, then RETR 1..2000 one after another (the wait for each answer is in the
-  figure), and again with 8 RETRs outstanding where CAPA lists PIPELINING (popa3d does not: n/a);
-  MB/s of message octets (after dot-unstuffing) over the RETR phase, best of 5 sessions within 30 s;
-  every RETR's size is checked against LIST. popa3d runs under tcpserver -D (TCP_NODELAY): without
-  it each RETR stalls ~40 ms on Nagle + delayed ACK (about 1.3 MB/s measured here). One at a time,
-  the figure is bound by round trips: on a VM whose idle CPUs sleep, it can rise 2-4x when other
-  work keeps the CPUs awake, so compare it between servers within one run only. It is printed for
-  information (no longer a target, issue 12); the server's own figures are its CPU per byte and per login.
-- trivial sender (\`pop3bench trivial-send\`): the same 100 MB mbox read in 128 KiB blocks and written as
-  it is (no CRLF, no dot-stuffing, no unquoting, no index) to a loopback TCP socket, 10 times (1 GB),
-  read by a thread of the same process; plaintext, and through rustls (ring, as pop3d; negotiated as
-  pop3d's session). Its figure is the sending thread's CPU ticks (/proc/thread-self/stat) per 10^9
-  octets; pop3d's is the daemon's ticks during the 8-deep RETR runs per 10^9 message octets.
-- instructions per octet: \`valgrind --tool=callgrind\` (instruction count, repeatable where time is not)
-  of \`pop3d -i\` serving on pipes USER/PASS + RETR 1..$CGMSGS + QUIT of the 100 MB mbox, minus the same
-  session without the RETRs, per octet of output (the wire form: CRLF, stuffed dots, status lines);
-  the trivial sender (--stdout: one pass of the file to a pipe, minus none) per octet of the file.
-  Callgrind counts user-space instructions only: the trivial sender's copying is done by the kernel
-  in read(2)/write(2), so its count is near zero and no ratio is formed; pop3d's count is what its
-  own code (the conversion to the wire form) adds per octet, and the one to watch from run to run.
-- POP3S: pop3d and Dovecot restarted with an implicit-TLS listener added (pop3d: \`listen = ... tls\`,
-  tls_cert/tls_key; Dovecot: ssl = yes, inet_listener pop3s), both serving one self-signed ECDSA P-256
-  certificate made with openssl for this run. The client (rustls, ring provider, ALPN pop3) trusts only
-  that certificate and never resumes a session: every handshake is a full one (a run with a resumed
-  handshake or an error is not counted). Negotiated: pop3d ${R[tlsinfo,pop3d]:-n/a}; dovecot ${R[tlsinfo,dovecot]:-n/a}.
-  Sessions/s: connect, handshake, greeting, USER, PASS, STAT, QUIT, close_notify; best of $TLSRUNS runs
-  ($SECS s or $MAXLOGIN sessions each), the servers taking turns. RETR as above, over TLS, best of 5.
-  Dovecot (default settings): each connection gets a new pop3-login process, which does the handshake
-  and after login stays as the TLS proxy in front of the session's pop3 process. pop3d: one thread.
-- server CPU: user+system time of the server's whole process tree (with its exited children) during a
-  measurement, per session or per 10^9 message octets (all passes); it shows the cost even when other
-  load on the machine lowers the rates.
-- first STAT: time from connect to the STAT answer (includes the login). "1st session" is the first
-  session on that mailbox since the server's copy was made, with no index (pop3d's state_dir/USER.index
-  removed before it; Dovecot builds its index files then); the file was read once just before, so it is
-  in the page cache: the figure is CPU, not disk (the page cache is not dropped). "2nd" is the next
-  session; then 100 messages (about 1 MB, generated with another seed) are appended to each server's
-  copy and a third session STATs. Peak RSS: pop3d = VmHWM of the daemon, reset before each session
-  (/proc/PID/clear_refs) to the RSS it has then (printed: what earlier sessions left); dovecot = VmHWM of its "pop3" process; popa3d = largest VmHWM of the popa3d
-  processes of the session.
-- UPDATE: a fresh copy of the 100 MB / 2,000-message mbox (new file, no index or state of the server),
-  synced to disk; a session DELEs message 1, or messages 1, 11, 21, ... (200), or all 2,000, one
-  command at a time; the figure is the time from sending QUIT to the server closing the connection
-  (the rewrite is done by then); a next session checks the messages left. popa3d for information.
-  The servers do not promise the same: pop3d's crash-safe rewrite writes the moved tail (here nearly
-  all of the 100 MB) to its journal and flushes it, copies it back and flushes the mailbox before it
-  answers, two flushes of 100 MB; Dovecot (mail_fsync = optimized, its default) moves the tail in
-  place and flushes nothing, so a crash or power cut during or just after its rewrite can tear the
-  mailbox. The "< dovecot" target is not met by design: DESIGN.md (Performance) has the figures.
-- Maildir: $MDMSGS messages, $MDBYTES bytes (\`pop3bench gen-maildir\`), files in cur/ named like a
-  delivery agent's (TIME.MnPp.host:2,S, no ,S= size), a copy per server read once into the page cache;
-  pop3d with mailbox = maildir:DIR/%u (own state_dir), Dovecot with mail_location = maildir:DIR/%u.
-  First session with no index or listing anywhere, then the next; popa3d serves mbox only.
-- idle sessions: $NIDLE logged-in sessions held open; (memory of the server's whole process tree with
-  them) - (before), divided by the sessions. pop3d is one process (threads); dovecot one pop3 process
-  per session (plus its master/auth/log); popa3d one process per session under tcpserver. RSS sums
-  count shared library pages once per process; PSS shares them out.
-- binary size: pop3d = target/release-small/pop3d (stripped); dovecot = master + pop3 + pop3-login +
-  auth + config + log + anvil + libdovecot, -storage, -login (the files a POP3-only install runs);
-  popa3d = /usr/sbin/popa3d. Dynamically linked against libc in all cases.
-EOF
+# ------------------------------------------------------------------ results and the report
+# Every figure (R[metric,server] as `metric,server=value`) and the facts of the run go to a file that
+# bench/report.py turns into the table and notes, now or later: python3 bench/report.py FILE.
+RESULTS=${BENCH_RESULTS:-$W/results-$(date -u +%Y%m%dT%H%M%SZ).txt}
+{
+    echo "# pop3d benchmark figures (bench/run.sh); the report: python3 bench/report.py THIS-FILE"
+    echo "date=$(date -u +%FT%TZ)"
+    echo "nproc=$(nproc)"
+    echo "kernel=$(uname -r)"
+    echo "load0=$LOAD0"
+    echo "allother=$ALLOTHER"
+    [ -z "${TLSOTHER:-}" ] || echo "tlsother=$TLSOTHER"
+    echo "dovecot_version=$(LD_LIBRARY_PATH=$DV/usr/lib/dovecot "$DV/usr/sbin/dovecot" --version 2>/dev/null | head -1)"
+    echo "popa3d_version=$(dpkg-deb -f "$W"/pkgs/popa3d_*.deb Version)"
+    printf '%s\n' "secs=$SECS" "maxlogin=$MAXLOGIN" "nhash=$NHASH" "cgmsgs=$CGMSGS" "tlsruns=$TLSRUNS" \
+        "nidle=$NIDLE" "mdmsgs=$MDMSGS" "mdbytes=$MDBYTES"
+    for k in "${!R[@]}"; do printf '%s=%s\n' "$k" "${R[$k]}"; done | sort
+} > "$RESULTS"
+python3 "$HERE/report.py" "$RESULTS"
+log "figures saved in $RESULTS (python3 bench/report.py prints the report again from it)"
 log "done in $(( $(date +%s) - T0 )) s"

@@ -1,4 +1,6 @@
-//! System accounts: a user's /etc/passwd and /etc/shadow entries, which of them may log in, and the password check (run only by the privileged helper).
+//! System accounts: a user's passwd and shadow entries, which may log in, and the password check.
+//!
+//! The password check runs only in the privileged helper.
 
 use std::io;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,4 +1,4 @@
-//! Which connections the daemon serves: session limits, pre-login budgets in which the stalled make way and the busy never do, bounded threads, the deadline before login.
+//! Which connections the daemon serves: session limits, bounded threads, pre-login budgets, the deadline before login.
 //!
 //! Sessions that have not logged in are held to `max_prelogin` in all and
 //! `max_prelogin_per_network` per network (an address masked to

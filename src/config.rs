@@ -1,14 +1,23 @@
-//! The configuration: defaults, the `key = value` file, command-line overrides and validation.
+//! The configuration: what the file and `-o` say (`Raw`, read by `keys`), checked into the `Config` pop3d runs with.
+//!
+//! `Raw::parse` and `Raw::set` read each value by its type; `Raw::finish`
+//! settles what depends on several keys and gives the `Config`, touching no
+//! file; `Config::check_files` then looks at what must exist on disk.
+
+mod keys;
+mod mailbox;
+mod read;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::limits::{MIN_SESSION_TIMEOUT, SHUTDOWN_GRACE};
+pub use keys::{Key, Raw, KEYS};
+pub use mailbox::MailboxTemplate;
+
 use crate::lock::LockMethod;
-use crate::maildrop::Location;
-use crate::maildrop::{FromQuoting, Limits, MboxSettings};
-use crate::policy::{Expire, Policy};
+use crate::maildrop::{Limits, MboxSettings};
+use crate::policy::Policy;
 use crate::sys;
 use crate::tls::TlsFiles;
 
@@ -30,14 +39,9 @@ pub enum Plaintext {
 }
 
 impl Plaintext {
-    fn parse(value: &str) -> Option<Plaintext> {
-        match value {
-            "no" => Some(Plaintext::Never),
-            "loopback" => Some(Plaintext::Loopback),
-            "yes" => Some(Plaintext::Always),
-            _ => None,
-        }
-    }
+    /// The values of `plaintext_auth` and of a listener's `plaintext=`.
+    pub const NAMES: &[(&str, Plaintext)] =
+        &[("yes", Plaintext::Always), ("no", Plaintext::Never), ("loopback", Plaintext::Loopback)];
 
     /// Whether a client at `peer` may log in without TLS. `None` is a client
     /// on a pipe or Unix socket (ssh, stunnel): local, like loopback.
@@ -59,6 +63,12 @@ pub enum AccountSource {
     System,
 }
 
+impl AccountSource {
+    /// The values of `accounts`.
+    pub const NAMES: &[(&str, AccountSource)] =
+        &[("file", AccountSource::UsersFile), ("system", AccountSource::System)];
+}
+
 /// One listening address and how sessions on it start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
@@ -77,7 +87,7 @@ impl Listen {
         for word in words {
             match word.split_once('=') {
                 None if word == "tls" => listen.tls = true,
-                Some(("plaintext", v)) => listen.plaintext = Some(Plaintext::parse(v)?),
+                Some(("plaintext", v)) => listen.plaintext = Some(read::one_of(v, Plaintext::NAMES).ok()?),
                 _ => return None,
             }
         }
@@ -85,16 +95,11 @@ impl Listen {
     }
 }
 
-/// Every setting; see etc/pop3d.conf for each key's meaning.
+/// Every setting, finished (`Raw::finish`): see `keys` and etc/pop3d.conf for each key.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<Listen>,
-    /// `listen` was set; otherwise TLS adds the port 995 listeners.
-    listen_set: bool,
     pub tls: Option<TlsFiles>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    tls_client_ca: Option<PathBuf>,
     pub plaintext_auth: Plaintext,
     /// The SASL mechanisms offered where usable.
     pub auth_mechanisms: crate::sasl::Mechanisms,
@@ -104,7 +109,7 @@ pub struct Config {
     pub users_file: PathBuf,
     /// passwd and shadow, for `accounts = system`.
     pub account_files: crate::accounts::Files,
-    pub mailbox: String,
+    pub mailbox: MailboxTemplate,
     pub state_dir: PathBuf,
     pub limits: Limits,
     pub mbox: MboxSettings,
@@ -141,254 +146,19 @@ pub struct Config {
     pub log_level: log::LevelFilter,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: default_listen(false),
-            listen_set: false,
-            tls: None,
-            tls_cert: None,
-            tls_key: None,
-            tls_client_ca: None,
-            plaintext_auth: Plaintext::Loopback,
-            auth_mechanisms: Default::default(),
-            user: Some("mail".into()),
-            accounts: AccountSource::UsersFile,
-            users_file: "/etc/pop3d/users".into(),
-            account_files: crate::accounts::Files { passwd: "/etc/passwd".into(), shadow: "/etc/shadow".into() },
-            mailbox: "/var/mail/%u".into(),
-            state_dir: "/var/lib/pop3d".into(),
-            limits: Limits { max_messages: 250_000, max_size: 8 << 30 },
-            mbox: MboxSettings {
-                quoting: FromQuoting::Mboxrd,
-                locking: vec![LockMethod::Fcntl, LockMethod::Dotlock, LockMethod::Flock],
-                lock_timeout: Duration::from_secs(10),
-            },
-            apop: false,
-            hostname: system_hostname(),
-            max_sessions: 200,
-            max_sessions_per_ip: 100,
-            max_prelogin: 100,
-            max_prelogin_per_network: 80,
-            timeout_login: Duration::from_secs(60),
-            timeout_session: MIN_SESSION_TIMEOUT,
-            max_bad_commands: 5,
-            shutdown_grace: SHUTDOWN_GRACE,
-            network_prefix_ipv4: 32,
-            network_prefix_ipv6: 64,
-            known_network_period: Duration::from_secs(30 * 24 * 3600),
-            policy: Policy::default(),
-            maildir_info_separator: b':',
-            uidl_from_x_uidl: false,
-            workarounds: Default::default(),
-            proxy_trusted: Default::default(),
-            log: LogTarget::Syslog,
-            log_level: log::LevelFilter::Info,
-        }
-    }
-}
-
-impl Config {
-    /// Parses a configuration file's text over the defaults. Errors name the line.
-    pub fn parse(text: &str) -> Result<Config, String> {
-        let mut config = Config::default();
-        let mut seen = Vec::new();
-        for (no, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) =
-                line.split_once('=').ok_or_else(|| format!("line {}: expected `key = value`", no + 1))?;
-            let key = key.trim();
-            if seen.contains(&key) {
-                return Err(format!("line {}: `{key}` is set twice", no + 1));
-            }
-            seen.push(key);
-            config.set(key, value.trim()).map_err(|e| format!("line {}: {e}", no + 1))?;
-        }
-        Ok(config)
-    }
-
-    /// Sets one key from its text value.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let bad = |what: &str| format!("`{key}`: {what}, got `{value}`");
-        match key {
-            "listen" => {
-                self.listen = list(value)
-                    .map(|a| {
-                        Listen::parse(a).ok_or_else(|| {
-                            bad("expected entries like `0.0.0.0:110`, `[::]:995 tls` or `0.0.0.0:110 plaintext=yes`")
-                        })
-                    })
-                    .collect::<Result<_, _>>()?;
-                if self.listen.is_empty() {
-                    return Err(bad("expected at least one address"));
-                }
-                self.listen_set = true;
-            }
-            "tls_cert" => self.tls_cert = path(value),
-            "tls_key" => self.tls_key = path(value),
-            "tls_client_ca" => self.tls_client_ca = path(value),
-            "plaintext_auth" => {
-                self.plaintext_auth = Plaintext::parse(value).ok_or_else(|| bad("expected yes, no or loopback"))?
-            }
-            "auth_mechanisms" => {
-                self.auth_mechanisms = crate::sasl::Mechanisms::parse(value).ok_or_else(|| {
-                    bad("expected auto, none or a list of SCRAM-SHA-256(-PLUS), PLAIN, LOGIN, EXTERNAL")
-                })?
-            }
-            "user" => self.user = (!value.is_empty()).then(|| value.to_string()),
-            "users_file" => self.users_file = path(value).ok_or_else(|| bad("expected a path"))?,
-            "accounts" => {
-                self.accounts = match value {
-                    "file" => AccountSource::UsersFile,
-                    "system" => AccountSource::System,
-                    _ => return Err(bad("expected file or system")),
-                }
-            }
-            "passwd_file" => self.account_files.passwd = path(value).ok_or_else(|| bad("expected a path"))?,
-            "shadow_file" => self.account_files.shadow = path(value).ok_or_else(|| bad("expected a path"))?,
-            "mailbox" => {
-                let template = value.strip_prefix("maildir:").or_else(|| value.strip_prefix("mbox:")).unwrap_or(value);
-                // `%%u` is a literal `%u`: the name (or home) must really change the path.
-                let one = expand(template, "a", "/h");
-                if !one.is_absolute() || (one == expand(template, "b", "/h") && one == expand(template, "a", "/k")) {
-                    return Err(bad(
-                        "expected an absolute path template containing %u or %h, optionally after maildir: or mbox:",
-                    ));
-                }
-                self.mailbox = value.to_string();
-            }
-            "state_dir" => self.state_dir = path(value).ok_or_else(|| bad("expected a path"))?,
-            "mbox_format" => {
-                self.mbox.quoting = match value {
-                    "mboxrd" => FromQuoting::Mboxrd,
-                    "mboxo" => FromQuoting::Mboxo,
-                    _ => return Err(bad("expected mboxrd or mboxo")),
-                }
-            }
-            "mbox_locking" => {
-                let methods: Vec<LockMethod> = list(value)
-                    .map(|m| LockMethod::parse(m).ok_or_else(|| bad("expected fcntl, flock and/or dotlock")))
-                    .collect::<Result<_, _>>()?;
-                // Twice the same lock would wait for itself until lock_timeout.
-                if methods.is_empty() || methods.iter().enumerate().any(|(i, m)| methods[..i].contains(m)) {
-                    return Err(bad("expected each of fcntl, flock, dotlock at most once, and at least one"));
-                }
-                self.mbox.locking = methods;
-            }
-            "lock_timeout" => {
-                self.mbox.lock_timeout = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
-            }
-            "max_messages" => {
-                // try_from: on a 32-bit target `as` would silently wrap 2^32 + 1 to 1.
-                let n = number(value).and_then(|n| usize::try_from(n).ok());
-                self.limits.max_messages = n.ok_or_else(|| bad("expected a number"))?
-            }
-            "max_mailbox_size" => {
-                self.limits.max_size = size(value).ok_or_else(|| bad("expected a size like 512M or 8G"))?
-            }
-            "apop" => self.apop = boolean(value).ok_or_else(|| bad("expected yes or no"))?,
-            "hostname" => {
-                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>') {
-                    return Err(bad("expected a host name"));
-                }
-                self.hostname = value.to_string();
-            }
-            "max_sessions" => self.max_sessions = positive(value).ok_or_else(|| bad("expected a number above 0"))?,
-            "max_sessions_per_ip" => {
-                self.max_sessions_per_ip = positive(value).ok_or_else(|| bad("expected a number above 0"))?
-            }
-            "max_prelogin" => self.max_prelogin = positive(value).ok_or_else(|| bad("expected a number above 0"))?,
-            "max_prelogin_per_network" => {
-                self.max_prelogin_per_network = positive(value).ok_or_else(|| bad("expected a number above 0"))?
-            }
-            "timeout_login" => {
-                self.timeout_login =
-                    Duration::from_secs(positive(value).ok_or_else(|| bad("expected seconds above 0"))? as u64)
-            }
-            "timeout_session" => {
-                let t = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?);
-                if t < MIN_SESSION_TIMEOUT {
-                    return Err(bad("RFC 1939 requires at least 600 seconds"));
-                }
-                self.timeout_session = t;
-            }
-            "network_prefix_ipv4" => {
-                self.network_prefix_ipv4 =
-                    value.parse().ok().filter(|n| *n <= 32).ok_or_else(|| bad("expected a prefix length 0-32"))?
-            }
-            "known_network_days" => {
-                let days = number(value).filter(|d| *d <= 3650).ok_or_else(|| bad("expected days (0-3650)"))?;
-                self.known_network_period = Duration::from_secs(days * 24 * 3600)
-            }
-            "network_prefix_ipv6" => {
-                self.network_prefix_ipv6 =
-                    value.parse().ok().filter(|n| *n <= 128).ok_or_else(|| bad("expected a prefix length 0-128"))?
-            }
-            "shutdown_grace" => {
-                self.shutdown_grace = Duration::from_secs(number(value).ok_or_else(|| bad("expected seconds"))?)
-            }
-            "max_bad_commands" => {
-                let n = number(value).and_then(|n| u32::try_from(n).ok());
-                self.max_bad_commands = n.ok_or_else(|| bad("expected a number"))?
-            }
-            "proxy_trusted" => {
-                self.proxy_trusted = crate::proxy::Trusted::parse(value)
-                    .ok_or_else(|| bad("expected addresses or networks like `10.0.0.5, 192.168.0.0/24`"))?
-            }
-            "workarounds" => {
-                self.workarounds = crate::maildrop::Workarounds::parse(value)
-                    .ok_or_else(|| bad("expected a list of outlook-no-nuls, oe-ns-eoh, or nothing"))?
-            }
-            "uidl_from_x_uidl" => self.uidl_from_x_uidl = boolean(value).ok_or_else(|| bad("expected yes or no"))?,
-            "maildir_info_separator" => {
-                self.maildir_info_separator = match value {
-                    ":" => b':',
-                    ";" => b';',
-                    _ => return Err(bad("expected : or ;")),
-                }
-            }
-            "expire" => self.policy.expire = Expire::parse(value).ok_or_else(|| bad("expected days or never"))?,
-            "login_delay" => self.policy.login_delay = number(value).ok_or_else(|| bad("expected seconds"))?,
-            "log" => {
-                self.log = match value {
-                    "syslog" => LogTarget::Syslog,
-                    "stderr" => LogTarget::Stderr,
-                    _ => {
-                        LogTarget::File(path(value).ok_or_else(|| bad("expected syslog, stderr or an absolute path"))?)
-                    }
-                }
-            }
-            "log_level" => {
-                self.log_level = match value {
-                    "error" => log::LevelFilter::Error,
-                    "warn" => log::LevelFilter::Warn,
-                    "info" => log::LevelFilter::Info,
-                    "debug" => log::LevelFilter::Debug,
-                    _ => return Err(bad("expected error, warn, info or debug")),
-                }
-            }
-            _ => return Err(format!("unknown key `{key}`")),
-        }
-        Ok(())
-    }
-
-    /// Settles what depends on several keys (TLS files, default listeners)
-    /// and checks what pop3d cannot run without; called after overrides.
-    pub fn finish(&mut self, inetd: bool) -> Result<(), String> {
-        self.tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => {
-                Some(TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: self.tls_client_ca.clone() })
-            }
+impl Raw {
+    /// The `Config` these values make: settles what depends on several keys
+    /// (TLS files, default listeners, the host name) and refuses what does
+    /// not go together. Reads no file (see `Config::check_files`).
+    pub fn finish(self, inetd: bool) -> Result<Config, String> {
+        let listen_given = self.given("listen");
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key, client_ca: self.tls_client_ca }),
             (None, None) if self.tls_client_ca.is_none() => None,
             _ => return Err("TLS needs both `tls_cert` and `tls_key` (and they are needed for `tls_client_ca`)".into()),
         };
-        if !self.listen_set {
-            self.listen = default_listen(self.tls.is_some());
-        }
-        if self.tls.is_none() && self.listen.iter().any(|l| l.tls) {
+        let listen = if listen_given { self.listen } else { default_listen(tls.is_some()) };
+        if tls.is_none() && listen.iter().any(|l| l.tls) {
             return Err("a `tls` listener needs `tls_cert` and `tls_key`".into());
         }
         if self.accounts == AccountSource::System {
@@ -397,12 +167,57 @@ impl Config {
                     "`apop = yes` needs `accounts = file`: APOP cannot be checked against crypt(3) hashes".into()
                 );
             }
-        } else if self.mailbox.contains("%h") && expand(&self.mailbox, "a", "/h") != expand(&self.mailbox, "a", "/k") {
+        } else if self.mailbox.uses_home() {
             return Err("`%h` in `mailbox` needs `accounts = system`: the users file gives no home directory".into());
         }
         if inetd && self.log == LogTarget::Stderr {
             return Err("`log = stderr` is not allowed with -i: stderr may be the client's socket".into());
         }
+        Ok(Config {
+            listen,
+            tls,
+            plaintext_auth: self.plaintext_auth,
+            auth_mechanisms: self.auth_mechanisms,
+            user: self.user,
+            accounts: self.accounts,
+            users_file: self.users_file,
+            account_files: crate::accounts::Files { passwd: self.passwd_file, shadow: self.shadow_file },
+            mailbox: self.mailbox,
+            state_dir: self.state_dir,
+            limits: Limits { max_messages: self.max_messages, max_size: self.max_mailbox_size },
+            mbox: MboxSettings {
+                quoting: self.mbox_format,
+                locking: self.mbox_locking,
+                lock_timeout: self.lock_timeout,
+            },
+            apop: self.apop,
+            hostname: self.hostname.unwrap_or_else(system_hostname),
+            max_sessions: self.max_sessions,
+            max_sessions_per_ip: self.max_sessions_per_ip,
+            max_prelogin: self.max_prelogin,
+            max_prelogin_per_network: self.max_prelogin_per_network,
+            timeout_login: self.timeout_login,
+            timeout_session: self.timeout_session,
+            max_bad_commands: self.max_bad_commands,
+            shutdown_grace: self.shutdown_grace,
+            network_prefix_ipv4: self.network_prefix_ipv4,
+            network_prefix_ipv6: self.network_prefix_ipv6,
+            known_network_period: Duration::from_secs(self.known_network_days * 24 * 3600),
+            policy: Policy { expire: self.expire, login_delay: self.login_delay },
+            maildir_info_separator: self.maildir_info_separator,
+            proxy_trusted: self.proxy_trusted,
+            workarounds: self.workarounds,
+            uidl_from_x_uidl: self.uidl_from_x_uidl,
+            log: self.log,
+            log_level: self.log_level,
+        })
+    }
+}
+
+impl Config {
+    /// Checks what pop3d cannot run without on disk: `state_dir` and, for
+    /// `accounts = file`, the users file.
+    pub fn check_files(&self) -> Result<(), String> {
         match std::fs::metadata(&self.state_dir) {
             Ok(m) if !m.is_dir() => return Err(format!("state_dir {} is not a directory", self.state_dir.display())),
             // Journals and locks there decide what UPDATE writes into mailboxes.
@@ -440,7 +255,7 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         let locks = &self.mbox.locking;
-        if let Some(dir) = self.mbox_spool_dir() {
+        if let Some(dir) = self.mailbox.spool_dir() {
             if locks.contains(&LockMethod::Fcntl)
                 && locks.contains(&LockMethod::Flock)
                 && sys::is_nfs(&dir) == Some(true)
@@ -454,77 +269,6 @@ impl Config {
         }
         out
     }
-
-    /// The directory above the first `%u` of an mbox `mailbox` template
-    /// (`/var/mail` for `/var/mail/%u`); None for a Maildir.
-    fn mbox_spool_dir(&self) -> Option<PathBuf> {
-        if self.mailbox.starts_with("maildir:") {
-            return None;
-        }
-        let template = self.mailbox.strip_prefix("mbox:").unwrap_or(&self.mailbox);
-        let before = &template[..template.find("%u")?];
-        let dir = &before[..before.rfind('/')?];
-        Some(PathBuf::from(if dir.is_empty() { "/" } else { dir }))
-    }
-
-    /// The part of the `mailbox` template the operator fixed: the longest
-    /// directory that is the same for every user name (`/var/mail` for
-    /// `/var/mail/%u`, `/home` for `maildir:/home/%u/Maildir`, the home
-    /// directory itself for `maildir:%h/Maildir`). No link is followed below it.
-    pub fn mailbox_fixed_dir(&self, home: &str) -> PathBuf {
-        let template = self.mailbox.strip_prefix("maildir:").or_else(|| self.mailbox.strip_prefix("mbox:"));
-        let template = template.unwrap_or(&self.mailbox);
-        // The components that change with neither the name nor the home:
-        // a home's own directories are its user's, like a name's.
-        let a = expand(template, "a", home);
-        let (b, c) = (expand(template, "b", home), expand(template, "a", &format!("{home}/+")));
-        let mut fixed = PathBuf::new();
-        for ((x, y), z) in a.components().zip(b.components()).zip(c.components()) {
-            if x != y || x != z {
-                break;
-            }
-            fixed.push(x);
-        }
-        if fixed == a {
-            // Nothing changes it (refused by `set`): the last component is the user's.
-            fixed.pop();
-        }
-        fixed
-    }
-
-    /// Where a (validated) user name's mail is: `mailbox` with `%u`
-    /// replaced (and `%h` by `home`, for system accounts), an mbox unless
-    /// it starts with `maildir:`.
-    pub fn location(&self, user: &str, home: &str) -> Location {
-        match self.mailbox.strip_prefix("maildir:") {
-            Some(template) => Location::Maildir(expand(template, user, home)),
-            None => Location::Mbox(expand(self.mailbox.strip_prefix("mbox:").unwrap_or(&self.mailbox), user, home)),
-        }
-    }
-}
-
-/// A `mailbox` template with `%u` replaced by `user`, `%h` by `home` and `%%` by `%`.
-fn expand(template: &str, user: &str, home: &str) -> PathBuf {
-    let mut out = String::new();
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
-        match (c, chars.clone().next()) {
-            ('%', Some('u')) => {
-                out.push_str(user);
-                chars.next();
-            }
-            ('%', Some('h')) => {
-                out.push_str(home.trim_end_matches('/'));
-                chars.next();
-            }
-            ('%', Some('%')) => {
-                out.push('%');
-                chars.next();
-            }
-            _ => out.push(c),
-        }
-    }
-    out.into()
 }
 
 /// Port 110 on IPv4 and IPv6, and port 995 (implicit TLS) when TLS is set up.
@@ -536,97 +280,109 @@ fn default_listen(tls: bool) -> Vec<Listen> {
     out.into_iter().filter_map(Listen::parse).collect()
 }
 
-fn list(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(str::trim).filter(|s| !s.is_empty())
-}
-
-fn path(value: &str) -> Option<PathBuf> {
-    (!value.is_empty()).then(|| value.into())
-}
-
-fn number(value: &str) -> Option<u64> {
-    value.parse().ok()
-}
-
-fn positive(value: &str) -> Option<usize> {
-    value.parse().ok().filter(|&n: &usize| n > 0)
-}
-
-fn boolean(value: &str) -> Option<bool> {
-    match value {
-        "yes" | "true" | "on" => Some(true),
-        "no" | "false" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-/// `123`, `64K`, `512M`, `8G` (powers of 1024).
-fn size(value: &str) -> Option<u64> {
-    let (digits, shift) = match value.as_bytes().last()? {
-        b'K' | b'k' => (&value[..value.len() - 1], 10),
-        b'M' | b'm' => (&value[..value.len() - 1], 20),
-        b'G' | b'g' => (&value[..value.len() - 1], 30),
-        _ => (value, 0),
-    };
-    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
-}
-
 fn system_hostname() -> String {
     crate::sys::hostname().unwrap_or_else(|| "localhost".into())
+}
+
+/// The built-in defaults, finished (tests).
+#[cfg(test)]
+impl Default for Config {
+    fn default() -> Config {
+        Raw::default().finish(false).expect("the defaults go together")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::maildrop::Location;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Raw::parse(text)?.finish(false)
+    }
 
     #[test]
     fn the_documented_example_parses_to_the_defaults() {
-        let mut c = Config::parse(include_str!("../etc/pop3d.conf")).unwrap();
+        let c = parse(include_str!("../etc/pop3d.conf")).unwrap();
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.plaintext_auth, Plaintext::Loopback);
         assert_eq!(c.limits.max_size, 8 << 30);
         assert_eq!(c.timeout_session, Duration::from_secs(600));
         // Every value etc/pop3d.conf shows is the built-in default, so the
         // file documents what an empty config does.
-        c.listen_set = false;
         assert_eq!(format!("{c:?}"), format!("{:?}", Config::default()));
     }
 
     #[test]
     fn errors_name_the_line() {
-        assert_eq!(Config::parse("# c\nbogus = 1\n").unwrap_err(), "line 2: unknown key `bogus`");
-        assert!(Config::parse("timeout_session = 60\n").unwrap_err().contains("600"));
-        assert!(Config::parse("apop = yes\napop = no\n").unwrap_err().contains("twice"));
-        assert!(Config::parse("listen = nowhere\n").is_err());
-        assert!(Config::parse("mailbox = /var/mail/fixed\n").is_err());
-        assert!(Config::parse("mbox_locking = dotlock, fcntl, dotlock\n").unwrap_err().contains("at most once"));
-        assert!(Config::parse("mbox_locking = ,\n").is_err());
-        assert!(Config::parse("mbox_locking = flock\n").is_ok());
+        assert_eq!(Raw::parse("# c\nbogus = 1\n").unwrap_err(), "line 2: unknown key `bogus`");
+        assert_eq!(
+            Raw::parse("timeout_session = 60\n").unwrap_err(),
+            "line 1: `timeout_session`: RFC 1939 requires at least 600 seconds, got `60`"
+        );
+        assert_eq!(Raw::parse("apop = yes\napop = no\n").unwrap_err(), "line 2: `apop` is set twice");
+        assert_eq!(Raw::parse("apop\n").unwrap_err(), "line 1: expected `key = value`");
+        assert_eq!(
+            Raw::parse("plaintext_auth = sometimes\n").unwrap_err(),
+            "line 1: `plaintext_auth`: expected yes, no or loopback, got `sometimes`"
+        );
+        assert!(Raw::parse("listen = nowhere\n").is_err());
+        assert!(Raw::parse("listen = ,\n").unwrap_err().contains("at least one address"));
+        assert!(Raw::parse("mailbox = /var/mail/fixed\n").is_err());
+        assert!(Raw::parse("mbox_locking = dotlock, fcntl, dotlock\n").unwrap_err().contains("at most once"));
+        assert!(Raw::parse("mbox_locking = ,\n").is_err());
+        assert!(Raw::parse("mbox_locking = flock\n").is_ok());
+        assert!(Raw::parse("hostname = \n").unwrap_err().contains("expected a host name"));
+        assert!(Raw::parse("hostname = a<b\n").is_err());
+        assert!(Raw::parse("timeout_login = 0\n").unwrap_err().contains("above 0"));
+        assert!(Raw::parse("log = \n").unwrap_err().contains("expected syslog, stderr or an absolute path"));
     }
 
     #[test]
     fn numbers_never_wrap_on_32_bit_targets() {
-        assert!(Config::parse("max_bad_commands = 4294967297\n").is_err());
-        let wide = Config::parse("max_messages = 4294967297\n").map(|c| c.limits.max_messages as u64);
+        assert!(Raw::parse("max_bad_commands = 4294967297\n").is_err());
+        let wide = Raw::parse("max_messages = 4294967297\n").map(|r| r.max_messages as u64);
         if usize::BITS == 64 {
             assert_eq!(wide, Ok(4_294_967_297));
         } else {
             assert!(wide.unwrap_err().contains("expected a number"));
         }
         // Sizes and offsets are u64 everywhere: an 8G limit is 8G on a 32-bit box too.
-        assert_eq!(Config::parse("max_mailbox_size = 8G\n").unwrap().limits.max_size, 8u64 << 30);
+        assert_eq!(parse("max_mailbox_size = 8G\n").unwrap().limits.max_size, 8u64 << 30);
+    }
+
+    #[test]
+    fn overrides_and_the_values_they_set() {
+        let mut raw = Raw::parse("apop = yes\nlog_level = warn\n").unwrap();
+        raw.set("apop", "no").unwrap();
+        assert!(raw.set("nonsense", "1").unwrap_err().contains("unknown key `nonsense`"));
+        let c = raw.finish(false).unwrap();
+        assert!(!c.apop, "-o goes over the file");
+        assert_eq!(c.log_level, log::LevelFilter::Warn);
+        let c = parse("hostname = nas.example\nexpire = 3\nlogin_delay = 900\nmbox_format = mboxo\n").unwrap();
+        assert_eq!(c.hostname, "nas.example");
+        assert_eq!(c.policy, Policy { expire: crate::policy::Expire::Days(3), login_delay: 900 });
+        assert_eq!(c.mbox.quoting, crate::maildrop::FromQuoting::Mboxo);
+        assert_eq!(parse("log = /var/log/pop3d.log\n").unwrap().log, LogTarget::File("/var/log/pop3d.log".into()));
+        assert!(parse("log = stderr\n").is_ok());
+        assert!(Raw::parse("log = stderr\n").unwrap().finish(true).unwrap_err().contains("-i"));
     }
 
     #[test]
     fn listeners_and_tls() {
-        let mut c = Config::parse("listen = 127.0.0.1:110 plaintext=yes, [::1]:995 tls\n").unwrap();
-        assert_eq!(c.listen[0].plaintext, Some(Plaintext::Always));
-        assert!(c.listen[1].tls && c.listen[1].plaintext.is_none());
-        assert!(c.finish(false).unwrap_err().contains("tls_cert"));
-        assert!(Config::parse("listen = 127.0.0.1:110 tsl\n").is_err());
-        let mut c = Config::parse("tls_cert = /c\ntls_key = /k\n").unwrap();
-        let _ = c.finish(false);
+        let c = parse("listen = 127.0.0.1:110 plaintext=yes, [::1]:995 tls\n");
+        assert!(c.unwrap_err().contains("tls_cert"));
+        let raw = Raw::parse("listen = 127.0.0.1:110 plaintext=yes, [::1]:995 tls\n").unwrap();
+        assert_eq!(raw.listen[0].plaintext, Some(Plaintext::Always));
+        assert!(raw.listen[1].tls && raw.listen[1].plaintext.is_none());
+        assert!(Raw::parse("listen = 127.0.0.1:110 tsl\n").is_err());
+        assert!(Raw::parse("listen = 127.0.0.1:110 plaintext=maybe\n").is_err());
+        let c = parse("tls_cert = /c\ntls_key = /k\n").unwrap();
         assert_eq!(c.listen.iter().filter(|l| l.tls).count(), 2, "995 is added when TLS is set up");
+        let c = parse("tls_cert = /c\ntls_key = /k\nlisten = 127.0.0.1:110\n").unwrap();
+        assert_eq!(c.listen.len(), 1, "a listen line is taken as it is");
+        assert!(parse("tls_cert = /c\n").unwrap_err().contains("both"));
+        assert!(parse("tls_client_ca = /ca\n").unwrap_err().contains("tls_client_ca"));
         assert!(Plaintext::Loopback.allows(Some("127.0.0.1".parse().unwrap())));
         assert!(Plaintext::Loopback.allows(Some("::ffff:127.0.0.1".parse().unwrap())));
         assert!(!Plaintext::Loopback.allows(Some("192.0.2.1".parse().unwrap())));
@@ -635,59 +391,26 @@ mod tests {
     }
 
     #[test]
-    fn mailbox_template() {
-        let mut c = Config::default();
-        c.set("mailbox", "/m/%u/100%%/%u").unwrap();
-        assert_eq!(c.location("bob", ""), Location::Mbox("/m/bob/100%/bob".into()));
-        c.set("mailbox", "mbox:/var/mail/%u").unwrap();
-        assert_eq!(c.location("bob", ""), Location::Mbox("/var/mail/bob".into()));
-        c.set("mailbox", "maildir:/home/%u/Maildir").unwrap();
-        assert_eq!(c.location("bob", ""), Location::Maildir("/home/bob/Maildir".into()));
-        assert!(c.set("mailbox", "maildir:Maildir/%u").is_err(), "relative");
-        assert!(c.set("mailbox", "maildir:/home/Maildir").is_err(), "no %u");
-        assert!(c.set("mailbox", "/var/mail/%%u").is_err(), "a literal %u: one maildrop for all");
-        assert_eq!(c.mbox_spool_dir(), None, "a Maildir takes no locks");
-        c.set("mailbox", "mbox:/var/mail/%u").unwrap();
-        assert_eq!(c.mbox_spool_dir(), Some(PathBuf::from("/var/mail")));
-        c.set("mailbox", "/home/%u/mbox").unwrap();
-        assert_eq!(c.mbox_spool_dir(), Some(PathBuf::from("/home")));
-        c.set("mailbox", "/%u").unwrap();
-        assert_eq!(c.mbox_spool_dir(), Some(PathBuf::from("/")));
-        assert!(c.warnings().is_empty(), "/ is not on NFS here");
-        assert_eq!(c.mailbox_fixed_dir(""), PathBuf::from("/"));
-        for (template, fixed) in [
-            ("/var/mail/%u", "/var/mail"),
-            ("maildir:/home/%u/mail/Maildir", "/home"),
-            ("/srv/100%%/%u.mbox", "/srv/100%"),
-            ("/m/x%u/mbox", "/m"),
-        ] {
-            c.set("mailbox", template).unwrap();
-            assert_eq!(c.mailbox_fixed_dir(""), PathBuf::from(fixed), "{template}");
-        }
+    fn system_accounts_and_the_home_directory() {
+        let c = parse("accounts = system\npasswd_file = /p\nshadow_file = /s\nmailbox = maildir:%h/Maildir\n").unwrap();
+        assert_eq!(c.accounts, AccountSource::System);
+        assert_eq!(c.account_files.shadow, PathBuf::from("/s"));
+        assert_eq!(c.mailbox.location("ann", "/home/ann/"), Location::Maildir("/home/ann/Maildir".into()));
+        assert!(Raw::parse("accounts = pam\n").is_err());
+        assert!(parse("accounts = system\napop = yes\n").unwrap_err().contains("apop"));
+        assert!(parse("mailbox = maildir:%h/Maildir\n").unwrap_err().contains("accounts = system"));
+        assert!(parse("mailbox = /%u\n").unwrap().warnings().is_empty(), "/ is not on NFS here");
     }
 
     #[test]
-    fn system_accounts_and_the_home_directory() {
-        let mut c =
-            Config::parse("accounts = system\npasswd_file = /p\nshadow_file = /s\nmailbox = maildir:%h/Maildir\n");
-        let c = c.as_mut().unwrap();
-        assert_eq!(c.accounts, AccountSource::System);
-        assert_eq!(c.account_files.shadow, PathBuf::from("/s"));
-        assert_eq!(c.location("ann", "/home/ann/"), Location::Maildir("/home/ann/Maildir".into()));
-        assert_eq!(c.mailbox_fixed_dir("/home/ann"), PathBuf::from("/home/ann"), "nothing below the home is followed");
-        c.set("mailbox", "%h/mail/%u").unwrap();
-        assert_eq!(c.location("ann", "/srv/ann"), Location::Mbox("/srv/ann/mail/ann".into()));
-        assert_eq!(c.mailbox_fixed_dir("/srv/ann"), PathBuf::from("/srv/ann"), "the user's mail/ is no followed link");
-        c.set("mailbox", "%h/mail/inbox").unwrap();
-        assert_eq!(c.mailbox_fixed_dir("/home/ann"), PathBuf::from("/home/ann"));
-        assert!(c.set("mailbox", "%%h/x").is_err(), "a literal %h changes nothing");
-        assert!(Config::parse("accounts = pam\n").is_err());
-        let state = std::env::temp_dir();
-        let mut c = Config::parse("accounts = system\napop = yes\n").unwrap();
-        c.state_dir = state.clone();
-        assert!(c.finish(false).unwrap_err().contains("apop"));
-        let mut c = Config::parse("mailbox = maildir:%h/Maildir\n").unwrap();
-        c.state_dir = state;
-        assert!(c.finish(false).unwrap_err().contains("accounts = system"));
+    fn the_disk_is_checked_apart() {
+        let dir = crate::testkit::TempDir::new("config");
+        let mut c = Config { state_dir: dir.path().join("missing"), ..Default::default() };
+        assert!(c.check_files().unwrap_err().starts_with("state_dir"));
+        c.state_dir = dir.path().to_path_buf();
+        c.users_file = dir.path().join("users");
+        assert!(c.check_files().unwrap_err().starts_with("users_file"));
+        std::fs::write(&c.users_file, "ann:{PLAIN}secret\n").unwrap();
+        assert_eq!(c.check_files(), Ok(()));
     }
 }

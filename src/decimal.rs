@@ -1,4 +1,7 @@
-//! Non-negative numbers with three decimals (`12.345`) in state_dir files: penalty scores and log budgets, written and read without std's float formatting and parsing code.
+//! Non-negative three-decimal numbers (`12.345`) in state_dir files, without std's float code.
+//!
+//! Penalty scores and log budgets are written and read this way, without
+//! std's float formatting and parsing code.
 //!
 //! `f64`'s `Display` and `FromStr` bring about 20 KB of tables and code
 //! (`core::num::dec2flt`, `flt2dec`) into the firmware binary for these two

@@ -1,4 +1,8 @@
-//! inetd mode with system accounts: the started (root) process checks credentials for a child that speaks POP3 unprivileged, then becomes the user and runs the rest of the session, which the child relays.
+//! inetd mode with system accounts: a root helper checks credentials, then becomes the user for the session.
+//!
+//! The started (root) process checks credentials for a child that speaks
+//! POP3 unprivileged, then becomes the user and runs the rest of the
+//! session, which the child relays.
 //!
 //! Before login: the started process, root, is the credentials helper
 //! (`privsep`); its child runs as `user` and holds the client, TLS

@@ -1,4 +1,7 @@
-//! inetd mode's session: one client on stdin/stdout in a process that already gave up root, with the pre-login deadline and the state shared through files.
+//! inetd mode's session: one client on stdin/stdout in a process that already gave up root.
+//!
+//! It keeps the pre-login deadline, and shares state with other sessions
+//! through files in state_dir.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -1,4 +1,4 @@
-//! pop3d as a library: every module of the server, for the binary (src/main.rs) and the fuzz targets (fuzz/); not a public API.
+//! pop3d as a library: every module of the server, for the binary and the fuzz targets; not a public API.
 //!
 //! The modules, in the order data flows through them, are described in
 //! README.md ("Layout") and DESIGN.md ("Structure").

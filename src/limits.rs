@@ -1,4 +1,4 @@
-//! Every fixed limit and default of pop3d in one place, each with the reason for it.
+//! Every fixed limit of pop3d in one place, each with its reason (the configuration's defaults: `config/keys.rs`).
 
 use std::time::Duration;
 
@@ -51,7 +51,7 @@ pub const STORE_BLOCK: usize = 64 * 1024;
 
 /// Read blocks kept for reuse once a reader is done (at most 512 KiB): a
 /// fresh zeroed block for every RETR cost more instructions than converting
-/// a typical message to its wire form (issue 12); enough for the sessions
+/// a typical message to its wire form (callgrind); enough for the sessions
 /// busy reading at one moment on a small box.
 pub const SPARE_STORE_BLOCKS: usize = 8;
 
@@ -205,12 +205,6 @@ pub const LOG_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
 /// Client text (a user name) in a log line: at most this many bytes, each
 /// escaped to at most 4 characters.
 pub const LOG_CLIENT_TEXT: usize = 64;
-
-/// SIGTERM: sessions already logged in get this long to finish by default
-/// (`shutdown_grace`: a client in the middle of RETR and QUIT completes);
-/// then the daemon ends, after any UPDATE running has finished. Shorter
-/// than the init script's and systemd's wait before SIGKILL (10 s, 90 s).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
 /// The longest password checked against a system account (longer ones fail
 /// after the same work); crypt(3) implementations bound theirs too.

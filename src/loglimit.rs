@@ -1,4 +1,7 @@
-//! Logs that cannot be flooded: rate limits on connection and failure lines, per address and in total, a periodic summary of what was suppressed, and client text made safe to log.
+//! Logs that cannot be flooded: rate limits on connection and failure lines, and client text made safe.
+//!
+//! The limits hold per address and in total, and a periodic line counts what
+//! was suppressed.
 //!
 //! Lines about sessions that never logged in (their end, failed logins,
 //! TLS failures, sessions closed at the login deadline) pass through

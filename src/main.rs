@@ -9,7 +9,7 @@ use pop3d::{config, daemon, handover, inetd, limits, lock, logging, perms, sys, 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use config::{Config, LogTarget};
+use config::{Config, LogTarget, Raw};
 
 const USAGE: &str = "Usage: pop3d [-f FILE] [-i [-s]] [-t] [-V] [-l ADDR]... [-o KEY=VALUE]...";
 
@@ -81,23 +81,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reads the file (if any) and applies the command-line overrides.
-fn load(options: &Options) -> Result<Config, String> {
-    let mut config = match &options.config_file {
+/// What the file (if any) and the command-line overrides say.
+fn read(options: &Options) -> Result<Raw, String> {
+    let mut raw = match &options.config_file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            Raw::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
-        None => Config::default(),
+        None => Raw::default(),
     };
     for kv in &options.overrides {
         let (k, v) = kv.split_once('=').ok_or_else(|| format!("-o {kv}: expected KEY=VALUE"))?;
-        config.set(k.trim(), v.trim()).map_err(|e| format!("-o {kv}: {e}"))?;
+        raw.set(k.trim(), v.trim()).map_err(|e| format!("-o {kv}: {e}"))?;
     }
     if !options.listen.is_empty() {
-        config.set("listen", &options.listen.join(","))?;
+        raw.set("listen", &options.listen.join(","))?;
     }
-    config.finish(options.inetd)?;
+    Ok(raw)
+}
+
+/// The configuration, finished and checked against the disk (at start and on SIGHUP).
+fn load(options: &Options) -> Result<Config, String> {
+    let config = read(options)?.finish(options.inetd)?;
+    config.check_files()?;
     if options.check || !options.inetd {
         config.check_hash_schemes()?;
     }
@@ -190,17 +196,17 @@ fn report_early(options: &Options, e: &str) {
 }
 
 /// Where the configuration says to log, as far as it can be read (an error
-/// found after parsing, such as a state_dir with the wrong owner, goes
+/// found after reading, such as a state_dir with the wrong owner, goes
 /// where the operator looks); syslog otherwise.
 fn configured_log(options: &Options) -> LogTarget {
     let text = options.config_file.as_ref().map_or(Ok(String::new()), std::fs::read_to_string);
-    let Ok(mut config) = text.map_err(|e| e.to_string()).and_then(|t| Config::parse(&t)) else {
+    let Ok(mut raw) = text.map_err(|e| e.to_string()).and_then(|t| Raw::parse(&t)) else {
         return LogTarget::Syslog;
     };
     for (k, v) in options.overrides.iter().filter_map(|kv| kv.split_once('=')) {
-        let _ = config.set(k.trim(), v.trim());
+        let _ = raw.set(k.trim(), v.trim());
     }
-    match config.log {
+    match raw.log {
         LogTarget::Stderr => LogTarget::Syslog,
         target => target,
     }

@@ -1,4 +1,6 @@
-//! Opening what users can reach without following their links: mailboxes below the directory the operator fixed, and the files in state_dir.
+//! Opening what users can reach without following their links: mailboxes and the files in state_dir.
+//!
+//! Mailboxes are opened below the directory the operator fixed.
 //!
 //! Every session runs as one account that can read (and at UPDATE write)
 //! every user's mailbox, so a path a user can change must not lead it

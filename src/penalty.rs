@@ -1,4 +1,6 @@
-//! Failed logins per address, network, account and known (account, network) pair, decaying with time: how long a login answer waits so guesses stay slow; in inetd mode kept in state_dir.
+//! Failed logins per address, network, account and known pair, decaying: how long a login's answer waits.
+//!
+//! In inetd mode the record is a file in state_dir, shared by the sessions.
 //!
 //! Every failed login adds 1 to the score of its address, of its network
 //! (the address masked to `network_prefix_ipv4`/`_ipv6`) and of the account

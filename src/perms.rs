@@ -1,4 +1,4 @@
-//! Start-up and `pop3d -t` checks of who may write the files pop3d trusts: state_dir, the users file, the configuration file.
+//! Start-up and `pop3d -t` checks of who may write what pop3d trusts: state_dir, the users and config files.
 //!
 //! Each refusal names the file and the fix. The "daemon's user" is `user`
 //! when pop3d starts as root (it switches to it), else the account it runs

@@ -1,4 +1,6 @@
-//! EXPIRE and LOGIN-DELAY (RFC 2449 sections 6.7, 6.5): the global settings, per-user overrides from the users file's extra fields, and the CAPA lines that announce them.
+//! EXPIRE and LOGIN-DELAY (RFC 2449 6.7, 6.5): global settings, per-user overrides, their CAPA lines.
+//!
+//! Per-user overrides come from the users file's extra fields.
 
 use std::fmt;
 

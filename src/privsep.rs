@@ -1,4 +1,6 @@
-//! Privilege separation for system accounts: the root helper that only checks credentials, its bounded request format, and the sessions' side of it.
+//! Privilege separation for system accounts: the root helper that only checks credentials, and its requests.
+//!
+//! This file also has its bounded request format and the sessions' side of it.
 //!
 //! The helper is reached over a SOCK_SEQPACKET pair. A request is `C`, a
 //! 4-octet sequence number, one octet of name length, the name and the

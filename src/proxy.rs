@@ -1,4 +1,9 @@
-//! The PROXY protocol (HAProxy, versions 1 and 2): a load balancer or TLS terminator in front of pop3d tells the real client address in a header before the session's first byte. Accepted only from configured trusted addresses; from anyone else a header closes the connection.
+//! The PROXY protocol (HAProxy v1 and v2): the real client address, told by a trusted proxy in front.
+//!
+//! A load balancer or TLS terminator in front of pop3d tells the real
+//! client address in a header before the session's first byte. Accepted
+//! only from configured trusted addresses; from anyone else a header closes
+//! the connection.
 
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

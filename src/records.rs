@@ -1,4 +1,8 @@
-//! What EXPIRE and LOGIN-DELAY remember in `state_dir`: each user's last login time (`USER.login`) and when each message was first retrieved (`USER.retrieved`), kept across sessions, restarts and crashes.
+//! What EXPIRE and LOGIN-DELAY remember in state_dir: last logins, and when messages were first retrieved.
+//!
+//! Each user's last login time (`USER.login`) and when each message was
+//! first retrieved (`USER.retrieved`), kept across sessions, restarts and
+//! crashes.
 //!
 //! `USER.retrieved` is appended one line (`UIDL SECONDS`) at each first
 //! RETR of a message, so a session that dies after RETR still has it on

@@ -1,4 +1,6 @@
-//! The pre-login process's last job in inetd mode with system accounts: relaying between the client (plain or TLS) and the session that went on as the user.
+//! inetd mode with system accounts: the pre-login process relays between the client and the user's session.
+//!
+//! This is that process's last job; the client may be in plaintext or TLS.
 //!
 //! One thread, poll(2) on both sides. What the client sends is buffered (up
 //! to `RELAY_BUFFER`) and written to the session only as fast as it reads,

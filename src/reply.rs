@@ -1,4 +1,8 @@
-//! Replies: the typed response codes (RFC 2449/3206), the status-line helpers, and the reply buffer that collects answers so pipelined commands leave in few writes, grows only while a reply needs it, and is given back when the session waits.
+//! Replies: typed response codes (RFC 2449/3206), status lines, and the reply buffer that batches answers.
+//!
+//! The buffer collects answers so pipelined commands leave in few writes,
+//! grows only while a reply needs it, and is given back when the session
+//! waits.
 
 use std::fmt;
 use std::io::{self, Write};

@@ -1,4 +1,8 @@
-//! SASLprep (RFC 4013, a stringprep profile of RFC 3454): UTF-8 user names and passwords are prepared before they are compared, so the same text typed on another system (decomposed accents, a no-break space, full-width letters) logs in all the same (RFC 6856 section 2).
+//! SASLprep (RFC 4013): UTF-8 user names and passwords prepared before they are compared (RFC 6856).
+//!
+//! SASLprep is a stringprep profile of RFC 3454; with it the same text typed
+//! on another system (decomposed accents, a no-break space, full-width
+//! letters) logs in all the same (RFC 6856 section 2).
 //!
 //! Mapping (non-ASCII spaces to SPACE, table B.1 to nothing), NFKC
 //! normalization, the prohibited characters of tables C.1.2 to C.9, and the

@@ -1,4 +1,6 @@
-//! Stopping on SIGTERM without cutting an UPDATE in half: UPDATEs in progress are counted, and none starts once the process is about to end.
+//! Stopping on SIGTERM without cutting an UPDATE in half: none starts once the process is about to end.
+//!
+//! UPDATEs in progress are counted.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 

@@ -1,4 +1,4 @@
-//! TLS setup with rustls (ring, TLS 1.2/1.3, ALPN `pop3`): loading PEM files, optional client certificates, and reloading renewed files.
+//! TLS with rustls (ring, TLS 1.2/1.3, ALPN `pop3`): PEM files, client certificates, renewed files reloaded.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

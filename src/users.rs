@@ -1,4 +1,6 @@
-//! The users file and password checks: crypt(3) hashes, plain secrets for APOP, constant time, same path for unknown users.
+//! The users file and password checks: crypt(3) hashes, plain secrets for APOP, in constant time.
+//!
+//! Unknown users take the same path.
 
 use std::fs;
 use std::io;

@@ -1,4 +1,6 @@
-//! Tests of the system account source: each kind of shadow entry, each hash scheme, and unknown users costing what wrong passwords do.
+//! Tests of the system accounts: each kind of shadow entry, each hash scheme, unknown users' cost.
+//!
+//! Unknown users cost what wrong passwords do.
 
 use super::*;
 use crate::testkit::TempDir;

@@ -27,13 +27,14 @@ fn stalled_for(t: &Ticket, secs: u64) {
 }
 
 fn config(max_sessions: usize, per_ip: usize, pre: usize, per_net: usize) -> Config {
-    let mut config = Config::default();
-    config.max_sessions = max_sessions;
-    config.max_sessions_per_ip = per_ip;
-    config.max_prelogin = pre;
-    config.max_prelogin_per_network = per_net;
-    config.timeout_login = Duration::from_secs(1);
-    config
+    Config {
+        max_sessions,
+        max_sessions_per_ip: per_ip,
+        max_prelogin: pre,
+        max_prelogin_per_network: per_net,
+        timeout_login: Duration::from_secs(1),
+        ..Config::default()
+    }
 }
 
 #[test]

@@ -1,4 +1,7 @@
-//! The checksum of pop3d's own files in state_dir (the index caches): not cryptographic, as state_dir is the daemon's; it catches torn, zeroed and cut files at a fraction of MD5's cost.
+//! The checksum of pop3d's own cache files in state_dir: catches torn, zeroed and cut files cheaply.
+//!
+//! Not cryptographic, as state_dir is the daemon's own; a fraction of MD5's
+//! cost.
 
 /// A 64-bit checksum over 8-octet words (FNV-1a style multiply, then a
 /// rotation so a word's position counts): one multiply per word. Writing

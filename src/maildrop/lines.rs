@@ -1,4 +1,6 @@
-//! Splits stored message bytes (mbox or Maildir) into line segments and maps them to POP3 wire lines; shared by indexing and streaming so sizes always match.
+//! Stored message bytes (mbox or Maildir) as line segments and POP3 wire lines, for indexing and streaming.
+//!
+//! Shared by both, so sizes always match what is sent.
 //!
 //! A segment is a line's content with its line end (LF, CRLF or a lone CR)
 //! removed, or a piece of a line longer than the block size. Both the index

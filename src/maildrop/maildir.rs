@@ -1,4 +1,6 @@
-//! The Maildir store: one file per message in `new/` and `cur/`, listed at login, streamed like mbox messages, unlinked at UPDATE; no locks.
+//! The Maildir store: a file per message in `new/` and `cur/`, listed at login, unlinked at UPDATE; no locks.
+//!
+//! Messages are streamed like mbox messages.
 //!
 //! Delivery agents write a message in `tmp/` and rename it into `new/`, so a
 //! listed file is complete and never changes; a mail reader on the box may

@@ -1,4 +1,7 @@
-//! The persistent Maildir listing in state_dir (`USER.index`): names, lengths and wire sizes, so a login reads no message it has measured before, and lists no directory that has not changed.
+//! The Maildir listing kept in state_dir (`USER.index`), so a login reads no unchanged directory again.
+//!
+//! Names, lengths and wire sizes: a login reads no message it has measured
+//! before, and lists no directory that has not changed.
 //!
 //! A Maildir message never changes once delivered; only names come and go
 //! (deliveries, a mail reader moving or flagging, deletions), and every such
@@ -11,13 +14,7 @@
 //! the name, which a move to `cur/` keeps, and the length) are read for
 //! their size. Like the mbox index it is written
 //! atomically without fsync: a torn one fails its checksum and costs one
-//! full listing.
-//!
-//! Format (little-endian): `MAGIC`, for `cur/` and `new/` the inode and
-//! mtime (seconds, nanoseconds; all zero for a missing directory), a
-//! trusted flag, the entry count, then per entry its directory (0 `cur/`,
-//! 1 `new/`), name length (u16) and name, length and wire size; then a
-//! checksum of everything before it.
+//! full listing. Its format: DESIGN.md ("Files in state_dir").
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};

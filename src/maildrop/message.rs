@@ -9,10 +9,25 @@ use crate::hex;
 /// byte-identical messages (shown as `<md5>` for the first, `<md5>-2`,
 /// `<md5>-3`... for later copies). Unique by construction, and at most 43
 /// characters in 0x21..=0x7E (RFC 1939 allows 70).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Uid {
     pub digest: [u8; 16],
     pub copy: u32,
+}
+
+impl Uid {
+    /// The uid whose text (`Display`) is exactly `s`: `<32 lowercase hex>`,
+    /// or `<32 lowercase hex>-N` with N >= 2 written plainly.
+    pub fn parse(s: &str) -> Option<Uid> {
+        let (hex, copy) = match s.split_once('-') {
+            Some((hex, n)) if !n.starts_with('0') && !n.starts_with('+') => {
+                (hex, n.parse::<u32>().ok().filter(|&n| n >= 2)? - 1)
+            }
+            Some(_) => return None,
+            None => (s, 0),
+        };
+        Some(Uid { digest: hex::decode(hex)?, copy })
+    }
 }
 
 impl fmt::Display for Uid {
@@ -49,4 +64,24 @@ pub enum Part {
     Whole,
     /// The header, the blank line, then this many body lines.
     Top(u32),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uid_reads_back_from_its_text_only() {
+        for uid in
+            [Uid { digest: [0xab; 16], copy: 0 }, Uid { digest: [7; 16], copy: 1 }, Uid { digest: [0; 16], copy: 41 }]
+        {
+            assert_eq!(Uid::parse(&uid.to_string()), Some(uid));
+        }
+        let hex = "ab".repeat(16);
+        for other in
+            [hex.to_uppercase(), format!("{hex}-1"), format!("{hex}-02"), format!("{hex}-+2"), format!("{hex}-")]
+        {
+            assert_eq!(Uid::parse(&other), None, "{other}");
+        }
+    }
 }

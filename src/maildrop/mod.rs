@@ -1,4 +1,6 @@
-//! A maildrop as a session sees it: the messages listed at login, numbered from 1, with the deletion marks DELE sets; RETR/TOP and UPDATE go to the store behind it (mbox or Maildir).
+//! A maildrop as a session sees it: the messages listed at login, numbered from 1, with DELE's marks.
+//!
+//! RETR/TOP and UPDATE go to the store behind it (mbox or Maildir).
 //!
 //! Below this module: `message` (what a store lists), `store` (limits and
 //! errors), `lines` and `stream` (the wire conversion every store's messages
@@ -6,6 +8,7 @@
 //! read and commit.
 
 mod checksum;
+mod headers;
 mod lines;
 mod maildir;
 mod maildir_index;
@@ -56,6 +59,10 @@ pub struct Maildrop {
     store: Store,
     /// DELE's marks, one per message listed at login; RSET clears them.
     deleted: Vec<bool>,
+    /// What the header options read of each message (once, the first time
+    /// one needs it), and where that is cached (`headers`).
+    headers: Option<Vec<headers::Header>>,
+    header_cache: PathBuf,
     /// Ids taken from X-UIDL headers (the migration option), by index.
     x_uidl: Vec<Option<String>>,
     /// The client workarounds on, and (oe-ns-eoh) the messages that get
@@ -102,12 +109,21 @@ impl Maildrop {
         (limits, mbox): (&Limits, &MboxSettings),
         owner: Option<u32>,
     ) -> Result<Maildrop, MaildropError> {
+        let header_cache = state.index.with_extension("headers");
         let store = match location {
             Location::Mbox(path) => Store::Mbox(Mbox::open(path, fixed.to_path_buf(), state, mbox, (limits, owner))?),
             Location::Maildir(path) => Store::Maildir(Maildir::open(path, fixed, (limits, owner), &state.index)?),
         };
         let deleted = vec![false; store.messages().len()];
-        Ok(Maildrop { store, deleted, x_uidl: Vec::new(), workarounds: Workarounds::default(), eoh_added: Vec::new() })
+        Ok(Maildrop {
+            store,
+            deleted,
+            headers: None,
+            header_cache,
+            x_uidl: Vec::new(),
+            workarounds: Workarounds::default(),
+            eoh_added: Vec::new(),
+        })
     }
 
     /// Number of messages at login, deleted ones included (the highest number).
@@ -191,10 +207,7 @@ impl Maildrop {
     /// Sends message `i` (0-based), with the end-of-headers line where
     /// oe-ns-eoh adds one.
     fn send_raw<W: MessageSink>(&self, i: usize, part: Part, out: &mut W) -> io::Result<u64> {
-        let sent = match &self.store {
-            Store::Mbox(m) => m.send(i, part, out),
-            Store::Maildir(m) => m.send(i, part, out),
-        }?;
+        let sent = self.store.send(i, part, out)?;
         if self.eoh_added.get(i) == Some(&true) {
             out.write_all(b"\r\n")?;
             return Ok(sent + 2);
@@ -202,13 +215,26 @@ impl Maildrop {
         Ok(sent)
     }
 
-    /// Turns on the client workarounds; oe-ns-eoh reads every message's
-    /// header once to find those without an end-of-headers line.
+    /// Turns on the client workarounds; oe-ns-eoh reads the header of every
+    /// message not in the header cache, to find those without an
+    /// end-of-header line.
     pub fn set_workarounds(&mut self, workarounds: Workarounds) {
-        self.workarounds = workarounds;
         if workarounds.oe_ns_eoh {
-            self.eoh_added = workarounds::missing_eoh(self);
+            self.eoh_added = self.headers().iter().map(|h| h.no_end).collect();
         }
+        self.workarounds = workarounds;
+    }
+
+    /// What the header options read of each message, from the header cache
+    /// or the messages themselves (see `headers`); read once per session.
+    fn headers(&mut self) -> &[headers::Header] {
+        let (store, cache) = (&self.store, &self.header_cache);
+        self.headers.get_or_insert_with(|| {
+            headers::headers(store.messages(), cache, |i| {
+                let mut scan = headers::HeaderScan::default();
+                store.send(i, Part::Top(0), &mut scan).ok().map(|_| scan.finish())
+            })
+        })
     }
 
     /// Whether message `n` is still where it was listed (false when another
@@ -222,9 +248,12 @@ impl Maildrop {
     }
 
     /// Reuses the ids in `X-UIDL:` headers (qpopper, mailutils) where they
-    /// are valid and unique (see `xuidl`); reads every message's header.
+    /// are valid and unique (see `xuidl`); reads the header of every message
+    /// not in the header cache.
     pub fn adopt_x_uidl(&mut self) {
-        self.x_uidl = xuidl::ids(self);
+        self.headers();
+        let headers = self.headers.as_deref().unwrap_or_default();
+        self.x_uidl = xuidl::ids(headers, self.store.messages());
     }
 
     /// The UIDL of message `n` (1-based, deleted or not), if it exists.
@@ -273,6 +302,14 @@ impl Store {
         match self {
             Store::Mbox(m) => m.messages(),
             Store::Maildir(m) => m.messages(),
+        }
+    }
+
+    /// Sends message `i` (0-based) as it is stored, byte-stuffed.
+    fn send<W: MessageSink>(&self, i: usize, part: Part, out: &mut W) -> io::Result<u64> {
+        match self {
+            Store::Mbox(m) => m.send(i, part, out),
+            Store::Maildir(m) => m.send(i, part, out),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! What every store (mbox, Maildir) shares besides its messages: the size limits it is opened with and the errors it reports.
+//! What every store (mbox, Maildir) shares besides its messages: size limits and errors.
 
 use std::io;
 

@@ -1,4 +1,6 @@
-//! Streams one stored message (RETR) or its header and first lines (TOP) to the client, byte-stuffed, in blocks; and counts its wire size.
+//! Streams a stored message (RETR) or its header and first lines (TOP), byte-stuffed, in blocks.
+//!
+//! It also counts the message's wire size.
 
 use std::fs::File;
 use std::io::{self, Read};

@@ -1,8 +1,12 @@
-//! Client workarounds from the field, off by default (Dovecot's `pop3_workarounds` are the reference): `outlook-no-nuls` replaces NUL bytes, which old Outlook versions stop at, by 0x80; `oe-ns-eoh` adds the end-of-headers blank line that Outlook Express and Netscape Mail need to a message that has none (LIST and STAT count it).
+//! Client workarounds from the field, off by default, as Dovecot's `pop3_workarounds`: NULs sent as 0x80, a header end.
+//!
+//! `outlook-no-nuls` replaces NUL bytes, which old Outlook versions stop
+//! at, by 0x80; `oe-ns-eoh` adds the end-of-header blank line that Outlook
+//! Express and Netscape Mail need to a message that has none (LIST and STAT
+//! count it; which messages lack one is found by `headers`).
 
 use std::io::{self, Write};
 
-use super::{Maildrop, Part};
 use crate::reply::MessageSink;
 
 /// Which workarounds are on (configuration key `workarounds`).
@@ -78,93 +82,9 @@ impl<W: MessageSink> MessageSink for NoNuls<'_, W> {
     }
 }
 
-/// A sink for TOP n 0 that only notes whether an empty line (the end of
-/// the headers) went through.
-#[derive(Default)]
-struct EohScan {
-    /// The last two bytes seen, and whether the next line is the first.
-    tail: [u8; 2],
-    seen: usize,
-    found: bool,
-    buf: Vec<u8>,
-}
-
-impl EohScan {
-    fn take(&mut self) {
-        for &b in &self.buf {
-            // An empty line: CRLF at the start, or right after another line's CRLF.
-            if b == b'\n' && self.tail[1] == b'\r' && (self.seen == 1 || self.tail[0] == b'\n') {
-                self.found = true;
-            }
-            // Keep the byte before the CR of the current line end.
-            if b != b'\r' || self.tail[1] == b'\n' {
-                self.tail[0] = self.tail[1];
-            }
-            self.tail[1] = b;
-            self.seen += 1;
-        }
-        self.buf.clear();
-    }
-}
-
-impl Write for EohScan {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.take();
-        self.buf.extend_from_slice(data);
-        self.take();
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl MessageSink for EohScan {
-    fn append_room(&mut self, room: usize) -> io::Result<&mut Vec<u8>> {
-        self.take();
-        self.buf.reserve(room);
-        Ok(&mut self.buf)
-    }
-}
-
-/// For each message of `drop` (by index), whether it lacks the blank line
-/// that ends its headers.
-pub fn missing_eoh(drop: &Maildrop) -> Vec<bool> {
-    (1..=drop.len() as u32)
-        .map(|n| {
-            let mut scan = EohScan::default();
-            match drop.send(n, Part::Top(0), &mut scan) {
-                Some(Ok(_)) => {
-                    scan.take();
-                    !scan.found
-                }
-                _ => false,
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn has_eoh(chunks: &[&[u8]]) -> bool {
-        let mut s = EohScan::default();
-        for c in chunks {
-            s.write_all(c).unwrap();
-        }
-        s.take();
-        s.found
-    }
-
-    #[test]
-    fn end_of_headers_is_found_across_chunks() {
-        assert!(has_eoh(&[b"Subject: a\r\n\r\n"]));
-        assert!(has_eoh(&[b"Subject: a\r", b"\n\r", b"\n"]));
-        assert!(has_eoh(&[b"\r\n"]), "no header at all");
-        assert!(!has_eoh(&[b"Subject: a\r\nX: b\r\n"]));
-        assert!(!has_eoh(&[b"Subject: a\r\n", b"body without a blank line\r\n"]));
-    }
 
     #[test]
     fn nuls_are_replaced_before_they_leave() {

@@ -1,4 +1,4 @@
-//! Tests of the credentials helper: its request format, the answers over a real socket pair, and refusal of malformed requests.
+//! Tests of the credentials helper: its requests, answers over a real socket pair, malformed ones refused.
 
 use super::*;
 use crate::testkit::TempDir;

@@ -1,4 +1,7 @@
-//! AUTH LOGIN (draft-murchison-sasl-login): the user name, then the password, each asked for by a fixed challenge; the mechanism Outlook, many phones and older clients use.
+//! AUTH LOGIN (draft-murchison-sasl-login): the user name, then the password, each asked for in turn.
+//!
+//! Each is asked for by a fixed challenge; the mechanism Outlook, many
+//! phones and older clients use.
 
 use super::{Exchange, Outcome};
 

@@ -294,8 +294,8 @@ impl<T: Transport> Session<'_, T> {
             dotlocks: Records { dir: Records::dir_in(state_dir), name: name.clone() },
             index: state_dir.join(format!("{name}.index")),
         };
-        let fixed = self.config.mailbox_fixed_dir(self.home());
-        let location = self.config.location(&name, self.home());
+        let fixed = self.config.mailbox.fixed_dir(self.home());
+        let location = self.config.mailbox.location(&name, self.home());
         let owner = self.account.as_ref().map(|a| a.uid);
         let settings = (&self.config.limits, &self.config.mbox);
         match Maildrop::open_owned(&fixed, location.clone(), state, settings, owner) {

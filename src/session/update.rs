@@ -41,7 +41,7 @@ impl<T: Transport> Session<'_, T> {
             Err(e) => {
                 log::error!(
                     "update of {user}'s maildrop failed: {e} (maildrop {})",
-                    self.config.location(&user, self.home())
+                    self.config.mailbox.location(&user, self.home())
                 );
                 self.out.err_code(code_of(&e), format_args!("could not remove deleted messages: {e}"))?;
                 Ok(Next::Close(End::UpdateFailed))

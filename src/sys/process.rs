@@ -1,4 +1,7 @@
-//! Processes for privilege separation: fork, wait, a SOCK_SEQPACKET pair, switching to an account's ids, and directories made by root for an account.
+//! Processes for privilege separation: fork, wait, a socket pair, an account's ids, directories for it.
+//!
+//! A SOCK_SEQPACKET pair, switching to an account's ids, and directories
+//! made by root for an account.
 
 use std::ffi::CString;
 use std::io;

@@ -1,4 +1,4 @@
-//! Unit-test support: a temporary directory removed however the test ends, and the one deterministic random generator for test data.
+//! Unit-test support: self-removing temporary directories and the one deterministic random generator.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,6 @@
-//! The one deterministic random generator (splitmix64) for test data: unit tests and the benchmark's mailbox generator (examples/pop3bench) share this file.
+//! The one deterministic random generator (splitmix64) for test data, in unit tests and the bench.
+//!
+//! The benchmark's mailbox generator (examples/pop3bench) shares this file.
 
 /// splitmix64: the same seed gives the same sequence on every machine.
 pub struct Rng(pub u64);

@@ -1,4 +1,9 @@
-//! Maildir conventions that other programs on the same Maildir expect: a retrieved message moves from `new/` to `cur/` with the `2,S` info (as Dovecot and Courier do, so a mail reader on the box sees it as read), and Maildir++'s `maildirsize` quota file is told of the messages deleted.
+//! Maildir conventions other programs on the Maildir expect: `new/` to `cur/` as seen, `maildirsize`.
+//!
+//! A retrieved message moves from `new/` to `cur/` with the `2,S` info (as
+//! Dovecot and Courier do, so a mail reader on the box sees it as read),
+//! and Maildir++'s `maildirsize` quota file is told of the messages
+//! deleted.
 
 use std::io::{self, Write};
 use std::os::fd::AsFd;

@@ -1,32 +1,27 @@
-//! The persistent mbox index in state_dir (`USER.index`): read at login so only mail appended since is scanned; a cache, never a source of truth.
+//! The mbox index kept in state_dir (`USER.index`): a login scans only what was appended since; a cache.
 //!
-//! It is used only when it describes the file as it is: the same inode and
-//! `>From ` format, and either nothing changed since (same length and
-//! ctime), or the file only grew: the first and last indexed messages'
-//! `From ` lines are still where they were and what follows the indexed part
-//! starts a message (`From `, or `\nFrom ` from an agent that writes the
-//! separator first). The last indexed message is then scanned again with
-//! everything after it, so its end is what a full scan finds. Anything
-//! else (a shorter file, an edit that kept the length, a replaced file, a
-//! corrupt, truncated, foreign or older cache) means a full scan. The one
-//! change this cannot see is a same-length edit of a message in the middle
-//! followed by an append before the next login: its size and id stay as
-//! indexed (RETR re-reads the file, and a message whose size or `From `
-//! line no longer matches drops the cache for the next login).
+//! A cache, never a source of truth: it is used only when it describes the
+//! file as it is: the same inode and `>From ` format, and either nothing
+//! changed since (same length and ctime), or the file only grew: the first
+//! and last indexed messages' `From ` lines are still where they were and
+//! what follows the indexed part starts a message (`From `, or `\nFrom `
+//! from an agent that writes the separator first). The last indexed message
+//! is then scanned again with everything after it, so its end is what a
+//! full scan finds. Anything else (a shorter file, an edit that kept the
+//! length, a replaced file, a corrupt, truncated, foreign or older cache)
+//! means a full scan. The one change this cannot see is a same-length edit
+//! of a message in the middle followed by an append before the next login:
+//! its size and id stay as indexed (RETR re-reads the file, and a message
+//! whose size or `From ` line no longer matches drops the cache for the
+//! next login).
 //!
 //! Written after a scan that found something new, atomically (a temporary
 //! file renamed into place) and without fsync: a cache lost or torn by a
 //! power cut fails its checksum and costs one full scan, never wrong data.
 //! UPDATE removes it before its journal is written (the journal's directory
 //! sync makes that durable), so no crash can leave an index of the old
-//! content, and writes the index of what it kept once it is done.
-//!
-//! Format (little-endian): `MAGIC`, inode, indexed length, ctime seconds and
-//! nanoseconds, format byte, message count, then per message `RECORD_LEN`
-//! octets (start, content, end, size, digest, copy number, head), then a
-//! checksum of everything before it (`Checksum`: not cryptographic, as
-//! state_dir is the daemon's own; it catches torn, zeroed and cut files at a
-//! fraction of MD5's cost, which would be most of a cached login).
+//! content, and writes the index of what it kept once it is done. Its
+//! format: DESIGN.md ("Files in state_dir").
 
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom, Write};

@@ -6,7 +6,6 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
 use super::digests::Digests;
-use crate::hex;
 use crate::maildrop::lines::{Follows, FromQuoting, LineEnd, Segments, WireLine};
 use crate::maildrop::message::{Message, Uid};
 
@@ -202,19 +201,6 @@ fn scan_in<R: Read>(
     Ok(index)
 }
 
-/// `<32 lowercase hex>` or `<32 lowercase hex>-N` (N >= 2) as (digest, N - 1):
-/// the exact text a `Uid` displays.
-fn parse_digest_id(s: &str) -> Option<([u8; 16], u32)> {
-    let (hex, n) = match s.split_once('-') {
-        Some((hex, n)) if !n.starts_with('0') && !n.starts_with('+') => {
-            (hex, n.parse::<u32>().ok().filter(|&n| n >= 2)? - 1)
-        }
-        Some(_) => return None,
-        None => (s, 0),
-    };
-    Some((hex::decode(hex)?, n))
-}
-
 /// The copy numbers of byte-identical messages whose earlier copies were
 /// deleted, kept in `state_dir` so that the copies left keep their ids
 /// (`<md5>-3` stays `<md5>-3` when the copy before it goes). Only digests
@@ -230,7 +216,7 @@ impl CopyNumbers {
         let mut map = HashMap::new();
         for line in text.lines() {
             let mut words = line.split_ascii_whitespace();
-            let Some((digest, 0)) = words.next().and_then(parse_digest_id) else { continue };
+            let Some(Uid { digest, copy: 0 }) = words.next().and_then(Uid::parse) else { continue };
             let numbers: Option<Vec<u32>> = words.map(|w| w.parse().ok()).collect();
             // Strictly rising, as `of_survivors` writes them.
             if let Some(numbers) = numbers.filter(|n| !n.is_empty() && n.windows(2).all(|w| w[0] < w[1])) {

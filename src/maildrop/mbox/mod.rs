@@ -1,4 +1,4 @@
-//! The mbox store: one file per maildrop, locked only while indexed or rewritten, read by message, rewritten in place at UPDATE.
+//! The mbox store: a file per maildrop, locked only while indexed or rewritten, rewritten in place at UPDATE.
 
 mod cache;
 mod digests;

@@ -23,8 +23,8 @@
 //! along). In state `M` the cut may have happened: the marker still at the
 //! new length says it did not (no delivery starts with a NUL); anything
 //! else there, or nothing, is mail appended after the cut, however much it
-//! looks like what was deleted. Journals of earlier pop3d versions (formats
-//! 2 and 3) record an MD5 of the old tail instead and are finished by it.
+//! looks like what was deleted. Journals of earlier versions: DESIGN.md
+//! ("Files in state_dir").
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};

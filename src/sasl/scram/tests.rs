@@ -1,4 +1,4 @@
-//! Tests of the SCRAM-SHA-256(-PLUS) server: RFC 7677 vectors, a client built on ring, channel binding, and every malformed message.
+//! Tests of the SCRAM-SHA-256(-PLUS) server: RFC 7677 vectors, a ring-based client, channel binding, bad messages.
 
 use super::*;
 

@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""bench/report.py: the table and notes of `make bench`, made from the figures bench/run.sh recorded.
+
+Usage: python3 bench/report.py RESULTS
+
+RESULTS is the key=value file run.sh writes ($BENCH_DIR/results-TIME.txt, its path printed at the end of a
+run): one `metric,server=figure` line per figure (`login8,pop3d=412.7`, exactly run.sh's R[metric,server]),
+and the run's facts (`date=...`, `secs=5`). A saved file prints the same report again without measuring.
+
+Every row of the table is one entry of ROWS: its label, the figure it shows, for which servers, and its
+target with the test that says whether pop3d meets it.
+"""
+import re
+import sys
+from collections import namedtuple
+
+SERVERS = ("pop3d", "dovecot", "popa3d")
+NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def number(text):
+    """The value of a figure that is a plain decimal number (as run.sh's `num`), else None."""
+    return float(text) if text is not None and NUMBER.fullmatch(text) else None
+
+
+# ---------------------------------------------------------------- figures
+# A figure gives, for a results dict and a server, its raw text (None: not measured) and the text shown.
+
+
+class Metric(namedtuple("Metric", "name")):
+    """R[name,server]; a name with a comma (`cgipb,trivial`) is that one figure whatever the column."""
+
+    def raw(self, results, server):
+        return results.get(self.name if "," in self.name else "%s,%s" % (self.name, server))
+
+    def show(self, results, server):
+        value = self.raw(results, server)
+        return "n/a" if value is None else value
+
+
+class Max(namedtuple("Max", "a b")):
+    """The larger of two figures, n/a unless both are numbers (peak RSS over two sessions)."""
+
+    def raw(self, results, server):
+        a, b = Metric(self.a).raw(results, server), Metric(self.b).raw(results, server)
+        if number(a) is None or number(b) is None:
+            return None
+        return a if number(a) > number(b) else b
+
+    show = Metric.show
+
+
+class Ratio(namedtuple("Ratio", "a b")):
+    """a / b as `1.23x`."""
+
+    def raw(self, results, server):
+        a, b = number(Metric(self.a).raw(results, server)), number(Metric(self.b).raw(results, server))
+        return "%.2fx" % (a / b) if a is not None and b is not None and b > 0 else None
+
+    show = Metric.show
+
+
+class KiB(namedtuple("KiB", "figure unit")):
+    """A figure in KiB shown in MiB (`10.9 MiB`; with unit "", the bare number)."""
+
+    def raw(self, results, server):
+        return self.figure.raw(results, server)
+
+    def show(self, results, server):
+        value = number(self.raw(results, server))
+        return "n/a" if value is None else ("%.1f" % (value / 1024) + self.unit)
+
+
+def mib(name):
+    return KiB(Metric(name), " MiB")
+
+
+class Both(namedtuple("Both", "a b")):
+    """Two figures side by side: `a / b`."""
+
+    def show(self, results, server):
+        return "%s / %s" % (self.a.show(results, server), self.b.show(results, server))
+
+
+def figure(spec):
+    return Metric(spec) if isinstance(spec, str) else spec
+
+
+# ---------------------------------------------------------------- targets
+
+class Target(namedtuple("Target", "text met operands")):
+    """What pop3d should reach: the text shown, and `met`, a test of the operands' values (pop3d's
+    figures, or `metric,server`), all of which must be numbers for a verdict."""
+
+    def verdict(self, results):
+        values = [number(figure(o).raw(results, "pop3d")) for o in self.operands]
+        if any(v is None for v in values):
+            return "n/a"
+        return "yes" if self.met(*values) else "NO"
+
+
+def target(text, met, *operands):
+    return Target(text, met, operands)
+
+
+# Which servers a row has a figure for: the others' cells say why not, or are empty.
+ALL = {}
+POP3D = {"dovecot": "", "popa3d": ""}
+TLS = {"popa3d": "n/a (no TLS)"}
+MAILDIR = {"popa3d": "n/a (mbox)"}
+
+Row = namedtuple("Row", "label figure servers target")
+
+
+def row(label, spec, servers=ALL, goal="-"):
+    return Row(label, figure(spec), servers, goal)
+
+
+# ---------------------------------------------------------------- the table
+# One line per row: label (with {facts} of the run), figure, servers, target.
+ROWS = [
+    row("login+STAT+QUIT/s, 8 clients", "login8"),
+    row("login+STAT+QUIT/s, 64 clients", "login64"),
+    row("server CPU per plain login, 8 clients, ms", "logincpu8"),
+    row("  one SHA512-CRYPT hash (crypt(3)), CPU ms", "hash", POP3D),
+    row("  pop3d's CPU per login / one hash", Ratio("logincpu8", "hash"), POP3D,
+        target("<= 1.2x", lambda a, b: a <= 1.2 * b, "logincpu8", "hash")),
+    row("  same by instructions (callgrind), M per login", "cglogin", POP3D),
+    row("  M instructions per hash (callgrind)", "cghash", POP3D),
+    row("  pop3d's instructions per login / per hash", Ratio("cglogin", "cghash"), POP3D,
+        target("<= 1.2x", lambda a, b: a <= 1.2 * b, "cglogin", "cghash")),
+    row("RETR all of 100 MB / 2,000 msgs, 1 at a time, MB/s", "retr1", ALL, "(for information)"),
+    row("  same, pipelined 8 deep, MB/s", "retr8", ALL,
+        target(">= 5x dovecot", lambda a, b: a >= 5 * b, "retr8", "retr8,dovecot")),
+    row("  LIST vs RETR size mismatches (+ POP3S)", "retrmis", ALL, target("0", lambda a: a == 0, "retrmis")),
+    row("  server CPU per GB sent, 8 deep, s", "retr8cpu"),
+    row("  trivial sender, same file, CPU per GB, s", "trivcpu", POP3D),
+    row("  pop3d's CPU per GB / trivial sender's", Ratio("retr8cpu", "trivcpu"), POP3D,
+        target("<= 2.0x", lambda a, b: a <= 2 * b, "retr8cpu", "trivcpu")),
+    row("  instructions per octet (callgrind)", "cgipb", POP3D),
+    row("  trivial sender, instructions per octet", "cgipb,trivial", POP3D),
+    row("POP3S sessions/s, full handshake, 8 clients", "tlslogin8", TLS,
+        target(">= 3x dovecot", lambda a, b: a >= 3 * b, "tlslogin8", "tlslogin8,dovecot")),
+    row("  same, 64 clients", "tlslogin64", TLS,
+        target(">= 3x dovecot", lambda a, b: a >= 3 * b, "tlslogin64", "tlslogin64,dovecot")),
+    row("  TLS handshake p50, 8 clients, ms", "tlshs8", TLS),
+    row("  server CPU per session, 8 clients, ms", "tlscpu8", TLS),
+    row("  resumed handshakes (must be 0)", "tlsresumed", TLS, target("0", lambda a: a == 0, "tlsresumed")),
+    row("POP3S RETR all of 100 MB, 1 at a time, MB/s", "tlsretr1", TLS, "(for information)"),
+    row("  same, pipelined 8 deep, MB/s", "tlsretr8", TLS,
+        target(">= 4x dovecot", lambda a, b: a >= 4 * b, "tlsretr8", "tlsretr8,dovecot")),
+    row("  server CPU per GB sent, 8 deep, s", "tlsretr8cpu", TLS),
+    row("  trivial sender via rustls, CPU per GB, s", "trivtlscpu", POP3D),
+    row("  pop3d's CPU per GB / trivial sender's", Ratio("tlsretr8cpu", "trivtlscpu"), POP3D,
+        target("<= 2.5x", lambda a, b: a <= 2.5 * b, "tlsretr8cpu", "trivtlscpu")),
+    row("first STAT, 1 GB / 100k msgs, 1st session, ms", "statcold", ALL,
+        target("<= popa3d's", lambda a, b: a <= b, "statcold", "statcold,popa3d")),
+    row("  peak RSS of the serving process", mib("statrsscold"), ALL,
+        target("< 32 MiB", lambda a: a < 32768, "statrsscold")),
+    row("STAT again (2nd session, unchanged), ms", "statwarm", ALL, target("<= 50 ms", lambda a: a <= 50, "statwarm")),
+    row("  after 100 new messages appended, ms", "statappend", ALL,
+        target("<= 60 ms", lambda a: a <= 60, "statappend")),
+    row("  peak RSS in these two sessions", KiB(Max("statrsswarm", "statrssappend"), " MiB"), ALL,
+        target("<= 16 MiB", lambda a: a <= 16384, Max("statrsswarm", "statrssappend"))),
+    row("  (pop3d's RSS before the 2nd / append, MiB)",
+        Both(KiB(Metric("statrss0warm"), ""), KiB(Metric("statrss0append"), "")), POP3D),
+    row("UPDATE: QUIT after DELE 1 of 100 MB mbox, ms", "updfirst", ALL,
+        target("< dovecot (see note)", lambda a, b: a < b, "updfirst", "updfirst,dovecot")),
+    row("  after DELE of every 10th (200), ms", "updtenth"),
+    row("  after DELE of all 2,000, ms", "updall"),
+    row("Maildir, {mdmsgs} msgs: first STAT, ms", "statmdcold", MAILDIR),
+    row("  STAT again (2nd session), ms", "statmdwarm", MAILDIR,
+        target("<= dovecot", lambda a, b: a <= b, "statmdwarm", "statmdwarm,dovecot")),
+    row("  peak RSS of the serving process, 1st/2nd", KiB(Max("statrssmdcold", "statrssmdwarm"), " MiB"), MAILDIR),
+    row("RSS per idle session, KiB (RSS sum delta)", "idlerss", ALL, target("< 100 KiB", lambda a: a < 100, "idlerss")),
+    row("  same, PSS sum delta, KiB", "idlepss"),
+    row("binary size, bytes", "size", ALL, target("< 1,500,000", lambda a: a < 1500000, "size")),
+]
+
+HEADER = """
+pop3d benchmark: {date}, {nproc} CPUs, {kernel}, load average {load0} at start; all on 127.0.0.1; MB = 10^6 bytes
+The load client shares the {nproc} CPUs with the servers, and other work (builds) may run on this machine: \
+it used {allother}% of the CPUs during the measurements ({tlsother}% in the POP3S phase). Figures are best of \
+N runs or passes (the servers taking turns) to damp that; server CPU per session or per GB is hardly affected by it.
+dovecot {dovecot_version} (Debian, default settings, mbox, private config); popa3d {popa3d_version} \
+(Debian, under tcpserver)
+"""
+
+NOTES = """
+Notes:
+- login rate: each client thread loops connect, greeting, USER, PASS, STAT, QUIT with its own account
+  (pop3d locks a maildrop per session), for {secs} s or {maxlogin} sessions; SHA512-CRYPT (5000 rounds) everywhere.
+  CPU per login: the server's CPU during the 8-client run / sessions. One hash: perl's crypt() (the
+  system's crypt(3), libxcrypt, which pop3d calls too) with the bench users' $6$ hash, {nhash} calls
+  timed by perl's times() (user+system CPU); what pop3d spends above it is its per-login overhead.
+  The CPU figures move with the load on the machine (both are measured, at different moments, on
+  shared CPUs); the same ratio by instructions (callgrind, user space only) is repeatable: pop3d -i
+  on pipes, USER/PASS/STAT/QUIT of a 10-message mailbox whose index exists, minus QUIT alone; and
+  perl's crypt() 10 times minus none, per hash. (pop3d -i also computes one hash when it starts, the
+  users-file scheme check of its configuration: in QUIT alone, so not counted here; the daemon does
+  that once, but an inetd-mode session pays it on top of its login.)
+- RETR: one session, LIST, then RETR 1..2000 one after another (the wait for each answer is in the
+  figure), and again with 8 RETRs outstanding where CAPA lists PIPELINING (popa3d does not: n/a);
+  MB/s of message octets (after dot-unstuffing) over the RETR phase, best of 5 sessions within 30 s;
+  every RETR's size is checked against LIST. popa3d runs under tcpserver -D (TCP_NODELAY): without
+  it each RETR stalls ~40 ms on Nagle + delayed ACK (about 1.3 MB/s measured here). One at a time,
+  the figure is bound by round trips: on a VM whose idle CPUs sleep, it can rise 2-4x when other
+  work keeps the CPUs awake, so compare it between servers within one run only. It is printed for
+  information (no longer a target, issue 12); the server's own figures are its CPU per byte and per login.
+- trivial sender (`pop3bench trivial-send`): the same 100 MB mbox read in 128 KiB blocks and written as
+  it is (no CRLF, no dot-stuffing, no unquoting, no index) to a loopback TCP socket, 10 times (1 GB),
+  read by a thread of the same process; plaintext, and through rustls (ring, as pop3d; negotiated as
+  pop3d's session). Its figure is the sending thread's CPU ticks (/proc/thread-self/stat) per 10^9
+  octets; pop3d's is the daemon's ticks during the 8-deep RETR runs per 10^9 message octets.
+- instructions per octet: `valgrind --tool=callgrind` (instruction count, repeatable where time is not)
+  of `pop3d -i` serving on pipes USER/PASS + RETR 1..{cgmsgs} + QUIT of the 100 MB mbox, minus the same
+  session without the RETRs, per octet of output (the wire form: CRLF, stuffed dots, status lines);
+  the trivial sender (--stdout: one pass of the file to a pipe, minus none) per octet of the file.
+  Callgrind counts user-space instructions only: the trivial sender's copying is done by the kernel
+  in read(2)/write(2), so its count is near zero and no ratio is formed; pop3d's count is what its
+  own code (the conversion to the wire form) adds per octet, and the one to watch from run to run.
+- POP3S: pop3d and Dovecot restarted with an implicit-TLS listener added (pop3d: `listen = ... tls`,
+  tls_cert/tls_key; Dovecot: ssl = yes, inet_listener pop3s), both serving one self-signed ECDSA P-256
+  certificate made with openssl for this run. The client (rustls, ring provider, ALPN pop3) trusts only
+  that certificate and never resumes a session: every handshake is a full one (a run with a resumed
+  handshake or an error is not counted). Negotiated: pop3d {tlsinfo_pop3d}; dovecot {tlsinfo_dovecot}.
+  Sessions/s: connect, handshake, greeting, USER, PASS, STAT, QUIT, close_notify; best of {tlsruns} runs
+  ({secs} s or {maxlogin} sessions each), the servers taking turns. RETR as above, over TLS, best of 5.
+  Dovecot (default settings): each connection gets a new pop3-login process, which does the handshake
+  and after login stays as the TLS proxy in front of the session's pop3 process. pop3d: one thread.
+- server CPU: user+system time of the server's whole process tree (with its exited children) during a
+  measurement, per session or per 10^9 message octets (all passes); it shows the cost even when other
+  load on the machine lowers the rates.
+- first STAT: time from connect to the STAT answer (includes the login). "1st session" is the first
+  session on that mailbox since the server's copy was made, with no index (pop3d's state_dir/USER.index
+  removed before it; Dovecot builds its index files then); the file was read once just before, so it is
+  in the page cache: the figure is CPU, not disk (the page cache is not dropped). "2nd" is the next
+  session; then 100 messages (about 1 MB, generated with another seed) are appended to each server's
+  copy and a third session STATs. Peak RSS: pop3d = VmHWM of the daemon, reset before each session
+  (/proc/PID/clear_refs) to the RSS it has then (printed: what earlier sessions left); dovecot = VmHWM of \
+its "pop3" process; popa3d = largest VmHWM of the popa3d
+  processes of the session.
+- UPDATE: a fresh copy of the 100 MB / 2,000-message mbox (new file, no index or state of the server),
+  synced to disk; a session DELEs message 1, or messages 1, 11, 21, ... (200), or all 2,000, one
+  command at a time; the figure is the time from sending QUIT to the server closing the connection
+  (the rewrite is done by then); a next session checks the messages left. popa3d for information.
+  The servers do not promise the same: pop3d's crash-safe rewrite writes the moved tail (here nearly
+  all of the 100 MB) to its journal and flushes it, copies it back and flushes the mailbox before it
+  answers, two flushes of 100 MB; Dovecot (mail_fsync = optimized, its default) moves the tail in
+  place and flushes nothing, so a crash or power cut during or just after its rewrite can tear the
+  mailbox. The "< dovecot" target is not met by design: DESIGN.md (Performance) has the figures.
+- Maildir: {mdmsgs} messages, {mdbytes} bytes (`pop3bench gen-maildir`), files in cur/ named like a
+  delivery agent's (TIME.MnPp.host:2,S, no ,S= size), a copy per server read once into the page cache;
+  pop3d with mailbox = maildir:DIR/%u (own state_dir), Dovecot with mail_location = maildir:DIR/%u.
+  First session with no index or listing anywhere, then the next; popa3d serves mbox only.
+- idle sessions: {nidle} logged-in sessions held open; (memory of the server's whole process tree with
+  them) - (before), divided by the sessions. pop3d is one process (threads); dovecot one pop3 process
+  per session (plus its master/auth/log); popa3d one process per session under tcpserver. RSS sums
+  count shared library pages once per process; PSS shares them out.
+- binary size: pop3d = target/release-small/pop3d (stripped); dovecot = master + pop3 + pop3-login +
+  auth + config + log + anvil + libdovecot, -storage, -login (the files a POP3-only install runs);
+  popa3d = /usr/sbin/popa3d. Dynamically linked against libc in all cases.
+"""
+
+
+def read_results(path):
+    """The key=value lines of a results file (blank lines and # comments skipped)."""
+    results = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                results[key] = value
+    return results
+
+
+class Facts(dict):
+    """The run's facts for the header, labels and notes; one not recorded reads n/a."""
+
+    def __missing__(self, key):
+        return "n/a"
+
+
+def table_line(cells):
+    return "| %-50s | %12s | %12s | %12s | %-20s | %-4s |" % tuple(cells)
+
+
+def report(results):
+    """The whole report for `results`, as run.sh prints it."""
+    facts = Facts(results)
+    for s in SERVERS:
+        facts["tlsinfo_" + s] = results.get("tlsinfo," + s, "n/a")
+    lines = HEADER.format_map(facts).split("\n")[:-1]
+    lines.append("")
+    lines.append(table_line(["metric", *SERVERS, "target (pop3d)", "met"]))
+    lines.append(table_line(["-" * 50, "-" * 12, "-" * 12, "-" * 12, "-" * 20, "-" * 4]))
+    for r in ROWS:
+        cells = [r.servers.get(s) if s in r.servers else r.figure.show(results, s) for s in SERVERS]
+        goal, met = (r.target.text, r.target.verdict(results)) if isinstance(r.target, Target) else (r.target, "")
+        lines.append(table_line([r.label.format_map(facts), *cells, goal, met]))
+    lines.extend(NOTES.format_map(facts).split("\n")[:-1])
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    if len(argv) != 2:
+        sys.stderr.write(__doc__.split("\n\n")[1] + "\n")
+        return 2
+    sys.stdout.write(report(read_results(argv[1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,66 @@
+# Unit tests of bench/report.py: a fixed results file prints the report bench/run.sh printed before its table moved
+# to Python (tests/bench/report.txt was made by that shell code from tests/bench/results.txt), verdicts, re-printing.
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+import report  # noqa: E402
+
+RESULTS = os.path.join(HERE, "results.txt")
+
+
+def expected():
+    with open(os.path.join(HERE, "report.txt"), encoding="utf-8") as f:
+        return f.read()
+
+
+def cells(text, label):
+    """The cells of the table row whose label is `label`."""
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.strip("|").split("|")]
+        if parts[0] == label.strip():
+            return parts[1:]
+    raise AssertionError("no row %r" % label)
+
+
+def test_a_saved_run_prints_the_report_run_sh_printed():
+    got = report.report(report.read_results(RESULTS))
+    assert got == expected()
+
+
+def test_verdicts_follow_the_figures():
+    results = report.read_results(RESULTS)
+    text = report.report(results)
+    assert cells(text, "UPDATE: QUIT after DELE 1 of 100 MB mbox, ms")[-2:] == ["< dovecot (see note)", "NO"]
+    assert cells(text, "  same, 64 clients")[-1] == "NO", "310.2 is not 3x 120.7"
+    assert cells(text, "  pop3d's instructions per login / per hash")[-1] == "yes", "1.197x rounds to 1.20x"
+    # A figure not measured, or not a number, gives n/a, never a verdict.
+    for missing, label in [("logincpu8,pop3d", "  pop3d's CPU per login / one hash"), ("size,pop3d", "binary size, bytes")]:
+        less = {k: v for k, v in results.items() if k != missing}
+        row = cells(report.report(less), label)
+        assert row[0] == "n/a" and row[-1] == "n/a", row
+    zero = dict(results, **{"hash,pop3d": "0"})
+    assert cells(report.report(zero), "  pop3d's CPU per login / one hash")[0] == "n/a", "no ratio to 0"
+    wrong = dict(results, **{"updfirst,pop3d": "wrong"})
+    assert cells(report.report(wrong), "UPDATE: QUIT after DELE 1 of 100 MB mbox, ms")[::4] == ["wrong", "n/a"]
+    met = dict(results, **{"updfirst,pop3d": "90.7"})
+    assert cells(report.report(met), "UPDATE: QUIT after DELE 1 of 100 MB mbox, ms")[-1] == "yes"
+
+
+def test_every_row_fits_the_table():
+    text = report.report(report.read_results(RESULTS))
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(table) == 2 + len(report.ROWS)
+    assert len({len(line) for line in table}) == 1, "a cell wider than its column"
+
+
+def test_the_command_reprints_a_saved_file():
+    script = os.path.join(ROOT, "bench", "report.py")
+    r = subprocess.run([sys.executable, script, RESULTS], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == expected(), r.stderr
+    r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Usage" in r.stderr
