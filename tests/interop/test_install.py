@@ -223,13 +223,14 @@ def tagged_entries(lines):
 
 
 def config_keys():
-    """The keys Config::set accepts (src/config.rs) and those etc/pop3d.conf documents, with their values."""
-    with open(os.path.join(ROOT, "src", "config.rs")) as f:
+    """The keys of the configuration's key table (src/config/keys.rs) and those etc/pop3d.conf documents, with
+    their values."""
+    with open(os.path.join(ROOT, "src", "config", "keys.rs")) as f:
         src = f.read()
-    body = src[src.index("pub fn set("):src.index("pub fn finish(")]
-    # The arms of `match key {` (not those of the matches on a value inside them).
-    indent = re.search(r"^( *)match key \{$", body, re.M).group(1) + "    "
-    code = re.findall(r'^%s"(\w+)" =>' % indent, body, re.M)
+    body = src[src.index("keys! {"):]
+    body = body[:body.index("\n}\n")]
+    # `name: Type = "default", reader;`, one per key.
+    code = re.findall(r"^    (\w+): [^=]+ = ", body, re.M)
     with open(ETC_CONF) as f:
         documented = re.findall(r"^#?(\w+) = (.*)$", f.read(), re.M)
     return code, documented
