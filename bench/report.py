@@ -7,8 +7,10 @@ RESULTS is the key=value file run.sh writes ($BENCH_DIR/results-TIME.txt, its pa
 run): one `metric,server=figure` line per figure (`login8,pop3d=412.7`, exactly run.sh's R[metric,server]),
 and the run's facts (`date=...`, `secs=5`). A saved file prints the same report again without measuring.
 
-Every row of the table is one entry of ROWS: its label, the figure it shows, for which servers, and its
-target with the test that says whether pop3d meets it.
+Every row of the table is one entry of ROWS: its label, the figure it shows, for which servers, its target
+with the test that says whether pop3d meets it, and a note for the notes under the table if it needs one.
+A new figure: run.sh stores it as R[metric,server] (saved with the others), and one `row(...)` line here
+shows it, where it should print.
 """
 import re
 import sys
@@ -109,15 +111,17 @@ POP3D = {"dovecot": "", "popa3d": ""}
 TLS = {"popa3d": "n/a (no TLS)"}
 MAILDIR = {"popa3d": "n/a (mbox)"}
 
-Row = namedtuple("Row", "label figure servers target")
+Row = namedtuple("Row", "label figure servers target note")
 
 
-def row(label, spec, servers=ALL, goal="-"):
-    return Row(label, figure(spec), servers, goal)
+def row(label, spec, servers=ALL, goal="-", note=None):
+    """A row: `spec` a metric name or a figure; `goal` a target() or a text; `note` a paragraph for the notes."""
+    return Row(label, figure(spec), servers, goal, note)
 
 
 # ---------------------------------------------------------------- the table
-# One line per row: label (with {facts} of the run), figure, servers, target.
+# One line per row: label (with {facts} of the run), figure, servers, target, and a note where one is needed
+# beyond the notes below (printed after them, in the order of the rows).
 ROWS = [
     row("login+STAT+QUIT/s, 8 clients", "login8"),
     row("login+STAT+QUIT/s, 64 clients", "login64"),
@@ -300,6 +304,9 @@ def report(results):
         goal, met = (r.target.text, r.target.verdict(results)) if isinstance(r.target, Target) else (r.target, "")
         lines.append(table_line([r.label.format_map(facts), *cells, goal, met]))
     lines.extend(NOTES.format_map(facts).split("\n")[:-1])
+    for r in ROWS:
+        if r.note:
+            lines.append("- %s: %s" % (r.label.strip().format_map(facts), r.note.format_map(facts)))
     return "\n".join(lines) + "\n"
 
 

@@ -58,6 +58,20 @@ def test_every_row_fits_the_table():
     assert len({len(line) for line in table}) == 1, "a cell wider than its column"
 
 
+def test_a_new_row_is_one_line():
+    rows = list(report.ROWS)
+    try:
+        report.ROWS.append(report.row("UPDATE on btrfs, ms", "updbtrfs", report.ALL,
+                                      report.target("< 100 ms", lambda a: a < 100, "updbtrfs"),
+                                      note="the same UPDATE on a btrfs loop file ({secs} s)"))
+        results = dict(report.read_results(RESULTS), **{"updbtrfs,pop3d": "80.5", "updbtrfs,dovecot": "70"})
+        text = report.report(results)
+        assert cells(text, "UPDATE on btrfs, ms") == ["80.5", "70", "n/a", "< 100 ms", "yes"]
+        assert text.endswith("- UPDATE on btrfs, ms: the same UPDATE on a btrfs loop file (3 s)\n")
+    finally:
+        report.ROWS[:] = rows
+
+
 def test_the_command_reprints_a_saved_file():
     script = os.path.join(ROOT, "bench", "report.py")
     r = subprocess.run([sys.executable, script, RESULTS], capture_output=True, text=True, timeout=60)

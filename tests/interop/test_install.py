@@ -1,6 +1,6 @@
 # `make install` puts the binary, the man pages and the example configuration in place with their modes, the
 # installed binary accepts the installed example config, and the man pages lint clean and cannot drift from
-# the options in src/main.rs and the keys in src/config.rs and etc/pop3d.conf.
+# the options in src/main.rs and the keys in src/config/keys.rs and etc/pop3d.conf.
 import os
 import pwd
 import re
@@ -227,10 +227,9 @@ def config_keys():
     their values."""
     with open(os.path.join(ROOT, "src", "config", "keys.rs")) as f:
         src = f.read()
-    body = src[src.index("keys! {"):]
-    body = body[:body.index("\n}\n")]
-    # `name: Type = "default", reader;`, one per key.
-    code = re.findall(r"^    (\w+): [^=]+ = ", body, re.M)
+    body = src[src.index("\nkeys! {\n"):src.index("\n}\n", src.index("\nkeys! {\n"))]
+    # One line per key: `name: Type = "default", reader;` (or `= none,`).
+    code = re.findall(r'^    (\w+): [^=]+ = (?:"[^"]*"|none),', body, re.M)
     with open(ETC_CONF) as f:
         documented = re.findall(r"^#?(\w+) = (.*)$", f.read(), re.M)
     return code, documented
@@ -241,7 +240,7 @@ def test_pop3d_conf_5_has_every_key_with_its_default():
     assert len(code) > 20 and sorted(code) == sorted(set(k for k, _ in documented)), (code, documented)
     entries = tagged_entries(sections(MAN5)["KEYS"])
     tags = {re.fullmatch(r"\.B (\w+)", t).group(1): lines for t, lines in entries.items()}
-    assert sorted(tags) == sorted(code), "pop3d.conf.5 KEYS vs src/config.rs"
+    assert sorted(tags) == sorted(code), "pop3d.conf.5 KEYS vs src/config/keys.rs"
     # Every value etc/pop3d.conf sets (uncommented) is the built-in default (a unit test in config.rs says
     # so): the man page must give the same one.
     with open(ETC_CONF) as f:
