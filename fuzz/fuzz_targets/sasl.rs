@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use pop3d::sasl::scram::ScramKeys;
-use pop3d::sasl::{self, Exchange, Offer, Outcome};
+use pop3d::sasl::{self, Exchange, Offer, Outcome, ScramKeyed};
 
 const MECHANISMS: [&str; 5] = ["PLAIN", "EXTERNAL", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "LOGIN"];
 
@@ -31,9 +31,11 @@ fuzz_target!(|data: &[u8]| {
     let mechanism = MECHANISMS[usize::from(mode) % MECHANISMS.len()];
     let offer = Offer {
         plaintext: true,
-        scram: true,
+        tls: mode & 0x80 != 0,
+        scram: ScramKeyed::All,
         certificate_user: Some("user".into()),
         channel_binding: (mode & 0x80 != 0).then_some([7u8; 32]),
+        policy: Default::default(),
     };
     // Up to three client messages, separated by 0xff; the first may be sent
     // as the initial response. `NONCE` in a later one stands for the
