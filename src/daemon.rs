@@ -16,7 +16,7 @@ use crate::limits::{
 use crate::penalty::Penalties;
 use crate::privsep::{self, Helper};
 use crate::reply::Code;
-use crate::session::{self, Start};
+use crate::session::{self, Link, Mode};
 use crate::sys::{self, process};
 use crate::tls::Tls;
 use crate::transport::Boxed;
@@ -185,22 +185,12 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let start = Start {
-                config: &config,
-                tls: tls.as_deref(),
-                implicit_tls,
-                plaintext,
-                peer: Some(peer),
-                penalties: Some(&worker.penalties),
-                watch: Some(&slot),
-                helper: worker.helper.as_deref(),
-                hand_over: None,
-                relayed: false,
-            };
-            let summary = session::serve(&start, Box::new(stream) as Boxed);
+            let link = Link { config: &config, tls: tls.as_deref(), implicit_tls, plaintext, peer: Some(peer) };
+            let mode = Mode::Daemon { watch: &slot, penalties: &worker.penalties, helper: worker.helper.as_deref() };
+            let summary = session::serve(&link, &mode, Box::new(stream) as Boxed);
             // The slot is free before the line that says the session ended.
             drop(slot);
-            if summary.logged_in() || crate::loglimit::allow(summary.client().or(Some(peer.ip()))) {
+            if summary.logged_in || crate::loglimit::allow(summary.client.or(Some(peer.ip()))) {
                 log::info!("{summary}");
             }
         });

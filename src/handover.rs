@@ -19,10 +19,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::inetd::{self, Split};
+use crate::inetd;
 use crate::limits::{LOGIN_TIME_FACTOR, MAX_AUTH_FAILURES, REAP_GRACE};
 use crate::privsep::{self, Helper, Serving};
 use crate::relay::Relay;
+use crate::session::Split;
 use crate::sys::{self, process};
 use crate::{lock, session, tls};
 
@@ -60,7 +61,7 @@ pub fn serve(config: &Config, implicit_tls: bool) -> Result<(), String> {
             drop(helper_end);
             match login {
                 Some(login) => {
-                    let result = as_the_user(config, (&state, uid), peer, login, user_end);
+                    let result = as_the_user(config, &state, uid, peer, login, user_end);
                     // The relay ends with the session; one that does not is
                     // ended (while root) or left to init (it is not ours to signal).
                     process::end_child(child, Instant::now() + REAP_GRACE);
@@ -100,9 +101,10 @@ fn pre_login(
 /// directory, then the user's ids, then the rest of the session.
 fn as_the_user(
     config: &Config,
-    (state, user_uid): (&OwnedFd, u32),
+    state: &OwnedFd,
+    user_uid: u32,
     peer: Option<std::net::SocketAddr>,
-    (name, account): (String, crate::accounts::Account),
+    privsep::Login { name, account }: privsep::Login,
     mut relay: UnixStream,
 ) -> Result<(), String> {
     use std::io::Write;
@@ -124,19 +126,9 @@ fn as_the_user(
     let mut own = config.clone();
     own.state_dir = config.state_dir.join(place);
     lock::remove_stale_dotlocks(&lock::Records::dir_in(&own.state_dir));
-    let start = session::Start {
-        config: &own,
-        tls: None,
-        implicit_tls: false,
-        plaintext: own.plaintext_auth,
-        peer,
-        penalties: None,
-        watch: None,
-        helper: None,
-        hand_over: None,
-        relayed: true,
-    };
-    let summary = session::serve_logged_in(&start, Box::new(relay) as crate::transport::Boxed, name, account);
+    let link = session::Link { config: &own, tls: None, implicit_tls: false, plaintext: own.plaintext_auth, peer };
+    let mode = session::Mode::Resumed { name, account };
+    let summary = session::serve(&link, &mode, Box::new(relay) as crate::transport::Boxed);
     log::info!("{summary}");
     Ok(())
 }

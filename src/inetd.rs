@@ -7,16 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::Config;
 use crate::limits;
-use crate::privsep::Helper;
-use crate::relay::Relay;
+use crate::session::Split;
 use crate::tls::Tls;
 use crate::{lock, loglimit, penalty, sasl, session, sys, transport};
-
-/// System accounts: the helper to ask and the relay to hand over to.
-pub struct Split<'a> {
-    pub helper: &'a Helper,
-    pub relay: &'a Relay,
-}
 
 /// Serves the one session; the process runs as `user` already.
 pub fn serve(config: &Config, tls: Option<&Tls>, implicit_tls: bool, split: Option<Split>) -> Result<(), String> {
@@ -33,18 +26,8 @@ pub fn serve(config: &Config, tls: Option<&Tls>, implicit_tls: bool, split: Opti
         config.network_prefix_ipv4,
         config.network_prefix_ipv6,
     );
-    let start = session::Start {
-        config,
-        tls,
-        implicit_tls,
-        plaintext: config.plaintext_auth,
-        peer: sys::peer_addr(0),
-        penalties: Some(&penalties),
-        watch: Some(&InetdWatch),
-        helper: split.as_ref().map(|s| s.helper),
-        hand_over: split.as_ref().map(|s| s.relay as &dyn session::HandOver),
-        relayed: false,
-    };
+    let link = session::Link { config, tls, implicit_tls, plaintext: config.plaintext_auth, peer: sys::peer_addr(0) };
+    let mode = session::Mode::Inetd { watch: &InetdWatch, penalties: &penalties, split };
     // One deadline for everything before login, the TLS handshake included
     // however its bytes arrive: the process ends when it passes.
     let deadline = config.timeout_login * limits::LOGIN_TIME_FACTOR;
@@ -58,11 +41,11 @@ pub fn serve(config: &Config, tls: Option<&Tls>, implicit_tls: bool, split: Opti
         }
     });
     let stdio = transport::Stdio::new().map_err(|e| format!("stdin/stdout: {e}"))?;
-    let summary = session::serve(&start, Box::new(stdio) as transport::Boxed);
-    if summary.handed_over() {
+    let summary = session::serve(&link, &mode, Box::new(stdio) as transport::Boxed);
+    if summary.handed_over {
         return Ok(());
     }
-    if summary.logged_in() || loglimit::allow(summary.client()) {
+    if summary.logged_in || loglimit::allow(summary.client) {
         log::info!("{summary}");
     }
     Ok(())

@@ -1,14 +1,11 @@
-//! The networks each account has logged in from lately, one small file per account in state_dir: there its logins wait only behind its own failures.
+//! The networks each account logged in from lately, a small file per account in state_dir: its logins wait less there.
 //!
-//! `state_dir/NAME.known` holds a line `NETWORK/PREFIX MILLISECONDS` for each
-//! network the account logged in from (the address masked to
-//! `network_prefix_ipv4`/`_ipv6`), at most `KNOWN_NETWORKS_PER_ACCOUNT`, the
-//! least recent dropped first. It is written only after a login succeeded,
-//! and again only when the network's time is older than a day, so a login
-//! that finds it current writes nothing. Daemons sharing a state_dir and
-//! inetd sessions (whose pre-login process writes `state_dir/shared`) share
-//! it. It is a hint: a lost or torn file costs a stranger's delay, nothing
-//! more.
+//! One line per network (the address masked to `network_prefix_ipv4`/
+//! `_ipv6`), at most `KNOWN_NETWORKS_PER_ACCOUNT`, written only after a
+//! login succeeded and again only when a network's time is a day old. It
+//! is a hint shared by daemons and inetd sessions on one state_dir: a lost
+//! or torn file costs a stranger's delay, nothing more (format: DESIGN.md,
+//! "Files in state_dir").
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

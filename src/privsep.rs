@@ -114,6 +114,13 @@ fn decode_answer(m: &[u8]) -> Option<(u32, Answer)> {
     Some((seq, answer))
 }
 
+/// A successful check of inetd mode's helper: who logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub name: String,
+    pub account: Account,
+}
+
 /// How long a helper serves, and what it does after a login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Serving {
@@ -125,11 +132,11 @@ pub enum Serving {
     OneSession { checks: u32, until: Instant },
 }
 
-/// The helper's loop on `sock`. Returns the user name and account of a
+/// The helper's loop on `sock`. Returns the login of a
 /// successful check when `serving` is `OneSession`; None when the session
 /// side is gone, sent a malformed request (inetd), or used up its checks.
 /// The requests' buffer (passwords) is zeroed before it returns.
-pub fn serve(sock: &OwnedFd, files: &Files, serving: Serving) -> Option<(String, Account)> {
+pub fn serve(sock: &OwnedFd, files: &Files, serving: Serving) -> Option<Login> {
     let mut buf = vec![0u8; HELPER_MESSAGE];
     let login = serve_in(sock, files, serving, &mut buf);
     buf.fill(0);
@@ -137,7 +144,7 @@ pub fn serve(sock: &OwnedFd, files: &Files, serving: Serving) -> Option<(String,
     login
 }
 
-fn serve_in(sock: &OwnedFd, files: &Files, serving: Serving, buf: &mut [u8]) -> Option<(String, Account)> {
+fn serve_in(sock: &OwnedFd, files: &Files, serving: Serving, buf: &mut [u8]) -> Option<Login> {
     let mut spacing = spacing::Spacing::default();
     let mut checks = 0u32;
     loop {
@@ -173,7 +180,7 @@ fn serve_in(sock: &OwnedFd, files: &Files, serving: Serving, buf: &mut [u8]) -> 
                 }
                 if let (Answer::Yes(account), Serving::OneSession { .. }) = (&answer, serving) {
                     let _ = process::send_message(sock.as_fd(), &encode_answer(req.seq, &answer));
-                    return Some((req.name.to_string(), account.clone()));
+                    return Some(Login { name: req.name.to_string(), account: account.clone() });
                 }
                 (req.seq, answer)
             }

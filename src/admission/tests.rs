@@ -1,4 +1,4 @@
-//! Tests of admission: who makes way when a budget is full (the stalled, never the busy), waiting for room, the per-address and total limits, and the bound on session threads.
+//! Tests of admission: who makes way when a budget is full, waiting for room, the limits, the bound on threads.
 
 use super::*;
 use std::net::TcpListener;

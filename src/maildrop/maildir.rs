@@ -29,7 +29,7 @@ use md5::{Digest, Md5};
 use super::lines::FromQuoting;
 use super::maildir_index::{self, Listed, Listing};
 use super::message::{Message, Part, Uid};
-use super::store::{Limits, MaildropError};
+use super::store::{Bounds, Limits, MaildropError};
 use super::stream;
 use crate::nofollow;
 use crate::reply::MessageSink;
@@ -94,10 +94,10 @@ impl Maildir {
     pub fn open(
         root: PathBuf,
         fixed: &Path,
-        (limits, owner): (&Limits, Option<u32>),
+        Bounds { limits, owner }: Bounds<'_>,
         saved: &Path,
     ) -> Result<Maildir, MaildropError> {
-        let mut drop = Maildir {
+        let mut maildrop = Maildir {
             root,
             dirs: [None, None],
             entries: Vec::new(),
@@ -110,31 +110,31 @@ impl Maildir {
         let not_a_dir = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR));
         let refused =
             |what: &str| MaildropError::Corrupt(format!("{what} is not a directory (links are not followed)"));
-        let root_fd = match nofollow::open_dir_below(fixed, &drop.root) {
+        let root_fd = match nofollow::open_dir_below(fixed, &maildrop.root) {
             Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(drop),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(maildrop),
             Err(e) if not_a_dir(&e) || e.kind() == io::ErrorKind::PermissionDenied => {
-                return Err(refused(&format!("{} ({e})", drop.root.display())))
+                return Err(refused(&format!("{} ({e})", maildrop.root.display())))
             }
             Err(e) => return Err(e.into()),
         };
         super::store::check_owner(&root_fd, owner)?;
         for (k, subdir) in SUBDIRS.iter().enumerate() {
-            drop.dirs[k] = match sys::open_dir_at(root_fd.as_fd(), OsStr::new(subdir)) {
+            maildrop.dirs[k] = match sys::open_dir_at(root_fd.as_fd(), OsStr::new(subdir)) {
                 Ok(fd) => Some(fd),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) if not_a_dir(&e) => return Err(refused(subdir)),
                 Err(e) => return Err(e.into()),
             };
         }
-        drop.root_fd = Some(root_fd);
-        let (stamps, settled) = maildir_index::stamps(&drop.dirs)?;
+        maildrop.root_fd = Some(root_fd);
+        let (stamps, settled) = maildir_index::stamps(&maildrop.dirs)?;
         let before = maildir_index::load(saved, limits.max_messages);
         if before.current(&stamps) {
-            return drop.take_listing(&before, limits);
+            return maildrop.take_listing(&before, limits);
         }
         let known = before.sizes(unique);
-        let mut listed = drop.list(limits.max_messages.saturating_add(1))?;
+        let mut listed = maildrop.list(limits.max_messages.saturating_add(1))?;
         if listed.len() > limits.max_messages {
             return Err(MaildropError::TooLarge(format!("more than {} messages", limits.max_messages)));
         }
@@ -143,14 +143,14 @@ impl Maildir {
         let mut total = 0u64;
         let mut after = Listing { dirs: stamps, trusted: settled, files: Vec::new() };
         for entry in listed {
-            let (file, len) = match drop.open_entry(&entry) {
+            let (file, len) = match maildrop.open_entry(&entry) {
                 Ok(file) => file,
                 // Removed since the directory was read (or moved: seen next time).
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     // One bad file (unreadable, a link, a FIFO) must not keep
                     // the user from the rest of the mail.
-                    log::error!("skipping {}/{}: {e}", drop.root.display(), drop.display(&entry));
+                    log::error!("skipping {}/{}: {e}", maildrop.root.display(), maildrop.display(&entry));
                     continue;
                 }
             };
@@ -163,12 +163,12 @@ impl Maildir {
                 None => stream::wire_size(io::Read::take(&file, len), FromQuoting::Verbatim)?,
             };
             after.files.push(Listed { subdir: entry.subdir, name: entry.name.clone(), len, size });
-            drop.push(entry, len, size);
+            maildrop.push(entry, len, size);
         }
         if after.files != before.files || after.dirs != before.dirs || after.trusted != before.trusted {
             maildir_index::save(saved, &after);
         }
-        Ok(drop)
+        Ok(maildrop)
     }
 
     /// The listing saved at the last login, for directories that have not
@@ -371,10 +371,10 @@ mod tests {
         Maildrop::open(Location::Maildir(root.to_path_buf()), state, limits, &mbox)
     }
 
-    fn retr(drop: &Maildrop, n: u32) -> Vec<u8> {
+    fn retr(maildrop: &Maildrop, n: u32) -> Vec<u8> {
         let mut out = Vec::new();
-        let sent = drop.send(n, Part::Whole, &mut out).unwrap().unwrap();
-        assert_eq!(sent, drop.get(n).unwrap().size, "RETR sends what LIST says");
+        let sent = maildrop.send(n, Part::Whole, &mut out).unwrap().unwrap();
+        assert_eq!(sent, maildrop.get(n).unwrap().size, "RETR sends what LIST says");
         out
     }
 
@@ -387,24 +387,24 @@ mod tests {
         fs::write(root.join("new/.hidden"), b"x").unwrap();
         fs::write(root.join("tmp/1700000003.M3P3.host"), b"being delivered").unwrap();
         fs::create_dir(root.join("cur/not-a-message")).unwrap();
-        let drop = open(&root, &limits(10)).unwrap();
-        assert_eq!(drop.len(), 2);
-        assert_eq!(retr(&drop, 1), b"Subject: a\r\n\r\nCRLF body\r\nno final newline\r\n");
+        let maildrop = open(&root, &limits(10)).unwrap();
+        assert_eq!(maildrop.len(), 2);
+        assert_eq!(retr(&maildrop, 1), b"Subject: a\r\n\r\nCRLF body\r\nno final newline\r\n");
         // No mbox unquoting: a Maildir file holds the message as written.
-        assert_eq!(retr(&drop, 2), b"Subject: b\r\n\r\nline\r\n..dot\r\nFrom x\r\n>From y\r\n");
-        assert_eq!(drop.get(1).unwrap().size, 43);
+        assert_eq!(retr(&maildrop, 2), b"Subject: b\r\n\r\nline\r\n..dot\r\nFrom x\r\n>From y\r\n");
+        assert_eq!(maildrop.get(1).unwrap().size, 43);
         let uid = |d: &Maildrop, n| d.get(n).unwrap().uid.to_string();
-        assert_eq!(uid(&drop, 1), format!("{:x}", Md5::digest(b"1700000001.M2P2.host")));
+        assert_eq!(uid(&maildrop, 1), format!("{:x}", Md5::digest(b"1700000001.M2P2.host")));
         // A mail reader moves message 2 to cur/ with flags: same id, still sent.
         fs::rename(root.join("new/1700000002.M1P1.host"), root.join("cur/1700000002.M1P1.host:2,RS")).unwrap();
-        assert!(drop.still_listed(2).unwrap());
-        assert_eq!(retr(&drop, 2), b"Subject: b\r\n\r\nline\r\n..dot\r\nFrom x\r\n>From y\r\n");
+        assert!(maildrop.still_listed(2).unwrap());
+        assert_eq!(retr(&maildrop, 2), b"Subject: b\r\n\r\nline\r\n..dot\r\nFrom x\r\n>From y\r\n");
         let again = open(&root, &limits(10)).unwrap();
-        assert_eq!((uid(&again, 1), uid(&again, 2)), (uid(&drop, 1), uid(&drop, 2)));
+        assert_eq!((uid(&again, 1), uid(&again, 2)), (uid(&maildrop, 1), uid(&maildrop, 2)));
         // Another client deletes message 1: it is no longer listed, RETR fails.
         fs::remove_file(root.join("cur/1700000001.M2P2.host:2,S")).unwrap();
-        assert!(!drop.still_listed(1).unwrap());
-        assert!(drop.send(1, Part::Whole, &mut Vec::new()).unwrap().is_err());
+        assert!(!maildrop.still_listed(1).unwrap());
+        assert!(maildrop.send(1, Part::Whole, &mut Vec::new()).unwrap().is_err());
     }
 
     /// The daemon can read every user's mail: nothing a user can create in
@@ -428,21 +428,21 @@ mod tests {
         std::os::unix::fs::symlink(&theirs, root.join("new/1700000001.M1P1.box")).unwrap();
         fs::hard_link(&theirs, root.join("new/1700000002.M2P2.box")).unwrap();
         fs::write(root.join("new/1700000003.M3P3.box"), b"Subject: mine\n\nx\n").unwrap();
-        let drop = open(&root, &limits(10)).unwrap();
-        assert_eq!(drop.len(), 1);
-        assert_eq!(retr(&drop, 1), b"Subject: mine\r\n\r\nx\r\n");
+        let maildrop = open(&root, &limits(10)).unwrap();
+        assert_eq!(maildrop.len(), 1);
+        assert_eq!(retr(&maildrop, 1), b"Subject: mine\r\n\r\nx\r\n");
         // Swapped for a link after login, or shrunk: no longer served.
         fs::remove_file(root.join("new/1700000003.M3P3.box")).unwrap();
         std::os::unix::fs::symlink(&theirs, root.join("new/1700000003.M3P3.box")).unwrap();
-        assert!(!drop.still_listed(1).unwrap());
-        assert!(drop.send(1, Part::Whole, &mut Vec::new()).unwrap().is_err());
+        assert!(!maildrop.still_listed(1).unwrap());
+        assert!(maildrop.send(1, Part::Whole, &mut Vec::new()).unwrap().is_err());
         fs::remove_file(root.join("new/1700000003.M3P3.box")).unwrap();
         fs::write(root.join("new/1700000003.M3P3.box"), b"Subject: mi").unwrap();
-        assert!(!drop.still_listed(1).unwrap(), "shorter than listed");
+        assert!(!maildrop.still_listed(1).unwrap(), "shorter than listed");
         // UPDATE removes only what is in this Maildir; the other is intact.
-        let mut drop = open(&root, &limits(10)).unwrap();
-        assert!(drop.delete(1));
-        drop.commit().unwrap();
+        let mut maildrop = open(&root, &limits(10)).unwrap();
+        assert!(maildrop.delete(1));
+        maildrop.commit().unwrap();
         assert!(theirs.exists());
         assert_eq!(fs::read(&theirs).unwrap(), b"Subject: not yours\n\nsecret\n");
     }
@@ -454,12 +454,12 @@ mod tests {
             fs::write(root.join(dir).join(format!("17000000{i:02}.M{i}P1.host")), format!("Subject: {i}\n\nx\n"))
                 .unwrap();
         }
-        let mut drop = open(&root, &limits(10)).unwrap();
-        assert_eq!(drop.len(), 3);
-        assert!(drop.delete(1) && drop.delete(3));
+        let mut maildrop = open(&root, &limits(10)).unwrap();
+        assert_eq!(maildrop.len(), 3);
+        assert!(maildrop.delete(1) && maildrop.delete(3));
         fs::rename(root.join("new/1700000000.M0P1.host"), root.join("cur/1700000000.M0P1.host:2,S")).unwrap();
         fs::remove_file(root.join("new/1700000002.M2P1.host")).unwrap();
-        assert_eq!(drop.commit().unwrap(), 2);
+        assert_eq!(maildrop.commit().unwrap(), 2);
         let left: Vec<_> = SUBDIRS.iter().flat_map(|d| fs::read_dir(root.join(d)).unwrap()).collect();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].as_ref().unwrap().file_name(), "1700000001.M1P1.host");
@@ -502,15 +502,15 @@ mod tests {
             }
             let name = format!("{round}.M1P1.host");
             fs::write(root.join("new").join(&name), &msg).unwrap();
-            let drop = open(&root, &limits(10)).unwrap();
-            let out = retr(&drop, 1);
+            let maildrop = open(&root, &limits(10)).unwrap();
+            let out = retr(&maildrop, 1);
             assert!(out.is_empty() || out.ends_with(b"\r\n"), "round {round}");
             assert!(!out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'), "bare LF on the wire");
             let lines: Vec<&[u8]> = out.split_inclusive(|&b| b == b'\n').collect();
             let header_end = lines.iter().position(|l| *l == b"\r\n").map_or(lines.len(), |i| i + 1);
             for k in [0usize, 2] {
                 let mut top = Vec::new();
-                drop.send(1, Part::Top(k as u32), &mut top).unwrap().unwrap();
+                maildrop.send(1, Part::Top(k as u32), &mut top).unwrap().unwrap();
                 assert_eq!(top, lines[..(header_end + k).min(lines.len())].concat(), "round {round} TOP {k}");
             }
             fs::remove_file(root.join("new").join(&name)).unwrap();
@@ -526,8 +526,8 @@ mod tests {
         }
     }
 
-    fn listing(drop: &Maildrop) -> Vec<String> {
-        drop.live().map(|(n, m)| format!("{n} {m:?}")).collect()
+    fn listing(maildrop: &Maildrop) -> Vec<String> {
+        maildrop.live().map(|(n, m)| format!("{n} {m:?}")).collect()
     }
 
     /// Unchanged directories: the saved listing stands, no message is read

@@ -27,7 +27,7 @@ use maildir::Maildir;
 use mbox::Mbox;
 pub use mbox::{MboxSettings, StatePaths};
 pub use message::{Message, Part};
-pub use store::{Limits, MaildropError};
+pub use store::{Bounds, Limits, MaildropError};
 pub use workarounds::Workarounds;
 
 use crate::reply::MessageSink;
@@ -96,7 +96,7 @@ impl Maildrop {
         limits: &Limits,
         mbox: &MboxSettings,
     ) -> Result<Maildrop, MaildropError> {
-        Maildrop::open_owned(fixed, location, state, (limits, mbox), None)
+        Maildrop::open_owned(fixed, location, state, Bounds { limits, owner: None }, mbox)
     }
 
     /// `open_below`, refusing a mailbox (the mbox or the Maildir directory,
@@ -106,13 +106,13 @@ impl Maildrop {
         fixed: &Path,
         location: Location,
         state: StatePaths,
-        (limits, mbox): (&Limits, &MboxSettings),
-        owner: Option<u32>,
+        bounds: Bounds<'_>,
+        mbox: &MboxSettings,
     ) -> Result<Maildrop, MaildropError> {
         let header_cache = state.index.with_extension("headers");
         let store = match location {
-            Location::Mbox(path) => Store::Mbox(Mbox::open(path, fixed.to_path_buf(), state, mbox, (limits, owner))?),
-            Location::Maildir(path) => Store::Maildir(Maildir::open(path, fixed, (limits, owner), &state.index)?),
+            Location::Mbox(path) => Store::Mbox(Mbox::open(path, fixed.to_path_buf(), state, mbox, bounds)?),
+            Location::Maildir(path) => Store::Maildir(Maildir::open(path, fixed, bounds, &state.index)?),
         };
         let deleted = vec![false; store.messages().len()];
         Ok(Maildrop {

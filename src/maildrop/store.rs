@@ -12,6 +12,14 @@ pub struct Limits {
     pub max_size: u64,
 }
 
+/// What a store is opened within: the configured limits, and for a system
+/// account the uid its mailbox must belong to.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds<'a> {
+    pub limits: &'a Limits,
+    pub owner: Option<u32>,
+}
+
 /// Why a maildrop cannot be opened or updated; each maps to a response code.
 #[derive(Debug)]
 pub enum MaildropError {
@@ -37,6 +45,25 @@ impl MaildropError {
     /// True for problems that go away by themselves ([SYS/TEMP]).
     pub fn is_temporary(&self) -> bool {
         !matches!(self, MaildropError::TooLarge(_) | MaildropError::Corrupt(_) | MaildropError::Foreign { .. })
+    }
+
+    /// The response code for telling the client ([SYS/TEMP] or [SYS/PERM]).
+    pub fn code(&self) -> crate::reply::Code {
+        match self.is_temporary() {
+            true => crate::reply::Code::SysTemp,
+            false => crate::reply::Code::SysPerm,
+        }
+    }
+
+    /// The system's error number behind it, if the system refused something
+    /// (EACCES: the session's account may not read or write the mailbox).
+    pub fn os_error(&self) -> Option<i32> {
+        match self {
+            MaildropError::Io(e) | MaildropError::Journal(e) | MaildropError::Locked(LockError::Io(_, e)) => {
+                e.raw_os_error()
+            }
+            _ => None,
+        }
     }
 }
 

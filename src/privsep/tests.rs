@@ -87,7 +87,7 @@ fn an_inetd_helper_ends_at_the_login_at_a_malformed_request_or_after_its_checks(
     let (right, wrong) = (encode_request(1, "ann", b"right").unwrap(), encode_request(2, "ann", b"wrong").unwrap());
     let (answers, login) = run(vec![wrong.clone(), right.clone(), wrong.clone()], 5);
     assert_eq!(answers, b"NY");
-    assert_eq!(login.map(|(name, a)| (name, a.uid)), Some(("ann".to_string(), 1500)));
+    assert_eq!(login.map(|l| (l.name, l.account.uid)), Some(("ann".to_string(), 1500)));
     let (answers, login) = run(vec![b"junk".to_vec(), right.clone()], 5);
     assert_eq!((answers, login), (b"E".to_vec(), None));
     let (answers, login) = run(vec![wrong.clone(), wrong.clone(), right], 2);

@@ -1,365 +1,145 @@
-//! The AUTHORIZATION state (RFC 1939 section 4): QUIT, STLS (RFC 2595), USER/PASS and APOP, and the login that locks and opens the maildrop.
+//! The AUTHORIZATION state (RFC 1939 section 4): what it holds, and its table of every command's answer.
 
-use std::io::{self, Read};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::io::Read;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{End, Next, Session, State};
+use super::{capa, login, sasl, End, Next, Session, State, Step, Stop};
 use crate::hex;
-use crate::known::Known;
-use crate::limits::{AUTH_FAIL_DELAY, AUTH_FAIL_DELAY_MAX_STEPS, MAX_AUTH_FAILURES};
-use crate::lock::{Records, SessionLock};
-use crate::maildrop::{Maildrop, MaildropError, StatePaths};
-use crate::parser::Command;
-use crate::penalty::network;
-use crate::reply::Code;
+use crate::parser::{Command, ParseError, Parser};
+use crate::reply::{Code, Pending};
+use crate::sasl::Exchange;
 use crate::transport::Transport;
-use crate::users;
 
-/// What a credentials check found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Verdict {
-    Right,
-    /// Wrong, and why: for the log line only (the client hears one answer
-    /// whatever the reason).
-    Wrong(&'static str),
+/// What the AUTHORIZATION state holds.
+pub(super) struct Authorization {
+    /// The name USER gave, for the next PASS (any login forgets it).
+    pub user: Option<String>,
+    /// Failed logins in this session: the answer's delay grows with them,
+    /// and `MAX_AUTH_FAILURES` ends the session.
+    pub failures: u32,
+    /// Lines that were no POP3 command at all (another protocol talking to
+    /// the port): `max_bad_commands` of them end the session.
+    foreign: u32,
+    /// A SASL exchange waiting for the client's next line.
+    pub sasl: Option<Exchange>,
 }
 
-/// The result of a credential check and when it began: a failure is
-/// answered a fixed delay after the start, whatever the check cost.
-pub(super) struct Checked {
-    pub started: Instant,
-    /// What the check found; Err when the users file could not be read.
-    pub result: io::Result<Verdict>,
-    /// A system account's password, for the helper to check once this
-    /// answer's slot has come (so the penalties apply before any check).
-    pub ask: Option<Vec<u8>>,
+/// What the client sends in this state: a command, or the next line of the
+/// SASL exchange waiting for it.
+pub(super) enum Input {
+    Command(Result<Command, ParseError>),
+    SaslLine(Exchange, Result<Vec<u8>, ParseError>),
 }
 
-impl Checked {
-    pub fn done(started: Instant, result: io::Result<Verdict>) -> Checked {
-        Checked { started, result, ask: None }
-    }
-}
-
-impl<T: Transport> Session<'_, T> {
-    /// A command in the AUTHORIZATION state (CAPA aside).
-    pub(super) fn authorization(&mut self, cmd: Command) -> io::Result<Next> {
-        match cmd {
-            Command::Quit => {
-                self.out.ok("bye")?;
-                Ok(Next::Close(End::Quit))
-            }
-            Command::Stls => match self.start.tls {
-                Some(_) if !self.out.get_ref().is_tls() => {
-                    self.out.ok("begin TLS negotiation")?;
-                    Ok(Next::StartTls)
-                }
-                Some(_) => self.refuse("already using TLS"),
-                None => self.refuse("TLS is not available"),
-            },
-            Command::User(_) | Command::Pass(_) | Command::Apop { .. } if !self.plaintext_allowed() => {
-                self.out.err_code(Code::Auth, "plaintext login is not allowed without TLS: use STLS or port 995")?;
-                Ok(Next::Continue)
-            }
-            Command::User(name) => {
-                if let State::Authorization { user, .. } = &mut self.state {
-                    *user = Some(name);
-                }
-                // The same answer whether or not the user exists.
-                self.out.ok("send PASS").map(|_| Next::Continue)
-            }
-            Command::Pass(password) => {
-                let State::Authorization { user: Some(name), .. } = &self.state else {
-                    return self.refuse("give USER first");
-                };
-                let (name, password) = self.credentials(name, &password);
-                let checked = self.check_password(&name, &password);
-                self.login(name, checked)
-            }
-            Command::Apop { name, digest } => match self.challenge.clone() {
-                None => self.refuse("APOP is not enabled"),
-                Some(challenge) => {
-                    let (name, _) = crate::saslprep::credentials(&name, b"");
-                    let check = |secret: Option<&users::Secret>| users::check_apop(secret, &challenge, &digest);
-                    let checked = self.check_secret(&name, check, "wrong APOP digest");
-                    self.login(name, checked)
-                }
-            },
-            Command::Auth(None) => self.auth_mechanisms(),
-            Command::Auth(Some((mechanism, initial))) => self.auth_start(&mechanism, initial),
-            _ => self.refuse("command not valid before login"),
-        }
+impl Authorization {
+    pub fn new() -> Authorization {
+        Authorization { user: None, failures: 0, foreign: 0, sasl: None }
     }
 
-    /// The TLS handshake (after STLS, or first on an implicit-TLS port);
-    /// everything said before it is forgotten.
-    pub(super) fn start_tls(&mut self) -> io::Result<()> {
-        let tls = self.start.tls.ok_or_else(|| io::Error::other("TLS is not configured"))?;
-        self.out.get_mut().start_tls(tls)?;
-        let (failures, bad) = match &self.state {
-            State::Authorization { failures, bad, .. } => (*failures, *bad),
-            State::Transaction { .. } => (0, 0),
-        };
-        self.state = State::authorization(failures, bad);
-        Ok(())
+    /// After the TLS handshake: everything said before it is forgotten, but
+    /// the session's failures and foreign lines still count.
+    pub fn after_tls(self) -> Authorization {
+        Authorization { failures: self.failures, foreign: self.foreign, ..Authorization::new() }
     }
 
-    /// Looks the user up and checks the password, the same way for every
-    /// user name, known or not.
-    pub(super) fn check_password(&mut self, name: &str, password: &[u8]) -> Checked {
-        if self.config.accounts == crate::config::AccountSource::UsersFile {
-            return self.check_secret(name, |secret| users::check_password(secret, password), "wrong password");
-        }
-        // A system account: the privileged helper checks it, in `login`.
-        // A name no maildrop can have is a wrong password, asked of nobody.
-        let ask = users::valid_name(name).then(|| password.to_vec());
-        Checked { started: Instant::now(), result: Ok(Verdict::Wrong("invalid user name")), ask }
+    /// Goes on in this state.
+    pub fn stay(self) -> Next {
+        Next::In(State::Authorization(self))
     }
 
-    /// The helper's check of a system account; the account is kept for `%h`
-    /// and the maildrop's owner.
-    fn ask_helper(&mut self, name: &str, password: &[u8]) -> io::Result<Verdict> {
-        let Some(helper) = self.start.helper else {
-            return Err(io::Error::other("no credentials helper: `accounts = system` takes effect at a restart"));
+    /// The next complete line of `input`, read as this state expects it:
+    /// with a SASL exchange waiting, its next line (and the exchange).
+    pub fn next_input(&mut self, parser: &mut Parser, input: &mut &[u8]) -> Option<Input> {
+        let Some(exchange) = self.sasl.take() else {
+            return parser.next(input).map(Input::Command);
         };
-        let cancelled = || self.start.watch.is_some_and(|w| w.cancelled());
-        match helper.check(name, password, &cancelled)? {
-            Ok(account) => {
-                self.account = Some(account);
-                Ok(Verdict::Right)
-            }
-            Err(why) => Ok(Verdict::Wrong(why)),
-        }
-    }
-
-    /// The name and password as checked: SASLprep'd for the users file
-    /// (SCRAM keys are made from prepared passwords); as typed for system
-    /// accounts, whose hashes passwd(1) made from the bytes themselves.
-    pub(super) fn credentials(&self, name: &str, password: &[u8]) -> (String, Vec<u8>) {
-        match self.config.accounts {
-            crate::config::AccountSource::UsersFile => crate::saslprep::credentials(name, password),
-            crate::config::AccountSource::System => (name.to_string(), password.to_vec()),
-        }
-    }
-
-    /// Runs `check` on the user's secret (None for an unknown or invalid
-    /// name, so the work is the same); `wrong` says what a failed check means.
-    fn check_secret(
-        &self,
-        name: &str,
-        check: impl FnOnce(Option<&users::Secret>) -> bool,
-        wrong: &'static str,
-    ) -> Checked {
-        let started = Instant::now();
-        let result = users::lookup(&self.config.users_file, name).map(|secret| {
-            let right = check(secret.as_ref());
-            match (secret, users::valid_name(name)) {
-                (_, false) => Verdict::Wrong("invalid user name"),
-                (None, _) => Verdict::Wrong("unknown user"),
-                _ if right => Verdict::Right,
-                _ => Verdict::Wrong(wrong),
-            }
-        });
-        Checked::done(started, result)
-    }
-
-    /// Finishes a login attempt of any kind with its check: a failure is
-    /// delayed and counted; a success takes the session lock and opens the
-    /// maildrop.
-    pub(super) fn login(&mut self, name: String, checked: Checked) -> io::Result<Next> {
-        let State::Authorization { user, sasl, .. } = &mut self.state else {
-            return Ok(Next::Continue);
-        };
-        *user = None;
-        *sasl = None;
-        // The answer waits for its slot: answers to one address, network
-        // or account leave one at a time, spaced by their failures.
-        // The client's address (from a trusted proxy's PROXY header, if any).
-        let ip = self.peer.map(|p| p.ip());
-        let account = (!name.is_empty()).then_some(name.as_str());
-        // An account from a network it logged in from lately waits only
-        // behind its own failures there (decided before any check).
-        let net = ip.map(|ip| network(ip, self.config.network_prefix_ipv4, self.config.network_prefix_ipv6));
-        let known = match (account, net) {
-            (Some(name), Some(net)) => self.known().is_known(name, net),
-            _ => false,
-        };
-        let slot = match (self.start.penalties, ip) {
-            (Some(p), Some(ip)) => Some(p.reserve(ip, account, known)),
-            _ => None,
-        };
-        if let Some(slot) = &slot {
-            let until = Instant::now() + slot.wait;
-            self.turn(super::Turn::Penalty);
-            let waited = self.pause(until.min(self.login_deadline));
-            self.turn(super::Turn::Server);
-            if !waited || until > self.login_deadline {
-                return Err(io::ErrorKind::TimedOut.into());
-            }
-        }
-        let result = match checked.ask {
-            Some(password) => self.ask_helper(&name, &password),
-            None => checked.result,
-        };
-        if self.start.watch.is_some_and(|w| w.cancelled()) {
-            // Closed from outside (the deadline, SIGTERM) while it waited.
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        let State::Authorization { failures, .. } = &mut self.state else {
-            return Ok(Next::Continue);
-        };
-        match result {
-            Err(e) => {
-                match self.config.accounts {
-                    crate::config::AccountSource::System if crate::loglimit::allow(ip) => {
-                        log::error!("credentials helper: {e}")
-                    }
-                    crate::config::AccountSource::System => {}
-                    _ => log::error!("cannot read users file {}: {e}", self.config.users_file.display()),
-                }
-                self.out.err_code(Code::SysTemp, "authentication unavailable, try later")?;
-                return Ok(Next::Continue);
-            }
-            Ok(Verdict::Wrong(why)) => {
-                *failures += 1;
-                let failures = *failures;
-                // The delay grows with this session's failures; across
-                // sessions the slots above space the answers.
-                let recent = match (self.start.penalties, ip, &slot) {
-                    (Some(p), Some(ip), Some(slot)) => p.failed(ip, account, slot),
-                    _ => 0,
-                };
-                if crate::loglimit::allow(ip) {
-                    let who = crate::loglimit::client_text(name.as_bytes());
-                    log::info!("login failed for {who}: {why} ({recent} recent failures from this address)");
-                }
-                // Counted from the start of the check, so every failure takes
-                // the same time whatever the user's hash scheme (or none).
-                // A delay the session serves like a penalty slot: admission may close it meanwhile.
-                let steps = failures.min(AUTH_FAIL_DELAY_MAX_STEPS);
-                let until = checked.started + AUTH_FAIL_DELAY * steps;
-                self.turn(super::Turn::Penalty);
-                if !self.pause(until) {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-                self.turn(super::Turn::Server);
-                self.out.err_code(Code::Auth, "invalid user name or password")?;
-                if failures >= MAX_AUTH_FAILURES {
-                    return Ok(Next::Close(End::TooManyAuthFailures));
-                }
-                return Ok(Next::Continue);
-            }
-            Ok(Verdict::Right) => {
-                if let (Some(p), Some(ip), Some(slot)) = (self.start.penalties, ip, &slot) {
-                    p.succeeded(ip, &name, slot);
-                }
-                if let Some(net) = net {
-                    self.known().remember(&name, net);
-                }
-            }
-        }
-        if self.start.hand_over.is_some() {
-            // inetd mode with system accounts: the helper's process goes on
-            // as the user; this one relays.
-            if let Some(watch) = self.start.watch {
-                watch.logged_in();
-            }
-            return Ok(Next::HandOver(name));
-        }
-        self.open_maildrop(name)
-    }
-
-    /// After the credentials: takes the session lock, applies the login
-    /// policy and opens the maildrop; the TRANSACTION state on success.
-    pub(super) fn open_maildrop(&mut self, name: String) -> io::Result<Next> {
-        let lock = match SessionLock::try_acquire(&self.config.state_dir, &name) {
-            Ok(Some(lock)) => lock,
-            Ok(None) => {
-                self.out.err_code(Code::InUse, "maildrop is in use by another session")?;
-                return Ok(Next::Continue);
-            }
-            Err(e) => {
-                log::error!("cannot lock maildrop of {name} in {}: {e}", self.config.state_dir.display());
-                self.out.err_code(Code::SysTemp, "maildrop unavailable, try later")?;
-                return Ok(Next::Continue);
-            }
-        };
-        let Some(expiry) = self.login_policy(&name)? else {
-            return Ok(Next::Continue);
-        };
-        let state_dir = &self.config.state_dir;
-        let state = StatePaths {
-            journal: state_dir.join(format!("{name}.journal")),
-            copies: state_dir.join(format!("{name}.uids")),
-            dotlocks: Records { dir: Records::dir_in(state_dir), name: name.clone() },
-            index: state_dir.join(format!("{name}.index")),
-        };
-        let fixed = self.config.mailbox.fixed_dir(self.home());
-        let location = self.config.mailbox.location(&name, self.home());
-        let owner = self.account.as_ref().map(|a| a.uid);
-        let settings = (&self.config.limits, &self.config.mbox);
-        match Maildrop::open_owned(&fixed, location.clone(), state, settings, owner) {
-            Ok(mut drop) => {
-                drop.set_maildir_separator(self.config.maildir_info_separator);
-                drop.set_workarounds(self.config.workarounds);
-                if self.config.uidl_from_x_uidl {
-                    drop.adopt_x_uidl();
-                }
-                let (n, size) = drop.stat();
-                log::info!("login {name}: {n} messages, {size} octets");
-                self.logged_in = Some(name.clone());
-                if let Some(watch) = self.start.watch {
-                    watch.logged_in();
-                }
-                expiry.logged_in();
-                self.state = State::Transaction { user: name, drop: Box::new(drop), _lock: lock, expiry };
-                self.out.get_mut().set_timeout(self.config.timeout_session)?;
-                self.out.ok(format_args!("maildrop has {n} messages ({size} octets)"))?;
-            }
-            Err(e) => {
-                log::error!("cannot open maildrop of {name}: {e} (maildrop {location}){}", self.access_hint(&e));
-                // One answer for every way it cannot be opened (missing
-                // rights, a link, a FIFO, not an mbox...): the reason is for
-                // the log, not for whoever planted it.
-                match e {
-                    MaildropError::Locked(_) | MaildropError::TooLarge(_) => self.out.err_code(code_of(&e), &e)?,
-                    _ => self.out.err_code(Code::SysPerm, MAILDROP_UNAVAILABLE)?,
-                }
-            }
-        }
-        Ok(Next::Continue)
-    }
-}
-
-impl<T: Transport> Session<'_, T> {
-    /// The networks accounts logged in from lately (state_dir).
-    fn known(&self) -> Known {
-        Known { dir: self.config.state_dir.clone(), period: self.config.known_network_period }
-    }
-
-    /// Waits until `until` unless the session is closed from outside
-    /// meanwhile (then false, at once): a waiting session holds no place it lost.
-    pub(super) fn pause(&self, until: Instant) -> bool {
-        match self.start.watch {
-            Some(watch) => watch.pause(until),
+        match parser.next_sasl(input) {
+            Some(line) => Some(Input::SaslLine(exchange, line)),
             None => {
-                std::thread::sleep(until.saturating_duration_since(Instant::now()));
-                true
+                self.sasl = Some(exchange);
+                None
             }
         }
     }
 }
 
-/// The answer to a login whose maildrop cannot be opened, whatever the reason.
-const MAILDROP_UNAVAILABLE: &str = "maildrop cannot be opened; the reason is in the server's log";
+/// Answers one line in the AUTHORIZATION state: the state's command table.
+pub(super) fn dispatch<T: Transport>(
+    s: &mut Session<'_, T>,
+    mut a: Authorization,
+    input: Input,
+    p: Pending,
+) -> Result<Step, Stop> {
+    let command = match input {
+        Input::SaslLine(exchange, line) => return sasl::response(s, a, exchange, line, p),
+        Input::Command(Err(e)) => return bad_line(s, a, e, p),
+        Input::Command(Ok(command)) => command,
+    };
+    let answered = match command {
+        Command::Capa => capa::capa(s, p, None)?,
+        Command::Lang(tag) => capa::lang(s, p, tag)?,
+        // UTF-8 credentials are accepted with or without it (CAPA says
+        // `UTF8 USER`); message content is never changed.
+        Command::Utf8 => s.out.ok(p, "UTF8 enabled")?,
+        Command::Quit => return Ok((s.out.ok(p, "bye")?, Next::Close(End::Quit))),
+        Command::Stls => return stls(s, a, p),
+        Command::User(_) | Command::Pass(_) | Command::Apop { .. } if !s.plaintext_allowed() => {
+            s.out.err_code(p, Code::Auth, "plaintext login is not allowed without TLS: use STLS or port 995")?
+        }
+        Command::User(name) => {
+            a.user = Some(name);
+            // The same answer whether or not the user exists.
+            s.out.ok(p, "send PASS")?
+        }
+        Command::Pass(password) => match a.user.take() {
+            Some(name) => return login::with_password(s, a, &name, &password, p),
+            None => s.out.err(p, "give USER first")?,
+        },
+        Command::Apop { name, digest } => match s.challenge.clone() {
+            Some(challenge) => return login::with_apop(s, a, &name, &challenge, &digest, p),
+            None => s.out.err(p, "APOP is not enabled")?,
+        },
+        Command::Auth(None) => sasl::mechanisms(s, p)?,
+        Command::Auth(Some((mechanism, initial))) => return sasl::start(s, a, &mechanism, initial, p),
+        Command::Stat
+        | Command::List(_)
+        | Command::Uidl(_)
+        | Command::Retr(_)
+        | Command::Top { .. }
+        | Command::Dele(_)
+        | Command::Noop
+        | Command::Rset => s.out.err(p, "command not valid before login")?,
+    };
+    Ok((answered, a.stay()))
+}
 
-/// The response code for a maildrop error.
-pub(super) fn code_of(e: &MaildropError) -> Code {
-    if e.is_temporary() {
-        Code::SysTemp
-    } else {
-        Code::SysPerm
+/// STLS (RFC 2595): `+OK`, then the handshake; refused on TLS already or
+/// without certificates.
+fn stls<T: Transport>(s: &mut Session<'_, T>, a: Authorization, p: Pending) -> Result<Step, Stop> {
+    Ok(match s.link.tls {
+        Some(_) if !s.out.get_ref().is_tls() => (s.out.ok(p, "begin TLS negotiation")?, Next::StartTls(a)),
+        Some(_) => (s.out.err(p, "already using TLS")?, a.stay()),
+        None => (s.out.err(p, "TLS is not available")?, a.stay()),
+    })
+}
+
+/// A line that is not a command: one `-ERR`. Lines that are no POP3
+/// command at all (another protocol talking to our port) are counted, and
+/// the one that passes `max_bad_commands` is answered with the closing
+/// `-ERR` alone: one reply per command, always.
+fn bad_line<T: Transport>(
+    s: &mut Session<'_, T>,
+    mut a: Authorization,
+    e: ParseError,
+    p: Pending,
+) -> Result<Step, Stop> {
+    if e.is_foreign() {
+        a.foreign += 1;
+        if a.foreign > s.config.max_bad_commands {
+            return Ok((s.out.err(p, "too many invalid commands, closing")?, Next::Close(End::TooManyBadCommands)));
+        }
     }
+    Ok((s.out.err(p, e.message())?, a.stay()))
 }
 
 /// An APOP challenge `<random.time@host>` with 128 bits from the OS random

@@ -1,6 +1,6 @@
-//! A session behind a load balancer or TLS terminator: the PROXY header (src/proxy.rs) read before the greeting from a trusted proxy, and a header from anyone else refused.
+//! A session behind a load balancer: the PROXY header (src/proxy.rs) read from a trusted proxy, refused from others.
 
-use std::io::{self, Write};
+use std::io;
 
 use super::{End, Session};
 use crate::conn::Conn;
@@ -13,17 +13,17 @@ impl<T: Transport> Session<'_, T> {
     /// and takes the client address from it. Some(end) when the session
     /// ends here (a malformed header: closed without a word).
     pub(super) fn proxy_header(&mut self) -> io::Result<Option<End>> {
-        let Some(via) = self.start.peer.filter(|p| self.config.proxy_trusted.contains(p.ip())) else {
+        let Some(via) = self.link.peer.filter(|p| self.config.proxy_trusted.contains(p.ip())) else {
             return Ok(None);
         };
         let Conn::Plain(io) = self.out.get_mut() else { return Ok(None) };
         match proxy::read_header(io) {
             Ok(Some(client)) => {
                 self.peer = Some(client);
-                if let Some(watch) = self.start.watch {
+                if let Some(watch) = self.mode.watch() {
                     if !watch.client(client.ip(), self.config) {
                         log::info!("too many sessions from {} (via {via}): refused", client.ip());
-                        self.out.err_code(Code::SysTemp, "too many sessions, try again later")?;
+                        self.out.farewell(Some(Code::SysTemp), "too many sessions, try again later")?;
                         self.out.flush()?;
                         let _ = self.out.get_mut().close();
                         return Ok(Some(End::TooManySessions));
@@ -44,7 +44,7 @@ impl<T: Transport> Session<'_, T> {
     /// A PROXY header from an address that is not trusted: someone trying
     /// to pass for another address. Closed with a log line.
     pub(super) fn untrusted_proxy_header(&mut self, input: &[u8]) -> Option<End> {
-        let from = self.start.peer?;
+        let from = self.link.peer?;
         if self.config.proxy_trusted.contains(from.ip()) || !proxy::looks_like_header(input) {
             return None;
         }

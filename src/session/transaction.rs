@@ -1,112 +1,147 @@
-//! The TRANSACTION state (RFC 1939 section 5, RFC 2449 TOP and UIDL): STAT, LIST, UIDL, RETR, TOP, DELE, NOOP, RSET on the maildrop opened at login.
+//! The TRANSACTION state (RFC 1939 section 5): what it holds (the maildrop), and its table of every command's answer.
 
-use std::io::{self, Write};
+use std::io;
 
-use super::{Next, Session, State};
-use crate::maildrop::Part;
-use crate::parser::Command;
-use crate::reply::Code;
+use super::expire::Expiry;
+use super::{capa, update, Next, Session, State, Step, Stop};
+use crate::lock::SessionLock;
+use crate::maildrop::{Maildrop, Message, Part};
+use crate::parser::{Command, ParseError};
+use crate::reply::{Answered, Code, Pending};
 use crate::transport::Transport;
 
-impl<T: Transport> Session<'_, T> {
-    /// A command in the TRANSACTION state (CAPA and QUIT aside).
-    pub(super) fn transaction(&mut self, cmd: Command) -> io::Result<Next> {
-        let State::Transaction { drop, expiry, .. } = &mut self.state else {
-            return Ok(Next::Continue);
-        };
-        let out = &mut self.out;
-        match cmd {
-            Command::Stat => {
-                let (n, size) = drop.stat();
-                out.ok(format_args!("{n} {size}"))?;
-            }
-            Command::List(None) => {
-                let (n, size) = drop.stat();
-                out.ok(format_args!("{n} messages ({size} octets)"))?;
-                for (i, m) in drop.live() {
-                    write!(out, "{i} {}\r\n", m.size)?;
-                }
-                out.write_all(b".\r\n")?;
-            }
-            Command::Uidl(None) => {
-                out.ok("unique-id listing follows")?;
-                for (i, _) in drop.live() {
-                    write!(out, "{i} {}\r\n", drop.uidl(i).unwrap_or_default())?;
-                }
-                out.write_all(b".\r\n")?;
-            }
-            Command::List(Some(n))
-            | Command::Uidl(Some(n))
-            | Command::Retr(n)
-            | Command::Top { msg: n, .. }
-            | Command::Dele(n) => {
-                let Some(msg) = drop.get(n) else {
-                    out.err(if drop.is_deleted(n) { "message is deleted" } else { "no such message" })?;
-                    return Ok(Next::Continue);
-                };
-                let size = msg.size;
-                match cmd {
-                    Command::List(_) => out.ok(format_args!("{n} {size}"))?,
-                    Command::Uidl(_) => out.ok(format_args!("{n} {}", drop.uidl(n).unwrap_or_default()))?,
-                    Command::Retr(_) | Command::Top { .. } => {
-                        if !drop.still_listed(n)? {
-                            log::warn!("mailbox changed by another program during the session");
-                            out.err_code(Code::SysTemp, "mailbox changed since login, log in again")?;
-                            return Ok(Next::Continue);
-                        }
-                        let part = match cmd {
-                            Command::Top { lines, .. } => Part::Top(lines),
-                            _ => Part::Whole,
-                        };
-                        out.ok(format_args!("{size} octets"))?;
-                        let sent = drop.send(n, part, out).unwrap_or(Ok(0)).and_then(|sent| match part {
-                            // Changed on disk since it was listed: never end a
-                            // short message with "." as if it were whole.
-                            Part::Whole if sent != size => {
-                                Err(io::Error::other(format!("{sent} of {size} octets sent: the file changed")))
-                            }
-                            _ => Ok(sent),
-                        });
-                        let sent = match sent {
-                            Ok(sent) => sent,
-                            Err(e) => {
-                                // The +OK is out; the only honest end is to close.
-                                log::error!("sending message {n} failed: {e}");
-                                return Err(e);
-                            }
-                        };
-                        out.write_all(b".\r\n")?;
-                        // RETR, or a TOP whose line count reached the end of
-                        // the body (fetchmail's `TOP n 99999999`): the whole
-                        // message went out, a retrieval for the log, Maildir's
-                        // seen flag and EXPIRE alike.
-                        if sent == size {
-                            expiry.retrieved(&drop.uidl(n).unwrap_or_default());
-                            drop.retrieved(n);
-                            self.stats.retrieved += 1;
-                            self.stats.retrieved_bytes += size;
-                        }
-                    }
-                    // DELE, the one command of this arm left.
-                    _ => {
-                        drop.delete(n);
-                        out.ok(format_args!("message {n} deleted"))?;
-                    }
-                }
-            }
-            Command::Rset => {
-                drop.reset();
-                let (n, size) = drop.stat();
-                out.ok(format_args!("maildrop has {n} messages ({size} octets)"))?;
-            }
-            Command::Noop => out.write_all(b"+OK\r\n")?,
-            Command::User(_) | Command::Pass(_) | Command::Apop { .. } | Command::Auth(_) | Command::Stls => {
-                out.err("already logged in")?;
-            }
-            // Answered before the state is looked at (see `Session::command`).
-            Command::Utf8 => out.err("UTF8 is only valid before login")?,
-            Command::Capa | Command::Quit | Command::Lang(_) => {}
-        }
-        Ok(Next::Continue)
+/// What the TRANSACTION state holds: the user's maildrop, locked for this
+/// session, and their EXPIRE and LOGIN-DELAY policy.
+pub(super) struct Transaction {
+    pub user: String,
+    pub maildrop: Maildrop,
+    /// Held until the session ends, UPDATE included.
+    pub lock: SessionLock,
+    pub expiry: Expiry,
+}
+
+impl Transaction {
+    pub fn new(user: String, maildrop: Maildrop, lock: SessionLock, expiry: Expiry) -> Transaction {
+        Transaction { user, maildrop, lock, expiry }
     }
+
+    /// The message numbered `n`, or the `-ERR` text for it.
+    fn message(&self, n: u32) -> Result<Message, &'static str> {
+        match self.maildrop.get(n) {
+            Some(m) => Ok(m),
+            None if self.maildrop.is_deleted(n) => Err("message is deleted"),
+            None => Err("no such message"),
+        }
+    }
+}
+
+/// Answers one command in the TRANSACTION state: the state's command table.
+pub(super) fn dispatch<T: Transport>(
+    s: &mut Session<'_, T>,
+    mut t: Box<Transaction>,
+    command: Result<Command, ParseError>,
+    p: Pending,
+) -> Result<Step, Stop> {
+    let command = match command {
+        Ok(command) => command,
+        Err(e) => return Ok((s.out.err(p, e.message())?, Next::In(State::Transaction(t)))),
+    };
+    let answered = match command {
+        Command::Quit => return update::run(s, t, p),
+        Command::Capa => capa::capa(s, p, Some(&t))?,
+        Command::Lang(tag) => capa::lang(s, p, tag)?,
+        Command::Stat => {
+            let (n, size) = t.maildrop.stat();
+            s.out.ok(p, format_args!("{n} {size}"))?
+        }
+        Command::List(None) => list(s, &t, p)?,
+        Command::List(Some(n)) => match t.message(n) {
+            Ok(m) => s.out.ok(p, format_args!("{n} {}", m.size))?,
+            Err(why) => s.out.err(p, why)?,
+        },
+        Command::Uidl(None) => uidl_list(s, &t, p)?,
+        Command::Uidl(Some(n)) => match t.message(n) {
+            Ok(_) => s.out.ok(p, format_args!("{n} {}", t.maildrop.uidl(n).unwrap_or_default()))?,
+            Err(why) => s.out.err(p, why)?,
+        },
+        Command::Retr(n) => retrieve(s, &mut t, n, Part::Whole, p)?,
+        Command::Top { msg, lines } => retrieve(s, &mut t, msg, Part::Top(lines), p)?,
+        Command::Dele(n) => match t.message(n) {
+            Ok(_) => {
+                t.maildrop.delete(n);
+                s.out.ok(p, format_args!("message {n} deleted"))?
+            }
+            Err(why) => s.out.err(p, why)?,
+        },
+        Command::Rset => {
+            t.maildrop.reset();
+            let (n, size) = t.maildrop.stat();
+            s.out.ok(p, format_args!("maildrop has {n} messages ({size} octets)"))?
+        }
+        Command::Noop => s.out.ok_bare(p)?,
+        Command::User(_) | Command::Pass(_) | Command::Apop { .. } | Command::Auth(_) | Command::Stls => {
+            s.out.err(p, "already logged in")?
+        }
+        Command::Utf8 => s.out.err(p, "UTF8 is only valid before login")?,
+    };
+    Ok((answered, Next::In(State::Transaction(t))))
+}
+
+/// LIST: every message not deleted, with its size.
+fn list<T: Transport>(s: &mut Session<'_, T>, t: &Transaction, p: Pending) -> io::Result<Answered> {
+    let (n, size) = t.maildrop.stat();
+    let mut listing = s.out.listing(p, format_args!("{n} messages ({size} octets)"))?;
+    for (i, m) in t.maildrop.live() {
+        listing.line(format_args!("{i} {}", m.size))?;
+    }
+    listing.end()
+}
+
+/// UIDL: every message not deleted, with its unique id.
+fn uidl_list<T: Transport>(s: &mut Session<'_, T>, t: &Transaction, p: Pending) -> io::Result<Answered> {
+    let mut listing = s.out.listing(p, "unique-id listing follows")?;
+    for (i, _) in t.maildrop.live() {
+        listing.line(format_args!("{i} {}", t.maildrop.uidl(i).unwrap_or_default()))?;
+    }
+    listing.end()
+}
+
+/// RETR (`Part::Whole`) and TOP: the message streamed, byte-stuffed. A
+/// whole message sent (RETR, or a TOP whose line count reached the end of
+/// the body, fetchmail's `TOP n 99999999`) is a retrieval: for the log
+/// line, Maildir's seen flag and EXPIRE alike.
+fn retrieve<T: Transport>(
+    s: &mut Session<'_, T>,
+    t: &mut Transaction,
+    n: u32,
+    part: Part,
+    p: Pending,
+) -> io::Result<Answered> {
+    let size = match t.message(n) {
+        Ok(m) => m.size,
+        Err(why) => return s.out.err(p, why),
+    };
+    if !t.maildrop.still_listed(n)? {
+        log::warn!("mailbox changed by another program during the session");
+        return s.out.err_code(p, Code::SysTemp, "mailbox changed since login, log in again");
+    }
+    let mut message = s.out.listing(p, format_args!("{size} octets"))?;
+    let sent = t.maildrop.send(n, part, &mut message).unwrap_or(Ok(0)).and_then(|sent| match part {
+        // Changed on disk since it was listed: never end a short message
+        // with "." as if it were whole.
+        Part::Whole if sent != size => Err(io::Error::other(format!("{sent} of {size} octets sent: the file changed"))),
+        _ => Ok(sent),
+    });
+    let sent = sent.inspect_err(|e| {
+        // The +OK is out; the only honest end is to close.
+        log::error!("sending message {n} failed: {e}");
+    })?;
+    let answered = message.end()?;
+    if sent == size {
+        t.expiry.retrieved(&t.maildrop.uidl(n).unwrap_or_default());
+        t.maildrop.retrieved(n);
+        s.stats.retrieved += 1;
+        s.stats.retrieved_bytes += size;
+    }
+    Ok(answered)
 }

@@ -1,51 +1,45 @@
 //! The UPDATE state (RFC 1939 section 6): QUIT after login removes the messages marked deleted, or nothing at all.
 
-use std::io;
-
-use super::authorization::code_of;
-use super::{End, Next, Session, State};
-use crate::reply::Code;
+use super::transaction::Transaction;
+use super::{End, Next, Session, Step, Stop};
+use crate::reply::{Code, Pending};
 use crate::transport::Transport;
 
-impl<T: Transport> Session<'_, T> {
-    /// QUIT in TRANSACTION: commits the deletion marks and ends the session.
-    pub(super) fn update(&mut self) -> io::Result<Next> {
-        let state = std::mem::replace(&mut self.state, State::authorization(0, 0));
-        let State::Transaction { user, mut drop, _lock, mut expiry } = state else {
-            return Ok(Next::Close(End::Quit));
-        };
-        let expired = expiry.mark_expired(&mut drop);
-        if expired > 0 {
-            log::info!("{user}: {expired} messages expired (EXPIRE {})", expiry.policy.expire);
+/// QUIT in TRANSACTION: commits the deletion marks (and what EXPIRE
+/// removes) and ends the session; the maildrop and its lock go with it.
+pub(super) fn run<T: Transport>(s: &mut Session<'_, T>, t: Box<Transaction>, p: Pending) -> Result<Step, Stop> {
+    let Transaction { user, mut maildrop, mut expiry, lock: _held } = *t;
+    let expired = expiry.mark_expired(&mut maildrop);
+    if expired > 0 {
+        log::info!("{user}: {expired} messages expired (EXPIRE {})", expiry.policy.expire);
+    }
+    let (marked, marked_bytes) = maildrop.marked();
+    // The daemon ends (SIGTERM) only between UPDATEs, never in one.
+    let Some(_updating) = crate::shutdown::Updating::start() else {
+        let answered = s.out.err_code(p, Code::SysTemp, "server shutting down: nothing deleted, try again")?;
+        return Ok((answered, Next::Close(End::UpdateFailed)));
+    };
+    // The ids of the messages that stay, for the retrieval records only
+    // (100,000 ids are megabytes: not built when EXPIRE is not set).
+    let kept: Vec<String> = match expiry.tracks_retrievals() {
+        true => maildrop.live().filter_map(|(n, _)| maildrop.uidl(n)).collect(),
+        false => Vec::new(),
+    };
+    match maildrop.commit() {
+        Ok(_) => {
+            expiry.updated(&kept);
+            s.stats.deleted = marked;
+            s.stats.deleted_bytes = marked_bytes;
+            Ok((s.out.ok(p, format_args!("bye, {marked} messages deleted"))?, Next::Close(End::Quit)))
         }
-        let (marked, marked_bytes) = drop.marked();
-        // The daemon ends (SIGTERM) only between UPDATEs, never in one.
-        let Some(_updating) = crate::shutdown::Updating::start() else {
-            self.out.err_code(Code::SysTemp, "server shutting down: nothing deleted, try again")?;
-            return Ok(Next::Close(End::UpdateFailed));
-        };
-        // The ids of the messages that stay, for the retrieval records only
-        // (100,000 ids are megabytes: not built when EXPIRE is not set).
-        let kept: Vec<String> = match expiry.tracks_retrievals() {
-            true => drop.live().filter_map(|(n, _)| drop.uidl(n)).collect(),
-            false => Vec::new(),
-        };
-        match drop.commit() {
-            Ok(_) => {
-                expiry.updated(&kept);
-                self.stats.deleted = marked;
-                self.stats.deleted_bytes = marked_bytes;
-                self.out.ok(format_args!("bye, {marked} messages deleted"))?;
-                Ok(Next::Close(End::Quit))
-            }
-            Err(e) => {
-                log::error!(
-                    "update of {user}'s maildrop failed: {e} (maildrop {})",
-                    self.config.mailbox.location(&user, self.home())
-                );
-                self.out.err_code(code_of(&e), format_args!("could not remove deleted messages: {e}"))?;
-                Ok(Next::Close(End::UpdateFailed))
-            }
+        Err(e) => {
+            let home = s.account.as_ref().map_or("", |a| a.home.as_str());
+            log::error!(
+                "update of {user}'s maildrop failed: {e} (maildrop {})",
+                s.config.mailbox.location(&user, home)
+            );
+            let answered = s.out.err_code(p, e.code(), format_args!("could not remove deleted messages: {e}"))?;
+            Ok((answered, Next::Close(End::UpdateFailed)))
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Tests of the waits that bound the server's processes: poll(2) never returns before its timeout, signals or not, and a child past its deadline is ended and reaped.
+//! Tests of the waits that bound the server's processes: poll never returns early, a late child is ended and reaped.
 
 use super::process::{self, Ended, Forked};
 use super::*;

@@ -77,10 +77,10 @@ fn a_header_is_read_once() {
 
 /// What a session with both header options on serves: each message's
 /// number, size (the end-of-header line counted) and UIDL.
-fn served(drop: &mut Maildrop) -> Vec<(u32, u64, String)> {
-    drop.set_workarounds(Workarounds { outlook_no_nuls: false, oe_ns_eoh: true });
-    drop.adopt_x_uidl();
-    drop.live().map(|(n, m)| (n, m.size, drop.uidl(n).unwrap())).collect()
+fn served(maildrop: &mut Maildrop) -> Vec<(u32, u64, String)> {
+    maildrop.set_workarounds(Workarounds { outlook_no_nuls: false, oe_ns_eoh: true });
+    maildrop.adopt_x_uidl();
+    maildrop.live().map(|(n, m)| (n, m.size, maildrop.uidl(n).unwrap())).collect()
 }
 
 /// A message of random header and body lines: X-UIDLs unique or shared,
@@ -140,11 +140,11 @@ fn the_cache_says_what_reading_says() {
             match what {
                 0 => fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(&messages(&mut rng)).unwrap(),
                 1 => {
-                    if let Ok(mut drop) = open("cached") {
-                        (1..=drop.len() as u32)
+                    if let Ok(mut maildrop) = open("cached") {
+                        (1..=maildrop.len() as u32)
                             .filter(|_| rng.below(3) == 0)
-                            .for_each(|n| drop.delete(n).then_some(()).unwrap());
-                        drop.commit().unwrap();
+                            .for_each(|n| maildrop.delete(n).then_some(()).unwrap());
+                        maildrop.commit().unwrap();
                     }
                 }
                 2 => {

@@ -88,7 +88,13 @@ mod tests {
         fs::write(root.join("cur/1700000003.M3P3.box:2,"), b"Subject: c\n\nz\n").unwrap();
         fs::write(root.join("maildirsize"), b"1000000S,100C\n44 3\n").unwrap();
         let limits = Limits { max_messages: 10, max_size: u64::MAX };
-        let mut m = Maildir::open(root.clone(), dir.path(), (&limits, None), &dir.join("index")).unwrap();
+        let mut m = Maildir::open(
+            root.clone(),
+            dir.path(),
+            crate::maildrop::Bounds { limits: &limits, owner: None },
+            &dir.join("index"),
+        )
+        .unwrap();
         m.mark_seen(0).unwrap();
         m.mark_seen(2).unwrap();
         assert!(root.join("cur/1700000001.M1P1.box:2,S").exists());
@@ -102,7 +108,13 @@ mod tests {
         m.commit(&[true, true, false]).unwrap();
         assert_eq!(fs::read_to_string(root.join("maildirsize")).unwrap(), "1000000S,100C\n44 3\n-29 -2\n");
         // Listed again: the `;` name has the same unique part, so the same id.
-        let again = Maildir::open(root.clone(), dir.path(), (&limits, None), &dir.join("index")).unwrap();
+        let again = Maildir::open(
+            root.clone(),
+            dir.path(),
+            crate::maildrop::Bounds { limits: &limits, owner: None },
+            &dir.join("index"),
+        )
+        .unwrap();
         assert_eq!(again.messages().len(), 1);
     }
 }

@@ -15,7 +15,7 @@ use index::{head_matches, CopyNumbers, ScanError};
 
 use super::lines::FromQuoting;
 use super::message::{Message, Part};
-use super::store::{Limits, MaildropError};
+use super::store::{Bounds, MaildropError};
 use super::stream;
 use crate::lock::{LockMethod, MboxLock, Records};
 use crate::nofollow;
@@ -64,7 +64,7 @@ impl Mbox {
         fixed: PathBuf,
         state: StatePaths,
         settings: &MboxSettings,
-        (limits, owner): (&Limits, Option<u32>),
+        Bounds { limits, owner }: Bounds<'_>,
     ) -> Result<Mbox, MaildropError> {
         let recovering = nofollow::state_exists(&state.journal);
         let mut mbox =
@@ -207,7 +207,7 @@ impl Mbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::maildrop::{Location, Maildrop};
+    use crate::maildrop::{Limits, Location, Maildrop};
     use crate::testkit::{Rng, TempDir};
     use std::fs::OpenOptions;
     use std::io::Write;
@@ -295,22 +295,22 @@ mod tests {
             (&[1, 2][..], &b"From c\nSubject: 3\n\nthree\n"[..]),
         ] {
             std::fs::write(&path, old).unwrap();
-            let mut drop = open(&dir, &path, &settings());
+            let mut maildrop = open(&dir, &path, &settings());
             OpenOptions::new().append(true).open(&path).unwrap().write_all(new).unwrap();
             for &n in delete {
-                assert!(drop.delete(n));
+                assert!(maildrop.delete(n));
             }
-            assert_eq!(drop.commit().unwrap(), delete.len());
+            assert_eq!(maildrop.commit().unwrap(), delete.len());
             assert_eq!(std::fs::read(&path).unwrap(), left, "deleting {delete:?}");
             let again = open(&dir, &path, &settings());
             assert_eq!(again.stat().0, 3 - delete.len());
         }
         // Anything else after the indexed part is not new mail.
         std::fs::write(&path, old).unwrap();
-        let mut drop = open(&dir, &path, &settings());
+        let mut maildrop = open(&dir, &path, &settings());
         OpenOptions::new().append(true).open(&path).unwrap().write_all(b"\nStatus: RO\n").unwrap();
-        assert!(drop.delete(1));
-        assert!(matches!(drop.commit(), Err(MaildropError::Changed)));
+        assert!(maildrop.delete(1));
+        assert!(matches!(maildrop.commit(), Err(MaildropError::Changed)));
     }
 
     /// A mail reader rewriting the mbox in place (same inode) between login
@@ -324,14 +324,14 @@ mod tests {
             b"From a\nSubject: 1\n\none\n\nFrom b\nSubject: 2\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n",
         )
         .unwrap();
-        let mut drop = open(&dir, &path, &settings());
+        let mut maildrop = open(&dir, &path, &settings());
         let rewritten: &[u8] =
             b"From a\nSubject: 1\nStatus: RO\n\none\n\nFrom b\nSubject: 2\nStatus: RO\n\ntwo\n\nFrom c\nSubject: 3\n\nthree\n\n";
         OpenOptions::new().write(true).open(&path).unwrap().write_all(rewritten).unwrap();
-        assert!(drop.still_listed(1).unwrap(), "message 1 did not move");
-        assert!(!drop.still_listed(2).unwrap(), "message 2 moved");
-        assert!(drop.delete(2));
-        assert!(matches!(drop.commit(), Err(MaildropError::Changed)));
+        assert!(maildrop.still_listed(1).unwrap(), "message 1 did not move");
+        assert!(!maildrop.still_listed(2).unwrap(), "message 2 moved");
+        assert!(maildrop.delete(2));
+        assert!(matches!(maildrop.commit(), Err(MaildropError::Changed)));
         assert_eq!(std::fs::read(&path).unwrap(), rewritten, "nothing was cut");
     }
 
@@ -345,10 +345,10 @@ mod tests {
             let mbox = random_mbox(&mut rng);
             let path = dir.join("mbox");
             std::fs::write(&path, &mbox).unwrap();
-            let drop = open(&dir, &path, &settings);
-            for (n, msg) in drop.live() {
+            let maildrop = open(&dir, &path, &settings);
+            for (n, msg) in maildrop.live() {
                 let mut out = Vec::new();
-                drop.send(n, Part::Whole, &mut out).unwrap().unwrap();
+                maildrop.send(n, Part::Whole, &mut out).unwrap().unwrap();
                 // Undo the byte-stuffing to count what the size covers.
                 let unstuffed: usize = out
                     .split_inclusive(|&b| b == b'\n')
@@ -363,7 +363,7 @@ mod tests {
                 let header_end = lines.iter().position(|l| *l == b"\r\n").map_or(lines.len(), |i| i + 1);
                 for k in [0usize, 1, 3] {
                     let mut top = Vec::new();
-                    drop.send(n, Part::Top(k as u32), &mut top).unwrap().unwrap();
+                    maildrop.send(n, Part::Top(k as u32), &mut top).unwrap().unwrap();
                     let want: Vec<u8> = lines[..(header_end + k).min(lines.len())].concat();
                     assert_eq!(top, want, "round {round} message {n} TOP {k}");
                 }
@@ -387,7 +387,8 @@ mod tests {
             dotlocks: crate::lock::Records { dir: dir.join("dotlocks"), name: "u".into() },
             index: dir.join(index),
         };
-        let listing = |drop: &Maildrop| -> Vec<String> { drop.live().map(|(n, m)| format!("{n} {m:?}")).collect() };
+        let listing =
+            |maildrop: &Maildrop| -> Vec<String> { maildrop.live().map(|(n, m)| format!("{n} {m:?}")).collect() };
         let open = |state: StatePaths| Maildrop::open(Location::Mbox(path.clone()), state, &LIMITS, &settings);
         let mut rng = Rng(0x5eed_cace);
         let mut used = 0;
@@ -441,13 +442,13 @@ mod tests {
                         }
                     }
                     7 => {
-                        if let Ok(mut drop) = open(paths("cached")) {
-                            for n in 1..=drop.len() as u32 {
+                        if let Ok(mut maildrop) = open(paths("cached")) {
+                            for n in 1..=maildrop.len() as u32 {
                                 if rng.below(3) == 0 {
-                                    drop.delete(n);
+                                    maildrop.delete(n);
                                 }
                             }
-                            let _ = drop.commit();
+                            let _ = maildrop.commit();
                         }
                     }
                     _ => {}
