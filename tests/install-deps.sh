@@ -7,8 +7,9 @@ set -euo pipefail
 # verify for the shipped units (start-stop-daemon, for the init.d script, comes with dpkg); mandoc and
 # groff-base (groff's man macros): both lint the man pages (test_install.py); make: `make install`. s-nail,
 # mailutils (movemail), Perl's Net::POP3 with libauthen-sasl-perl and libio-socket-ssl-perl: more real clients
-# (test_clients.py). g++: the libFuzzer runtime the fuzz targets link (tests/fuzz.sh).
-PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail dma openssl systemd python3 ca-certificates mandoc groff-base make strace s-nail mailutils perl libauthen-sasl-perl libio-socket-ssl-perl g++"
+# (test_clients.py). g++: the libFuzzer runtime the fuzz targets link (tests/fuzz.sh). btrfs-progs, xfsprogs (and
+# e2fsprogs, always there): the filesystems UPDATE and the crash suite are tested on, made in loop files (loopfs.py).
+PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail dma openssl systemd python3 ca-certificates mandoc groff-base make strace s-nail mailutils perl libauthen-sasl-perl libio-socket-ssl-perl g++ btrfs-progs xfsprogs e2fsprogs"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
