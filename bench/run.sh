@@ -711,7 +711,7 @@ updfs_mount() {
     UPDFS_DEV=$(basename "$(findmnt -n -o SOURCE "$mnt")")
 }
 # dev_written DEV: octets written to block device DEV since it was set up (/sys/block/DEV/stat, 512-octet sectors)
-dev_written() { awk '{ print $7 * 512 }' "/sys/block/$1/stat"; }
+dev_written() { echo $(( $(awk '{ print $7 }' "/sys/block/$1/stat") * 512 )); }
 
 # updfs_accounts: pop3d's and Dovecot's users files for phase 9 run on its own (BENCH_PHASES=updatefs: no
 # setup_mailboxes before it)
@@ -749,7 +749,7 @@ updfs_cost() {
         || awk -v a="$ms" -v b="${R[updfs$fs,$s]}" 'BEGIN { exit !(a < b) }'; }; then R[updfs$fs,$s]=$ms; fi
     [ "${R[updfsbytes$fs,$s]:-0}" -ge "$bytes" ] || R[updfsbytes$fs,$s]=$bytes
     [ -z "$w" ] || [ "${R[updfsw$fs,$s]:-0}" -ge "$w" ] || R[updfsw$fs,$s]=$w
-    log "$s on $fs: QUIT after DELE 1 of the 100 MB mbox: +OK after $(kv quit_ok_ms "$res") ms, closed after $ms ms; the filesystem wrote $bytes octets, $(ratio "$bytes" "$UPDFS_MOVED") the $UPDFS_MOVED moved${w:+ (write_bytes of the pop3d process: $w)}"
+    log "$s on $fs: QUIT after DELE 1 of the 100 MB mbox: +OK after $(kv quit_ok_ms "$res") ms, closed after $ms ms; the filesystem wrote $bytes octets, $(awk -v a="$bytes" -v b="$UPDFS_MOVED" 'BEGIN { printf "%.3f", a / b }')x the $UPDFS_MOVED moved${w:+ (write_bytes of the pop3d process: $w)}"
 }
 
 # update_fs: phase 9, for each filesystem of BENCH_UPDFS: pop3d and Dovecot restarted with their mailboxes and state

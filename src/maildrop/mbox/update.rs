@@ -13,10 +13,14 @@
 //!    blocks between files (btrfs, XFS with reflink), the copy is a clone
 //!    that writes no data. Its state is `P` (pending): the mailbox is not
 //!    cut yet.
-//! 2. The journal's pieces are written over the mailbox from `first` on,
-//!    then a marker (`CUT_MARK`, NUL first) at the new length, inside the
-//!    old tail that is about to go; fsync. (The tail's new place is not
-//!    block-congruent to its old one: this is where it is written, once.)
+//! 2. The pieces are written over the mailbox from `first` on, then a
+//!    marker (`CUT_MARK`, NUL first) at the new length, inside the old tail
+//!    that is about to go; fsync. The update that wrote the journal moves
+//!    them down inside the mailbox, where they are the journal's octets and
+//!    usually in the page cache (a clone's are not: copying from the
+//!    journal would read them from the disk); recovery copies them from the
+//!    journal. (The tail's new place is not block-congruent to its old one:
+//!    this is where it is written, once.)
 //! 3. The journal's state becomes `M` (marked), fsync; the mailbox is
 //!    truncated to the new length, fsync; `USER.uids` is written from the
 //!    journal; the journal removed.
@@ -41,7 +45,7 @@ use md5::{Digest, Md5};
 
 use super::index::Index;
 use super::journal::{self, Header, Journal, Progress, HEADER_ROOM, STATE_AT};
-use crate::limits::STORE_BLOCK;
+use crate::limits::{STORE_BLOCK, UPDATE_MOVE_BLOCK};
 use crate::maildrop::store::MaildropError;
 
 /// A piece of the new mailbox content after `first`: bytes `start..end` of a file.
@@ -85,7 +89,7 @@ pub fn remove_messages(
     let header =
         Header { progress: Progress::Pending, ino: meta.ino(), first, old_len, new_len, copies_len, map: None };
     write_journal(paths.journal, &header, &pieces, copies.as_bytes(), journal::clone_align(file))?;
-    if let Err(e) = open_and_apply(file, paths) {
+    if let Err(e) = open_and_apply(file, paths, Content::Mailbox(&pieces)) {
         // The journal is complete: finishing it now, still under the locks,
         // beats leaving a half-rewritten mailbox until the next login.
         log::error!("rewriting the mailbox failed ({e}); finishing it from the journal {}", paths.journal.display());
@@ -209,6 +213,21 @@ fn copy_piece(from: &File, from_at: u64, to: &File, to_at: u64, len: u64, align:
     Ok(done)
 }
 
+/// Moves `len` octets at `from` in `file` down to `to` (not after `from`),
+/// front to back through `buf`: each block is read before anything at or
+/// after it is written over.
+fn move_down(file: &File, from: u64, to: u64, len: u64, buf: &mut [u8]) -> io::Result<()> {
+    debug_assert!(to <= from);
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], from + done)?;
+        file.write_all_at(&buf[..n], to + done)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
 /// Writes the copy-number file atomically (removes it when there is nothing to keep).
 fn save_copies(path: &Path, text: &str) -> io::Result<()> {
     if text.is_empty() {
@@ -224,29 +243,57 @@ fn save_copies(path: &Path, text: &str) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Where step 2 takes the new content from.
+enum Content<'a> {
+    /// The pieces where they still are in the mailbox: the update that has
+    /// just written the journal from them, under the same locks.
+    Mailbox(&'a [Piece<'a>]),
+    /// The journal's copies (recovery: the mailbox may be half rewritten).
+    Journal,
+}
+
 /// Reads the journal just written and applies it (steps 2 and 3).
-fn open_and_apply(file: &File, paths: &UpdatePaths) -> Result<(), MaildropError> {
+fn open_and_apply(file: &File, paths: &UpdatePaths, content: Content) -> Result<(), MaildropError> {
     let jfile = crate::nofollow::open_state_rw(paths.journal).map_err(MaildropError::Journal)?;
     let unreadable = || io::Error::new(io::ErrorKind::InvalidData, "journal unreadable just after it was written");
     let journal = Journal::read(&jfile).map_err(MaildropError::Journal)?.ok_or_else(unreadable);
-    apply(file, paths, jfile, &journal.map_err(MaildropError::Journal)?)
+    apply(file, paths, jfile, &journal.map_err(MaildropError::Journal)?, content)
 }
 
-/// Steps 2 and 3 of a pending journal (read from `jfile`): its pieces over
-/// the mailbox, the cut marker, the state `M`, the cut, the copy numbers,
-/// the journal removed.
-fn apply(file: &File, paths: &UpdatePaths, jfile: File, journal: &Journal) -> Result<(), MaildropError> {
+/// Steps 2 and 3 of a pending journal (read from `jfile`): the new content
+/// over the mailbox, the cut marker, the state `M`, the cut, the copy
+/// numbers, the journal removed.
+fn apply(
+    file: &File,
+    paths: &UpdatePaths,
+    jfile: File,
+    journal: &Journal,
+    content: Content,
+) -> Result<(), MaildropError> {
     let header = &journal.header;
-    let align = journal::clone_align(file);
     let mut to = header.first;
-    for span in &journal.pieces {
-        if copy_piece(&jfile, span.at, file, to, span.len, align)? != span.len {
-            return Err(MaildropError::Journal(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "journal is shorter than it says",
-            )));
+    match content {
+        Content::Mailbox(pieces) => {
+            let mut buf = vec![0u8; UPDATE_MOVE_BLOCK];
+            for &Piece(_, start, end) in pieces {
+                move_down(file, start, to, end - start, &mut buf)?;
+                to += end - start;
+            }
         }
-        to += span.len;
+        Content::Journal => {
+            let align = journal::clone_align(file);
+            for span in &journal.pieces {
+                if copy_piece(&jfile, span.at, file, to, span.len, align)? != span.len {
+                    let short = io::Error::new(io::ErrorKind::InvalidData, "journal is shorter than it says");
+                    return Err(MaildropError::Journal(short));
+                }
+                to += span.len;
+            }
+        }
+    }
+    if to != header.new_len {
+        let wrong = io::Error::new(io::ErrorKind::InvalidData, "the pieces do not fill the new length");
+        return Err(MaildropError::Journal(wrong));
     }
     file.write_all_at(header.cut_mark(), header.new_len)?;
     file.sync_data()?;
@@ -369,7 +416,7 @@ pub fn recover(file: &File, paths: &UpdatePaths) -> Result<bool, MaildropError> 
         // no state byte to update: they are written anew in this format.
         match header.progress {
             Progress::Marked => cut(file, paths, &jfile, &j)?,
-            _ => apply(file, paths, jfile, &j)?,
+            _ => apply(file, paths, jfile, &j, Content::Journal)?,
         }
     } else {
         // Mail appended after the crash: a new journal that carries it too.
@@ -385,7 +432,7 @@ pub fn recover(file: &File, paths: &UpdatePaths) -> Result<bool, MaildropError> 
         pieces.extend((len > header.old_len).then_some(Piece(file, header.old_len, len)));
         let align = journal::clone_align(file);
         write_journal(journal, &redo, &pieces, copies.as_deref().unwrap_or("").as_bytes(), align)?;
-        open_and_apply(file, paths)?;
+        open_and_apply(file, paths, Content::Journal)?;
     }
     log::warn!("finished an interrupted update of {data_len} bytes from journal {}", journal.display());
     Ok(true)
@@ -529,11 +576,35 @@ mod tests {
             jfile.read_exact_at(&mut got, span.at).unwrap();
             assert_eq!(got, fs::read(&path).unwrap()[piece.1 as usize..piece.2 as usize]);
         }
+        // Recovery copies from the journal; an update moves the pieces down
+        // inside the mailbox: both give the kept messages and the new mail.
         let copies = dir.join("uids");
-        assert!(recover(&file, &UpdatePaths { journal: &jpath, copies: &copies }).unwrap());
+        let paths = UpdatePaths { journal: &jpath, copies: &copies };
+        assert!(recover(&file, &paths).unwrap());
         let kept: Vec<u8> = msgs.iter().zip(keep).filter(|(_, k)| *k).flat_map(|(m, _)| m.clone()).collect();
         assert_eq!(fs::read(&path).unwrap(), [&kept[..], later].concat());
         assert!(!jpath.exists());
+        fs::write(&path, [&msgs.concat()[..], later].concat()).unwrap();
+        assert!(remove_messages(&file, &index, &keep, &paths, "").unwrap());
+        assert_eq!(fs::read(&path).unwrap(), [&kept[..], later].concat());
+        assert!(!jpath.exists());
+    }
+
+    /// A move down onto itself, in blocks smaller and larger than the
+    /// distance: every octet lands where a memmove would put it.
+    #[test]
+    fn moves_down_over_itself() {
+        let dir = TempDir::new("movedown");
+        let path = dir.join("f");
+        let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for (from, to, len, block) in [(100, 0, 9900, 7), (5000, 4999, 5000, 64), (3, 0, 9997, 4096), (10, 10, 50, 3)] {
+            fs::write(&path, &content).unwrap();
+            let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+            move_down(&file, from, to, len, &mut vec![0u8; block]).unwrap();
+            let mut want = content.clone();
+            want.copy_within(from as usize..(from + len) as usize, to as usize);
+            assert!(fs::read(&path).unwrap() == want, "from {from} to {to}, blocks of {block}");
+        }
     }
 
     /// The state a crash can leave: the journal written (state P), `written`
