@@ -705,19 +705,26 @@ mod tests {
         }
     }
 
-    /// Recovery with nothing appended needs no second journal: with room
-    /// for one journal only, it still finishes.
-    #[test]
-    fn recovery_without_new_mail_writes_no_second_journal() {
-        let (dir, path, file, index) = mailbox("onejournal");
+    /// Writes `j` in `dir`: the pending journal (no copy numbers, blocks of
+    /// 4096 octets) of an update of MBOX that deletes its second message.
+    fn journal_without_b(dir: &TempDir, file: &File, index: &Index) -> (std::path::PathBuf, Header) {
         let journal = dir.join("j");
-        let pieces = build_pieces(&file, &index, &[true, false, true], 1, MBOX.len() as u64);
+        let pieces = build_pieces(file, index, &[true, false, true], 1, MBOX.len() as u64);
         let first = index.messages[1].start;
         let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
         let meta = file.metadata().unwrap();
         let (ino, old_len) = (meta.ino(), meta.len());
         let header = Header { progress: Progress::Pending, ino, first, old_len, new_len, copies_len: None, map: None };
         write_journal(&journal, &header, &pieces, b"", 4096).unwrap();
+        (journal, header)
+    }
+
+    /// Recovery with nothing appended needs no second journal: with room
+    /// for one journal only, it still finishes.
+    #[test]
+    fn recovery_without_new_mail_writes_no_second_journal() {
+        let (dir, path, file, index) = mailbox("onejournal");
+        let (journal, _) = journal_without_b(&dir, &file, &index);
         // A second journal cannot be written: its temporary name is taken
         // by a directory.
         fs::create_dir(journal.with_extension("journal-new")).unwrap();
@@ -732,14 +739,7 @@ mod tests {
     #[test]
     fn a_journal_with_a_wrong_map_is_kept_aside() {
         let (dir, path, file, index) = mailbox("badmap");
-        let journal = dir.join("j");
-        let pieces = build_pieces(&file, &index, &[true, false, true], 1, MBOX.len() as u64);
-        let first = index.messages[1].start;
-        let new_len = first + pieces.iter().map(Piece::len).sum::<u64>();
-        let meta = file.metadata().unwrap();
-        let (ino, old_len) = (meta.ino(), meta.len());
-        let header = Header { progress: Progress::Pending, ino, first, old_len, new_len, copies_len: None, map: None };
-        write_journal(&journal, &header, &pieces, b"", 4096).unwrap();
+        let (journal, Header { first, new_len, .. }) = journal_without_b(&dir, &file, &index);
         let text = fs::read(&journal).unwrap();
         let map_at = text.len() - format!("{} {}\n", HEADER_ROOM, new_len - first).len();
         assert_eq!(text[map_at..], *format!("{} {}\n", HEADER_ROOM, new_len - first).as_bytes());
