@@ -4,6 +4,7 @@
 # own data and metadata, with nothing else on it), between two syncs; a count, not a time. The session's own
 # /proc/PID/io write_bytes is printed beside it: it counts every page-cache folio the process dirtied whole, which on
 # filesystems with large folios (XFS) adds up to a few MB that are never written. Mailbox and UIDLs are checked too.
+import errno
 import os
 import subprocess
 
@@ -43,6 +44,30 @@ def session(env, script):
         p.wait(timeout=lib.CLIENT_TIMEOUT)
         p.stdout.close()
     return out.decode().split("\r\n")[:-1], int(io["write_bytes"])
+
+
+def fill(path, leave):
+    """Allocates the file `path` until about `leave` octets are free on its filesystem (btrfs refuses to allocate its
+    last free blocks at once: smaller pieces then; bounded)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        at, want = 0, None
+        for _ in range(200):
+            st = os.statvfs(os.path.dirname(path))
+            free = st.f_bavail * st.f_frsize
+            if free <= leave + (1 << 20):
+                return
+            want = min(want or free, free - leave)
+            try:
+                os.posix_fallocate(fd, at, want)
+                at += want
+            except OSError as e:
+                if e.errno != errno.ENOSPC or want < (1 << 20):
+                    raise
+                want //= 2
+        raise AssertionError("could not fill %s to %d free octets" % (path, leave))
+    finally:
+        os.close(fd)
 
 
 def uidls(env):
@@ -86,3 +111,29 @@ def test_update_writes_the_moved_tail_once_where_blocks_are_shared(env, fstype, 
     else:
         # No shared blocks: the moved octets go to the journal and back, no more.
         assert 1.9 * moved <= written <= 2.2 * moved, "%s: %d octets written for %d moved" % (fstype, written, moved)
+
+
+@pytest.mark.parametrize("fstype", loopfs.CLONING)
+def test_no_room_for_the_move_is_refused_before_the_mailbox_is_touched(env, fstype):
+    """Room for the journal's clone but not for the move (overwriting shared blocks writes new ones): the UPDATE is
+    refused with [SYS/TEMP] before the mailbox is touched, as when a journal does not fit, and no journal stays;
+    with room again the same deletion goes through."""
+    loopfs.use(env, fstype, log=os.path.join(env.srv, "pop3d.log"))
+    entries = [lib.mbox_entry(message(n, 40000)) for n in range(1, MESSAGES + 1)]
+    before = b"".join(entries)
+    env.write_mbox("alice", before)
+    all_ids = uidls(env)
+    filler = os.path.join(os.path.dirname(env.spool), "filler")
+    fill(filler, 8 << 20)  # for a 33 MB move
+    script = ["USER alice", "PASS " + PASSWORD, "DELE 1", "QUIT"]
+    replies, _ = session(env, script)
+    assert replies[-1].startswith("-ERR [SYS/TEMP]"), replies
+    assert env.read_mbox("alice") == before, "the mailbox was touched"
+    assert not [n for n in os.listdir(env.state) if "journal" in n], "a journal left behind"
+    assert uidls(env) == all_ids
+    os.unlink(filler)
+    os.sync()  # btrfs counts the space free at its next commit
+    replies, _ = session(env, script)
+    assert replies[-1].startswith("+OK"), replies
+    assert env.read_mbox("alice") == b"".join(entries[1:])
+    assert uidls(env) == all_ids[1:]

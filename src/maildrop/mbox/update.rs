@@ -38,6 +38,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
@@ -88,7 +89,13 @@ pub fn remove_messages(
     let copies_len = Some(copies.len() as u64);
     let header =
         Header { progress: Progress::Pending, ino: meta.ino(), first, old_len, new_len, copies_len, map: None };
+    let free = crate::sys::free_space(file.as_fd()).ok();
     write_journal(paths.journal, &header, &pieces, copies.as_bytes(), journal::clone_align(file))?;
+    if let Err(e) = room_to_move(file, paths.journal, free, new_len - first) {
+        // Nothing is applied yet: the journal goes, the mailbox stays as it is.
+        fs::remove_file(paths.journal).and_then(|_| sync_dir(paths.journal)).map_err(MaildropError::Journal)?;
+        return Err(e);
+    }
     if let Err(e) = open_and_apply(file, paths, Content::Mailbox(&pieces)) {
         // The journal is complete: finishing it now, still under the locks,
         // beats leaving a half-rewritten mailbox until the next login.
@@ -99,6 +106,28 @@ pub fn remove_messages(
         })?;
     }
     Ok(true)
+}
+
+/// Whether the mailbox's filesystem has room for the move of `data_len`
+/// octets, where the journal just written shares the mailbox's blocks (on
+/// the same filesystem, it took less than half its data from the `free`
+/// octets there before it: a clone). Overwriting shared blocks writes new
+/// ones (copy on write), so the move needs that room, which the journal did
+/// not take: without it the move would stop half-way on a full disk (the
+/// journal would finish it once there is room), so it is refused now,
+/// before the mailbox is touched, as a journal that did not fit would be.
+fn room_to_move(file: &File, journal: &Path, free: Option<u64>, data_len: u64) -> Result<(), MaildropError> {
+    let (Some(before), Ok(after), Ok(jmeta)) =
+        (free, crate::sys::free_space(file.as_fd()), fs::symlink_metadata(journal))
+    else {
+        return Ok(());
+    };
+    let shared = jmeta.dev() == file.metadata()?.dev() && before.saturating_sub(after) < data_len / 2;
+    if !shared || after >= data_len {
+        return Ok(());
+    }
+    log::error!("no room to move {data_len} bytes in the mailbox ({after} free, the journal shares its blocks)");
+    Err(MaildropError::Io(io::Error::from_raw_os_error(libc::ENOSPC)))
 }
 
 /// The new content after `first` (the start of message `first_gone`, the
