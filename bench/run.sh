@@ -27,7 +27,7 @@
 # and through rustls), one crypt(3) SHA512-CRYPT hash (perl's crypt, i.e. the system's libcrypt,
 # which pop3d calls too), and instructions per octet under `valgrind --tool=callgrind`.
 # Phase 8 restarts pop3d and Dovecot on a 100,000-message Maildir (pop3d: mailbox = maildir:...).
-# Phase 9 makes btrfs, XFS (reflink) and ext4 filesystems in sparse loop files under BENCH_DIR, restarts pop3d
+# Phase 9 makes btrfs, XFS (reflink) and ext4 filesystems in 1 GB loop files under BENCH_DIR, restarts pop3d
 # and Dovecot with their mailboxes and state there (one filesystem each time, both servers on it), and times
 # UPDATE beside the octets the filesystem wrote to its device.
 set -euo pipefail
@@ -688,14 +688,14 @@ update_cost() { # update_cost SERVER WHICH: time of QUIT after DELE of first / e
 }
 
 # ------------------------------------------------------------------ phase 9: UPDATE on loop filesystems
-# updfs_mount FS: a fresh FS filesystem (btrfs, xfs with reflink, ext4) in a sparse 1 GB loop file, mounted on
+# updfs_mount FS: a fresh FS filesystem (btrfs, xfs with reflink, ext4) in a 1 GB loop file, mounted on
 # $W/fs/FS with the directories pop3d and Dovecot keep mailboxes, state and indexes in; sets UPDFS, UPDFS_DEV
 updfs_mount() {
     local fs=$1 img=$W/fs/$1.img mnt=$W/fs/$1
     mkdir -p "$mnt"
     ! mountpoint -q "$mnt" || umount "$mnt"
-    # allocated up front (as a disk is): writes into holes of the image would make the host allocate blocks
-    # during the first flushes (measured: the first UPDATE on a fresh sparse image took 2-5x the next ones)
+    # allocated up front and made without discard (which would punch the image's blocks out again), as a disk
+    # is: the host then allocates nothing during the measured flushes
     rm -f "$img"; fallocate -l 1G "$img" 2>/dev/null || truncate -s 1G "$img"
     case $fs in
         btrfs) mkfs.btrfs -q -f -K "$img" ;;
@@ -1097,7 +1097,7 @@ Notes:
   place and flushes nothing, so a crash or power cut during or just after its rewrite can tear the
   mailbox. On the filesystem of BENCH_DIR; the targets are for the filesystems of phase 9 (below).
 - UPDATE on loop filesystems (phase 9; BENCH_PHASES=updatefs runs it alone): for each of $UPDFS_LIST, a fresh
-  filesystem in a sparse 1 GB loop file (mkfs.btrfs, mkfs.xfs -m reflink=1, mkfs.ext4; defaults otherwise) holds
+  filesystem in a 1 GB loop file (mkfs.btrfs, mkfs.xfs -m reflink=1, mkfs.ext4, without discard) holds
   pop3d's spool and state_dir and Dovecot's mbox, index and mail directory; both servers restarted on it. Then, the
   servers taking turns, one UPDATE each not counted (the first on a fresh filesystem is slower), then
   $UPDFS_RUNS times: a fresh copy of the 100 MB mbox (synced), sync of the filesystem, the
