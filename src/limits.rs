@@ -49,6 +49,11 @@ pub const SPARE_REPLY_BUFFERS: usize = 8;
 /// pieces (never loaded whole).
 pub const STORE_BLOCK: usize = 64 * 1024;
 
+/// UPDATE moves the kept mail down inside the mailbox through one buffer of
+/// this size (a few hundred reads and writes for a 100 MB tail; freed at
+/// the end of the UPDATE).
+pub const UPDATE_MOVE_BLOCK: usize = 256 * 1024;
+
 /// Read blocks kept for reuse once a reader is done (at most 512 KiB): a
 /// fresh zeroed block for every RETR cost more instructions than converting
 /// a typical message to its wire form (callgrind); enough for the sessions

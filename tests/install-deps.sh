@@ -10,7 +10,9 @@ set -euo pipefail
 # (test_clients.py). g++: the libFuzzer runtime the fuzz targets link (tests/fuzz.sh). mutt, neomutt (in a
 # pseudo-terminal), php-cli with php-imap (c-client), libmail-pop3client-perl and ruby (net-pop, a bundled gem):
 # clients on their own defaults (test_client_defaults.py); haproxy: in front of two daemons (test_haproxy.py).
-PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail dma openssl systemd python3 ca-certificates mandoc groff-base make strace s-nail mailutils perl libauthen-sasl-perl libio-socket-ssl-perl g++ mutt neomutt php-cli php-imap libmail-pop3client-perl ruby haproxy"
+# btrfs-progs, xfsprogs (and e2fsprogs, always there): the filesystems UPDATE and the crash suite are tested on,
+# made in loop files (loopfs.py).
+PKGS="curl fetchmail mpop getmail6 ucspi-tcp procmail dma openssl systemd python3 ca-certificates mandoc groff-base make strace s-nail mailutils perl libauthen-sasl-perl libio-socket-ssl-perl g++ mutt neomutt php-cli php-imap libmail-pop3client-perl ruby haproxy btrfs-progs xfsprogs e2fsprogs"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -384,6 +384,18 @@ pub fn is_nfs(dir: &std::path::Path) -> Option<bool> {
     Some(st.f_type as i64 == libc::NFS_SUPER_MAGIC as i64)
 }
 
+/// Octets an unprivileged process may still write on the filesystem of `fd`
+/// (fstatvfs: f_bavail blocks of f_frsize).
+pub fn free_space(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed statvfs is valid; fstatvfs fills it.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) })?;
+    // The fields are u32 on some 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
 /// A path or file name as a C string (None if it holds a NUL byte).
 fn c_path(name: &std::ffi::OsStr) -> io::Result<CString> {
     CString::new(name.as_encoded_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))

@@ -35,7 +35,9 @@ def test_a_saved_run_prints_the_report_run_sh_printed():
 def test_verdicts_follow_the_figures():
     results = report.read_results(RESULTS)
     text = report.report(results)
-    assert cells(text, "UPDATE: QUIT after DELE 1 of 100 MB mbox, ms")[-2:] == ["< dovecot (see note)", "NO"]
+    btrfs = "UPDATE on btrfs (loop file): QUIT after DELE 1, ms"
+    assert cells(text, btrfs)[-2:] == ["<= dovecot", "yes"]
+    assert cells(text, "UPDATE on ext4 (loop file): QUIT after DELE 1, ms")[-2:] == ["(for information)", ""]
     assert cells(text, "  same, 64 clients")[-1] == "NO", "310.2 is not 3x 120.7"
     assert cells(text, "  pop3d's instructions per login / per hash")[-1] == "yes", "1.197x rounds to 1.20x"
     # A figure not measured, or not a number, gives n/a, never a verdict.
@@ -45,10 +47,14 @@ def test_verdicts_follow_the_figures():
         assert row[0] == "n/a" and row[-1] == "n/a", row
     zero = dict(results, **{"hash,pop3d": "0"})
     assert cells(report.report(zero), "  pop3d's CPU per login / one hash")[0] == "n/a", "no ratio to 0"
-    wrong = dict(results, **{"updfirst,pop3d": "wrong"})
-    assert cells(report.report(wrong), "UPDATE: QUIT after DELE 1 of 100 MB mbox, ms")[::4] == ["wrong", "n/a"]
-    met = dict(results, **{"updfirst,pop3d": "90.7"})
-    assert cells(report.report(met), "UPDATE: QUIT after DELE 1 of 100 MB mbox, ms")[-1] == "yes"
+    wrong = dict(results, **{"updfsbtrfs,pop3d": "wrong"})
+    assert cells(report.report(wrong), btrfs)[::4] == ["wrong", "n/a"]
+    missed = dict(results, **{"updfsbtrfs,pop3d": "226.1"})
+    assert cells(report.report(missed), btrfs)[-1] == "NO"
+    twice = dict(results, **{"updfsbytesxfs,pop3d": "199894204"})
+    assert cells(report.report(twice), "  octets written / octets moved")[-1] == "yes", "the btrfs row comes first"
+    rows = [line for line in report.report(twice).splitlines() if "octets written / octets moved" in line]
+    assert [r.split("|")[-2].strip() for r in rows] == ["yes", "NO", ""], rows
 
 
 def test_every_row_fits_the_table():

@@ -3,6 +3,7 @@
 mod cache;
 mod digests;
 mod index;
+mod journal;
 mod update;
 
 use std::fs::File;
