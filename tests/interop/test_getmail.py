@@ -33,8 +33,10 @@ def getmailrc(env, port, destination, read_all, delete, name):
 def getmail(env, rc):
     gdir = os.path.join(env.cli, "getmaildir")
     os.makedirs(gdir, mode=0o700, exist_ok=True)
+    # PYTHONPATH: getmail_race/sitecustomize.py mends getmail's lost SIGCHLD (see there).
+    race = os.path.join(os.path.dirname(os.path.abspath(__file__)), "getmail_race")
     return lib.run_client([lib.need_tool("getmail"), "--getmaildir", gdir, "--rcfile", rc],
-                          env={"HOME": env.cli})
+                          env={"HOME": env.cli, "PYTHONPATH": race})
 
 
 def maildir_dest(env, name):

@@ -4,7 +4,7 @@
 Edges are the `crate::...` and `super::...` paths a file names, and the
 paths through its own child modules (`mbox::Mbox` in maildrop/mod.rs),
 resolved to the file that defines the module. A child naming its own
-ancestor (`super::Session` in session/auth.rs) is no edge: nesting a module
+ancestor (`super::Session` in session/sasl.rs) is no edge: nesting a module
 is what lets it extend its parent. Items under `#[cfg(test)]` (wherever they
 stand) are ignored; the rest of the file counts.
 """
