@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -32,18 +32,23 @@ use crate::limits::{LIMIT_LOG_INTERVAL, PAUSE_STEP, SESSION_THREAD_SPARE, STALLE
 use crate::penalty::network;
 use crate::session::{Turn, Watch};
 
-/// What a session not logged in is doing, written by its thread (no lock)
-/// and read by admission when it looks for one to close.
+/// What a session not logged in is doing, written by its thread and read by
+/// admission when it looks for one to close. (No 64-bit atomics: 32-bit
+/// MIPS has none; the time is behind a lock of its own, never contended.)
 struct Activity {
     /// A `Turn` as a number.
     turn: AtomicU8,
-    /// Milliseconds after admission's epoch since which the client owes a
-    /// command (or the session has waited for its penalty slot).
-    since: AtomicU64,
+    /// Since when the client owes a command (or the session has waited for
+    /// its penalty slot).
+    since: Mutex<Instant>,
     cancelled: AtomicBool,
 }
 
 impl Activity {
+    fn since(&self) -> Instant {
+        *self.since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn turn(&self) -> Turn {
         match self.turn.load(Ordering::Relaxed) {
             0 => Turn::Client,
@@ -97,12 +102,11 @@ pub struct Admission {
     inner: Mutex<Inner>,
     /// Signalled when a place or a thread is given back.
     room: Condvar,
-    epoch: Instant,
 }
 
 impl Default for Admission {
     fn default() -> Self {
-        Admission { inner: Mutex::default(), room: Condvar::new(), epoch: Instant::now() }
+        Admission { inner: Mutex::default(), room: Condvar::new() }
     }
 }
 
@@ -157,7 +161,7 @@ impl Inner {
         self.pre
             .iter()
             .filter(|(_, p)| pred(p) && p.activity.turn() != Turn::Server)
-            .min_by_key(|(id, p)| (p.activity.since.load(Ordering::Relaxed), **id))
+            .min_by_key(|(id, p)| (p.activity.since(), **id))
             .map(|(id, _)| *id)
     }
 
@@ -173,13 +177,12 @@ impl Inner {
     /// Makes room in the whole budget: from the network holding the most
     /// sessions stalled for `STALLED_AFTER` (a flood's, not a busy site's
     /// or a lone client's), or when none is, the most not busy.
-    fn make_room_anywhere(&mut self, now_ms: u64) -> bool {
-        let stalled_by = STALLED_AFTER.as_millis() as u64;
+    fn make_room_anywhere(&mut self, now: Instant) -> bool {
         let mut by_net: HashMap<(IpAddr, u8), (usize, usize)> = HashMap::new();
         for p in self.pre.values().filter(|p| p.activity.turn() != Turn::Server) {
             let e = by_net.entry(p.net).or_default();
             e.1 += 1;
-            if now_ms.saturating_sub(p.activity.since.load(Ordering::Relaxed)) >= stalled_by {
+            if now.saturating_duration_since(p.activity.since()) >= STALLED_AFTER {
                 e.0 += 1;
             }
         }
@@ -195,7 +198,7 @@ impl Inner {
 
     /// Admission's decision for a connection from `ip` (in `net`), closing
     /// stalled sessions where that makes room.
-    fn decide(&mut self, ip: IpAddr, net: (IpAddr, u8), config: &Config, proxy: bool, now_ms: u64) -> Decision {
+    fn decide(&mut self, ip: IpAddr, net: (IpAddr, u8), config: &Config, proxy: bool, now: Instant) -> Decision {
         if self.closed {
             return Decision::Refuse(Refused::Stopping);
         }
@@ -213,10 +216,10 @@ impl Inner {
         if !proxy && self.pre_in(net) >= config.max_prelogin_per_network && !self.make_room(|p| p.net == net) {
             return Decision::Wait;
         }
-        if self.pre.len() >= max_pre && !self.make_room_anywhere(now_ms) {
+        if self.pre.len() >= max_pre && !self.make_room_anywhere(now) {
             return Decision::Wait;
         }
-        if self.total >= config.max_sessions && !self.make_room_anywhere(now_ms) {
+        if self.total >= config.max_sessions && !self.make_room_anywhere(now) {
             return match self.pre.is_empty() {
                 true => Decision::Refuse(Refused::Total(self.total)),
                 false => Decision::Wait,
@@ -241,10 +244,6 @@ impl Inner {
 impl Admission {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
     }
 
     /// A place for one more session thread: waits while `max_sessions` +
@@ -277,7 +276,7 @@ impl Admission {
         let mut c = self.lock();
         let mut waiting = false;
         let decision = loop {
-            match c.decide(ip, net, config, proxy, self.now_ms()) {
+            match c.decide(ip, net, config, proxy, Instant::now()) {
                 Decision::Wait if Instant::now() < give_up => {}
                 Decision::Wait => break Decision::Refuse(Refused::Busy),
                 other => break other,
@@ -310,7 +309,7 @@ impl Admission {
         c.next_id += 1;
         let activity = Arc::new(Activity {
             turn: AtomicU8::new(turn_number(Turn::Client)),
-            since: AtomicU64::new(self.now_ms()),
+            since: Mutex::new(Instant::now()),
             cancelled: AtomicBool::new(false),
         });
         let pre = Pre {
@@ -434,7 +433,7 @@ impl Watch for Ticket {
 
     fn turn(&self, turn: Turn) {
         if turn != Turn::Server {
-            self.activity.since.store(self.admission.now_ms(), Ordering::Relaxed);
+            *self.activity.since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         }
         self.activity.turn.store(turn_number(turn), Ordering::Relaxed);
     }

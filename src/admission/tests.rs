@@ -12,18 +12,20 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// An admission whose clock started long ago, so that "since" times can be
-/// set to moments in the past.
 fn admission() -> Arc<Admission> {
-    let epoch = Instant::now().checked_sub(Duration::from_secs(3600)).unwrap_or_else(Instant::now);
-    Arc::new(Admission { inner: Mutex::default(), room: Condvar::new(), epoch })
+    Arc::new(Admission::default())
+}
+
+/// `secs` seconds ago (a few only: the monotonic clock starts at boot).
+fn ago(secs: u64) -> Instant {
+    let now = Instant::now();
+    now.checked_sub(Duration::from_secs(secs)).unwrap_or(now)
 }
 
 /// The session has owed its next command for `secs` seconds.
 fn stalled_for(t: &Ticket, secs: u64) {
-    let now = t.admission.now_ms();
     t.activity.turn.store(turn_number(Turn::Client), Ordering::Relaxed);
-    t.activity.since.store(now.saturating_sub(secs * 1000), Ordering::Relaxed);
+    *t.activity.since.lock().unwrap() = ago(secs);
 }
 
 fn config(max_sessions: usize, per_ip: usize, pre: usize, per_net: usize) -> Config {
@@ -47,8 +49,8 @@ fn the_stalled_make_way_longest_stalled_first_and_the_busy_never() {
     busy.turn(Turn::Server);
     let waited_little = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
     let waited_long = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
-    stalled_for(&waited_little, 2);
-    stalled_for(&waited_long, 30);
+    stalled_for(&waited_little, 1);
+    stalled_for(&waited_long, 3);
     // The network's budget (3) is full: the one stalled longest goes, though it came later.
     let fourth = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
     assert!(waited_long.cancelled() && !waited_little.cancelled() && !busy.cancelled());
@@ -56,7 +58,7 @@ fn the_stalled_make_way_longest_stalled_first_and_the_busy_never() {
     // A session waiting for its penalty slot makes way too; the busy one still not.
     fourth.turn(Turn::Penalty);
     stalled_for(&waited_little, 0);
-    fourth.activity.since.store(0, Ordering::Relaxed);
+    *fourth.activity.since.lock().unwrap() = ago(5);
     let fifth = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
     assert!(fourth.cancelled() && !busy.cancelled() && !fifth.cancelled());
     drop(waited_long);
