@@ -46,7 +46,8 @@ fn poll_interrupted_by_signals_waits_only_what_is_left() {
         finished.store(true, Ordering::SeqCst);
         (result.map_err(|e| e.kind()), started.elapsed())
     });
-    let thread = std::os::unix::thread::JoinHandleExt::as_pthread_t(&poller);
+    // std's pthread handle is an integer; libc's pthread_t is one or a pointer, by target.
+    let thread = std::os::unix::thread::JoinHandleExt::as_pthread_t(&poller) as usize as libc::pthread_t;
     // A signal every 5 ms until the poll returns (at most 10,000: the hang
     // guard). Restarting the whole timeout after each would never return
     // while they come; waiting what is left returns after about 40.
