@@ -286,3 +286,50 @@ fn an_unauthenticated_session_cannot_drip_commands_forever() {
     assert!(closed >= std::time::Duration::from_secs(3), "{closed:?}");
     d.wait_log("end=Timeout");
 }
+
+/// A session thread that cannot be started (here: the daemon's account may
+/// run no more threads, RLIMIT_NPROC) refuses its one connection with
+/// `-ERR [SYS/TEMP]` and a log line; the daemon goes on, and serves again
+/// once threads are free. The daemon runs as an account of its own, so
+/// that the limit counts its threads alone.
+#[test]
+fn a_session_thread_that_cannot_start_refuses_its_connection_and_the_daemon_goes_on() {
+    if !common::accounts::is_root() {
+        eprintln!("skipped: needs root to create the daemon's own account and set its limits");
+        return;
+    }
+    let owner = common::accounts::LocalUser::new("nt");
+    let spool = Spool::new();
+    spool.run_as(owner.uid, owner.gid);
+    spool.write_mbox("alice", &one_message());
+    // Its main thread, the reaper and one accept loop, and room for two session threads.
+    let d = Daemon::start_with_threads(&spool, &[&format!("user = {}", owner.name)], 5);
+    let greetings: Vec<(TcpStream, String)> = (0..6)
+        .map(|_| {
+            let s = TcpStream::connect(d.addr).unwrap();
+            s.set_read_timeout(Some(HANG_GUARD)).unwrap();
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while (&s).read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+                line.push(byte[0]);
+            }
+            (s, String::from_utf8_lossy(&line).into_owned())
+        })
+        .collect();
+    let refused = greetings.iter().filter(|(_, g)| g.starts_with("-ERR [SYS/TEMP] server busy")).count();
+    assert!(refused >= 1, "{:?}", greetings.iter().map(|(_, g)| g).collect::<Vec<_>>());
+    assert!(greetings.iter().all(|(_, g)| g.starts_with("+OK") || g.starts_with("-ERR [SYS/TEMP]")));
+    d.wait_log("cannot start a session thread");
+    // The daemon goes on: once the sessions are gone, a new one is served.
+    drop(greetings);
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    loop {
+        let mut c = d.connect();
+        // Refused ("server busy") while the closed sessions' threads end.
+        if c.line().starts_with("+OK") {
+            assert!(c.user_pass("alice", "secret").starts_with("+OK maildrop has 1"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never served again: {}", d.log());
+    }
+}

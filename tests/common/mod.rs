@@ -28,6 +28,8 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// removed when dropped.
 pub struct Spool {
     pub dir: PathBuf,
+    /// The account pop3d runs as, when not `nobody` (uid, gid).
+    owner: std::cell::Cell<Option<(u32, u32)>>,
 }
 
 impl Spool {
@@ -41,7 +43,13 @@ impl Spool {
         fs::write(dir.join("users"), users).unwrap();
         // Password hashes: never readable by everyone (pop3d -t refuses it).
         fs::set_permissions(dir.join("users"), std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
-        Spool { dir }
+        Spool { dir, owner: std::cell::Cell::new(None) }
+    }
+
+    /// pop3d runs as `uid` (its `user`), not `nobody`: the spool is that account's from now on.
+    pub fn run_as(&self, uid: u32, gid: u32) {
+        self.owner.set(Some((uid, gid)));
+        self.give_to_server();
     }
 
     pub fn mbox(&self, user: &str) -> PathBuf {
@@ -95,6 +103,7 @@ impl Spool {
     /// must be theirs.
     pub fn give_to_server(&self) {
         if let Some(uid) = nobody_uid() {
+            let (uid, gid) = self.owner.get().map_or((uid, nobody_gid()), |(u, g)| (u, Some(g)));
             for entry in walk(&self.dir) {
                 // A running daemon may replace its state files meanwhile (a temporary file renamed away).
                 match std::os::unix::fs::chown(&entry, Some(uid), None) {
@@ -106,7 +115,7 @@ impl Spool {
             // refuses one its sessions' account could write.
             let users = self.dir.join("users");
             if users.exists() {
-                std::os::unix::fs::chown(&users, Some(0), nobody_gid()).unwrap();
+                std::os::unix::fs::chown(&users, Some(0), gid).unwrap();
             }
         }
     }
@@ -188,8 +197,29 @@ impl Daemon {
     /// Starts pop3d listening on each of `listens` (e.g. "127.0.0.1:0 tls")
     /// and waits until it reports every address.
     pub fn start_on(spool: &Spool, extra: &[&str], listens: &[&str]) -> Daemon {
-        let conf = spool.config(extra);
+        Daemon::start_with(spool, extra, listens, pop3d())
+    }
+
+    /// `start` with RLIMIT_NPROC set to `threads` for the daemon: its
+    /// account (its own, see `Spool::run_as`) may run that many threads.
+    pub fn start_with_threads(spool: &Spool, extra: &[&str], threads: u64) -> Daemon {
+        use std::os::unix::process::CommandExt;
         let mut cmd = pop3d();
+        // SAFETY: setrlimit only lowers this process's own limit, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit { rlim_cur: threads as libc::rlim_t, rlim_max: threads as libc::rlim_t };
+                match libc::setrlimit(libc::RLIMIT_NPROC, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            })
+        };
+        Daemon::start_with(spool, extra, &["127.0.0.1:0"], cmd)
+    }
+
+    fn start_with(spool: &Spool, extra: &[&str], listens: &[&str], mut cmd: Command) -> Daemon {
+        let conf = spool.config(extra);
         cmd.args(["-f", conf.to_str().unwrap()]);
         for l in listens {
             cmd.args(["-l", l]);
