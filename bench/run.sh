@@ -15,6 +15,9 @@
 #   BENCH_CG_MSGS=2000           messages RETRieved in the callgrind workload (of the 100 MB mbox)
 #   BENCH_HASHES=500             crypt(3) calls timed for the cost of one hash
 #   BENCH_MAILDIR_MSGS=100000 BENCH_MAILDIR_BYTES=400000000   the Maildir of phase 8
+#   BENCH_PHASES="stat login retr callgrind tls update idle maildir size busy household spacing flood"
+#                                phases to run (default: all), e.g. BENCH_PHASES="busy household spacing flood"
+#                                for issue 18's alone (bench/busy.sh: its own settings are listed there)
 #   BENCH_RESULTS=$BENCH_DIR/results-TIME.txt   where the figures are saved (key=value)
 # Nothing is committed; the figures are saved in BENCH_RESULTS and bench/report.py prints the report
 # from them (the targets and verdicts are its table; `python3 bench/report.py FILE` prints a saved run
@@ -43,6 +46,8 @@ NHASH=${BENCH_HASHES:-500}
 MDMSGS=${BENCH_MAILDIR_MSGS:-100000}
 MDBYTES=${BENCH_MAILDIR_BYTES:-400000000}
 SERVERS=${BENCH_ONLY:-pop3d dovecot popa3d}
+PHASES=${BENCH_PHASES:-stat login retr callgrind tls update idle maildir size busy household spacing flood}
+want() { [[ " $PHASES " == *" $1 "* ]]; }   # want PHASE: whether BENCH_PHASES asks for it
 PASS=benchpass
 SALT=pop3bench
 NUSERS=1000                       # pb0000 .. pb0999: login and idle accounts (small mailbox)
@@ -686,6 +691,10 @@ maildir_copy() {
     find "$dest" -type f -print0 | xargs -0 cat > /dev/null
 }
 
+# issue 18's phases: busy sites and floods
+# shellcheck source=bench/busy.sh
+. "$HERE/busy.sh"
+
 # ------------------------------------------------------------------ run
 T0=$(date +%s)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -696,14 +705,17 @@ build_tools
 make_cert
 gen_data
 setup_users
+# Phases 1-8 share the servers started here on their copies of every mailbox; issue 18's need neither.
+if want stat || want login || want retr || want callgrind || want tls || want update || want idle || want maildir; then
 setup_mailboxes
-
 for s in $SERVERS; do
     start_server "$s"
     check_login "$s" || die "$s: a test login failed (see above)"
 done
+fi
 MARK0=$(cpu_mark)
 
+if want stat; then
 log "1/8: STAT on a 1 GB / 100,000-message mbox: first session (cold), next session, and after 100 new messages"
 for s in $SERVERS; do
     # cold: the first session ever on the server's copy, no index; the file read once before,
@@ -714,21 +726,28 @@ for s in $SERVERS; do
 done
 for s in $SERVERS; do cat "$W/data/append.mbox" >> "$(spool "$s" pbbig)"; done
 for s in $SERVERS; do bigstat "$s" append; done
+fi
 
+if want login; then
 log "2/8: login+STAT+QUIT sessions per second (${SECS} s or $MAXLOGIN sessions per figure), and one crypt(3) hash"
 for c in 8 64; do for s in $SERVERS; do login_rate "$s" "$c"; done; done
 hash_cost
+fi
 
+if want retr; then
 log "3/8: RETR of every message of a 100 MB / 2,000-message mbox, and the trivial sender on that file"
 for s in $SERVERS; do retr_rate "$s" 1; retr_rate "$s" 8; done
 trivial_send trivcpu
+fi
 
+if want callgrind; then
 log "4/8: instructions per octet of RETR under callgrind (pop3d -i on pipes, $CGMSGS messages; the trivial sender)"
 [[ " $SERVERS " != *" pop3d "* ]] || callgrind_ipb
+fi
 
 TLS_SERVERS=
 for s in $SERVERS; do [ "$s" = popa3d ] || TLS_SERVERS+=" $s"; done
-if [ -n "$TLS_SERVERS" ]; then
+if [ -n "$TLS_SERVERS" ] && want tls; then
     log "5/8: POP3S (implicit TLS; servers restarted with it)"
     TLS=1
     for s in $TLS_SERVERS; do
@@ -750,15 +769,20 @@ if [ -n "$TLS_SERVERS" ]; then
     for s in $TLS_SERVERS; do stop_server "$s"; start_server "$s"; done
 fi
 
+if want update; then
 log "6/8: UPDATE: QUIT after DELE of message 1, of every tenth, of all 2,000 (a fresh copy of the 100 MB mbox each time)"
 for which in first tenth all; do for s in $SERVERS; do update_cost "$s" "$which"; done; done
+fi
 
+if want idle; then
 log "7/8: memory with $NIDLE idle logged-in sessions (servers restarted fresh)"
 for s in $SERVERS; do stop_server "$s"; start_server "$s"; idle_rss "$s"; stop_server "$s"; done
+fi
+for s in $SERVERS; do stop_server "$s"; done
 
 MD_SERVERS=
 for s in $SERVERS; do [ "$s" = popa3d ] || MD_SERVERS+=" $s"; done
-if [ -n "$MD_SERVERS" ]; then
+if [ -n "$MD_SERVERS" ] && want maildir; then
     log "8/8: STAT on a $MDMSGS-message Maildir, first session and next (pop3d and Dovecot restarted on Maildirs)"
     STORE=maildir
     for s in $MD_SERVERS; do maildir_copy "$s"; done
@@ -770,10 +794,30 @@ if [ -n "$MD_SERVERS" ]; then
     done
     STORE=mbox
 fi
+if want busy || want household || want spacing || want flood; then
+    busy_accounts
+    if want busy; then
+        log "issue 18, busy: login+STAT+QUIT from one address, 8 and 64 clients (${BUSY_SECS} s each), users file and system accounts"
+        phase_busy
+    fi
+    if want household; then
+        log "issue 18, household: one address, an old password every 2 s beside a good login every 3 s (${NAT_SECS} s per server)"
+        phase_household
+    fi
+    if want spacing; then
+        log "issue 18, spacing: 12 wrong passwords for one account from 12 addresses, by USER/PASS, AUTH PLAIN, LOGIN, SCRAM-SHA-256"
+        phase_spacing
+    fi
+    if want flood; then
+        log "issue 18, flood: real clients under $FLOOD_CONNS silent, dripping and TLS-stalled connections; a dripped ClientHello; distributed guessing; log volume"
+        phase_flood
+    fi
+fi
 ALLOTHER=$(other_cpu "$MARK0" "$(cpu_mark)")
 log "other work on this machine used $ALLOTHER% of the $(nproc) CPUs during the measurements"
 
 # binary sizes
+if want size; then
 SMALL=$ROOT/target/release-small/pop3d
 if [[ " $SERVERS " == *" pop3d "* ]] && [ ! -f "$SMALL" ]; then
     log "target/release-small/pop3d missing: cargo build --profile release-small"
@@ -783,6 +827,7 @@ fi
 R[size,popa3d]=$(stat -c %s "$PA/usr/sbin/popa3d")
 R[size,dovecot]=$(du -cb "$DV/usr/sbin/dovecot" "$DV"/usr/lib/dovecot/{pop3,pop3-login,auth,config,log,anvil} \
     "$DV"/usr/lib/dovecot/libdovecot{,-storage,-login}.so.0.0.0 | tail -1 | cut -f1)
+fi
 
 # ------------------------------------------------------------------ results and the report
 # Every figure (R[metric,server] as `metric,server=value`) and the facts of the run go to a file that
@@ -800,6 +845,7 @@ RESULTS=${BENCH_RESULTS:-$W/results-$(date -u +%Y%m%dT%H%M%SZ).txt}
     echo "popa3d_version=$(dpkg-deb -f "$W"/pkgs/popa3d_*.deb Version)"
     printf '%s\n' "secs=$SECS" "maxlogin=$MAXLOGIN" "nhash=$NHASH" "cgmsgs=$CGMSGS" "tlsruns=$TLSRUNS" \
         "nidle=$NIDLE" "mdmsgs=$MDMSGS" "mdbytes=$MDBYTES"
+    busy_facts
     for k in "${!R[@]}"; do printf '%s=%s\n' "$k" "${R[$k]}"; done | sort
 } > "$RESULTS"
 python3 "$HERE/report.py" "$RESULTS"
