@@ -206,6 +206,21 @@ def both(a, b, figure=Metric):
     return Both(figure(a), figure(b))
 
 
+def busy_rows(key, where, servers, note=None):
+    """The rows of one busy-address run: `key` busyu (users file) or busys (system accounts)."""
+    return [
+        row("busy address, %s: logins/s, 8 clients" % where, key + "8", servers, note=note),
+        row("  64 clients, same address (%s)" % where, key + "64", servers,
+            target(">=0.8x 8, >=dovecot", lambda a, b, c: a >= 0.8 * b and a >= c, key + "64", key + "8",
+                   "busyu64,dovecot")),
+        row("  failed sessions at 64 (%s), n / %%" % where, both(key + "64err", key + "64pct"), servers,
+            target("< 1%", lambda a: a < 1, key + "64pct")),
+        row("  pop3d's peak threads, 64 (%s) / bound" % where, both(key + "64thr", "busythrbound"), POP3D,
+            target("<= bound", lambda a, b: a <= b, key + "64thr", "busythrbound")),
+        row("  pop3d's peak RSS, 64 (%s)" % where, mib(key + "64rss"), POP3D),
+    ]
+
+
 def under_flood(kind, n):
     """The row of real clients timed while a flood of `kind` from `n` addresses is held."""
     key = "fl%s%d" % (kind, n)
@@ -214,8 +229,7 @@ def under_flood(kind, n):
                target("<= 100 ms, both", lambda a, b: a <= 100 and b <= 100, key + "clean", key + "own"))
 
 
-ROWS += [
-    row("busy address (users file): logins/s, 8 clients", "busyu8", USERS, note="""login+STAT+QUIT loops \
+ROWS += busy_rows("busyu", "users file", USERS, note="""login+STAT+QUIT loops \
 (pop3bench logins) with every connection from one address (127.0.18.1; the login rows above come from 127.0.0.1, one \
 address too), each client its own account, {busysecs} s per figure. pop3d runs with its default limits (max_sessions \
 200, max_sessions_per_ip 100, max_prelogin 100, max_prelogin_per_network 80); Dovecot and popa3d as above. Failed: \
@@ -223,22 +237,9 @@ connection errors and -ERR answers, of all sessions tried. Peak threads: /proc/P
 5 ms during the 64-client run, against max_sessions + SESSION_THREAD_SPARE (32) + 8 for the daemon's own threads; \
 peak RSS: its VmHWM, reset before the run. System accounts: pop3d started as root with accounts = system over the \
 bench's system users (/etc/passwd, /etc/shadow, SHA512-CRYPT), user = mail, mailboxes NAME:mail 0660 in a root:mail \
-2775 spool (from 127.0.18.2); popa3d (PAM) beside it; Dovecot's figure is its users-file one"""),
-    row("  64 clients, same address", "busyu64", USERS,
-        target(">=0.8x 8, >=dovecot", lambda a, b, c: a >= 0.8 * b and a >= c, "busyu64", "busyu8", "busyu64,dovecot")),
-    row("  failed sessions at 64, count / %", both("busyu64err", "busyu64pct"), USERS,
-        target("< 1%", lambda a: a < 1, "busyu64pct")),
-    row("  pop3d's peak threads at 64 / bound", both("busyu64thr", "busythrbound"), POP3D,
-        target("<= bound", lambda a, b: a <= b, "busyu64thr", "busythrbound")),
-    row("  pop3d's peak RSS at 64", mib("busyu64rss"), POP3D),
-    row("busy address (system accounts): logins/s, 8", "busys8", SYSTEM),
-    row("  64 clients, same address (system accounts)", "busys64", SYSTEM,
-        target(">=0.8x 8, >=dovecot", lambda a, b, c: a >= 0.8 * b and a >= c, "busys64", "busys8", "busyu64,dovecot")),
-    row("  failed sessions at 64 (system accounts)", both("busys64err", "busys64pct"), SYSTEM,
-        target("< 1%", lambda a: a < 1, "busys64pct")),
-    row("  pop3d's peak threads at 64 (system) / bound", both("busys64thr", "busythrbound"), POP3D,
-        target("<= bound", lambda a, b: a <= b, "busys64thr", "busythrbound")),
-    row("  pop3d's peak RSS at 64 (system accounts)", mib("busys64rss"), POP3D),
+2775 spool (from 127.0.18.2); popa3d (PAM) beside it; Dovecot's figure is its users-file one""")
+ROWS += busy_rows("busys", "system accts", SYSTEM)
+ROWS += [
     row("NAT household: good login, p50 ms", "natp50", ALL, target("<= 50 ms", lambda a: a <= 50, "natp50"),
         note="""one address per server (127.0.18.11-13), {natsecs} s: a device \
 logs in as pb0101 with a wrong password every 2 s (one attempt after the other, each waiting for its answer), while \

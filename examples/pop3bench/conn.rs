@@ -296,18 +296,7 @@ impl Conn {
         }
     }
 
-    /// Connects (as `connect`) and logs in with USER/PASS.
-    pub fn session(
-        addr: &SocketAddr,
-        timeout: Duration,
-        tls: Option<&Arc<ClientConfig>>,
-        user: &str,
-        pass: &str,
-    ) -> Res<Conn> {
-        Conn::session_from(None, addr, timeout, tls, user, pass)
-    }
-
-    /// As `session`, from source address `from` when one is given.
+    /// Connects (as `connect_from`) and logs in with USER/PASS.
     pub fn session_from(
         from: Option<IpAddr>,
         addr: &SocketAddr,

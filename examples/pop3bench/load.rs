@@ -223,7 +223,7 @@ pub fn retr(a: &Args) {
             break;
         }
         let r = (|| -> Res<(u64, u64, f64, u64)> {
-            let mut c = Conn::session(&addr, Duration::from_secs(120), tls.as_ref(), &user, &pass)?;
+            let mut c = Conn::session_from(None, &addr, Duration::from_secs(120), tls.as_ref(), &user, &pass)?;
             if let Some(h) = &c.handshake {
                 negotiated.clone_from(&h.summary);
             }
@@ -337,7 +337,7 @@ pub fn stat(a: &Args) {
     let hold = a.n("hold", 60);
     let t0 = Instant::now();
     let r = (|| -> Res<(Conn, f64, f64, String)> {
-        let mut c = Conn::session(&addr, Duration::from_secs(300), None, &user, &pass)?;
+        let mut c = Conn::session_from(None, &addr, Duration::from_secs(300), None, &user, &pass)?;
         let t_login = t0.elapsed();
         let st = c.cmd_ok("STAT")?;
         Ok((c, ms(t_login), ms(t0.elapsed()), st))
@@ -378,7 +378,7 @@ pub fn idle(a: &Args) {
             return;
         }
         let user = user_name(&prefix, i);
-        match Conn::session(&addr, Duration::from_secs(60), None, &user, &pass) {
+        match Conn::session_from(None, &addr, Duration::from_secs(60), None, &user, &pass) {
             Ok(c) => conns.lock().unwrap().push(c),
             Err(e) => {
                 if errs.fetch_add(1, Ordering::Relaxed) < 3 {
@@ -425,7 +425,7 @@ pub fn dele(a: &Args) {
     let which = a.s("which");
     let timeout = Duration::from_secs(300);
     let r = (|| -> Res<(u64, u64, f64, f64, u64)> {
-        let mut c = Conn::session(&addr, timeout, None, &user, &pass)?;
+        let mut c = Conn::session_from(None, &addr, timeout, None, &user, &pass)?;
         let (n, _) = parse_stat(&c.cmd_ok("STAT")?);
         let marked: Vec<u64> = match which.as_str() {
             "first" => vec![1],
@@ -442,7 +442,7 @@ pub fn dele(a: &Args) {
         // the server closes after its UPDATE: wait for EOF
         while c.line().is_ok() {}
         let closed = t0.elapsed();
-        let mut c = Conn::session(&addr, timeout, None, &user, &pass)?;
+        let mut c = Conn::session_from(None, &addr, timeout, None, &user, &pass)?;
         let (left, _) = parse_stat(&c.cmd_ok("STAT")?);
         c.cmd_ok("QUIT")?;
         Ok((n, marked.len() as u64, ms(ok), ms(closed), left))
