@@ -202,6 +202,16 @@ class Whole(namedtuple("Whole", "name")):
         return "n/a" if value is None else ("%.0f" % number(value) if number(value) is not None else value)
 
 
+class Sum(namedtuple("Sum", "names")):
+    """The sum of several figures, n/a unless all are numbers."""
+
+    def raw(self, results, server):
+        values = [number(Metric(n).raw(results, server)) for n in self.names]
+        return None if any(v is None for v in values) else "%g" % sum(values)
+
+    show = Metric.show
+
+
 def both(a, b, figure=Metric):
     return Both(figure(a), figure(b))
 
@@ -219,6 +229,9 @@ def busy_rows(key, where, servers, note=None):
             target("<= bound", lambda a, b: a <= b, key + "64thr", "busythrbound")),
         row("  pop3d's peak RSS, 64 (%s)" % where, mib(key + "64rss"), POP3D),
     ]
+
+
+FLOOD_FAILED = Sum(tuple("fl%s%dfail" % (kind, n) for kind in ("silent", "drip", "tls") for n in (1, 50)))
 
 
 def under_flood(kind, n):
@@ -266,7 +279,8 @@ a byte a second, or ones that sent the first 6 bytes of a TLS ClientHello to the
 from 50, each re-opened at once whenever the server closes it (so the flood churns as fast as the server closes). \
 The log lines say how many were connected (the kernel's accept queue included) and how fast they were re-opened, \
 and how long TCP's connect took: a second or more there is a SYN the kernel dropped because the server's accept \
-queue was full (then retried by the client's TCP). \
+queue was full (then retried by the client's TCP). A real client the server closed or refused is counted in the \
+"failed" row (the log names its address). \
 pop3d with its defaults (max_prelogin 100: the flood is mostly turned away, and comes back); the bench's Dovecot has \
 process limits raised for the idle-session rows (1,200 processes), so it keeps the flood's connections"""),
     under_flood("silent", 1),
@@ -275,6 +289,8 @@ process limits raised for the idle-session rows (1,200 processes), so it keeps t
     under_flood("drip", 50),
     under_flood("tls", 1),
     under_flood("tls", 50),
+    row("  real clients that failed under these floods", FLOOD_FAILED, FLOOD,
+        target("0", lambda a: a == 0, FLOOD_FAILED)),
     row("TLS ClientHello dripped 1 B/0.5 s: cut after, s", "tlsdrip", FLOOD,
         target("4 s to 5.5 s", lambda a: 4 <= a <= 5.5, "tlsdrip"), note="""a full ClientHello (rustls) sent a byte \
 every 0.5 s (pop3bench tlsdrip, at most {dripsecs} s; "open": not closed by then); pop3d with timeout_login = 1, \

@@ -101,3 +101,12 @@ def test_issue_18_rows_weigh_every_figure_they_name():
         assert row[-1] == verdict, (span, row)
     # Dovecot's dripped ClientHello not cut within the window reads "open", and is no verdict's business.
     assert cells(text, "TLS ClientHello dripped 1 B/0.5 s: cut after, s")[:2] == ["5.46", "open"]
+
+
+def test_a_real_client_that_failed_under_a_flood_misses_the_target():
+    results = report.read_results(RESULTS)
+    assert cells(report.report(results), "  real clients that failed under these floods")[0::4] == ["1", "NO"]
+    clean = dict(results, **{"flsilent50fail,pop3d": "0"})
+    assert cells(report.report(clean), "  real clients that failed under these floods")[0::4] == ["0", "yes"]
+    unmeasured = {k: v for k, v in results.items() if k != "fltls1fail,pop3d"}
+    assert cells(report.report(unmeasured), "  real clients that failed under these floods")[0::4] == ["n/a", "n/a"]
