@@ -310,8 +310,7 @@ impl Conn {
         Ok(c)
     }
 
-    /// Reads the greeting and logs in with USER/PASS.
-    pub fn login(&mut self, user: &str, pass: &str) -> Res<()> {
+    fn login(&mut self, user: &str, pass: &str) -> Res<()> {
         let g = self.line()?;
         if !g.starts_with("+OK") {
             return Err(format!("greeting: {}", g));

@@ -98,8 +98,15 @@ fn real_client(addr: &SocketAddr, from: IpAddr, user: &str, pass: &str) -> Res<(
     let t0 = Instant::now();
     let mut c = Conn::connect_from(Some(from), addr, Duration::from_secs(30), None)?;
     let connected = t0.elapsed();
-    c.login(user, pass)?;
-    c.cmd_ok("RETR 1")?;
+    // each step named in an error: where a session was closed tells why
+    let step = |what: &'static str| move |e: String| format!("{}: {}", what, e);
+    let greeting = c.line().map_err(step("before the greeting"))?;
+    if !greeting.starts_with("+OK") {
+        return Err(format!("greeting: {}", greeting));
+    }
+    c.cmd_ok(&format!("USER {}", user)).map_err(step("USER"))?;
+    c.cmd_ok(&format!("PASS {}", pass)).map_err(step("PASS"))?;
+    c.cmd_ok("RETR 1").map_err(step("RETR"))?;
     c.multiline_size()?;
     c.cmd_ok("QUIT")?;
     Ok((t0.elapsed(), connected))
