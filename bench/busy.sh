@@ -37,6 +37,9 @@ declare -A R ADDR TADDR   # run.sh's (declared there before this file is sourced
 # users file; and pop3d's two layouts, made afresh
 busy_accounts() {
     local u d=$W/srv/dovecot b=$W/srv/busy s=$W/srv/busysys
+    # max_sessions (default 200) + SESSION_THREAD_SPARE (32) + 8 for the daemon's own (main, accept loops,
+    # reaper...): the bound pop3d's threads must stay within
+    R[busythrbound,pop3d]=$((200 + 32 + 8))
     mkdir -p "$d"/{run,state,home,index,spool}
     if [ ! -f "$d/users" ]; then
         for u in $(all_users); do echo "$u:{SHA512-CRYPT}$HASH"; done > "$d/users"
@@ -150,9 +153,6 @@ busy_rate() {
 
 phase_busy() {
     local s c
-    # max_sessions (default 200) + SESSION_THREAD_SPARE (32) + the daemon's own few (accept loops, reaper,
-    # main, the helper's reader): the bound the daemon's threads must stay within
-    R[busythrbound,pop3d]=$((200 + 32 + 8))
     busy_start users
     for c in 8 64; do busy_rate pop3d users "$c"; done
     busy_start system
@@ -230,20 +230,22 @@ phase_spacing() {
 # message 1 and QUITs from a clean address (127.0.19.1) and from the flood's first address, FLOOD_RUNS
 # times each
 flood_run() {
-    local s=$1 kind=$2 n=$3 net=127.0.50 res to
+    local s=$1 kind=$2 n=$3 net=127.0.50 res to watch=()
     [ "$n" = 1 ] || net=127.0.51
     to=$(where "$s")
+    [ "$s" != pop3d ] || watch=(--watch "$BUSY_PID")
     if [ "$kind" = tls ]; then
         if [ "$s" = pop3d ]; then to=$BUSY_TADDR; else to=${TADDR[$s]}; fi
     fi
     res=$(bench_run $((FLOOD_SECS + 60)) flood --addr "$(where "$s")" --flood-addr "$to" --kind "$kind" \
         --conns "$FLOOD_CONNS" --from-net "$net" --addresses "$n" --real "127.0.19.1,$net.1" --user pb0130 \
-        --pass "$PASS" --runs "$FLOOD_RUNS" --secs "$FLOOD_SECS")
+        --pass "$PASS" --runs "$FLOOD_RUNS" --secs "$FLOOD_SECS" "${watch[@]}")
     if [ -z "$res" ]; then log "$s: $kind flood from $n addresses failed: $(tail -1 "$W/srv/err.txt")"; return 0; fi
     R[fl$kind${n}clean,$s]=$(kv real0_max_ms "$res")
     R[fl$kind${n}own,$s]=$(kv real1_max_ms "$res")
     R[fl$kind${n}fail,$s]=$(kv failures "$res")
-    log "$s: $FLOOD_CONNS $kind connections from $n address(es) ($(kv held_at_start "$res") connected and $(kv greeted_at_start "$res") greeted when the clients began, at least $(kv held_min "$res") connected during; re-opened $(kv reopen_rate "$res")/s): login+RETR+QUIT from a clean address p50 $(kv real0_p50_ms "$res") ms, max $(kv real0_max_ms "$res") ms ($(kv real0_over_100ms "$res") of $(kv real0_n "$res") over 100 ms; TCP connect up to $(kv real0_connect_max_ms "$res") ms); from the flood's address p50 $(kv real1_p50_ms "$res") ms, max $(kv real1_max_ms "$res") ms ($(kv real1_over_100ms "$res") of $(kv real1_n "$res") over 100 ms; connect up to $(kv real1_connect_max_ms "$res") ms); $(kv failures "$res") failed"
+    [ "$s" != pop3d ] || R[fl$kind${n}thr,$s]=$(kv peak_threads "$res")
+    log "$s: $FLOOD_CONNS $kind connections from $n address(es) ($(kv held_at_start "$res") connected and $(kv greeted_at_start "$res") greeted when the clients began, at least $(kv held_min "$res") connected during; re-opened $(kv reopen_rate "$res")/s): login+RETR+QUIT from a clean address p50 $(kv real0_p50_ms "$res") ms, max $(kv real0_max_ms "$res") ms ($(kv real0_over_100ms "$res") of $(kv real0_n "$res") over 100 ms; TCP connect up to $(kv real0_connect_max_ms "$res") ms); from the flood's address p50 $(kv real1_p50_ms "$res") ms, max $(kv real1_max_ms "$res") ms ($(kv real1_over_100ms "$res") of $(kv real1_n "$res") over 100 ms; connect up to $(kv real1_connect_max_ms "$res") ms); $(kv failures "$res") failed${watch:+; pop3d: peak $(kv peak_threads "$res") threads}"
     [ "$(kv failures "$res")" = 0 ] || sed 's/^/    /' "$W/srv/err.txt" >&2
     sleep 1   # the server's closed sessions end (the next scenario starts from an idle server)
 }

@@ -212,6 +212,16 @@ class Sum(namedtuple("Sum", "names")):
     show = Metric.show
 
 
+class Largest(namedtuple("Largest", "names")):
+    """The largest of several figures, n/a unless all are numbers."""
+
+    def raw(self, results, server):
+        values = [Metric(n).raw(results, server) for n in self.names]
+        return None if any(number(v) is None for v in values) else max(values, key=number)
+
+    show = Metric.show
+
+
 def both(a, b, figure=Metric):
     return Both(figure(a), figure(b))
 
@@ -231,7 +241,9 @@ def busy_rows(key, where, servers, note=None):
     ]
 
 
-FLOOD_FAILED = Sum(tuple("fl%s%dfail" % (kind, n) for kind in ("silent", "drip", "tls") for n in (1, 50)))
+FLOODS = tuple("fl%s%d" % (kind, n) for kind in ("silent", "drip", "tls") for n in (1, 50))
+FLOOD_FAILED = Sum(tuple(f + "fail" for f in FLOODS))
+FLOOD_THREADS = Largest(tuple(f + "thr" for f in FLOODS))
 
 
 def under_flood(kind, n):
@@ -291,6 +303,8 @@ process limits raised for the idle-session rows (1,200 processes), so it keeps t
     under_flood("tls", 50),
     row("  real clients that failed under these floods", FLOOD_FAILED, FLOOD,
         target("0", lambda a: a == 0, FLOOD_FAILED)),
+    row("  pop3d's peak threads under them / bound", Both(FLOOD_THREADS, Metric("busythrbound")), POP3D,
+        target("<= bound", lambda a, b: a <= b, FLOOD_THREADS, "busythrbound")),
     row("TLS ClientHello dripped 1 B/0.5 s: cut after, s", "tlsdrip", FLOOD,
         target("4 s to 5.5 s", lambda a: 4 <= a <= 5.5, "tlsdrip"), note="""a full ClientHello (rustls) sent a byte \
 every 0.5 s (pop3bench tlsdrip, at most {dripsecs} s; "open": not closed by then); pop3d with timeout_login = 1, \

@@ -2,12 +2,14 @@
 
 //   pop3bench flood --addr A [--flood-addr F] --kind silent|drip|tls --conns N --from-net 127.0.50
 //                   [--addresses K] --real IP,IP --user U --pass PW [--runs 10] [--secs 60] [--max-opens 300000]
+//                   [--watch PID]
 //       N holder threads keep a connection each to F (default A) from K addresses of NET: silent, sending
 //       a byte a second (drip), or stopped after the first 6 bytes of a TLS ClientHello (tls); whenever
 //       the server closes one, it is opened again at once (so the flood churns as fast as the server
 //       closes). Once N are connected (or 15 s passed), a real client logs in, RETRs message 1 and QUITs
 //       from each --real address in turn, --runs times; prints the times (connect to the QUIT answer).
-//       Everything stops after --secs or --max-opens connections.
+//       Everything stops after --secs or --max-opens connections. --watch: the peak threads and RSS of
+//       process PID meanwhile (as logins --watch).
 //   pop3bench tlsdrip --addr T --tls CERT [--every-ms 500] [--secs 30]
 //       A full ClientHello (rustls) dripped one byte every 0.5 s; prints when the server closed.
 
@@ -22,6 +24,7 @@ use rustls::ClientConnection;
 
 use crate::conn::{Conn, Res};
 use crate::load::{micros, pct_ms};
+use crate::memory::Watch;
 use crate::net::{address_in, connect_from};
 use crate::{die, Args};
 
@@ -141,6 +144,7 @@ pub fn flood(a: &Args) {
         held: AtomicI64::new(0),
         greeted: AtomicI64::new(0),
     };
+    let watch = Watch::start(a.n("watch", 0) as u32);
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(a.n("secs", 60));
     let mut times: Vec<Vec<u32>> = vec![Vec::new(); real.len()];
@@ -192,6 +196,7 @@ pub fn flood(a: &Args) {
         opened_during = f.opens.load(Ordering::Relaxed).saturating_sub(opens0);
         f.stop.store(true, Ordering::Relaxed);
     });
+    let watched = watch.stop();
     for e in failures.iter().take(3) {
         eprintln!("pop3bench flood: real client: {}", e);
     }
@@ -222,7 +227,7 @@ pub fn flood(a: &Args) {
             pct_ms(t, 1.0)
         ));
     }
-    println!("{}", out);
+    println!("{}{}", out, watched);
 }
 
 pub fn tlsdrip(a: &Args) {
