@@ -292,7 +292,8 @@ from 50, each re-opened at once whenever the server closes it (so the flood chur
 The log lines say how many were connected (the kernel's accept queue included) and how fast they were re-opened, \
 and how long TCP's connect took: a second or more there is a SYN the kernel dropped because the server's accept \
 queue was full (then retried by the client's TCP). A real client the server closed or refused is counted in the \
-"failed" row (the log names its address). \
+"failed" row (the log names its address and the step it failed at). pop3d's threads: sampled every 5 ms during each \
+flood, the largest. \
 pop3d with its defaults (max_prelogin 100: the flood is mostly turned away, and comes back); the bench's Dovecot has \
 process limits raised for the idle-session rows (1,200 processes), so it keeps the flood's connections"""),
     under_flood("silent", 1),
