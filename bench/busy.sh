@@ -147,7 +147,7 @@ busy_rate() {
         R[${key}rss,$s]=$(awk '/^VmHWM:/ { print $2 }' "/proc/$BUSY_PID/status")
         extra="; pop3d: peak $(kv peak_threads "$res") threads, peak RSS ${R[${key}rss,$s]} kB"
     fi
-    log "$s (${mode/users/users-file} accounts): $c clients from $from: $(kv sessions "$res") sessions in $(kv secs "$res") s = $(kv rate "$res")/s, $(kv errors "$res") failed ($(kv failed_pct "$res")%; p50 $(kv p50_ms "$res") ms, p99 $(kv p99_ms "$res") ms)$extra"
+    log "$s (${mode/users/users-file} accounts): $c clients from $from: $(kv sessions "$res") sessions in $(kv secs "$res") s = $(kv rate "$res")/s, $(kv errors "$res") failed ($(kv failed_pct "$res")%; p50 $(kv p50_ms "$res") ms, p99 $(kv p99_ms "$res") ms, max $(kv max_ms "$res") ms)$extra"
     [ "$(kv errors "$res")" = 0 ] || sed 's/^/    /' "$W/srv/err.txt" >&2
 }
 

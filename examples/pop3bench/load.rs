@@ -162,7 +162,7 @@ pub fn logins(a: &Args) {
         String::new()
     };
     println!(
-        "RESULT sessions={} errors={} failed_pct={:.2} secs={:.3} rate={:.1} p50_ms={:.2} p99_ms={:.2}{}{}",
+        "RESULT sessions={} errors={} failed_pct={:.2} secs={:.3} rate={:.1} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}{}{}",
         all.ok,
         all.errors,
         100.0 * all.errors as f64 / (all.ok + all.errors).max(1) as f64,
@@ -170,6 +170,7 @@ pub fn logins(a: &Args) {
         all.ok as f64 / el,
         pct_ms(&all.lat, 0.5),
         pct_ms(&all.lat, 0.99),
+        pct_ms(&all.lat, 1.0),
         tls_part,
         watched
     );
