@@ -14,6 +14,7 @@ shows it, where it should print.
 """
 import re
 import sys
+import textwrap
 from collections import namedtuple
 
 SERVERS = ("pop3d", "dovecot", "popa3d")
@@ -201,6 +202,146 @@ ROWS = [
     row("binary size, bytes", "size", ALL, target("< 1,500,000", lambda a: a < 1500000, "size")),
 ]
 
+# Issue 18's rows (bench/busy.sh; BENCH_PHASES="busy household spacing flood" runs them alone): a busy address,
+# a household behind one NAT, wrong passwords by every mechanism, and what the floods may not take.
+USERS = {"popa3d": "n/a (PAM)"}
+SYSTEM = {"dovecot": "(see above)"}
+SASL = {"popa3d": "n/a: no SASL"}
+FLOOD = {"popa3d": ""}
+BLANK = {"pop3d": "", "dovecot": "", "popa3d": ""}
+
+
+class Whole(namedtuple("Whole", "name")):
+    """A figure shown rounded to a whole number (milliseconds that need no decimals)."""
+
+    def raw(self, results, server):
+        return Metric(self.name).raw(results, server)
+
+    def show(self, results, server):
+        value = self.raw(results, server)
+        return "n/a" if value is None else ("%.0f" % number(value) if number(value) is not None else value)
+
+
+class Sum(namedtuple("Sum", "names")):
+    """The sum of several figures, n/a unless all are numbers."""
+
+    def raw(self, results, server):
+        values = [number(Metric(n).raw(results, server)) for n in self.names]
+        return None if any(v is None for v in values) else "%g" % sum(values)
+
+    show = Metric.show
+
+
+class Largest(namedtuple("Largest", "names")):
+    """The largest of several figures, n/a unless all are numbers."""
+
+    def raw(self, results, server):
+        values = [Metric(n).raw(results, server) for n in self.names]
+        return None if any(number(v) is None for v in values) else max(values, key=number)
+
+    show = Metric.show
+
+
+def both(a, b, figure=Metric):
+    return Both(figure(a), figure(b))
+
+
+def busy_rows(key, where, servers, note=None):
+    """The rows of one busy-address run: `key` busyu (users file) or busys (system accounts)."""
+    return [
+        row("busy address, %s: logins/s, 8 clients" % where, key + "8", servers, note=note),
+        row("  64 clients, same address (%s)" % where, key + "64", servers,
+            target(">=0.8x 8, >=dovecot", lambda a, b, c: a >= 0.8 * b and a >= c, key + "64", key + "8",
+                   "busyu64,dovecot")),
+        row("  failed sessions at 64 (%s), n / %%" % where, both(key + "64err", key + "64pct"), servers,
+            target("< 1%", lambda a: a < 1, key + "64pct")),
+        row("  pop3d's peak threads, 64 (%s) / bound" % where, both(key + "64thr", "busythrbound"), POP3D,
+            target("<= bound", lambda a, b: a <= b, key + "64thr", "busythrbound")),
+        row("  pop3d's peak RSS, 64 (%s)" % where, mib(key + "64rss"), POP3D),
+    ]
+
+
+FLOODS = tuple("fl%s%d" % (kind, n) for kind in ("silent", "drip", "tls") for n in (1, 50))
+FLOOD_FAILED = Sum(tuple(f + "fail" for f in FLOODS))
+FLOOD_THREADS = Largest(tuple(f + "thr" for f in FLOODS))
+
+
+def under_flood(kind, n):
+    """The row of real clients timed while a flood of `kind` from `n` addresses is held."""
+    key = "fl%s%d" % (kind, n)
+    return row("  {floodconns} %s conns from %d address%s" % ({"drip": "dripping", "tls": "TLS-stalled"}.get(kind, kind), n, "es" * (n > 1)),
+               both(key + "clean", key + "own", Whole), FLOOD,
+               target("<= 100 ms, both", lambda a, b: a <= 100 and b <= 100, key + "clean", key + "own"))
+
+
+ROWS += busy_rows("busyu", "users file", USERS, note="""login+STAT+QUIT loops \
+(pop3bench logins) with every connection from one address (127.0.18.1; the login rows above come from 127.0.0.1, one \
+address too), each client its own account, {busysecs} s per figure. pop3d runs with its default limits (max_sessions \
+200, max_sessions_per_ip 100, max_prelogin 100, max_prelogin_per_network 80); Dovecot and popa3d as above. Failed: \
+connection errors and -ERR answers, of all sessions tried. Peak threads: /proc/PID/status of the daemon sampled every \
+5 ms during the 64-client run, against max_sessions + SESSION_THREAD_SPARE (32) + 8 for the daemon's own threads; \
+peak RSS: its VmHWM, reset before the run. System accounts: pop3d started as root with accounts = system over the \
+bench's system users (/etc/passwd, /etc/shadow, SHA512-CRYPT), user = mail, mailboxes NAME:mail 0660 in a root:mail \
+2775 spool (from 127.0.18.2); popa3d (PAM) beside it; Dovecot's figure is its users-file one""")
+ROWS += busy_rows("busys", "system accts", SYSTEM)
+ROWS += [
+    row("NAT household: good login, p50 ms", "natp50", ALL, target("<= 50 ms", lambda a: a <= 50, "natp50"),
+        note="""one address per server (127.0.18.11-13), {natsecs} s: a device \
+logs in as pb0101 with a wrong password every 2 s (one attempt after the other, each waiting for its answer), while \
+pb0100, which logged in from that address just before, logs in correctly every 3 s (half a second after the \
+device's cycle starts); the figure is pb0100's time from connect to the +OK of PASS (pop3bench household)"""),
+    row("  good login, max ms", "natmax"),
+    row("  good logins that failed", "natfail", ALL, target("0", lambda a: a == 0, "natfail")),
+    row("12 wrong passwords, 12 addresses: USER/PASS, s", "spanuser", SASL, note="""12 wrong passwords for one \
+account, one after the other, each from an address of its own, so that only the account's record can space them \
+(pop3bench spacing); the figure is the time from the first answer to the last. pop3d: an account with SCRAM keys \
+(pop3d -P) per mechanism, the four mechanisms at once (nothing shared: other accounts, other addresses); SCRAM is a \
+real client exchange (RFC 5802) with the wrong password. The bench's Dovecot has SHA512-CRYPT hashes only, so no \
+SCRAM; it spaces failures per address (auth_failure_delay) only"""),
+    row("  same by AUTH PLAIN, s", "spanplain", SASL,
+        target("USER/PASS +-10%", lambda a, b: 0.9 * b <= a <= 1.1 * b, "spanplain", "spanuser")),
+    row("  same by AUTH LOGIN, s", "spanlogin", SASL,
+        target("USER/PASS +-10%", lambda a, b: 0.9 * b <= a <= 1.1 * b, "spanlogin", "spanuser")),
+    row("  same by AUTH SCRAM-SHA-256, s", "spanscram", {"dovecot": "n/a: crypt", "popa3d": "n/a: no SASL"},
+        target("USER/PASS +-10%", lambda a, b: 0.9 * b <= a <= 1.1 * b, "spanscram", "spanuser")),
+    row("login+RETR+QUIT max ms (clean / flood's addr)", "-", BLANK, note="""a real client (login, RETR 1, \
+QUIT; connect to the QUIT answer) from a clean address (127.0.19.1) and from the flood's own first address, \
+{floodruns} times each, once the flood's {floodconns} connections are up (pop3bench flood): silent ones, ones sending \
+a byte a second, or ones that sent the first 6 bytes of a TLS ClientHello to the POP3S port; from 1 address or \
+from 50, each re-opened at once whenever the server closes it (so the flood churns as fast as the server closes). \
+The log lines say how many were connected (the kernel's accept queue included) and how fast they were re-opened, \
+and how long TCP's connect took: a second or more there is a SYN the kernel dropped because the server's accept \
+queue was full (then retried by the client's TCP). A real client the server closed or refused is counted in the \
+"failed" row (the log names its address and the step it failed at). pop3d's threads: sampled every 5 ms during each \
+flood, the largest. \
+pop3d with its defaults (max_prelogin 100: the flood is mostly turned away, and comes back); the bench's Dovecot has \
+process limits raised for the idle-session rows (1,200 processes), so it keeps the flood's connections"""),
+    under_flood("silent", 1),
+    under_flood("silent", 50),
+    under_flood("drip", 1),
+    under_flood("drip", 50),
+    under_flood("tls", 1),
+    under_flood("tls", 50),
+    row("  real clients that failed under these floods", FLOOD_FAILED, FLOOD,
+        target("0", lambda a: a == 0, FLOOD_FAILED)),
+    row("  pop3d's peak threads under them / bound", Both(FLOOD_THREADS, Metric("busythrbound")), POP3D,
+        target("<= bound", lambda a, b: a <= b, FLOOD_THREADS, "busythrbound")),
+    row("TLS ClientHello dripped 1 B/0.5 s: cut after, s", "tlsdrip", FLOOD,
+        target("4 s to 5.5 s", lambda a: 4 <= a <= 5.5, "tlsdrip"), note="""a full ClientHello (rustls) sent a byte \
+every 0.5 s (pop3bench tlsdrip, at most {dripsecs} s; "open": not closed by then); pop3d with timeout_login = 1, \
+so its deadline before login is 4 s, enforced from outside 1 s later (every 0.5 s); Dovecot with its defaults"""),
+    row("distributed guessing at one account, guesses/s", "guessrate", FLOOD,
+        target("<= 0.6/s", lambda a: a <= 0.6, "guessrate"), note="""8 threads guess one account's password, one \
+guess per connection, each from the next of 250 addresses (every one its own network), for {guesssecs} s; the \
+answers that came within the window, per second (pop3bench guess)"""),
+    row("log bytes/s under a connection flood", "lograte", FLOOD,
+        target("<= bound", lambda a, b: a <= b, "lograte", "logbound,pop3d"), note="""8 threads connect from 100 \
+addresses, read the greeting and close, as fast as they go, for {logfloodsecs} s (pop3bench connflood); the bytes \
+the server's log grew by until a second after, per second. The bound is DESIGN.md's (Logs that cannot be flooded): \
+100 lines at once, then 20 a second, each under 400 bytes"""),
+    row("  the bound, bytes/s", "logbound", POP3D),
+]
+
 HEADER = """
 pop3d benchmark: {date}, {nproc} CPUs, {kernel}, load average {load0} at start; all on 127.0.0.1; MB = 10^6 bytes
 The load client shares the {nproc} CPUs with the servers, and other work (builds) may run on this machine: \
@@ -337,7 +478,8 @@ def report(results):
     lines.extend(NOTES.format_map(facts).split("\n")[:-1])
     for r in ROWS:
         if r.note:
-            lines.append("- %s: %s" % (r.label.strip().format_map(facts), r.note.format_map(facts)))
+            note = "- %s: %s" % (r.label.strip().format_map(facts), r.note.format_map(facts))
+            lines.extend(textwrap.wrap(note, width=110, subsequent_indent="  ", break_on_hyphens=False))
     return "\n".join(lines) + "\n"
 
 

@@ -15,8 +15,10 @@
 #   BENCH_CG_MSGS=2000           messages RETRieved in the callgrind workload (of the 100 MB mbox)
 #   BENCH_HASHES=500             crypt(3) calls timed for the cost of one hash
 #   BENCH_MAILDIR_MSGS=100000 BENCH_MAILDIR_BYTES=400000000   the Maildir of phase 8
-#   BENCH_PHASES="stat login retr callgrind tls update idle maildir updatefs"   phases to run (default: all), e.g.
-#                                BENCH_PHASES=updatefs bash bench/run.sh: only UPDATE on loop filesystems (phase 9)
+#   BENCH_PHASES="stat login retr callgrind tls update idle maildir updatefs size busy household spacing flood"
+#                                phases to run (default: all), e.g. BENCH_PHASES=updatefs bash bench/run.sh (UPDATE
+#                                on loop filesystems, phase 9) or BENCH_PHASES="busy household spacing flood" (issue
+#                                18's, bench/busy.sh: its own settings are listed there)
 #   BENCH_UPDFS="btrfs xfs ext4" BENCH_UPDFS_RUNS=3   phase 9: filesystems, and runs per server (best time kept)
 #   BENCH_RESULTS=$BENCH_DIR/results-TIME.txt   where the figures are saved (key=value)
 # Nothing is committed; the figures are saved in BENCH_RESULTS and bench/report.py prints the report
@@ -48,7 +50,7 @@ CGMSGS=${BENCH_CG_MSGS:-2000}
 NHASH=${BENCH_HASHES:-500}
 MDMSGS=${BENCH_MAILDIR_MSGS:-100000}
 MDBYTES=${BENCH_MAILDIR_BYTES:-400000000}
-PHASES=${BENCH_PHASES:-stat login retr callgrind tls update idle maildir updatefs}
+PHASES=${BENCH_PHASES:-stat login retr callgrind tls update idle maildir updatefs size busy household spacing flood}
 UPDFS_LIST=${BENCH_UPDFS:-btrfs xfs ext4}
 UPDFS_RUNS=${BENCH_UPDFS_RUNS:-3}
 SERVERS=${BENCH_ONLY:-pop3d dovecot popa3d}
@@ -797,6 +799,10 @@ maildir_copy() {
     find "$dest" -type f -print0 | xargs -0 cat > /dev/null
 }
 
+# issue 18's phases: busy sites and floods
+# shellcheck source=bench/busy.sh
+. "$HERE/busy.sh"
+
 # ------------------------------------------------------------------ run
 T0=$(date +%s)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -807,7 +813,8 @@ build_tools
 make_cert
 gen_data
 setup_users
-# Phases 1-8 share the servers started here on their copies of every mailbox; phase 9 alone needs neither.
+# Phases 1-8 share the servers started here on their copies of every mailbox; phase 9 and issue 18's need
+# neither.
 if want stat || want login || want retr || want callgrind || want tls || want update || want idle || want maildir; then
 setup_mailboxes
 for s in $SERVERS; do
@@ -900,10 +907,30 @@ if want updatefs; then
     log "9: UPDATE on btrfs, XFS (reflink) and ext4 loop filesystems ($UPDFS_LIST): QUIT after DELE 1 of the 100 MB mbox, pop3d and Dovecot on the same filesystem, time and octets written"
     update_fs
 fi
+if want busy || want household || want spacing || want flood; then
+    busy_accounts
+    if want busy; then
+        log "issue 18, busy: login+STAT+QUIT from one address, 8 and 64 clients (${BUSY_SECS} s each), users file and system accounts"
+        phase_busy
+    fi
+    if want household; then
+        log "issue 18, household: one address, an old password every 2 s beside a good login every 3 s (${NAT_SECS} s per server)"
+        phase_household
+    fi
+    if want spacing; then
+        log "issue 18, spacing: 12 wrong passwords for one account from 12 addresses, by USER/PASS, AUTH PLAIN, LOGIN, SCRAM-SHA-256"
+        phase_spacing
+    fi
+    if want flood; then
+        log "issue 18, flood: real clients under $FLOOD_CONNS silent, dripping and TLS-stalled connections; a dripped ClientHello; distributed guessing; log volume"
+        phase_flood
+    fi
+fi
 ALLOTHER=$(other_cpu "$MARK0" "$(cpu_mark)")
 log "other work on this machine used $ALLOTHER% of the $(nproc) CPUs during the measurements"
 
 # binary sizes
+if want size; then
 SMALL=$ROOT/target/release-small/pop3d
 if [[ " $SERVERS " == *" pop3d "* ]] && [ ! -f "$SMALL" ]; then
     log "target/release-small/pop3d missing: cargo build --profile release-small"
@@ -913,6 +940,7 @@ fi
 R[size,popa3d]=$(stat -c %s "$PA/usr/sbin/popa3d")
 R[size,dovecot]=$(du -cb "$DV/usr/sbin/dovecot" "$DV"/usr/lib/dovecot/{pop3,pop3-login,auth,config,log,anvil} \
     "$DV"/usr/lib/dovecot/libdovecot{,-storage,-login}.so.0.0.0 | tail -1 | cut -f1)
+fi
 
 # ------------------------------------------------------------------ results and the report
 # Every figure (R[metric,server] as `metric,server=value`) and the facts of the run go to a file that
@@ -930,6 +958,7 @@ RESULTS=${BENCH_RESULTS:-$W/results-$(date -u +%Y%m%dT%H%M%SZ).txt}
     echo "popa3d_version=$(dpkg-deb -f "$W"/pkgs/popa3d_*.deb Version)"
     printf '%s\n' "secs=$SECS" "maxlogin=$MAXLOGIN" "nhash=$NHASH" "cgmsgs=$CGMSGS" "tlsruns=$TLSRUNS" \
         "nidle=$NIDLE" "mdmsgs=$MDMSGS" "mdbytes=$MDBYTES" "updfs_list=${UPDFS_LIST:-}" "updfs_runs=${UPDFS_RUNS:-}"
+    busy_facts
     for k in "${!R[@]}"; do printf '%s=%s\n' "$k" "${R[$k]}"; done | sort
 } > "$RESULTS"
 python3 "$HERE/report.py" "$RESULTS"

@@ -1,6 +1,8 @@
 //! SASL (RFC 5034) against the real daemon: PLAIN, EXTERNAL with client certificates, SCRAM-SHA-256 and -PLUS with channel binding.
 
 mod common;
+#[path = "common/scram.rs"]
+mod scram;
 
 use std::io::Write;
 use std::process::Stdio;
@@ -9,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use common::pki::Pki;
 use common::{from_line, Client, Daemon, Spool};
-use ring::{digest, hmac, pbkdf2};
+use scram::ScramClient;
 
 /// Adds user `dave` with SCRAM keys for "pencil", made by `pop3d -P`.
 fn add_scram_user(spool: &Spool) {
@@ -26,61 +28,6 @@ fn add_scram_user(spool: &Spool) {
     spool.write_mbox("dave", format!("{}Subject: d\n\nd\n", from_line("a@x")).as_bytes());
 }
 
-/// A SCRAM-SHA-256 client (RFC 5802), for the tests.
-struct ScramClient {
-    password: Vec<u8>,
-    gs2: String,
-    cbind: Vec<u8>,
-    first_bare: String,
-    nonce: String,
-    server_signature: Vec<u8>,
-}
-
-impl ScramClient {
-    fn new(user: &str, password: &str, binding: Option<[u8; 32]>) -> ScramClient {
-        let nonce = "fyko+d2lbbFgONRv9qkxdawL".to_string();
-        let (gs2, cbind) = match binding {
-            Some(b) => ("p=tls-exporter,,".to_string(), b.to_vec()),
-            None => ("n,,".to_string(), Vec::new()),
-        };
-        let first_bare = format!("n={user},r={nonce}");
-        ScramClient { password: password.into(), gs2, cbind, first_bare, nonce, server_signature: Vec::new() }
-    }
-
-    fn first(&self) -> String {
-        B64.encode(format!("{}{}", self.gs2, self.first_bare))
-    }
-
-    /// The client-final message for a base64 server-first challenge.
-    fn finish(&mut self, challenge_b64: &str) -> String {
-        let server_first = String::from_utf8(B64.decode(challenge_b64).unwrap()).unwrap();
-        let field = |k: &str| server_first.split(',').find_map(|f| f.strip_prefix(k)).unwrap().to_string();
-        let (r, s, i) = (field("r="), B64.decode(field("s=")).unwrap(), field("i=").parse::<u32>().unwrap());
-        assert!(r.starts_with(&self.nonce));
-        let mut salted = [0u8; 32];
-        pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, i.try_into().unwrap(), &s, &self.password, &mut salted);
-        let key = hmac::Key::new(hmac::HMAC_SHA256, &salted);
-        let client_key = hmac::sign(&key, b"Client Key");
-        let stored_key = digest::digest(&digest::SHA256, client_key.as_ref());
-        let channel = B64.encode([self.gs2.as_bytes(), &self.cbind].concat());
-        let without_proof = format!("c={channel},r={r}");
-        let auth_message = format!("{},{server_first},{without_proof}", self.first_bare);
-        let signature = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, stored_key.as_ref()), auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.as_ref().iter().zip(signature.as_ref()).map(|(a, b)| a ^ b).collect();
-        let server_key = hmac::sign(&key, b"Server Key");
-        self.server_signature =
-            hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, server_key.as_ref()), auth_message.as_bytes())
-                .as_ref()
-                .to_vec();
-        B64.encode(format!("{without_proof},p={}", B64.encode(proof)))
-    }
-
-    fn check_server_final(&self, challenge_b64: &str) {
-        let v = String::from_utf8(B64.decode(challenge_b64).unwrap()).unwrap();
-        assert_eq!(v, format!("v={}", B64.encode(&self.server_signature)), "server signature");
-    }
-}
-
 /// Runs a SCRAM exchange; returns the final answer line.
 fn scram(c: &mut Client, mech: &str, client: &mut ScramClient, initial: bool) -> String {
     let mut reply = if initial {
@@ -90,7 +37,7 @@ fn scram(c: &mut Client, mech: &str, client: &mut ScramClient, initial: bool) ->
         c.cmd(&client.first())
     };
     let Some(challenge) = reply.strip_prefix("+ ") else { return reply };
-    reply = c.cmd(&client.finish(challenge));
+    reply = c.cmd(&client.finish(challenge).expect("a server-first message"));
     let Some(final_msg) = reply.strip_prefix("+ ") else { return reply };
     client.check_server_final(final_msg);
     c.cmd("")

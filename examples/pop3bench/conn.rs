@@ -1,7 +1,7 @@
 //! One POP3 client connection, plaintext or implicit TLS (rustls), with the reads the load modes need.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,6 +9,8 @@ use rustls::client::Resumption;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
+
+use crate::net::connect_from;
 
 pub type Res<T> = Result<T, String>;
 
@@ -115,11 +117,27 @@ pub struct Conn {
 impl Conn {
     /// Connects, and with `tls` completes the TLS handshake before returning (implicit TLS).
     pub fn connect(addr: &SocketAddr, timeout: Duration, tls: Option<&Arc<ClientConfig>>) -> Res<Conn> {
+        Conn::connect_from(None, addr, timeout, tls)
+    }
+
+    /// As `connect`, from source address `from` when one is given.
+    pub fn connect_from(
+        from: Option<IpAddr>,
+        addr: &SocketAddr,
+        timeout: Duration,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Res<Conn> {
         let t0 = Instant::now();
-        let s = TcpStream::connect_timeout(addr, timeout).map_err(|e| format!("connect: {}", e))?;
-        s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-        s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-        let _ = s.set_nodelay(true);
+        let s = match from {
+            None => {
+                let s = TcpStream::connect_timeout(addr, timeout).map_err(|e| format!("connect: {}", e))?;
+                s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+                s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+                let _ = s.set_nodelay(true);
+                s
+            }
+            Some(ip) => connect_from(ip, addr, timeout).map_err(|e| format!("connect from {}: {}", ip, e))?,
+        };
         let (s, handshake) = match tls {
             None => (Stream::Plain(s), None),
             Some(config) => {
@@ -278,15 +296,16 @@ impl Conn {
         }
     }
 
-    /// Connects (as `connect`) and logs in with USER/PASS.
-    pub fn session(
+    /// Connects (as `connect_from`) and logs in with USER/PASS.
+    pub fn session_from(
+        from: Option<IpAddr>,
         addr: &SocketAddr,
         timeout: Duration,
         tls: Option<&Arc<ClientConfig>>,
         user: &str,
         pass: &str,
     ) -> Res<Conn> {
-        let mut c = Conn::connect(addr, timeout, tls)?;
+        let mut c = Conn::connect_from(from, addr, timeout, tls)?;
         c.login(user, pass)?;
         Ok(c)
     }

@@ -8,9 +8,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::conn::{Conn, Handshake, Res};
-use crate::Args;
+use crate::memory::Watch;
+use crate::{die, Args};
 
-fn user_name(prefix: &str, i: u64) -> String {
+pub fn user_name(prefix: &str, i: u64) -> String {
     format!("{}{:04}", prefix, i)
 }
 
@@ -21,7 +22,7 @@ fn parse_stat(l: &str) -> (u64, u64) {
     (n, o)
 }
 
-fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -64,7 +65,7 @@ impl LoginStats {
 }
 
 /// Runs `f(0)` .. `f(n - 1)` on n threads at once; what each returned, or Err where it panicked.
-fn on_threads<T: Send>(n: u64, f: impl Fn(u64) -> T + Sync) -> Vec<thread::Result<T>> {
+pub fn on_threads<T: Send>(n: u64, f: impl Fn(u64) -> T + Sync) -> Vec<thread::Result<T>> {
     thread::scope(|s| {
         let f = &f;
         let hs: Vec<_> = (0..n).map(|t| s.spawn(move || f(t))).collect();
@@ -72,12 +73,12 @@ fn on_threads<T: Send>(n: u64, f: impl Fn(u64) -> T + Sync) -> Vec<thread::Resul
     })
 }
 
-fn micros(d: Duration) -> u32 {
+pub fn micros(d: Duration) -> u32 {
     d.as_micros().min(u32::MAX as u128) as u32
 }
 
 /// The p-th percentile of sorted microsecond samples, in milliseconds.
-fn pct_ms(sorted: &[u32], p: f64) -> f64 {
+pub fn pct_ms(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         0.0
     } else {
@@ -94,6 +95,8 @@ pub fn logins(a: &Args) {
     let secs = a.n("secs", 5);
     let max = a.n("max", 100_000);
     let tls = a.tls();
+    let from = a.opt("from").map(|ip| ip.parse().unwrap_or_else(|_| die(&format!("bad --from {}", ip))));
+    let watch = Watch::start(a.n("watch", 0) as u32);
     let started = AtomicU64::new(0);
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(secs);
@@ -103,7 +106,7 @@ pub fn logins(a: &Args) {
         while Instant::now() < deadline && started.fetch_add(1, Ordering::Relaxed) < max {
             let s0 = Instant::now();
             let r = (|| -> Res<Option<Handshake>> {
-                let mut c = Conn::session(&addr, Duration::from_secs(30), tls.as_ref(), &user, &pass)?;
+                let mut c = Conn::session_from(from, &addr, Duration::from_secs(30), tls.as_ref(), &user, &pass)?;
                 c.cmd_ok("STAT")?;
                 c.cmd_ok("QUIT")?;
                 let h = c.handshake.take();
@@ -140,6 +143,7 @@ pub fn logins(a: &Args) {
         }));
     }
     let el = t0.elapsed().as_secs_f64();
+    let watched = watch.stop();
     all.lat.sort_unstable();
     all.hs_lat.sort_unstable();
     for e in all.first_errors.iter().take(3) {
@@ -158,14 +162,17 @@ pub fn logins(a: &Args) {
         String::new()
     };
     println!(
-        "RESULT sessions={} errors={} secs={:.3} rate={:.1} p50_ms={:.2} p99_ms={:.2}{}",
+        "RESULT sessions={} errors={} failed_pct={:.2} secs={:.3} rate={:.1} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}{}{}",
         all.ok,
         all.errors,
+        100.0 * all.errors as f64 / (all.ok + all.errors).max(1) as f64,
         el,
         all.ok as f64 / el,
         pct_ms(&all.lat, 0.5),
         pct_ms(&all.lat, 0.99),
-        tls_part
+        pct_ms(&all.lat, 1.0),
+        tls_part,
+        watched
     );
 }
 
@@ -217,7 +224,7 @@ pub fn retr(a: &Args) {
             break;
         }
         let r = (|| -> Res<(u64, u64, f64, u64)> {
-            let mut c = Conn::session(&addr, Duration::from_secs(120), tls.as_ref(), &user, &pass)?;
+            let mut c = Conn::session_from(None, &addr, Duration::from_secs(120), tls.as_ref(), &user, &pass)?;
             if let Some(h) = &c.handshake {
                 negotiated.clone_from(&h.summary);
             }
@@ -331,7 +338,7 @@ pub fn stat(a: &Args) {
     let hold = a.n("hold", 60);
     let t0 = Instant::now();
     let r = (|| -> Res<(Conn, f64, f64, String)> {
-        let mut c = Conn::session(&addr, Duration::from_secs(300), None, &user, &pass)?;
+        let mut c = Conn::session_from(None, &addr, Duration::from_secs(300), None, &user, &pass)?;
         let t_login = t0.elapsed();
         let st = c.cmd_ok("STAT")?;
         Ok((c, ms(t_login), ms(t0.elapsed()), st))
@@ -372,7 +379,7 @@ pub fn idle(a: &Args) {
             return;
         }
         let user = user_name(&prefix, i);
-        match Conn::session(&addr, Duration::from_secs(60), None, &user, &pass) {
+        match Conn::session_from(None, &addr, Duration::from_secs(60), None, &user, &pass) {
             Ok(c) => conns.lock().unwrap().push(c),
             Err(e) => {
                 if errs.fetch_add(1, Ordering::Relaxed) < 3 {
@@ -419,7 +426,7 @@ pub fn dele(a: &Args) {
     let which = a.s("which");
     let timeout = Duration::from_secs(300);
     let r = (|| -> Res<(u64, u64, f64, f64, u64)> {
-        let mut c = Conn::session(&addr, timeout, None, &user, &pass)?;
+        let mut c = Conn::session_from(None, &addr, timeout, None, &user, &pass)?;
         let (n, _) = parse_stat(&c.cmd_ok("STAT")?);
         let marked: Vec<u64> = match which.as_str() {
             "first" => vec![1],
@@ -436,7 +443,7 @@ pub fn dele(a: &Args) {
         // the server closes after its UPDATE: wait for EOF
         while c.line().is_ok() {}
         let closed = t0.elapsed();
-        let mut c = Conn::session(&addr, timeout, None, &user, &pass)?;
+        let mut c = Conn::session_from(None, &addr, timeout, None, &user, &pass)?;
         let (left, _) = parse_stat(&c.cmd_ok("STAT")?);
         c.cmd_ok("QUIT")?;
         Ok((n, marked.len() as u64, ms(ok), ms(closed), left))

@@ -4,8 +4,11 @@
 //   pop3bench gen    --out FILE --messages N --bytes B [--seed S]
 //       Write a deterministic mbox (mboxrd quoting) of N messages totalling about B bytes.
 //   pop3bench logins --addr A --prefix P --users N --pass PW --conc C --secs S --max M [--tls CERT]
+//                    [--from IP] [--watch PID]
 //       C client threads loop login(USER/PASS)+STAT+QUIT, thread i using account P<i mod N>,
-//       for at most S seconds and at most M sessions in all. Prints sessions/s.
+//       for at most S seconds and at most M sessions in all. Prints sessions/s and the failed
+//       sessions; with --from all connect from address IP; with --watch the peak thread count
+//       and RSS of process PID meanwhile (sampled from /proc every 5 ms).
 //   pop3bench retr   --addr A --user U --pass PW [--passes K] [--secs S] [--window W] [--tls CERT]
 //       Log in, LIST, RETR every message one after the other (or W at a time, pipelined,
 //       if CAPA lists PIPELINING), QUIT; K passes (best is reported) within S seconds;
@@ -24,6 +27,10 @@
 //   pop3bench trivial-send --file F [--passes K] [--tls CERT --key KEY] [--stdout 1]
 //       The RETR limit: F sent K times as it is over 127.0.0.1 (or to stdout), with the CPU
 //       of the sending thread (limit.rs).
+//   pop3bench household|spacing|guess|connflood ...   (busy.rs: issue 18's NAT household, wrong
+//       passwords by each mechanism, distributed guessing, a connection flood for the log volume)
+//   pop3bench flood|tlsdrip ...   (flood.rs: real clients under silent, dripping or TLS-stalled floods;
+//       a dripped ClientHello)
 //   pop3bench mem    --pid P [--comm NAME]
 //       Memory of process P and all its descendants (Linux /proc): sums of VmRSS and Pss,
 //       and the largest VmHWM / VmRSS among the processes whose comm is NAME; and the CPU time
@@ -36,17 +43,26 @@
 // holding modes); diagnostics on stderr. Exit status 0 unless the run could not be done.
 //
 // Files: main.rs (this: arguments, mode dispatch), conn.rs (one POP3 connection, plaintext or
-// TLS), load.rs (the load modes logins, retr, stat, idle, dele), mailgen.rs (gen, gen-maildir),
-// limit.rs (trivial-send), memory.rs (mem), rng.rs (the deterministic random generator of gen).
+// TLS), net.rs (connections from a chosen source address), load.rs (the load modes logins, retr,
+// stat, idle, dele), busy.rs and flood.rs (issue 18's modes), mailgen.rs (gen, gen-maildir),
+// limit.rs (trivial-send), memory.rs (mem, Watch), rng.rs (the deterministic random generator of
+// gen), scram.rs (the SCRAM-SHA-256 client the tests use too).
 
+mod busy;
 mod conn;
+mod flood;
 mod limit;
 mod load;
 mod mailgen;
 mod memory;
+mod net;
 // The generator the unit tests use too: one implementation of the test data stream.
 #[path = "../../src/testkit/rng.rs"]
 mod rng;
+// The SCRAM client of tests/sasl.rs (its server-signature check is the tests' only).
+#[allow(dead_code)]
+#[path = "../../tests/common/scram.rs"]
+mod scram;
 
 use std::collections::HashMap;
 use std::env;
@@ -56,7 +72,9 @@ use std::sync::Arc;
 
 use rustls::ClientConfig;
 
+use busy::{connflood, guess, household, spacing};
 use conn::tls_config;
+use flood::{flood, tlsdrip};
 use limit::trivial_send;
 use load::{dele, idle, logins, retr, stat};
 use mailgen::{gen, gen_maildir};
@@ -110,7 +128,7 @@ pub fn die(msg: &str) -> ! {
 fn main() {
     let argv: Vec<String> = env::args().collect();
     if argv.len() < 2 {
-        die("usage: pop3bench gen|gen-maildir|logins|retr|stat|idle|dele|trivial-send|mem --key value ...");
+        die("usage: pop3bench gen|gen-maildir|logins|retr|stat|idle|dele|trivial-send|mem|household|spacing|guess|connflood|flood|tlsdrip --key value ...");
     }
     let args = Args::parse(&argv[2..]);
     match argv[1].as_str() {
@@ -123,6 +141,12 @@ fn main() {
         "gen-maildir" => gen_maildir(&args),
         "trivial-send" => trivial_send(&args),
         "mem" => mem(&args),
+        "household" => household(&args),
+        "spacing" => spacing(&args),
+        "guess" => guess(&args),
+        "connflood" => connflood(&args),
+        "flood" => flood(&args),
+        "tlsdrip" => tlsdrip(&args),
         m => die(&format!("unknown mode {}", m)),
     }
 }

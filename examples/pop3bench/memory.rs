@@ -1,6 +1,10 @@
-//! The mem mode: memory (RSS, PSS, peak RSS) and CPU ticks of a process tree, from Linux /proc.
+//! The mem mode: memory (RSS, PSS, peak RSS) and CPU ticks of a process tree, from Linux /proc; Watch: a process's peak threads and RSS during a load.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use crate::Args;
 
@@ -80,4 +84,44 @@ pub fn mem(a: &Args) {
         "RESULT procs={} rss_kb={} pss_kb={} comm_procs={} comm_hwm_max_kb={} comm_rss_max_kb={} cpu_ticks={}",
         n, rss, pss, nc, hwm_max, rss_max, cpu_ticks
     );
+}
+
+/// A process's thread count and RSS, sampled every `WATCH_EVERY` from
+/// /proc/PID/status on a thread of its own while a load runs: their peaks.
+pub struct Watch {
+    stop: Arc<AtomicBool>,
+    sampler: Option<JoinHandle<(u64, u64)>>,
+}
+
+const WATCH_EVERY: Duration = Duration::from_millis(5);
+
+impl Watch {
+    /// Starts sampling process `pid` (0: nothing is watched).
+    pub fn start(pid: u32) -> Watch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let sampler = (pid != 0).then(|| {
+            thread::spawn(move || {
+                let (mut threads, mut rss) = (0, 0);
+                while !flag.load(Ordering::Relaxed) {
+                    if let Ok(st) = std::fs::read_to_string(format!("/proc/{}/status", pid)) {
+                        threads = threads.max(status_kb(&st, "Threads:"));
+                        rss = rss.max(status_kb(&st, "VmRSS:"));
+                    }
+                    thread::sleep(WATCH_EVERY);
+                }
+                (threads, rss)
+            })
+        });
+        Watch { stop, sampler }
+    }
+
+    /// Stops sampling: ` peak_threads=N peak_rss_kb=N` for the RESULT line ("" when nothing was watched).
+    pub fn stop(self) -> String {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.sampler.map(|s| s.join()) {
+            Some(Ok((threads, rss))) => format!(" peak_threads={} peak_rss_kb={}", threads, rss),
+            _ => String::new(),
+        }
+    }
 }

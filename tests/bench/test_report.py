@@ -84,3 +84,35 @@ def test_the_command_reprints_a_saved_file():
     assert r.returncode == 0 and r.stdout == expected(), r.stderr
     r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Usage" in r.stderr
+
+
+def test_issue_18_rows_weigh_every_figure_they_name():
+    results = report.read_results(RESULTS)
+    text = report.report(results)
+    row = cells(text, "  64 clients, same address (users file)")
+    assert row == ["406.3", "76.4", "n/a (PAM)", ">=0.8x 8, >=dovecot", "yes"], row
+    # 64 clients must keep 0.8x the 8-client rate and beat Dovecot's 64: either one missed is a NO.
+    for figure, value in [("busyu64,pop3d", "300"), ("busyu64,dovecot", "500")]:
+        row = cells(report.report(dict(results, **{figure: value})), "  64 clients, same address (users file)")
+        assert row[-1] == "NO", (figure, row)
+    # The system-accounts row is held to Dovecot's users-file figure.
+    slow = dict(results, **{"busyu64,dovecot": "250"})
+    assert cells(report.report(slow), "  64 clients, same address (system accts)")[-1] == "NO"
+    # A flood row needs both real clients within 100 ms; ms shown whole.
+    assert cells(text, "  1000 dripping conns from 1 address")[0::4] == ["53 / 2100", "NO"]
+    assert cells(text, "  1000 silent conns from 1 address")[0::4] == ["39 / 42", "yes"]
+    # SCRAM is spaced like USER/PASS within 10%, either way.
+    for span, verdict in [("26.4", "NO"), ("26.6", "yes"), ("32.4", "yes"), ("32.5", "NO")]:
+        row = cells(report.report(dict(results, **{"spanscram,pop3d": span})), "  same by AUTH SCRAM-SHA-256, s")
+        assert row[-1] == verdict, (span, row)
+    # Dovecot's dripped ClientHello not cut within the window reads "open", and is no verdict's business.
+    assert cells(text, "TLS ClientHello dripped 1 B/0.5 s: cut after, s")[:2] == ["5.46", "open"]
+
+
+def test_a_real_client_that_failed_under_a_flood_misses_the_target():
+    results = report.read_results(RESULTS)
+    assert cells(report.report(results), "  real clients that failed under these floods")[0::4] == ["1", "NO"]
+    clean = dict(results, **{"flsilent50fail,pop3d": "0"})
+    assert cells(report.report(clean), "  real clients that failed under these floods")[0::4] == ["0", "yes"]
+    unmeasured = {k: v for k, v in results.items() if k != "fltls1fail,pop3d"}
+    assert cells(report.report(unmeasured), "  real clients that failed under these floods")[0::4] == ["n/a", "n/a"]
