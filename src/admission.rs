@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::Thread;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -41,6 +41,8 @@ struct Activity {
     /// Since when the client owes a command (or the session has waited for
     /// its penalty slot).
     since: Mutex<Instant>,
+    /// The client has completed something: a command, or its TLS handshake.
+    progressed: AtomicBool,
     cancelled: AtomicBool,
 }
 
@@ -86,27 +88,84 @@ struct Inner {
     /// By admission order: the first is the oldest.
     pre: BTreeMap<u64, Pre>,
     next_id: u64,
-    /// Session threads running, closed sessions' included until they end.
-    threads: usize,
     /// Connections waiting for room, per network.
     waiting: HashMap<(IpAddr, u8), usize>,
     /// SIGTERM: no more admissions.
     closed: bool,
+    /// The most sessions the account's task limit leaves (`TaskLimits`).
+    max_sessions: usize,
     last_log: Option<Instant>,
     /// Sessions closed to make way, since the last log line about it.
     dropped: u64,
 }
 
+/// The daemon's session threads: a place taken for each before its
+/// connection is accepted, and its handle kept until it is joined, so that
+/// threads still exiting count too.
+#[derive(Default)]
+struct Threads {
+    places: usize,
+    live: Vec<JoinHandle<()>>,
+}
+
 /// The daemon's sessions and threads, counted.
 pub struct Admission {
+    /// At most this many session threads, and sessions, whatever the
+    /// configuration says: what the account's RLIMIT_NPROC leaves.
+    limits: TaskLimits,
     inner: Mutex<Inner>,
-    /// Signalled when a place or a thread is given back.
+    /// Signalled when a place is given back.
     room: Condvar,
+    threads: Mutex<Threads>,
+    /// Signalled when a session thread is about to end.
+    thread_ended: Condvar,
 }
 
 impl Default for Admission {
     fn default() -> Self {
-        Admission { inner: Mutex::default(), room: Condvar::new() }
+        Admission::new(TaskLimits::default())
+    }
+}
+
+/// What the account's limit on processes and threads (RLIMIT_NPROC) leaves
+/// the daemon, when it has one: the kernel refuses a thread beyond it, so
+/// the session budgets shrink to fit, and room is made by the usual
+/// evictions before threads run out (not by connections left waiting).
+#[derive(Debug, Clone, Copy)]
+pub struct TaskLimits {
+    pub threads: usize,
+    pub sessions: usize,
+}
+
+impl Default for TaskLimits {
+    fn default() -> Self {
+        TaskLimits { threads: usize::MAX, sessions: usize::MAX }
+    }
+}
+
+impl TaskLimits {
+    /// The limits for `max_tasks` tasks of the account (None: unlimited),
+    /// of which `own` are the daemon's threads other than sessions' (main,
+    /// reaper, accept loops, some for UIDL digests). A quarter of the rest,
+    /// at most `SESSION_THREAD_SPARE`, is for threads still exiting and
+    /// connections waiting for room.
+    pub fn for_tasks(max_tasks: Option<u64>, own: usize) -> TaskLimits {
+        let Some(max) = max_tasks else { return TaskLimits::default() };
+        let threads = usize::try_from(max).unwrap_or(usize::MAX).saturating_sub(own).max(2);
+        let spare = (threads / 4).clamp(1, SESSION_THREAD_SPARE);
+        TaskLimits { threads, sessions: threads - spare }
+    }
+}
+
+impl Admission {
+    pub fn new(limits: TaskLimits) -> Admission {
+        Admission {
+            limits,
+            inner: Mutex::new(Inner { max_sessions: limits.sessions, ..Inner::default() }),
+            room: Condvar::new(),
+            threads: Mutex::default(),
+            thread_ended: Condvar::new(),
+        }
     }
 }
 
@@ -156,12 +215,14 @@ impl Inner {
     }
 
     /// The session matching `pred` that has gone longest without making
-    /// progress, among those not busy.
+    /// progress, among those not busy: one that never completed anything (a
+    /// command, or its TLS handshake) before one that did, which is in its
+    /// login.
     fn stalled_longest(&self, pred: impl Fn(&Pre) -> bool) -> Option<u64> {
         self.pre
             .iter()
             .filter(|(_, p)| pred(p) && p.activity.turn() != Turn::Server)
-            .min_by_key(|(id, p)| (p.activity.since(), **id))
+            .min_by_key(|(id, p)| (p.activity.progressed.load(Ordering::Relaxed), p.activity.since(), **id))
             .map(|(id, _)| *id)
     }
 
@@ -199,10 +260,12 @@ impl Inner {
     /// Admission's decision for a connection from `ip` (in `net`), closing
     /// stalled sessions where that makes room.
     fn decide(&mut self, ip: IpAddr, net: (IpAddr, u8), config: &Config, proxy: bool, now: Instant) -> Decision {
+        // What the configuration asks, within what the account's task limit leaves.
+        let max_sessions = config.max_sessions.min(self.max_sessions);
         if self.closed {
             return Decision::Refuse(Refused::Stopping);
         }
-        let max_pre = config.max_prelogin.min(config.max_sessions);
+        let max_pre = config.max_prelogin.min(max_sessions);
         if !proxy
             && self.per_ip.get(&ip).copied().unwrap_or(0) >= config.max_sessions_per_ip
             && !self.make_room(|p| p.ip == ip)
@@ -219,7 +282,7 @@ impl Inner {
         if self.pre.len() >= max_pre && !self.make_room_anywhere(now) {
             return Decision::Wait;
         }
-        if self.total >= config.max_sessions && !self.make_room_anywhere(now) {
+        if self.total >= max_sessions && !self.make_room_anywhere(now) {
             return match self.pre.is_empty() {
                 true => Decision::Refuse(Refused::Total(self.total)),
                 false => Decision::Wait,
@@ -247,19 +310,38 @@ impl Admission {
     }
 
     /// A place for one more session thread: waits while `max_sessions` +
-    /// `SESSION_THREAD_SPARE` run (new connections wait in the kernel's
-    /// accept queue meanwhile); None once `stopping` is set.
+    /// `SESSION_THREAD_SPARE` threads exist, joining those that ended (new
+    /// connections wait in the kernel's accept queue meanwhile); None once
+    /// `stopping` is set.
     pub fn thread(self: &Arc<Self>, config: &Config, stopping: &AtomicBool) -> Option<ThreadPlace> {
-        let cap = config.max_sessions.saturating_add(SESSION_THREAD_SPARE);
-        let mut c = self.lock();
-        while c.threads >= cap {
+        let cap = config.max_sessions.saturating_add(SESSION_THREAD_SPARE).min(self.limits.threads);
+        let mut t = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let mut i = 0;
+            while i < t.live.len() {
+                if t.live[i].is_finished() {
+                    // It has returned; join waits for the thread itself to be gone.
+                    let _ = t.live.swap_remove(i).join();
+                    t.places -= 1;
+                } else {
+                    i += 1;
+                }
+            }
+            if t.places < cap {
+                t.places += 1;
+                return Some(ThreadPlace { admission: self.clone(), held: false });
+            }
             if stopping.load(Ordering::SeqCst) {
                 return None;
             }
-            c = self.room.wait_timeout(c, PAUSE_STEP).unwrap_or_else(|e| e.into_inner()).0;
+            t = self.thread_ended.wait_timeout(t, PAUSE_STEP).unwrap_or_else(|e| e.into_inner()).0;
         }
-        c.threads += 1;
-        Some(ThreadPlace { admission: self.clone() })
+    }
+
+    /// A session thread's last act: an accept loop waiting for a place
+    /// looks again.
+    pub fn thread_ending(&self) {
+        self.thread_ended.notify_all();
     }
 
     /// Admits a connection from `ip` on `sock` under `config`'s limits,
@@ -310,6 +392,7 @@ impl Admission {
         let activity = Arc::new(Activity {
             turn: AtomicU8::new(turn_number(Turn::Client)),
             since: Mutex::new(Instant::now()),
+            progressed: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
         });
         let pre = Pre {
@@ -359,9 +442,9 @@ impl Admission {
         self.lock().total
     }
 
-    /// Session threads running now (closed sessions' included until they end).
+    /// Session threads now: places taken, threads not yet joined included.
     pub fn threads(&self) -> usize {
-        self.lock().threads
+        self.threads.lock().unwrap_or_else(|e| e.into_inner()).places
     }
 
     /// Sessions now: (all, not logged in).
@@ -372,16 +455,27 @@ impl Admission {
     }
 }
 
-/// One session thread's place, given back when its thread ends (dropped
-/// with the thread's closure, also when the thread could not start).
+/// One session thread's place: kept with the thread's handle until it is
+/// joined (`hold`), or given back at once when the thread could not start.
 pub struct ThreadPlace {
     admission: Arc<Admission>,
+    held: bool,
+}
+
+impl ThreadPlace {
+    /// The thread started: its handle holds the place until it is joined.
+    pub fn hold(mut self, thread: JoinHandle<()>) {
+        self.held = true;
+        self.admission.threads.lock().unwrap_or_else(|e| e.into_inner()).live.push(thread);
+    }
 }
 
 impl Drop for ThreadPlace {
     fn drop(&mut self) {
-        self.admission.lock().threads -= 1;
-        self.admission.room.notify_all();
+        if !self.held {
+            self.admission.threads.lock().unwrap_or_else(|e| e.into_inner()).places -= 1;
+            self.admission.thread_ended.notify_all();
+        }
     }
 }
 
@@ -432,6 +526,7 @@ impl Watch for Ticket {
     }
 
     fn turn(&self, turn: Turn) {
+        self.activity.progressed.store(true, Ordering::Relaxed);
         if turn != Turn::Server {
             *self.activity.since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         }

@@ -1,17 +1,17 @@
 //! Daemon mode: binds the listeners, drops root, then serves one OS thread per connection within session limits.
 
 use std::io::Write;
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use crate::admission::{Admission, Refused};
-use crate::config::{AccountSource, Config, Listen};
+use crate::admission::{Admission, Refused, TaskLimits};
+use crate::config::{AccountSource, Config, Listen, Plaintext};
 use crate::limits::{
-    ACCEPT_RETRY, LIMIT_LOG_INTERVAL, LISTEN_BACKLOG, LOGIN_TIME_FACTOR, PAUSE_STEP, REAP_GRACE, REAP_INTERVAL,
-    REFUSE_WRITE_TIMEOUT, SESSION_STACK,
+    ACCEPT_RETRY, LIMIT_LOG_INTERVAL, LISTEN_BACKLOG, LOGIN_TIME_FACTOR, OWN_THREADS, PAUSE_STEP, REAP_GRACE,
+    REAP_INTERVAL, REFUSE_WRITE_TIMEOUT, SESSION_STACK,
 };
 use crate::penalty::Penalties;
 use crate::privsep::{self, Helper};
@@ -50,11 +50,23 @@ pub fn run(config: Config, reload: impl Fn() -> Result<Config, String> + Send + 
     // SIGHUP and SIGTERM are taken by the main thread, below.
     sys::block_signals().map_err(|e| format!("cannot block SIGHUP and SIGTERM: {e}"))?;
     let penalties = Arc::new(Penalties::new(config.network_prefix_ipv4, config.network_prefix_ipv6));
+    // The account's limit on tasks, counted as the account it now is.
+    let limits = TaskLimits::for_tasks(sys::max_user_tasks(), OWN_THREADS + listeners.len());
+    if limits.sessions < config.max_sessions {
+        log::warn!(
+            "this account may run {} processes and threads (ulimit -u): at most {} sessions at once, not max_sessions \
+             = {}; raise the limit for `{}` to serve more",
+            limits.threads + OWN_THREADS + listeners.len(),
+            limits.sessions,
+            config.max_sessions,
+            config.user.as_deref().unwrap_or("this account"),
+        );
+    }
     let shared = Arc::new(Shared {
         current: RwLock::new((Arc::new(config), tls)),
         penalties,
         helper,
-        admission: Default::default(),
+        admission: Arc::new(Admission::new(limits)),
         last_limit_log: Mutex::new(None),
         stopping: AtomicBool::new(false),
         reload: Box::new(reload),
@@ -168,39 +180,61 @@ fn accept_loop(listener: TcpListener, listen: Listen, shared: Arc<Shared>) {
         };
         let (config, tls) = shared.current();
         let plaintext = listen.plaintext.unwrap_or(config.plaintext_auth);
-        let implicit_tls = listen.tls;
+        // The stream stays reachable here if the thread cannot start, to be refused.
+        let stream = Arc::new(Mutex::new(Some(stream)));
+        let accepted = Accepted { stream: stream.clone(), peer, config, tls, plaintext, implicit_tls: listen.tls };
         let worker = shared.clone();
-        // The stream stays here if the thread cannot start, to be refused.
-        let handed = Arc::new(Mutex::new(Some(stream)));
-        let theirs = handed.clone();
         let spawned = std::thread::Builder::new().stack_size(SESSION_STACK).spawn(move || {
-            let _place = place;
-            let Some(stream) = theirs.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
-            let slot = match worker.admission.admit(peer.ip(), &stream, &config) {
-                Ok(slot) => slot,
-                Err(refused) => {
-                    worker.log_refusal(peer.ip(), refused);
-                    refuse(stream, implicit_tls, refused);
-                    return;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let link = Link { config: &config, tls: tls.as_deref(), implicit_tls, plaintext, peer: Some(peer) };
-            let mode = Mode::Daemon { watch: &slot, penalties: &worker.penalties, helper: worker.helper.as_deref() };
-            let summary = session::serve(&link, &mode, Box::new(stream) as Boxed);
-            // The slot is free before the line that says the session ended.
-            drop(slot);
-            if summary.logged_in || crate::loglimit::allow(summary.client.or(Some(peer.ip()))) {
-                log::info!("{summary}");
-            }
+            serve_connection(&worker, accepted);
+            worker.admission.thread_ending();
         });
-        if let Err(e) = spawned {
-            // Refused, this one connection; the daemon goes on.
-            shared.log_no_thread(&e);
-            if let Some(stream) = handed.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                refuse(stream, listen.tls, Refused::Busy);
+        match spawned {
+            Ok(thread) => place.hold(thread),
+            Err(e) => {
+                // Refused, this one connection; the daemon goes on.
+                drop(place);
+                shared.log_no_thread(&e);
+                if let Some(stream) = stream.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    refuse(stream, listen.tls, Refused::Busy);
+                }
             }
         }
+    }
+}
+
+/// An accepted connection handed to its session thread, with the settings
+/// it is served with.
+struct Accepted {
+    /// Taken by the thread; left for the accept loop to refuse if the
+    /// thread cannot start.
+    stream: Arc<Mutex<Option<TcpStream>>>,
+    peer: SocketAddr,
+    config: Arc<Config>,
+    tls: Option<Arc<Tls>>,
+    plaintext: Plaintext,
+    implicit_tls: bool,
+}
+
+/// A session thread's work: admission, then the session, then its log line.
+fn serve_connection(worker: &Shared, accepted: Accepted) {
+    let Accepted { stream, peer, config, tls, plaintext, implicit_tls } = accepted;
+    let Some(stream) = stream.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+    let slot = match worker.admission.admit(peer.ip(), &stream, &config) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            worker.log_refusal(peer.ip(), refused);
+            refuse(stream, implicit_tls, refused);
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let link = Link { config: &config, tls: tls.as_deref(), implicit_tls, plaintext, peer: Some(peer) };
+    let mode = Mode::Daemon { watch: &slot, penalties: &worker.penalties, helper: worker.helper.as_deref() };
+    let summary = session::serve(&link, &mode, Box::new(stream) as Boxed);
+    // The slot is free before the line that says the session ended.
+    drop(slot);
+    if summary.logged_in || crate::loglimit::allow(summary.client.or(Some(peer.ip()))) {
+        log::info!("{summary}");
     }
 }
 

@@ -31,7 +31,7 @@ pub fn serve(config: &Config, tls: Option<&Tls>, implicit_tls: bool, split: Opti
     // One deadline for everything before login, the TLS handshake included
     // however its bytes arrive: the process ends when it passes.
     let deadline = config.timeout_login * limits::LOGIN_TIME_FACTOR;
-    std::thread::spawn(move || {
+    let watchdog = std::thread::Builder::new().spawn(move || {
         std::thread::sleep(deadline + limits::REAP_GRACE);
         if !LOGGED_IN.load(Ordering::SeqCst) {
             if loglimit::allow(None) {
@@ -40,6 +40,12 @@ pub fn serve(config: &Config, tls: Option<&Tls>, implicit_tls: bool, split: Opti
             std::process::exit(0);
         }
     });
+    if watchdog.is_err() {
+        // No thread to be had (the account's task limit, under a flood of
+        // connections): the kernel's alarm ends the process instead, unlogged.
+        let seconds = (deadline + limits::REAP_GRACE).as_secs();
+        sys::alarm(u32::try_from(seconds).unwrap_or(u32::MAX));
+    }
     let stdio = transport::Stdio::new().map_err(|e| format!("stdin/stdout: {e}"))?;
     let summary = session::serve(&link, &mode, Box::new(stdio) as transport::Boxed);
     if summary.handed_over {
@@ -65,6 +71,7 @@ impl session::Watch for InetdWatch {
 
     fn logged_in(&self) {
         LOGGED_IN.store(true, Ordering::SeqCst);
+        sys::alarm(0);
     }
 
     fn cancelled(&self) -> bool {

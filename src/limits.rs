@@ -161,6 +161,13 @@ pub const PAUSE_STEP: Duration = Duration::from_millis(50);
 /// threads without bound.
 pub const SESSION_THREAD_SPARE: usize = 32;
 
+/// The daemon's threads other than sessions' (besides one per listener),
+/// kept out of what the account's task limit (RLIMIT_NPROC) leaves for
+/// sessions: the main thread, the reaper, and room for the UIDL digest
+/// threads of sessions scanning a mailbox (one that cannot start hashes in
+/// its session's thread).
+pub const OWN_THREADS: usize = 6;
+
 /// A session not logged in whose client has owed its next command this
 /// long (or that has waited this long for a penalty slot) counts as
 /// stalled: when the whole pre-login budget is full, the network holding

@@ -247,12 +247,13 @@ fn check_in_child(files: &Files, name: &str, password: &[u8]) -> Answer {
     }
 }
 
-/// The sessions' side: one request at a time over the helper's socket,
-/// each waiting its turn; a wait ends as soon as its session is closed.
+/// The sessions' side: one request at a time over the helper's socket, in
+/// the order the sessions asked (a queue of tickets); a wait ends as soon as
+/// its session is closed.
 pub struct Helper {
     sock: OwnedFd,
-    /// The last sequence number, and whether a request is out now.
-    turn: Mutex<(u32, bool)>,
+    queue: Mutex<Queue>,
+    /// Signalled when the turn passes on.
     free: Condvar,
     /// The daemon stops when its helper is gone (its supervisor restarts
     /// both); an inetd session just fails its logins.
@@ -260,25 +261,41 @@ pub struct Helper {
     gone: AtomicBool,
 }
 
-/// A request's turn, given back when dropped.
+/// Who is asking the helper, and who is next.
+#[derive(Default)]
+struct Queue {
+    /// The last request's sequence number (answers name it).
+    seq: u32,
+    /// The next ticket to hand out, and the ticket whose turn it is.
+    next: u64,
+    serving: u64,
+    /// Tickets whose sessions stopped waiting before their turn came.
+    abandoned: std::collections::BTreeSet<u64>,
+}
+
+impl Queue {
+    /// The turn passes to the next ticket still waiting.
+    fn pass(&mut self) {
+        self.serving += 1;
+        while self.abandoned.remove(&self.serving) {
+            self.serving += 1;
+        }
+    }
+}
+
+/// A request's turn, passed on when dropped.
 struct Turn<'a>(&'a Helper);
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        self.0.turn.lock().unwrap_or_else(|e| e.into_inner()).1 = false;
-        self.0.free.notify_one();
+        self.0.queue.lock().unwrap_or_else(|e| e.into_inner()).pass();
+        self.0.free.notify_all();
     }
 }
 
 impl Helper {
     pub fn new(sock: OwnedFd, stop_when_gone: bool) -> Helper {
-        Helper {
-            sock,
-            turn: Mutex::new((0, false)),
-            free: Condvar::new(),
-            stop_when_gone,
-            gone: AtomicBool::new(false),
-        }
+        Helper { sock, queue: Mutex::default(), free: Condvar::new(), stop_when_gone, gone: AtomicBool::new(false) }
     }
 
     /// Checks `name`'s `password`: the account when right, why not when not
@@ -293,16 +310,18 @@ impl Helper {
     ) -> io::Result<Result<Account, &'static str>> {
         let stopped = || io::Error::new(io::ErrorKind::Interrupted, "session closed while waiting for the helper");
         let seq = {
-            let mut turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
-            while turn.1 {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let ticket = queue.next;
+            queue.next += 1;
+            while queue.serving != ticket {
                 if cancelled() {
+                    queue.abandoned.insert(ticket);
                     return Err(stopped());
                 }
-                turn = self.free.wait_timeout(turn, PAUSE_STEP).unwrap_or_else(|e| e.into_inner()).0;
+                queue = self.free.wait_timeout(queue, PAUSE_STEP).unwrap_or_else(|e| e.into_inner()).0;
             }
-            turn.0 = turn.0.wrapping_add(1);
-            turn.1 = true;
-            turn.0
+            queue.seq = queue.seq.wrapping_add(1);
+            queue.seq
         };
         let _turn = Turn(self);
         let Some(request) = encode_request(seq, name, password) else {

@@ -288,10 +288,11 @@ fn an_unauthenticated_session_cannot_drip_commands_forever() {
 }
 
 /// A session thread that cannot be started (here: the daemon's account may
-/// run no more threads, RLIMIT_NPROC) refuses its one connection with
+/// run no more tasks, RLIMIT_NPROC, as other processes of the same account
+/// took the rest after the daemon started) refuses its one connection with
 /// `-ERR [SYS/TEMP]` and a log line; the daemon goes on, and serves again
-/// once threads are free. The daemon runs as an account of its own, so
-/// that the limit counts its threads alone.
+/// once tasks are free. The daemon runs as an account of its own, so that
+/// the limit counts what the test starts alone.
 #[test]
 fn a_session_thread_that_cannot_start_refuses_its_connection_and_the_daemon_goes_on() {
     if !common::accounts::is_root() {
@@ -302,8 +303,14 @@ fn a_session_thread_that_cannot_start_refuses_its_connection_and_the_daemon_goes
     let spool = Spool::new();
     spool.run_as(owner.uid, owner.gid);
     spool.write_mbox("alice", &one_message());
-    // Its main thread, the reaper and one accept loop, and room for two session threads.
-    let d = Daemon::start_with_threads(&spool, &[&format!("user = {}", owner.name)], 5);
+    let d = Daemon::start_with_threads(&spool, &[&format!("user = {}", owner.name)], 12);
+    // Its main thread, the reaper and one accept loop; then other processes of its account take the rest.
+    let mut others: Vec<std::process::Child> = (0..9)
+        .map(|_| {
+            use std::os::unix::process::CommandExt;
+            std::process::Command::new("sleep").arg("60").uid(owner.uid).gid(owner.gid).spawn().unwrap()
+        })
+        .collect();
     let greetings: Vec<(TcpStream, String)> = (0..6)
         .map(|_| {
             let s = TcpStream::connect(d.addr).unwrap();
@@ -320,7 +327,11 @@ fn a_session_thread_that_cannot_start_refuses_its_connection_and_the_daemon_goes
     assert!(refused >= 1, "{:?}", greetings.iter().map(|(_, g)| g).collect::<Vec<_>>());
     assert!(greetings.iter().all(|(_, g)| g.starts_with("+OK") || g.starts_with("-ERR [SYS/TEMP]")));
     d.wait_log("cannot start a session thread");
-    // The daemon goes on: once the sessions are gone, a new one is served.
+    // The daemon goes on: once the other processes and the sessions are gone, a new one is served.
+    for other in &mut others {
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
     drop(greetings);
     let deadline = std::time::Instant::now() + HANG_GUARD;
     loop {

@@ -294,3 +294,42 @@ fn rsa_ecdsa_and_ed25519_keys_in_pkcs1_sec1_and_pkcs8_files() {
         assert!(text.contains("alpn protocol: pop3"), "{key}: {text}");
     }
 }
+
+/// inetd mode's pre-login deadline when no thread can watch it (the
+/// account's task limit reached, as under a flood of connections through
+/// tcpserver): a TLS handshake dripped a byte at a time is still ended at
+/// the deadline, by the kernel's alarm.
+#[test]
+fn an_inetd_handshake_without_a_watchdog_thread_still_ends_at_the_deadline() {
+    if !common::accounts::is_root() {
+        eprintln!("skipped: needs root to create the session's own account and set its limits");
+        return;
+    }
+    let owner = common::accounts::LocalUser::new("wd");
+    let spool = Spool::new();
+    spool.run_as(owner.uid, owner.gid);
+    let pki = Pki::new(&spool.dir);
+    let mut lines = pki.server_lines();
+    let log = spool.dir.join("pop3d.log");
+    lines.extend([format!("user = {}", owner.name), "timeout_login = 1".into(), format!("log = {}", log.display())]);
+    spool.give_to_server();
+    // One task for the account: the process itself, and no thread besides.
+    let mut c = Client::inetd_with_threads(&spool, &refs(&lines), 1, &["-s"]);
+    let hello = [&b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03"[..], &[7u8; 189]].concat();
+    let started = std::time::Instant::now();
+    let mut dripped = hello.iter();
+    let status = loop {
+        if let Some(status) = c.child.as_mut().unwrap().try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < common::HANG_GUARD, "still running after {:?}", started.elapsed());
+        // A byte every half second: no read waits the 1 s timeout, only the deadline can end it.
+        if let Some(&b) = dripped.next() {
+            c.send(&[b]);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500)); // the drip's pace, not a synchronisation
+    };
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGALRM), "{status:?} {said}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(4), "not before the deadline");
+}

@@ -55,14 +55,19 @@ fn the_stalled_make_way_longest_stalled_first_and_the_busy_never() {
     let fourth = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
     assert!(waited_long.cancelled() && !waited_little.cancelled() && !busy.cancelled());
     assert_eq!(a.counts(), (3, 3));
-    // A session waiting for its penalty slot makes way too; the busy one still not.
-    fourth.turn(Turn::Penalty);
-    stalled_for(&waited_little, 0);
-    *fourth.activity.since.lock().unwrap() = ago(5);
-    let fifth = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
-    assert!(fourth.cancelled() && !busy.cancelled() && !fifth.cancelled());
     drop(waited_long);
     assert_eq!(a.counts(), (3, 3), "a closed session's place was given back already");
+    // A session in its login (it sent a command: here it waits for its penalty
+    // slot, and longer) stays before one that never completed anything.
+    fourth.turn(Turn::Penalty);
+    *fourth.activity.since.lock().unwrap() = ago(5);
+    let fifth = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
+    assert!(waited_little.cancelled() && !fourth.cancelled() && !busy.cancelled());
+    // Among sessions in their login, the one stalled longest makes way, the
+    // penalty waiter included; the busy one still not.
+    fifth.turn(Turn::Client);
+    let sixth = a.admit(ip("192.0.2.1"), &sock, &config).unwrap();
+    assert!(fourth.cancelled() && !fifth.cancelled() && !busy.cancelled() && !sixth.cancelled());
 }
 
 #[test]
@@ -163,20 +168,58 @@ fn session_threads_are_bounded_and_given_back_when_they_end() {
     let a = admission();
     let stopping = AtomicBool::new(false);
     let cap = 3 + SESSION_THREAD_SPARE;
-    let mut places: Vec<ThreadPlace> = (0..cap).map(|_| a.thread(&config, &stopping).unwrap()).collect();
-    assert_eq!(a.threads(), cap);
-    // At the cap, the next waits until one ends.
-    let (waiter, config2) = (a.clone(), config.clone());
-    let next = std::thread::spawn(move || waiter.thread(&config2, &AtomicBool::new(false)).is_some());
-    while a.threads() < cap {
-        std::thread::yield_now();
+    // Places held by threads that run until told to end.
+    let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+    let end_rx = Arc::new(Mutex::new(end_rx));
+    for _ in 0..cap {
+        let place = a.thread(&config, &stopping).unwrap();
+        let (rx, admission) = (end_rx.clone(), a.clone());
+        place.hold(std::thread::spawn(move || {
+            let _ = rx.lock().unwrap().recv();
+            admission.thread_ending();
+        }));
     }
-    places.pop();
-    assert!(next.join().unwrap());
-    assert_eq!(a.threads(), cap - 1, "the waiter's place ended with its thread");
-    // A stopping daemon starts none, even with room.
-    places.push(a.thread(&config, &stopping).unwrap());
+    assert_eq!(a.threads(), cap);
+    // At the cap, the next waits until one has ended and been joined.
+    let (waiter, config2) = (a.clone(), config.clone());
+    let next = std::thread::spawn(move || waiter.thread(&config2, &AtomicBool::new(false)));
+    end_tx.send(()).unwrap();
+    let place = next.join().unwrap().expect("a place once a thread ended");
+    assert_eq!(a.threads(), cap, "the ended thread's place went to the waiter");
+    // A stopping daemon waits for no place.
     stopping.store(true, Ordering::SeqCst);
     assert!(a.thread(&config, &stopping).is_none());
-    assert_eq!(a.threads(), cap);
+    // A place whose thread could not start is given back at once.
+    drop(place);
+    assert_eq!(a.threads(), cap - 1);
+    for _ in 0..cap {
+        let _ = end_tx.send(());
+    }
+}
+
+#[test]
+fn the_accounts_task_limit_shrinks_the_budgets_to_fit() {
+    let unlimited = TaskLimits::for_tasks(None, 7);
+    assert_eq!((unlimited.threads, unlimited.sessions), (usize::MAX, usize::MAX));
+    // ulimit -u 100: the daemon's own 7 threads, then sessions, and a quarter (at most 32) spare.
+    let hundred = TaskLimits::for_tasks(Some(100), 7);
+    assert_eq!((hundred.threads, hundred.sessions), (93, 70));
+    let many = TaskLimits::for_tasks(Some(10_000), 7);
+    assert_eq!((many.threads, many.sessions), (9_993, 9_961));
+    let tiny = TaskLimits::for_tasks(Some(5), 7);
+    assert!(tiny.sessions >= 1 && tiny.sessions < tiny.threads);
+    // The sessions' budget holds whatever max_sessions says.
+    let a = Arc::new(Admission::new(TaskLimits { threads: 4, sessions: 2 }));
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sock = pair(&l);
+    let config = config(10, 10, 10, 10);
+    let both: Vec<Ticket> = (0..2).map(|i| a.admit(ip(&format!("10.0.0.{i}")), &sock, &config).unwrap()).collect();
+    for t in &both {
+        t.logged_in();
+    }
+    assert_eq!(a.admit(ip("10.0.1.1"), &sock, &config).err(), Some(Refused::Total(2)));
+    let stopping = AtomicBool::new(true);
+    let places: Vec<ThreadPlace> = (0..4).map(|_| a.thread(&config, &stopping).unwrap()).collect();
+    assert!(a.thread(&config, &stopping).is_none(), "no fifth thread");
+    drop(places);
 }

@@ -153,3 +153,15 @@ fn a_child_that_spends_its_checks_and_stops_is_ended_at_the_deadline() {
     assert!(Instant::now() >= until, "ended before the deadline");
     assert_eq!(process::wait_until(child, Instant::now()), process::Ended::Exited(false), "and reaped");
 }
+
+#[test]
+fn the_helper_is_asked_in_the_order_sessions_came_and_an_abandoned_place_is_skipped() {
+    let mut q = Queue { next: 5, ..Queue::default() };
+    q.abandoned.insert(1);
+    q.abandoned.insert(2);
+    q.pass();
+    assert_eq!(q.serving, 3, "tickets 1 and 2 stopped waiting: 3 is next");
+    assert!(q.abandoned.is_empty());
+    q.pass();
+    assert_eq!(q.serving, 4);
+}

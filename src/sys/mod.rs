@@ -220,6 +220,27 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 /// The effective user id is root.
+/// The most processes and threads this process's account may have at once
+/// (RLIMIT_NPROC; the kernel counts every process and thread of the
+/// account), or None when unlimited.
+pub fn max_user_tasks() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut limit) } != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    // rlim_t is 32 bits on some targets.
+    #[allow(clippy::unnecessary_cast)]
+    Some(limit.rlim_cur as u64)
+}
+
+/// Ends this process (SIGALRM, not caught) after `seconds`; 0 cancels.
+/// The fallback of inetd mode's deadline when no thread can watch it.
+pub fn alarm(seconds: u32) {
+    // SAFETY: alarm takes an integer and only sets the process's timer.
+    unsafe { libc::alarm(seconds) };
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid takes no arguments and cannot fail.
     unsafe { libc::geteuid() == 0 }

@@ -177,6 +177,22 @@ pub fn pop3d() -> Command {
     }
 }
 
+/// `cmd` with RLIMIT_NPROC lowered to `threads` before it runs.
+fn limited(mut cmd: Command, threads: u64) -> Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit only lowers this process's own limit, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit { rlim_cur: threads as libc::rlim_t, rlim_max: threads as libc::rlim_t };
+            match libc::setrlimit(libc::RLIMIT_NPROC, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        })
+    };
+    cmd
+}
+
 /// A running daemon; killed when dropped.
 pub struct Daemon {
     child: Child,
@@ -203,19 +219,7 @@ impl Daemon {
     /// `start` with RLIMIT_NPROC set to `threads` for the daemon: its
     /// account (its own, see `Spool::run_as`) may run that many threads.
     pub fn start_with_threads(spool: &Spool, extra: &[&str], threads: u64) -> Daemon {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = pop3d();
-        // SAFETY: setrlimit only lowers this process's own limit, between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                let limit = libc::rlimit { rlim_cur: threads as libc::rlim_t, rlim_max: threads as libc::rlim_t };
-                match libc::setrlimit(libc::RLIMIT_NPROC, &limit) {
-                    0 => Ok(()),
-                    _ => Err(std::io::Error::last_os_error()),
-                }
-            })
-        };
-        Daemon::start_with(spool, extra, &["127.0.0.1:0"], cmd)
+        Daemon::start_with(spool, extra, &["127.0.0.1:0"], limited(pop3d(), threads))
     }
 
     fn start_with(spool: &Spool, extra: &[&str], listens: &[&str], mut cmd: Command) -> Daemon {
@@ -380,7 +384,17 @@ impl Client {
 
     /// An inetd-mode session on the configuration file `conf` as it is.
     pub fn inetd_conf(conf: &Path, args: &[&str]) -> Client {
-        let mut child = pop3d()
+        Client::inetd_command(pop3d(), conf, args)
+    }
+
+    /// An inetd-mode session whose account may run only `threads` tasks
+    /// (RLIMIT_NPROC, set before exec; see `Spool::run_as`).
+    pub fn inetd_with_threads(spool: &Spool, extra: &[&str], threads: u64, args: &[&str]) -> Client {
+        Client::inetd_command(limited(pop3d(), threads), &spool.config(extra), args)
+    }
+
+    fn inetd_command(mut cmd: Command, conf: &Path, args: &[&str]) -> Client {
+        let mut child = cmd
             .args(["-i", "-f", conf.to_str().unwrap()])
             .args(args)
             .stdin(Stdio::piped())
