@@ -14,6 +14,9 @@
 #   BENCH_NAT_SECS=30             length of the NAT household run, per server
 #   BENCH_FLOOD_CONNS=1000 BENCH_FLOOD_RUNS=10 BENCH_FLOOD_SECS=60   connections held; real clients per
 #                                 address; the longest a flood runs
+#   BENCH_FLOOD_REOPEN_MS=200     how long a holder whose connection the server closed waits to open it again
+#                                 (the interop test's pace: the flood holds its connections; one dripping flood
+#                                 is also run re-opened at once, a connection-rate flood, for information)
 #   BENCH_GUESS_SECS=30           window of the distributed guessing
 #   BENCH_LOGFLOOD_SECS=10        length of the connection flood whose log volume is measured
 #   BENCH_DRIP_SECS=30            the longest a dripped ClientHello is kept up
@@ -23,6 +26,7 @@ NAT_SECS=${BENCH_NAT_SECS:-30}
 FLOOD_CONNS=${BENCH_FLOOD_CONNS:-1000}
 FLOOD_RUNS=${BENCH_FLOOD_RUNS:-10}
 FLOOD_SECS=${BENCH_FLOOD_SECS:-60}
+FLOOD_REOPEN_MS=${BENCH_FLOOD_REOPEN_MS:-200}
 GUESS_SECS=${BENCH_GUESS_SECS:-30}
 LOGFLOOD_SECS=${BENCH_LOGFLOOD_SECS:-10}
 DRIP_SECS=${BENCH_DRIP_SECS:-30}
@@ -237,14 +241,17 @@ flood_run() {
     if [ "$kind" = tls ]; then
         if [ "$s" = pop3d ]; then to=$BUSY_TADDR; else to=${TADDR[$s]}; fi
     fi
+    # $4 (reopen ms): how long a closed holder waits to come back; `at once` rows are keyed flnow...
+    local reopen=${4:-$FLOOD_REOPEN_MS} key=fl
+    [ "$reopen" != 0 ] || key=flnow
     res=$(bench_run $((FLOOD_SECS + 60)) flood --addr "$(where "$s")" --flood-addr "$to" --kind "$kind" \
         --conns "$FLOOD_CONNS" --from-net "$net" --addresses "$n" --real "127.0.19.1,$net.1" --user pb0130 \
-        --pass "$PASS" --runs "$FLOOD_RUNS" --secs "$FLOOD_SECS" "${watch[@]}")
+        --pass "$PASS" --runs "$FLOOD_RUNS" --secs "$FLOOD_SECS" --reopen-ms "$reopen" "${watch[@]}")
     if [ -z "$res" ]; then log "$s: $kind flood from $n addresses failed: $(tail -1 "$W/srv/err.txt")"; return 0; fi
-    R[fl$kind${n}clean,$s]=$(kv real0_max_ms "$res")
-    R[fl$kind${n}own,$s]=$(kv real1_max_ms "$res")
-    R[fl$kind${n}fail,$s]=$(kv failures "$res")
-    [ "$s" != pop3d ] || R[fl$kind${n}thr,$s]=$(kv peak_threads "$res")
+    R[$key$kind${n}clean,$s]=$(kv real0_max_ms "$res")
+    R[$key$kind${n}own,$s]=$(kv real1_max_ms "$res")
+    R[$key$kind${n}fail,$s]=$(kv failures "$res")
+    [ "$s" != pop3d ] || R[$key$kind${n}thr,$s]=$(kv peak_threads "$res")
     log "$s: $FLOOD_CONNS $kind connections from $n address(es) ($(kv held_at_start "$res") connected and $(kv greeted_at_start "$res") greeted when the clients began, at least $(kv held_min "$res") connected during; re-opened $(kv reopen_rate "$res")/s): login+RETR+QUIT from a clean address p50 $(kv real0_p50_ms "$res") ms, max $(kv real0_max_ms "$res") ms ($(kv real0_over_100ms "$res") of $(kv real0_n "$res") over 100 ms; TCP connect up to $(kv real0_connect_max_ms "$res") ms); from the flood's address p50 $(kv real1_p50_ms "$res") ms, max $(kv real1_max_ms "$res") ms ($(kv real1_over_100ms "$res") of $(kv real1_n "$res") over 100 ms; connect up to $(kv real1_connect_max_ms "$res") ms); $(kv failures "$res") failed${watch:+; pop3d: peak $(kv peak_threads "$res") threads}"
     [ "$(kv failures "$res")" = 0 ] || sed 's/^/    /' "$W/srv/err.txt" >&2
     sleep 1   # the server's closed sessions end (the next scenario starts from an idle server)
@@ -280,6 +287,8 @@ phase_flood() {
         [ "$s" != popa3d ] || continue   # no TLS, and a process per connection under tcpserver
         if [ "$s" = pop3d ]; then busy_start users; else TLS=1 start_server "$s"; fi
         for kind in silent drip tls; do for n in 1 50; do flood_run "$s" "$kind" "$n"; done; done
+        # The same dripping flood re-opened at once: a connection-rate flood (for information)
+        for n in 1 50; do flood_run "$s" drip "$n" 0; done
         if [ "$s" = pop3d ]; then busy_start users; fi
         guess_run "$s" "127.0.6$([ "$s" = pop3d ] && echo 0 || echo 1)"
         if [ "$s" = pop3d ]; then
@@ -303,5 +312,6 @@ phase_flood() {
 # busy_facts: these phases' settings, for the results file (bench/report.py's labels and notes)
 busy_facts() {
     printf '%s\n' "busysecs=$BUSY_SECS" "natsecs=$NAT_SECS" "floodconns=$FLOOD_CONNS" "floodruns=$FLOOD_RUNS" \
+        "floodreopen=$FLOOD_REOPEN_MS" \
         "dripsecs=$DRIP_SECS" "guesssecs=$GUESS_SECS" "logfloodsecs=$LOGFLOOD_SECS"
 }

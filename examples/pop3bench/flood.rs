@@ -2,11 +2,11 @@
 
 //   pop3bench flood --addr A [--flood-addr F] --kind silent|drip|tls --conns N --from-net 127.0.50
 //                   [--addresses K] --real IP,IP --user U --pass PW [--runs 10] [--secs 60] [--max-opens 300000]
-//                   [--watch PID]
+//                   [--watch PID] [--reopen-ms 0]
 //       N holder threads keep a connection each to F (default A) from K addresses of NET: silent, sending
 //       a byte a second (drip), or stopped after the first 6 bytes of a TLS ClientHello (tls); whenever
-//       the server closes one, it is opened again at once (so the flood churns as fast as the server
-//       closes). Once N are connected (or 15 s passed), a real client logs in, RETRs message 1 and QUITs
+//       the server closes one, it is opened again --reopen-ms later (0: at once, so the flood churns as
+//       fast as the server closes). Once N are connected (or 15 s passed), a real client logs in, RETRs message 1 and QUITs
 //       from each --real address in turn, --runs times; prints the times (connect to the QUIT answer).
 //       Everything stops after --secs or --max-opens connections. --watch: the peak threads and RSS of
 //       process PID meanwhile (as logins --watch).
@@ -46,6 +46,8 @@ struct Flood {
     held: AtomicI64,
     /// Connections held now that the server has sent something on (a greeting).
     greeted: AtomicI64,
+    /// How long a holder waits before opening again a connection the server closed.
+    reopen: Duration,
 }
 
 impl Flood {
@@ -62,6 +64,8 @@ impl Flood {
                 self.greeted.fetch_sub(1, Ordering::Relaxed);
             }
             self.held.fetch_sub(1, Ordering::Relaxed);
+            // A pace, not a synchronisation: the holder comes back after it.
+            thread::sleep(self.reopen);
         }
     }
 
@@ -143,6 +147,7 @@ pub fn flood(a: &Args) {
         max_opens: a.n("max-opens", 300_000),
         held: AtomicI64::new(0),
         greeted: AtomicI64::new(0),
+        reopen: Duration::from_millis(a.n("reopen-ms", 0)),
     };
     let watch = Watch::start(a.n("watch", 0) as u32);
     let t0 = Instant::now();
