@@ -333,3 +333,25 @@ fn an_inetd_handshake_without_a_watchdog_thread_still_ends_at_the_deadline() {
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGALRM), "{status:?} {said}");
     assert!(started.elapsed() >= std::time::Duration::from_secs(4), "not before the deadline");
 }
+
+/// A TLS handshake stalled after STLS is the client's move, as on port 995:
+/// when the pre-login budget is full such a session makes way for a new
+/// connection (it counted as the server's work, so new clients waited for
+/// its deadline and were then refused as busy).
+#[test]
+fn a_handshake_stalled_after_stls_makes_way_when_the_budget_is_full() {
+    let (spool, _pki, lines) = setup(&["max_prelogin = 2", "max_prelogin_per_network = 2", "timeout_login = 30"]);
+    let d = Daemon::start(&spool, &refs(&lines));
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut c = d.connect();
+        assert!(c.line().starts_with("+OK"));
+        assert_eq!(c.cmd("STLS"), "+OK begin TLS negotiation");
+        stalled.push(c); // and no ClientHello
+    }
+    let mut c = d.connect();
+    let greeting = c.line();
+    assert!(greeting.starts_with("+OK"), "greeted before the stalled handshakes' deadline: {greeting}");
+    d.wait_log("to admit new ones");
+    assert!(c.user_pass("alice", "secret").starts_with("+OK"));
+}

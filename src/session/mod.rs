@@ -208,6 +208,9 @@ impl<'a, T: Transport> Session<'a, T> {
                     Next::StartTls(a) => {
                         // Whatever the client sent after STLS in plaintext is
                         // dropped with `input` and the parser: never executed.
+                        // The handshake is the client's move, as on port 995:
+                        // one stalled in it makes way like any stalled session.
+                        self.turn(Turn::Client);
                         self.out.flush()?;
                         self.start_tls()?;
                         parser = Parser::new();
