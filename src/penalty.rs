@@ -136,8 +136,9 @@ impl Table {
                 "a" => key.parse().ok().map(Key::Address),
                 "n" => net(key).map(|(ip, len)| Key::Network(ip, len)),
                 "u" if crate::users::valid_name(key) => Some(Key::Account(key.to_string())),
+                // The name may hold an `@` (user@domain); the network never does.
                 "k" => key
-                    .split_once('@')
+                    .rsplit_once('@')
                     .filter(|(name, _)| crate::users::valid_name(name))
                     .and_then(|(name, n)| net(n).map(|(ip, len)| Key::Known(name.to_string(), ip, len))),
                 _ => None,
@@ -402,6 +403,27 @@ mod tests {
             p.failed(ip(home), Some("alice"), &slot);
         }
         assert!(p.reserve(ip(home), Some("alice"), true).wait > Duration::ZERO);
+    }
+
+    #[test]
+    fn every_record_reads_back_from_the_file_form_names_with_at_included() {
+        let mut table = Table::default();
+        let keys = [
+            Key::Address(ip("192.0.2.1")),
+            Key::Network(ip("2001:db8::"), 64),
+            Key::Account("ann@example.org".into()),
+            Key::Known("ann@example.org".into(), ip("192.0.2.1"), 32),
+            Key::Known("bob".into(), ip("2001:db8::"), 64),
+        ];
+        for (i, key) in keys.iter().enumerate() {
+            table.records.insert(key.clone(), Record { score: 1.5 + i as f64, at: 7, next: 9 });
+        }
+        let back = Table::parse(&table.to_text());
+        for key in &keys {
+            let (r, b) = (&table.records[key], &back.records[key]);
+            assert_eq!((r.score, r.at, r.next), (b.score, b.at, b.next), "{key:?}");
+        }
+        assert_eq!(back.records.len(), keys.len());
     }
 
     #[test]
