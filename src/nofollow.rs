@@ -170,9 +170,14 @@ pub fn lock_state(path: &Path) -> io::Result<File> {
 }
 
 /// Replaces a state_dir file with `text` atomically (a temporary file
-/// created anew, then renamed over it).
+/// created anew, then renamed over it). A user's file `NAME.EXT` is written
+/// as `NAME.EXT-new`, as the caches are: never as `NAME.new`, which for an
+/// account named `penalties` or `logbudget` is another writer's temporary file.
 pub fn replace_state(path: &Path, text: &str) -> io::Result<()> {
-    let tmp = path.with_extension("new");
+    let tmp = match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) => path.with_extension(format!("{ext}-new")),
+        None => path.with_extension("new"),
+    };
     let mut file = create_temp(&tmp)?;
     std::io::Write::write_all(&mut file, text.as_bytes())?;
     std::fs::rename(&tmp, path)
@@ -183,6 +188,19 @@ mod tests {
     use super::*;
     use crate::testkit::TempDir;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_users_file_is_replaced_through_a_temporary_name_of_its_own() {
+        let dir = TempDir::new("replace-state");
+        // The penalty table's temporary file, being written by another session.
+        std::fs::write(dir.join("penalties.new"), b"a 192.0.2.1 1.000 0 0\n").unwrap();
+        // An account named `penalties` records a network.
+        replace_state(&dir.join("penalties.known"), "192.0.2.0/24 1\n").unwrap();
+        assert_eq!(std::fs::read(dir.join("penalties.new")).unwrap(), b"a 192.0.2.1 1.000 0 0\n");
+        assert_eq!(std::fs::read_to_string(dir.join("penalties.known")).unwrap(), "192.0.2.0/24 1\n");
+        replace_state(&dir.join("logbudget"), "x\n").unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("logbudget")).unwrap(), "x\n");
+    }
 
     #[test]
     fn links_fifos_and_hard_links_below_the_fixed_part_are_refused() {
