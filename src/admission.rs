@@ -493,6 +493,11 @@ impl Watch for Ticket {
     fn client(&self, ip: IpAddr, config: &Config) -> bool {
         let ip = ip.to_canonical();
         let mut c = self.admission.lock();
+        // Closed from outside while its header was read (it made way, or its
+        // deadline passed): its place is given back already, at the proxy.
+        if self.cancelled() {
+            return false;
+        }
         let mut counted = self.ip.lock().unwrap_or_else(|e| e.into_inner());
         if *counted == ip {
             return true;

@@ -223,3 +223,25 @@ fn the_accounts_task_limit_shrinks_the_budgets_to_fit() {
     assert!(a.thread(&config, &stopping).is_none(), "no fifth thread");
     drop(places);
 }
+
+#[test]
+fn a_proxied_session_closed_before_its_header_is_read_counts_nowhere() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sock = pair(&l);
+    let mut config = config(10, 1, 10, 10);
+    config.proxy_trusted = crate::proxy::Trusted::parse("192.0.2.9").unwrap();
+    let a = admission();
+    let t = a.admit(ip("192.0.2.9"), &sock, &config).unwrap();
+    stalled_for(&t, 3);
+    assert!(a.lock().make_room(|_| true) && t.cancelled());
+    assert_eq!(a.counts(), (0, 0));
+    // Its header names a client after all: not counted there (it was, and the place was never given back).
+    assert!(!t.client(ip("198.51.100.7"), &config));
+    drop(t);
+    assert_eq!(a.counts(), (0, 0));
+    assert!(a.lock().per_ip.is_empty());
+    // The client's own next session is admitted and counted once.
+    let t = a.admit(ip("192.0.2.9"), &sock, &config).unwrap();
+    assert!(t.client(ip("198.51.100.7"), &config));
+    assert_eq!(a.lock().per_ip.get(&ip("198.51.100.7")), Some(&1));
+}
