@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use pop3d::sasl::scram::ScramKeys;
+use pop3d::sasl::scram::{ScramKeys, Stored};
 use pop3d::sasl::{self, Exchange, Offer, Outcome, ScramKeyed};
 
 const MECHANISMS: [&str; 5] = ["PLAIN", "EXTERNAL", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "LOGIN"];
@@ -17,8 +17,12 @@ fn keys() -> ScramKeys {
     ScramKeys::parse(text).expect("keys round-trip")
 }
 
-fn lookup(name: &str) -> std::io::Result<Option<ScramKeys>> {
-    Ok((name == "user").then(keys))
+fn lookup(name: &str) -> std::io::Result<Stored> {
+    Ok(match name {
+        "user" => Stored::Keys(keys()),
+        "crypt" => Stored::OtherSecret,
+        _ => Stored::Unknown,
+    })
 }
 
 /// The nonce of a server-first message (`r=...,s=...,i=...`).

@@ -165,8 +165,8 @@ pub enum Outcome {
         user: String,
         why: &'static str,
     },
-    /// SCRAM for a name without SCRAM keys (unknown, or stored with another
-    /// scheme): it could never succeed, so it is no guessed password.
+    /// SCRAM for an account stored with another kind of secret: it could
+    /// never succeed, so it is no guessed password.
     NoKeys,
     /// The user's keys could not be read (the users file): [SYS/TEMP], not a
     /// failed login.
@@ -190,14 +190,14 @@ pub enum Exchange {
 
 impl Exchange {
     /// Starts `mechanism`, with the decoded initial response if one was
-    /// given. `lookup` finds a user's SCRAM keys (None for an unknown user,
-    /// Err when they cannot be read). Returns the exchange (if
+    /// given. `lookup` says what is stored for a SCRAM name (Err when it
+    /// cannot be read). Returns the exchange (if
     /// it goes on) and what to do now.
     pub fn start(
         mechanism: &str,
         initial: Option<Vec<u8>>,
         offer: &Offer,
-        lookup: impl FnOnce(&str) -> std::io::Result<Option<scram::ScramKeys>>,
+        lookup: impl FnOnce(&str) -> std::io::Result<scram::Stored>,
     ) -> (Option<Exchange>, Outcome) {
         let usable = offer.accepts(mechanism);
         match mechanism {
@@ -234,7 +234,7 @@ impl Exchange {
     pub fn step(
         self,
         data: &[u8],
-        lookup: impl FnOnce(&str) -> std::io::Result<Option<scram::ScramKeys>>,
+        lookup: impl FnOnce(&str) -> std::io::Result<scram::Stored>,
     ) -> (Option<Exchange>, Outcome) {
         match self {
             Exchange::Plain => (None, plain(data)),
@@ -423,28 +423,32 @@ mod tests {
 
     #[test]
     fn plain_forms() {
-        let (_, o) = Exchange::start("PLAIN", Some(b"\0alice\0pw".to_vec()), &offer(true), |_| Ok(None));
+        let (_, o) =
+            Exchange::start("PLAIN", Some(b"\0alice\0pw".to_vec()), &offer(true), |_| Ok(scram::Stored::Unknown));
         assert!(matches!(o, Outcome::CheckPassword { ref user, ref password } if user == "alice" && password == b"pw"));
-        let (_, o) = Exchange::start("PLAIN", Some(b"bob\0alice\0pw".to_vec()), &offer(true), |_| Ok(None));
+        let (_, o) =
+            Exchange::start("PLAIN", Some(b"bob\0alice\0pw".to_vec()), &offer(true), |_| Ok(scram::Stored::Unknown));
         assert!(matches!(o, Outcome::Failure(_)));
-        let (_, o) = Exchange::start("PLAIN", Some(b"alice\0pw".to_vec()), &offer(true), |_| Ok(None));
+        let (_, o) =
+            Exchange::start("PLAIN", Some(b"alice\0pw".to_vec()), &offer(true), |_| Ok(scram::Stored::Unknown));
         assert!(matches!(o, Outcome::Failure(_)));
-        let (_, o) = Exchange::start("PLAIN", Some(b"\0alice\0pw".to_vec()), &offer(false), |_| Ok(None));
+        let (_, o) =
+            Exchange::start("PLAIN", Some(b"\0alice\0pw".to_vec()), &offer(false), |_| Ok(scram::Stored::Unknown));
         assert!(matches!(o, Outcome::Failure("mechanism not available")));
-        let (ex, o) = Exchange::start("PLAIN", None, &offer(true), |_| Ok(None));
+        let (ex, o) = Exchange::start("PLAIN", None, &offer(true), |_| Ok(scram::Stored::Unknown));
         assert!(matches!(o, Outcome::Challenge(ref c) if c.is_empty()));
-        let (_, o) = ex.unwrap().step(b"alice\0alice\0pw", |_| Ok(None));
+        let (_, o) = ex.unwrap().step(b"alice\0alice\0pw", |_| Ok(scram::Stored::Unknown));
         assert!(matches!(o, Outcome::CheckPassword { .. }));
     }
 
     #[test]
     fn external_forms() {
-        let (_, o) = Exchange::start("EXTERNAL", Some(Vec::new()), &offer(false), |_| Ok(None));
+        let (_, o) = Exchange::start("EXTERNAL", Some(Vec::new()), &offer(false), |_| Ok(scram::Stored::Unknown));
         assert!(matches!(o, Outcome::Success { ref user, .. } if user == "alice"));
-        let (_, o) = Exchange::start("EXTERNAL", Some(b"bob".to_vec()), &offer(false), |_| Ok(None));
+        let (_, o) = Exchange::start("EXTERNAL", Some(b"bob".to_vec()), &offer(false), |_| Ok(scram::Stored::Unknown));
         assert!(matches!(o, Outcome::Failure(_)));
         let no_cert = Offer { certificate_user: None, ..offer(false) };
-        let (_, o) = Exchange::start("EXTERNAL", Some(Vec::new()), &no_cert, |_| Ok(None));
+        let (_, o) = Exchange::start("EXTERNAL", Some(Vec::new()), &no_cert, |_| Ok(scram::Stored::Unknown));
         assert!(matches!(o, Outcome::Failure(_)));
     }
 

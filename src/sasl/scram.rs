@@ -156,12 +156,25 @@ pub enum Step {
     /// Failed; the caller answers -ERR [AUTH]. `reason` is for the log only
     /// (never secret material). The exchange is over.
     Failure(&'static str),
-    /// The exchange was for a name without SCRAM keys (unknown, or stored
-    /// with another scheme): it ran on fake keys and could never succeed.
+    /// The exchange was for an account stored with another kind of secret
+    /// (a crypt hash, `{PLAIN}`): it ran on fake keys and could never
+    /// succeed. (An unknown name fails as a wrong password does.)
     NoKeys,
     /// The user's keys could not be read (the users file): the caller
     /// answers [SYS/TEMP] rather than going on with made-up keys.
     Unavailable(io::Error),
+}
+
+/// What the users file holds for the name a SCRAM exchange is for.
+pub enum Stored {
+    /// The account's SCRAM keys.
+    Keys(ScramKeys),
+    /// An account with another kind of secret (a crypt hash, `{PLAIN}`):
+    /// SCRAM cannot succeed for it whatever the password ([`Step::NoKeys`]).
+    OtherSecret,
+    /// No such account: the exchange fails as a wrong password does, so
+    /// that a name with keys is not told from no name at all.
+    Unknown,
 }
 
 /// The server side of one SCRAM-SHA-256(-PLUS) exchange.
@@ -188,7 +201,10 @@ enum State {
 struct Exchange {
     user: String,
     keys: ScramKeys,
+    /// The keys are the account's own (not made up).
     known: bool,
+    /// The account exists with another kind of secret.
+    other_secret: bool,
     /// The exact `c=` value the client must send.
     channel_binding: String,
     /// Client nonce followed by server nonce.
@@ -259,13 +275,14 @@ impl ScramServer {
     ///
     /// `lookup(authcid)` is called once, only for a syntactically valid
     /// message, with the decoded user name (valid UTF-8, no NUL, 1..=255
-    /// bytes, not SASLprep-normalised); it returns the user's keys, or None
-    /// for an unknown user, or the error that kept it from reading them
-    /// ([`Step::Unavailable`]). An unknown user gets fake keys that are the same
-    /// for the same name for the life of the process (salt from an HMAC of
-    /// the name under a per-process random secret, 4096 iterations), and the
-    /// exchange fails only at [`ScramServer::client_final`].
-    pub fn client_first(&mut self, msg: &[u8], lookup: impl FnOnce(&str) -> io::Result<Option<ScramKeys>>) -> Step {
+    /// bytes, not SASLprep-normalised); it returns what is stored for the
+    /// name ([`Stored`]), or the error that kept it from reading it
+    /// ([`Step::Unavailable`]). A name without keys gets fake keys that are
+    /// the same for the same name for the life of the process (salt from an
+    /// HMAC of the name under a per-process random secret, 4096
+    /// iterations), and the exchange fails only at
+    /// [`ScramServer::client_final`].
+    pub fn client_first(&mut self, msg: &[u8], lookup: impl FnOnce(&str) -> io::Result<Stored>) -> Step {
         if !matches!(self.state, State::Start) {
             self.state = State::Done;
             return Step::Failure("client-first-message out of order");
@@ -299,13 +316,13 @@ impl ScramServer {
         };
         match exchange.finish(msg) {
             Ok(server_final) => Step::Success { user: exchange.user, server_final },
-            Err(_) if !exchange.known => Step::NoKeys,
+            Err(_) if exchange.other_secret => Step::NoKeys,
             Err(reason) => Step::Failure(reason),
         }
     }
 
     /// Checks the client-first-message and builds the server-first-message.
-    fn start(&self, msg: &[u8], lookup: impl FnOnce(&str) -> io::Result<Option<ScramKeys>>) -> Result<Exchange, Stop> {
+    fn start(&self, msg: &[u8], lookup: impl FnOnce(&str) -> io::Result<Stored>) -> Result<Exchange, Stop> {
         let text = std::str::from_utf8(msg).map_err(|_| "client-first-message is not UTF-8")?;
         let first = parse_client_first(text)?;
         self.check_cb_flag(&first.flag)?;
@@ -315,9 +332,11 @@ impl ScramServer {
         let secret = process_secret().ok_or("random number generator failed")?;
         let server_nonce = self.server_nonce()?;
         let fake = fake_keys(&first.user, secret);
-        let (keys, known) = match lookup(&first.user).map_err(Stop::Unavailable)? {
-            Some(keys) => (keys, true),
-            None => (fake, false),
+        let stored = lookup(&first.user).map_err(Stop::Unavailable)?;
+        let other_secret = matches!(stored, Stored::OtherSecret);
+        let (keys, known) = match stored {
+            Stored::Keys(keys) => (keys, true),
+            Stored::OtherSecret | Stored::Unknown => (fake, false),
         };
         let nonce = format!("{}{server_nonce}", first.client_nonce);
         let server_first = format!("r={nonce},s={},i={}", STANDARD.encode(&keys.salt), keys.iterations);
@@ -326,6 +345,7 @@ impl ScramServer {
             user: first.user,
             keys,
             known,
+            other_secret,
             nonce,
             client_first_bare: first.bare.to_string(),
             server_first,

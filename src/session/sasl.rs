@@ -10,7 +10,7 @@ use crate::config::AccountSource;
 use crate::limits::AUTH_FAIL_DELAY;
 use crate::parser::ParseError;
 use crate::reply::{Answered, Pending};
-use crate::sasl::{self, scram::ScramKeys, Exchange, Outcome};
+use crate::sasl::{self, scram::Stored, Exchange, Outcome};
 use crate::transport::Transport;
 use crate::users;
 
@@ -127,12 +127,13 @@ fn outcome_step<T: Transport>(
     login::attempt_login(s, a, Attempt { name, started, check: Check::Done(found) }, p)
 }
 
-/// SCRAM for a name without SCRAM keys could never have succeeded, whatever
-/// the password: not a failed password (no penalty, not counted in the
-/// session), and an answer without `[AUTH]` that tells the client to use
-/// another mechanism. Unknown names take this path too, so it tells a name
-/// stored with another scheme from no name at all in no way; it answers
-/// after the delay of a first failure, from the exchange's start.
+/// SCRAM for an account stored with another kind of secret could never have
+/// succeeded, whatever the password: not a failed password (no penalty,
+/// not counted in the session), and an answer without `[AUTH]` that tells
+/// the client to use another mechanism, after the delay of a first failure
+/// from the exchange's start. An unknown name is answered and counted as a
+/// wrong password instead, so that a name with keys is never told from no
+/// name at all (DESIGN.md, "Mechanisms clients survive").
 fn never_for_this_name<T: Transport>(
     s: &mut Session<'_, T>,
     a: Authorization,
@@ -140,17 +141,20 @@ fn never_for_this_name<T: Transport>(
     p: Pending,
 ) -> Result<Step, Stop> {
     if crate::loglimit::allow(s.peer.map(|p| p.ip())) {
-        log::info!("SASL SCRAM for a name without SCRAM keys: refused, not counted as a failed login");
+        log::info!("SASL SCRAM for an account without SCRAM keys: refused, not counted as a failed login");
     }
     s.penalty_wait(started + AUTH_FAIL_DELAY)?;
     Ok((s.out.err(p, NO_SCRAM_KEYS)?, a.stay()))
 }
 
-/// A user's SCRAM keys: None for an invalid or unknown name or a user
-/// without them.
-fn scram_keys<T: Transport>(s: &Session<'_, T>, name: &str) -> io::Result<Option<ScramKeys>> {
+/// What is stored for a SCRAM name: its keys, another kind of secret, or
+/// nothing (an invalid or unknown name).
+fn scram_keys<T: Transport>(s: &Session<'_, T>, name: &str) -> io::Result<Stored> {
     if !users::valid_name(name) {
-        return Ok(None);
+        return Ok(Stored::Unknown);
     }
-    Ok(users::lookup(&s.config.users_file, name)?.and_then(|s| s.scram()))
+    Ok(match users::lookup(&s.config.users_file, name)? {
+        Some(secret) => secret.scram().map_or(Stored::OtherSecret, Stored::Keys),
+        None => Stored::Unknown,
+    })
 }

@@ -18,8 +18,12 @@ fn keys() -> ScramKeys {
     KEYS.get_or_init(rfc_keys).clone()
 }
 
-fn lookup(name: &str) -> io::Result<Option<ScramKeys>> {
-    Ok((name == "user").then(keys))
+fn lookup(name: &str) -> io::Result<Stored> {
+    Ok(match name {
+        "user" => Stored::Keys(keys()),
+        "crypt" => Stored::OtherSecret,
+        _ => Stored::Unknown,
+    })
 }
 
 /// A SCRAM client: builds the client-final-message for `password` from
@@ -200,10 +204,19 @@ fn unknown_user_runs_whole_exchange_and_fails() {
     assert_eq!(salt.len(), FAKE_SALT_LEN);
     assert_eq!(fields[2], "i=4096");
 
-    let client = Client::new("n,,", b"", "nobody", "abc");
-    let (mut server, first) = first("nobody");
-    let (last, _) = client.last(first.as_bytes(), b"pencil");
-    assert!(matches!(server.client_final(&last), Step::NoKeys), "no keys: never a guessed password");
+    // An unknown name fails as a wrong password does (a name with keys is
+    // not told from no name at all); an account with another kind of secret
+    // could never succeed: no guessed password.
+    for (user, unknown) in [("nobody", true), ("crypt", false)] {
+        let client = Client::new("n,,", b"", user, "abc");
+        let (mut server, first) = first(user);
+        let (last, _) = client.last(first.as_bytes(), b"pencil");
+        match server.client_final(&last) {
+            Step::Failure(why) => assert!(unknown && why == "unknown user", "{user}: {why}"),
+            Step::NoKeys => assert!(!unknown, "{user}"),
+            other => panic!("{user}: unexpected {other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -256,14 +269,16 @@ fn saslname_decoding() {
     let mut seen = String::new();
     let step = ScramServer::new(false, ChannelBinding::None).client_first(b"n,,n=a=2Cb=3D,r=abc", |name| {
         seen = name.to_string();
-        Ok(None)
+        Ok(Stored::Unknown)
     });
     assert!(matches!(step, Step::Continue(_)));
     assert_eq!(seen, "a,b=");
     // And success reports it.
     let client = Client::new("n,,", b"", "us=3Der", "abc");
     let mut server = ScramServer::new(false, ChannelBinding::None);
-    let Step::Continue(first) = server.client_first(&client.first(), |name| Ok((name == "us=er").then(keys))) else {
+    let Step::Continue(first) = server
+        .client_first(&client.first(), |name| Ok(if name == "us=er" { Stored::Keys(keys()) } else { Stored::Unknown }))
+    else {
         panic!()
     };
     let (last, _) = client.last(&first, b"pencil");
