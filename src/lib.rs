@@ -36,6 +36,7 @@ pub mod sasl;
 pub mod saslprep;
 pub mod session;
 pub mod shutdown;
+pub mod side_threads;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;

@@ -161,12 +161,15 @@ pub const PAUSE_STEP: Duration = Duration::from_millis(50);
 /// threads without bound.
 pub const SESSION_THREAD_SPARE: usize = 32;
 
+/// Threads sessions may run beside their own at once, in all (a cold
+/// scan's UIDL digests, the close of a large removed journal): beyond them
+/// a session does that work in its own thread.
+pub const SIDE_THREADS: usize = 4;
+
 /// The daemon's threads other than sessions' (besides one per listener),
 /// kept out of what the account's task limit (RLIMIT_NPROC) leaves for
-/// sessions: the main thread, the reaper, and room for the UIDL digest
-/// threads of sessions scanning a mailbox (one that cannot start hashes in
-/// its session's thread).
-pub const OWN_THREADS: usize = 6;
+/// sessions: the main thread, the reaper, and the side threads.
+pub const OWN_THREADS: usize = 2 + SIDE_THREADS;
 
 /// A session not logged in whose client has owed its next command this
 /// long (or that has waited this long for a penalty slot) counts as

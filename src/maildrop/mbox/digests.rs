@@ -53,11 +53,18 @@ pub struct Digests<'scope> {
 }
 
 impl<'scope> Digests<'scope> {
-    /// Starts the hashing thread in `scope` (or hashes in place if it cannot).
+    /// Starts the hashing thread in `scope` (or hashes in place if it cannot,
+    /// or when the process runs `SIDE_THREADS` already).
     pub fn start<'env>(scope: &'scope Scope<'scope, 'env>) -> Digests<'scope> {
         let (tx, rx) = sync_channel::<Batch>(2);
-        let spawned = std::thread::Builder::new().stack_size(DIGEST_STACK).spawn_scoped(scope, move || work(rx));
-        let worker = spawned.ok().map(|handle| (tx, handle));
+        let worker = crate::side_threads::leave().and_then(|leave| {
+            let work = move || {
+                let _leave = leave;
+                work(rx)
+            };
+            let spawned = std::thread::Builder::new().stack_size(DIGEST_STACK).spawn_scoped(scope, work);
+            spawned.ok().map(|handle| (tx, handle))
+        });
         Digests { batch: Batch::default(), worker, inline: Hashing::default(), lost: false }
     }
 

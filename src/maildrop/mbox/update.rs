@@ -336,12 +336,15 @@ fn apply(
 /// 100 MB on the bench's VM), which the client waiting for QUIT's answer
 /// need not wait for. Nothing depends on it: the journal is out of
 /// state_dir by then (or, if the update failed, stays there for the next
-/// login, whatever this descriptor does). Closed here if no thread starts.
+/// login, whatever this descriptor does). Closed here if no thread starts,
+/// or when the process runs `SIDE_THREADS` already.
 fn close_later(jfile: File) {
     if jfile.metadata().map_or(true, |m| m.len() < 1 << 20) {
         return;
     }
-    let _ = std::thread::Builder::new().name("close-journal".into()).stack_size(64 * 1024).spawn(move || drop(jfile));
+    let Some(leave) = crate::side_threads::leave() else { return };
+    let close = move || drop((jfile, leave));
+    let _ = std::thread::Builder::new().name("close-journal".into()).stack_size(64 * 1024).spawn(close);
 }
 
 /// The cut and what follows it: truncate to the new length, sync, then
