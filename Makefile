@@ -65,7 +65,7 @@ check: lint
 	bash tests/install-deps.sh
 	$(CARGO) test --all-targets
 	$(CARGO) build
-	python3 -m pytest -q tests/bench tests/interop
+	python3 -m pytest -q tests/structure tests/bench tests/interop
 	FUZZ_RUNS=$(FUZZ_CHECK_RUNS) bash tests/fuzz.sh
 	$(MAKE) --no-print-directory check-cross
 

@@ -1,67 +1,14 @@
-//! The AUTHORIZATION state (RFC 1939 section 4): what it holds, and its table of every command's answer.
+//! The AUTHORIZATION state's table (RFC 1939 section 4): every command's answer in it (what it holds: `state.rs`).
 
 use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{capa, login, sasl, End, Next, Session, State, Step, Stop};
+use super::state::{Authorization, Input};
+use super::{capa, login, sasl, End, Next, Session, Step, Stop};
 use crate::hex;
-use crate::parser::{Command, ParseError, Parser};
+use crate::parser::{Command, ParseError};
 use crate::reply::{Code, Pending};
-use crate::sasl::Exchange;
 use crate::transport::Transport;
-
-/// What the AUTHORIZATION state holds.
-pub(super) struct Authorization {
-    /// The name USER gave, for the next PASS (any login forgets it).
-    pub user: Option<String>,
-    /// Failed logins in this session: the answer's delay grows with them,
-    /// and `MAX_AUTH_FAILURES` ends the session.
-    pub failures: u32,
-    /// Lines that were no POP3 command at all (another protocol talking to
-    /// the port): `max_bad_commands` of them end the session.
-    foreign: u32,
-    /// A SASL exchange waiting for the client's next line.
-    pub sasl: Option<Exchange>,
-}
-
-/// What the client sends in this state: a command, or the next line of the
-/// SASL exchange waiting for it.
-pub(super) enum Input {
-    Command(Result<Command, ParseError>),
-    SaslLine(Exchange, Result<Vec<u8>, ParseError>),
-}
-
-impl Authorization {
-    pub fn new() -> Authorization {
-        Authorization { user: None, failures: 0, foreign: 0, sasl: None }
-    }
-
-    /// After the TLS handshake: everything said before it is forgotten, but
-    /// the session's failures and foreign lines still count.
-    pub fn after_tls(self) -> Authorization {
-        Authorization { failures: self.failures, foreign: self.foreign, ..Authorization::new() }
-    }
-
-    /// Goes on in this state.
-    pub fn stay(self) -> Next {
-        Next::In(State::Authorization(self))
-    }
-
-    /// The next complete line of `input`, read as this state expects it:
-    /// with a SASL exchange waiting, its next line (and the exchange).
-    pub fn next_input(&mut self, parser: &mut Parser, input: &mut &[u8]) -> Option<Input> {
-        let Some(exchange) = self.sasl.take() else {
-            return parser.next(input).map(Input::Command);
-        };
-        match parser.next_sasl(input) {
-            Some(line) => Some(Input::SaslLine(exchange, line)),
-            None => {
-                self.sasl = Some(exchange);
-                None
-            }
-        }
-    }
-}
 
 /// Answers one line in the AUTHORIZATION state: the state's command table.
 pub(super) fn dispatch<T: Transport>(

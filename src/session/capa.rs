@@ -3,7 +3,7 @@
 use std::io;
 
 use super::expire;
-use super::transaction::Transaction;
+use super::state::Transaction;
 use super::Session;
 use crate::config::AccountSource;
 use crate::reply::{Answered, Pending};

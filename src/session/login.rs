@@ -11,7 +11,7 @@
 use std::io;
 use std::time::Instant;
 
-use super::authorization::Authorization;
+use super::state::Authorization;
 use super::{open, End, Next, Session, State, Step, Stop};
 use crate::accounts::Account;
 use crate::config::AccountSource;

@@ -4,7 +4,7 @@
 //! `sasl.rs`; every way of logging in ends in `login.rs`) until a login
 //! opens the maildrop (`open.rs`), then in TRANSACTION (`transaction.rs`)
 //! until QUIT's UPDATE (`update.rs`). Each state is a type holding what
-//! exists in it (the maildrop only in TRANSACTION). The read loop hands
+//! exists in it (`state.rs`; the maildrop only in TRANSACTION). The read loop hands
 //! every command, with its `Pending` answer, to the table of the state it
 //! is in, which answers it once and gives back the state to go on in.
 //! CAPA, LANG and UTF8 are in `capa.rs`, EXPIRE and LOGIN-DELAY in
@@ -19,6 +19,7 @@ mod mode;
 mod open;
 mod proxied;
 mod sasl;
+mod state;
 mod summary;
 mod transaction;
 mod update;
@@ -30,9 +31,8 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use self::authorization::Authorization;
+use self::state::{Authorization, Transaction};
 use self::summary::Stats;
-use self::transaction::Transaction;
 use crate::accounts::Account;
 use crate::config::Config;
 use crate::conn::Conn;

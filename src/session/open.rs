@@ -3,7 +3,7 @@
 use std::io;
 
 use super::expire::{self, Refused};
-use super::transaction::Transaction;
+use super::state::Transaction;
 use super::{Session, Stop};
 use crate::lock::{Records, SessionLock};
 use crate::maildrop::{Bounds, Maildrop, MaildropError, StatePaths};

@@ -3,8 +3,8 @@
 use std::io;
 use std::time::Instant;
 
-use super::authorization::Authorization;
 use super::login::{self, Attempt, Check, Verdict};
+use super::state::Authorization;
 use super::{Session, Step, Stop};
 use crate::config::AccountSource;
 use crate::limits::AUTH_FAIL_DELAY;

@@ -1,39 +1,13 @@
-//! The TRANSACTION state (RFC 1939 section 5): what it holds (the maildrop), and its table of every command's answer.
+//! The TRANSACTION state's table (RFC 1939 section 5): every command's answer in it (what it holds, the maildrop: `state.rs`).
 
 use std::io;
 
-use super::expire::Expiry;
+use super::state::Transaction;
 use super::{capa, update, Next, Session, State, Step, Stop};
-use crate::lock::SessionLock;
-use crate::maildrop::{Maildrop, Message, Part};
+use crate::maildrop::Part;
 use crate::parser::{Command, ParseError};
 use crate::reply::{Answered, Code, Pending};
 use crate::transport::Transport;
-
-/// What the TRANSACTION state holds: the user's maildrop, locked for this
-/// session, and their EXPIRE and LOGIN-DELAY policy.
-pub(super) struct Transaction {
-    pub user: String,
-    pub maildrop: Maildrop,
-    /// Held until the session ends, UPDATE included.
-    pub lock: SessionLock,
-    pub expiry: Expiry,
-}
-
-impl Transaction {
-    pub fn new(user: String, maildrop: Maildrop, lock: SessionLock, expiry: Expiry) -> Transaction {
-        Transaction { user, maildrop, lock, expiry }
-    }
-
-    /// The message numbered `n`, or the `-ERR` text for it.
-    fn message(&self, n: u32) -> Result<Message, &'static str> {
-        match self.maildrop.get(n) {
-            Some(m) => Ok(m),
-            None if self.maildrop.is_deleted(n) => Err("message is deleted"),
-            None => Err("no such message"),
-        }
-    }
-}
 
 /// Answers one command in the TRANSACTION state: the state's command table.
 pub(super) fn dispatch<T: Transport>(

@@ -1,6 +1,6 @@
 //! The UPDATE state (RFC 1939 section 6): QUIT after login removes the messages marked deleted, or nothing at all.
 
-use super::transaction::Transaction;
+use super::state::Transaction;
 use super::{End, Next, Session, Step, Stop};
 use crate::reply::{Code, Pending};
 use crate::transport::Transport;

@@ -166,13 +166,13 @@ edges = {m: set() for m in files}
 for mod, text in texts.items():
     code = without_tests(text)
     children = set(re.findall(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([a-z_][a-z0-9_]*)\s*;", code, re.M))
-    is_dir_module = os.path.basename(files[mod]) in ("mod.rs", "main.rs", "lib.rs")
-    parent = mod if is_dir_module else mod[:-1]
     for parts in paths(code):
         if parts[0] in ("crate", "pop3d"):
             target = resolve(parts[1:])
         elif parts[0] == "super":
-            base, rest = list(parent), parts
+            # `super` is the module's parent, whether the module is a file (session/sasl.rs) or a
+            # directory (maildrop/mbox/mod.rs): each `super` takes one step up from the module itself.
+            base, rest = list(mod), parts
             while rest and rest[0] == "super":
                 base, rest = base[:-1], rest[1:]
             target = resolve(base + rest)
