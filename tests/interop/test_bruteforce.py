@@ -1,4 +1,5 @@
 # Password guessing against pop3d from many loopback addresses (127.0.0.0/8): guesses answered per address, per network, per account, with an own account logging in between, and in inetd mode under tcpserver, each against the bound the configured delays give.
+import calendar
 import os
 import select
 import socket
@@ -107,6 +108,18 @@ def test_a_success_from_the_same_address_does_not_reset_the_record(env):
     assert 1 <= n <= BOUND + MARGIN, (n, BOUND)
 
 
+def failure_times(log, name):
+    """When each failed login for `name` was logged (seconds since the epoch, from the log line's UTC
+    timestamp, e.g. 2026-12-03T14:35:50.80772146Z)."""
+    times = []
+    for line in log.splitlines():
+        if 'login failed for "%s"' % name in line:
+            stamp, _, fraction = line.split(" ", 1)[0].rstrip("Z").partition(".")
+            whole = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S"))
+            times.append(whole + float("0." + (fraction or "0")))
+    return times
+
+
 def test_guesses_at_one_account_from_many_networks_and_its_owner_still_logs_in(env):
     env.write_mbox("alice", lib.build_mbox(lib.tricky_messages()[:1]))
     d = env.start()
@@ -120,15 +133,21 @@ def test_guesses_at_one_account_from_many_networks_and_its_owner_still_logs_in(e
         s.connect(("127.0.0.1", d.port))
         f = s.makefile("rb")
         assert f.readline().startswith(b"+OK")
-        failures_before = d.stderr().count('login failed for "alice"')
+        sessions = d.stderr().count("session end: user=alice ")
+        sent = time.time()
         s.sendall(b"USER alice\r\nPASS %s\r\n" % PASSWORDS["alice"].encode())
         f.readline()
         reply = f.readline()
-        answered_meanwhile = d.stderr().count('login failed for "alice"') - failures_before
+        answered = time.time()
         s.sendall(b"QUIT\r\n")
         f.readline()
         s.close()
-        return reply, answered_meanwhile
+        # The daemon's log is read by a thread of this test: once her session's last line is in, every
+        # line written before it is. The guesses answered during her login are those logged then (by the
+        # daemon's clock, which is this machine's).
+        log = lib.poll_until(lambda: (d.stderr().count("session end: user=alice ") > sessions, d.stderr()),
+                             "alice's session line")
+        return reply, len([t for t in failure_times(log, "alice") if sent <= t <= answered])
 
     assert alice_login()[0].startswith(b"+OK")
     # A new address (its own /32 network) for every connection.

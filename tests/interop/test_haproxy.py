@@ -148,7 +148,7 @@ def test_a_daemon_stopped_mid_run_loses_and_repeats_nothing(env, pki, farm):
     sock = socket.create_connection(("127.0.0.1", hap.port), timeout=lib.IO_TIMEOUT, source_address=("127.0.0.11", 0))
     held = lib.RawConn(sock)
     assert held.login("bob").startswith(b"+OK maildrop has 1")
-    assert "login bob:" in a.stderr(), "round robin: the first connection is a's"
+    lib.poll_until(lambda: ("login bob:" in a.stderr(), a.stderr()), "round robin: the first connection is a's")
     target = os.path.join(env.cli, "fetched")
     open(target, "w").close()
     total = 0
