@@ -92,8 +92,6 @@ struct Inner {
     waiting: HashMap<(IpAddr, u8), usize>,
     /// SIGTERM: no more admissions.
     closed: bool,
-    /// The most sessions the account's task limit leaves (`TaskLimits`).
-    max_sessions: usize,
     last_log: Option<Instant>,
     /// Sessions closed to make way, since the last log line about it.
     dropped: u64,
@@ -161,7 +159,7 @@ impl Admission {
     pub fn new(limits: TaskLimits) -> Admission {
         Admission {
             limits,
-            inner: Mutex::new(Inner { max_sessions: limits.sessions, ..Inner::default() }),
+            inner: Mutex::default(),
             room: Condvar::new(),
             threads: Mutex::default(),
             thread_ended: Condvar::new(),
@@ -258,10 +256,10 @@ impl Inner {
     }
 
     /// Admission's decision for a connection from `ip` (in `net`), closing
-    /// stalled sessions where that makes room.
-    fn decide(&mut self, ip: IpAddr, net: (IpAddr, u8), config: &Config, proxy: bool, now: Instant) -> Decision {
-        // What the configuration asks, within what the account's task limit leaves.
-        let max_sessions = config.max_sessions.min(self.max_sessions);
+    /// stalled sessions where that makes room; at most `max_sessions`, what
+    /// the configuration asks within what the account's task limit leaves.
+    fn decide(&mut self, ip: IpAddr, net: (IpAddr, u8), config: &Config, max_sessions: usize, proxy: bool) -> Decision {
+        let now = Instant::now();
         if self.closed {
             return Decision::Refuse(Refused::Stopping);
         }
@@ -354,11 +352,12 @@ impl Admission {
         // A trusted PROXY-protocol proxy carries many clients: only the
         // totals count for it (limit clients per address on the proxy).
         let proxy = config.proxy_trusted.contains(ip);
+        let max_sessions = config.max_sessions.min(self.limits.sessions);
         let give_up = Instant::now() + config.timeout_login;
         let mut c = self.lock();
         let mut waiting = false;
         let decision = loop {
-            match c.decide(ip, net, config, proxy, Instant::now()) {
+            match c.decide(ip, net, config, max_sessions, proxy) {
                 Decision::Wait if Instant::now() < give_up => {}
                 Decision::Wait => break Decision::Refuse(Refused::Busy),
                 other => break other,

@@ -219,7 +219,6 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     (storage, len as libc::socklen_t)
 }
 
-/// The effective user id is root.
 /// The most processes and threads this process's account may have at once
 /// (RLIMIT_NPROC; the kernel counts every process and thread of the
 /// account), or None when unlimited.
@@ -241,6 +240,7 @@ pub fn alarm(seconds: u32) {
     unsafe { libc::alarm(seconds) };
 }
 
+/// The effective user id is root.
 pub fn is_root() -> bool {
     // SAFETY: geteuid takes no arguments and cannot fail.
     unsafe { libc::geteuid() == 0 }
