@@ -33,7 +33,6 @@
 //! the login deadline ends the session).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -243,11 +242,7 @@ impl Penalties {
         let now = now_ms();
         let out = f(&mut table, now);
         table.records.retain(|_, r| !r.spent(now));
-        let tmp = path.with_extension("new");
-        let saved = nofollow::create_temp(&tmp)
-            .and_then(|mut t| t.write_all(table.to_text().as_bytes()))
-            .and_then(|_| std::fs::rename(&tmp, path));
-        if let Err(e) = saved {
+        if let Err(e) = nofollow::replace_state(path, &table.to_text()) {
             log::warn!("cannot write {}: {e}", path.display());
         }
         drop(lock);
